@@ -1,0 +1,221 @@
+"""The `selfsup` command line: pretrain, evaluate, embed, and listings of what is available."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from selfsup.errors import SelfsupError
+
+# Command-line flags that are shorthands for config keys.
+FLAG_KEYS = {
+    "method": "method.name",
+    "augment": "method.augment",
+    "data": "data.source",
+    "image_size": "data.image_size",
+    "download": "data.download",
+    "skip_corrupt": "data.skip_corrupt",
+    "backbone": "model.backbone",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "time_budget": "train.time_budget",
+    "seed": "train.seed",
+    "device": "train.device",
+    "compile": "train.compile",
+    "sync_batchnorm": "train.sync_batchnorm",
+    "eval_every": "train.eval_every",
+    "optimizer": "optim.name",
+    "lr": "optim.lr",
+    "weight_decay": "optim.weight_decay",
+    "temperature": "method.temperature",
+    "protocols": "eval.protocols",
+}
+
+
+def _pretrain_parser(sub) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="train an encoder on unlabeled data",
+        description="Train an encoder. With no arguments: SimCLR on sklearn digits.",
+    )
+    p.add_argument("--config", help="JSON or TOML file of config sections")
+    p.add_argument("--method", help="self-supervised method (see `selfsup methods`)")
+    p.add_argument("--data", help="NAME[:PATH] (see `selfsup datasets`); default digits")
+    p.add_argument("--backbone", help="encoder backbone (see `selfsup backbones`)")
+    p.add_argument("--augment", help="augmentation recipe (default: picked for the data)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--time-budget", type=float, help="minutes; the schedule is sized to the clock")
+    p.add_argument("--optimizer", choices=["lars", "sgd", "adamw"])
+    p.add_argument("--lr", type=float, help="base learning rate for batch 256 (scaled linearly)")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--temperature", type=float, help="contrastive temperature")
+    p.add_argument("--image-size", type=int, help="resize images (folders of mixed sizes)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--eval-every", type=int, help="epochs between online kNN evaluations")
+    p.add_argument("--protocols", help="final evaluation protocols, comma separated")
+    p.add_argument("--download", action="store_const", const=True, help="download CIFAR if missing")
+    p.add_argument(
+        "--skip-corrupt",
+        action="store_const",
+        const=True,
+        help="skip undecodable images instead of failing",
+    )
+    p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model")
+    p.add_argument(
+        "--sync-batchnorm", action="store_const", const=True, help="SyncBatchNorm under DDP"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key, e.g. --set optim.warmup=0.1 --set method.proj_dim=256",
+    )
+    p.add_argument("--out", help="run directory (default runs/<method>-<data>-<time>)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    p.add_argument("--overwrite", action="store_true", help="delete an existing --out first")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from selfsup.config import Config, apply_overrides, load_config_file, parse_scalar
+    from selfsup.train import pretrain
+
+    overrides = load_config_file(args.config) if args.config else {}
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SelfsupError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = parse_scalar(value)
+    if args.no_progress:
+        overrides["train.progress"] = False
+    cfg = apply_overrides(Config(), overrides)
+    pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from selfsup.api import evaluate
+    from selfsup.evaluate.run import format_table
+
+    results = evaluate(args.run, args.protocol, data=args.data, device=args.device)
+    print(format_table(results))
+    print(f"written to {Path(args.run) / 'eval.json'}")
+    return 0
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from selfsup.api import embed, run_config
+    from selfsup.data import load_data
+    from selfsup.export import load
+
+    out = Path(args.out)
+    if out.suffix not in (".npy", ".npz"):
+        raise SelfsupError(f"--out must end in .npy or .npz, got {out}")
+    labels_path = out.with_name(out.stem + "_labels.npy")
+    if not args.overwrite and (out.exists() or (out.suffix == ".npy" and labels_path.exists())):
+        raise SelfsupError(f"{out} already exists; pass --overwrite to replace it")
+    encoder = load(args.run, device=args.device)
+    source = args.data or run_config(args.run).data.source
+    splits = load_data(source, image_size=encoder.spec.image_size)
+    parts = (
+        [splits.train]
+        if args.split == "train" or splits.test is None
+        else ([splits.test] if args.split == "test" else [splits.train, splits.test])
+    )
+    features = np.concatenate([embed(encoder, d.images, device=args.device) for d in parts])
+    labels = None
+    if all(d.labels is not None for d in parts):
+        labels = np.concatenate([d.labels.numpy() for d in parts])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":
+        np.savez(out, embeddings=features, **({"labels": labels} if labels is not None else {}))
+    else:
+        np.save(out, features)
+        if labels is not None:
+            np.save(labels_path, labels)
+    print(
+        f"{features.shape[0]} embeddings of dimension {features.shape[1]} written to {out}"
+        + (f" (labels in {labels_path})" if labels is not None and out.suffix == ".npy" else "")
+    )
+    return 0
+
+
+def _run_listing(args: argparse.Namespace) -> int:
+    if args.command == "methods":
+        from selfsup.methods import available_methods
+
+        print("\n".join(available_methods()))
+    elif args.command == "backbones":
+        from selfsup.models import available_backbones
+
+        print("\n".join(available_backbones()))
+    else:
+        from selfsup.data import describe_sources
+
+        for name, text in describe_sources().items():
+            print(f"{name:16s} {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="selfsup", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _pretrain_parser(sub)
+    e = sub.add_parser("evaluate", help="evaluate a run's encoder beside baselines")
+    e.add_argument("run")
+    e.add_argument(
+        "--protocol", default="knn,linear,geometry", help="comma separated: knn, linear, geometry"
+    )
+    e.add_argument("--data", help="evaluate on this NAME[:PATH] instead of the training data")
+    e.add_argument("--device", default="cpu")
+    m = sub.add_parser("embed", help="write embeddings of a dataset with a run's encoder")
+    m.add_argument("run")
+    m.add_argument("--data", help="NAME[:PATH]; default the run's training data")
+    m.add_argument("--split", choices=["train", "test", "all"], default="all")
+    m.add_argument("--out", required=True, help="file.npy (+ file_labels.npy) or file.npz")
+    m.add_argument("--device", default="cpu")
+    m.add_argument("--overwrite", action="store_true")
+    for name, text in [
+        ("methods", "list the methods"),
+        ("backbones", "list the backbones"),
+        ("datasets", "list the data sources"),
+    ]:
+        sub.add_parser(name, help=text)
+    return parser
+
+
+COMMANDS = {
+    "pretrain": _run_pretrain,
+    "evaluate": _run_evaluate,
+    "embed": _run_embed,
+    "methods": _run_listing,
+    "backbones": _run_listing,
+    "datasets": _run_listing,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `selfsup` console script; user errors print one line, no traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SelfsupError as err:
+        print(f"selfsup: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

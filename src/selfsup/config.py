@@ -1,0 +1,251 @@
+"""Typed run configuration: every default in one place, loaded from files and dotted overrides.
+
+A run is described by a `Config` of plain dataclasses. The method section carries the method's
+name plus its own parameters, which each method declares in its own dataclass (so adding a
+method never touches this file); they are validated when the method is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from selfsup.errors import SelfsupError
+
+
+@dataclass
+class DataConfig:
+    """Where the unlabeled data comes from."""
+
+    source: str = "digits"  # NAME or NAME:PATH, see `selfsup datasets`
+    image_size: int | None = None  # resize a folder of mixed sizes; None keeps the native size
+    download: bool = False  # fetch CIFAR with torchvision (needs internet)
+    skip_corrupt: bool = False  # skip undecodable images in a folder instead of failing
+
+
+@dataclass
+class ModelConfig:
+    """The encoder architecture."""
+
+    backbone: str = "convnet"  # see `selfsup backbones`
+    cifar_stem: bool | None = None  # None: a 3x3 stride-1 stem for images of at most 64 pixels
+
+
+@dataclass
+class MethodConfig:
+    """The self-supervised method: its name, its augmentation and its own parameters."""
+
+    name: str = "simclr"
+    augment: str | None = None  # recipe name; None picks one for the data (see augment.recipes)
+    params: dict[str, Any] = field(default_factory=dict)  # validated by the method's own config
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule (linear warm-up, then cosine decay)."""
+
+    name: str = "lars"  # lars | sgd | adamw
+    lr: float = 0.4  # base learning rate for a global batch of 256; scaled linearly with batch
+    weight_decay: float = 1e-5
+    momentum: float = 0.9
+    lars_eta: float = 0.02  # LARS trust coefficient
+    exclude_bias_and_norm: bool = True  # no weight decay / LARS adaptation for biases and norms
+    warmup: float = 0.05  # fraction of training spent warming up
+    final_lr_fraction: float = 0.0  # cosine decays to lr * this
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    epochs: int = 60
+    batch_size: int = 256  # global batch: split evenly across processes under torchrun
+    time_budget: float | None = None  # minutes; when set, the schedule is sized to the clock
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on CUDA (no effect on CPU)
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the method's forward
+    sync_batchnorm: bool = False  # under DDP: BatchNorm statistics over the global batch
+    eval_every: int = 10  # epochs between online kNN evaluations (0: only at the end)
+    checkpoint_every: int = 1  # epochs between checkpoints
+    log_every: int = 10  # steps between metric lines
+    progress: bool = True  # progress bar on the terminal
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation protocols run at the end of training and by `selfsup evaluate`."""
+
+    protocols: tuple[str, ...] = ("knn", "linear", "geometry")
+    knn_k: int = 200
+    knn_t: float = 0.1
+    baselines: bool = True  # also evaluate a random encoder and raw pixels
+
+
+@dataclass
+class Config:
+    """A whole run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f.type for f in fields(Config)}
+
+
+def _section_classes() -> dict[str, type]:
+    hints = get_type_hints(Config)
+    return {name: hints[name] for name in SECTIONS}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert `value` (often a string from the command line) to the annotated type."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if args and type(None) in args:  # Optional[X]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is tuple or annotation is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return tuple(_coerce(v, args[0] if args else str, key) for v in value)
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise SelfsupError(f"config key {key!r} expects a mapping, got {value!r}")
+        return dict(value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise SelfsupError(f"config key {key!r} expects true or false, got {value!r}")
+    if annotation in (int, float):
+        if isinstance(value, bool):
+            raise SelfsupError(f"config key {key!r} expects a number, got {value!r}")
+        try:
+            number = float(value) if annotation is float else int(str(value), 0)
+        except ValueError:
+            raise SelfsupError(
+                f"config key {key!r} expects {annotation.__name__}, got {value!r}"
+            ) from None
+        return number
+    if annotation is str:
+        return str(value)
+    return value
+
+
+def parse_scalar(text: str) -> Any:
+    """Read a command-line value: JSON where it parses (numbers, true, lists), else the string."""
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        return text
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Set dotted keys (`optim.lr`, `method.temperature`) on `cfg`, checking each key and value.
+
+    Keys under `method.` that are not `name` or `augment` are the method's own parameters; they
+    are checked against the method's config when the method is built.
+    """
+    classes = _section_classes()
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if section not in classes or not name:
+            raise SelfsupError(
+                f"unknown config key {key!r}; keys look like SECTION.NAME with SECTION one of: "
+                f"{', '.join(classes)}"
+            )
+        target = getattr(cfg, section)
+        hints = get_type_hints(classes[section])
+        if section == "method" and name not in ("name", "augment"):
+            if name == "params" and isinstance(value, dict):
+                target.params.update(value)
+            else:
+                target.params[name] = value
+            continue
+        if name not in hints:
+            raise SelfsupError(
+                f"unknown config key {key!r}; valid keys in [{section}]: {', '.join(hints)}"
+            )
+        setattr(target, name, _coerce(value, hints[name], key))
+    validate(cfg)
+    return cfg
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Turn a nested mapping from a config file into dotted keys."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and not (dotted == "method.params"):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON or TOML config file into dotted keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise SelfsupError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - Python 3.10
+                import tomli as tomllib
+            tree = tomllib.loads(text)
+        else:
+            tree = json.loads(text)
+    except ValueError as err:
+        raise SelfsupError(f"config file {path} could not be parsed: {err}") from None
+    if not isinstance(tree, dict):
+        raise SelfsupError(f"config file {path} must hold a mapping of sections")
+    return flatten(tree)
+
+
+def config_from_dict(tree: dict[str, Any]) -> Config:
+    """Rebuild a Config from `Config.to_dict()` output (as saved in a run directory)."""
+    return apply_overrides(Config(), flatten(tree))
+
+
+def validate(cfg: Config) -> None:
+    """Check values that a type alone does not constrain."""
+    checks = [
+        (cfg.train.epochs >= 1, "train.epochs must be at least 1"),
+        (cfg.train.batch_size >= 2, "train.batch_size must be at least 2"),
+        (cfg.optim.lr > 0, "optim.lr must be positive"),
+        (0 <= cfg.optim.warmup < 1, "optim.warmup is a fraction of training in [0, 1)"),
+        (cfg.optim.name in ("lars", "sgd", "adamw"), "optim.name must be lars, sgd or adamw"),
+        (cfg.eval.knn_k >= 1, "eval.knn_k must be at least 1"),
+        (cfg.eval.knn_t > 0, "eval.knn_t must be positive"),
+        (
+            cfg.train.time_budget is None or cfg.train.time_budget > 0,
+            "train.time_budget (minutes) must be positive",
+        ),
+        (
+            cfg.data.image_size is None or cfg.data.image_size >= 4,
+            "data.image_size must be at least 4 pixels",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SelfsupError(f"bad config value: {message}")

@@ -1,0 +1,34 @@
+"""Loss functions of self-supervised learning, as pure functions of tensors.
+
+No state and no distributed logic here: a method gathers tensors across processes before the
+call (see `selfsup.distributed.gather_with_grad`), so each equation reads the same on one
+process or many.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """Normalised temperature-scaled cross entropy of SimCLR (Chen et al., 2020, eq. 1).
+
+    `z1[i]` and `z2[i]` are projections of two views of sample i, shape (N, D). With
+    u = normalize(concat(z1, z2)) and s_ij = u_i . u_j / temperature, each of the 2N anchors i
+    has one positive p(i) (the other view) and 2N - 2 negatives:
+
+        loss = mean_i [ -s_{i,p(i)} + log sum_{j != i} exp(s_ij) ]
+
+    The self-similarity s_ii is masked out of the denominator.
+    """
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(
+            f"nt_xent expects two (N, D) tensors of equal shape, got {z1.shape} and {z2.shape}"
+        )
+    n = z1.shape[0]
+    u = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    logits = u @ u.T / temperature
+    logits.fill_diagonal_(float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(logits.device)
+    return F.cross_entropy(logits, targets)

@@ -1,0 +1,56 @@
+"""Config overrides, files, round trips and the errors for bad keys and values."""
+
+import json
+
+import pytest
+
+from selfsup.config import Config, apply_overrides, config_from_dict, load_config_file
+from selfsup.errors import SelfsupError
+
+
+def test_dotted_overrides_are_typed():
+    cfg = apply_overrides(
+        Config(),
+        {
+            "optim.lr": "0.3",
+            "train.epochs": "5",
+            "train.amp": "false",
+            "eval.protocols": "knn,linear",
+            "train.time_budget": "none",
+            "method.temperature": 0.5,
+        },
+    )
+    assert cfg.optim.lr == 0.3 and cfg.train.epochs == 5 and cfg.train.amp is False
+    assert cfg.eval.protocols == ("knn", "linear") and cfg.train.time_budget is None
+    assert cfg.method.params == {"temperature": 0.5}
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"optim.lrr": 1}, "unknown config key 'optim.lrr'"),
+        ({"nothing.lr": 1}, "unknown config key 'nothing.lr'"),
+        ({"train.epochs": "many"}, "expects int"),
+        ({"train.amp": "maybe"}, "expects true or false"),
+        ({"train.epochs": 0}, "train.epochs must be at least 1"),
+        ({"optim.name": "adam"}, "optim.name must be"),
+    ],
+)
+def test_bad_keys_and_values_are_named(overrides, message):
+    with pytest.raises(SelfsupError, match=message):
+        apply_overrides(Config(), overrides)
+
+
+def test_config_files_json_and_toml(tmp_path):
+    (tmp_path / "c.json").write_text(
+        json.dumps({"train": {"epochs": 3}, "method": {"temperature": 0.1}})
+    )
+    (tmp_path / "c.toml").write_text("[optim]\nlr = 0.2\n[data]\nsource = 'digits'\n")
+    assert load_config_file(tmp_path / "c.json") == {"train.epochs": 3, "method.temperature": 0.1}
+    assert load_config_file(tmp_path / "c.toml") == {"optim.lr": 0.2, "data.source": "digits"}
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SelfsupError, match="could not be parsed"):
+        load_config_file(tmp_path / "bad.json")
+    with pytest.raises(SelfsupError, match="does not exist"):
+        load_config_file(tmp_path / "missing.json")

@@ -1,0 +1,93 @@
+"""One process on the global batch and two gloo processes on its halves give the same gradients."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+from selfsup.methods.simclr import SimCLR, SimCLRConfig
+from selfsup.models import Encoder, EncoderSpec
+
+SPEC = EncoderSpec("convnet", 3, 16, True, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+BATCH = 8
+
+
+def make_method() -> SimCLR:
+    torch.manual_seed(0)
+    return SimCLR(Encoder(SPEC), SimCLRConfig(proj_hidden_dim=32, proj_dim=16), augment=None)
+
+
+def fixed_views() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(BATCH, 3, 16, 16, generator=g), torch.rand(BATCH, 3, 16, 16, generator=g)
+
+
+def reference_gradients() -> dict[str, torch.Tensor]:
+    """One process: each half goes through the network alone, as on its own rank (BatchNorm),
+    and the loss is over the whole batch."""
+    method = make_method()
+    v1, v2 = fixed_views()
+    h = BATCH // 2
+    z1 = torch.cat(
+        [
+            method.projection_head(method.encoder(v1[:h])),
+            method.projection_head(method.encoder(v1[h:])),
+        ]
+    )
+    z2 = torch.cat(
+        [
+            method.projection_head(method.encoder(v2[:h])),
+            method.projection_head(method.encoder(v2[h:])),
+        ]
+    )
+    from selfsup.losses import nt_xent
+
+    nt_xent(z1, z2, method.cfg.temperature).backward()
+    return {n: p.grad.clone() for n, p in method.named_parameters()}
+
+
+def _worker(rank: int, port: int, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    method = make_method()
+    model = DistributedDataParallel(method)
+    v1, v2 = fixed_views()
+    h = BATCH // 2
+    sl = slice(rank * h, (rank + 1) * h)
+    loss, _ = model([v1[sl], v2[sl]])
+    loss.backward()
+    if rank == 0:
+        queue.put({n: p.grad.clone() for n, p in method.named_parameters()})
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(120)
+def test_two_gloo_processes_match_one_process_gradients():
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(r, PORT, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    grads = queue.get(timeout=100)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    expected = reference_gradients()
+    assert grads.keys() == expected.keys()
+    for name, g in expected.items():
+        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+
+
+PORT = _free_port()
