@@ -1,0 +1,98 @@
+"""Decoded image sets held in memory: uint8 pixels plus optional labels for evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ImageData:
+    """N images as one contiguous uint8 tensor (N, C, H, W), C in {1, 3}; labels for evaluation."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    classes: list[str] | None
+    name: str
+    skipped: int = 0  # undecodable files left out by the loader (skip_corrupt=True)
+
+    def __post_init__(self) -> None:
+        x = self.images
+        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(
+                f"ImageData wants uint8 (N, C, H, W) with C in {{1, 3}}; "
+                f"got {x.dtype} {tuple(x.shape)}"
+            )
+        self.images = x.contiguous()
+        if self.labels is not None:
+            y = self.labels
+            if y.dtype != torch.int64 or y.shape != (len(x),):
+                raise ValueError(
+                    f"labels must be int64 of shape ({len(x)},); got {y.dtype} {tuple(y.shape)}"
+                )
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def num_channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.images.shape[2]
+
+    @property
+    def width(self) -> int:
+        return self.images.shape[3]
+
+    @property
+    def image_size(self) -> int:
+        """The height; images are usually square, but this does not require it."""
+        return self.images.shape[2]
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.classes is None else len(self.classes)
+
+    def subset(self, index: torch.Tensor) -> ImageData:
+        """The images (and labels) at `index` (integer or boolean tensor), as a new ImageData."""
+        return ImageData(
+            images=self.images[index].contiguous(),
+            labels=None if self.labels is None else self.labels[index],
+            classes=self.classes,
+            name=self.name,
+            skipped=self.skipped,
+        )
+
+
+@dataclass
+class DataSplits:
+    """A source's train split and its held-out test split (None when the source has none)."""
+
+    train: ImageData
+    test: ImageData | None
+
+
+def holdout(data: ImageData, fraction: float = 0.2, seed: int = 0) -> DataSplits:
+    """Split off a deterministic `fraction` as test, stratified by label when labels allow it."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"holdout fraction must lie in (0, 1); got {fraction}")
+    n = len(data)
+    if n < 2:
+        raise ValueError(f"cannot hold out a test split from {n} image(s)")
+    index = torch.arange(n).numpy()
+    labels = None if data.labels is None else data.labels.numpy()
+    try:
+        train_idx, test_idx = train_test_split(
+            index, test_size=fraction, random_state=seed, stratify=labels
+        )
+    except ValueError:  # a class with one member, or fewer test slots than classes
+        train_idx, test_idx = train_test_split(index, test_size=fraction, random_state=seed)
+    return DataSplits(
+        train=data.subset(torch.from_numpy(train_idx)),
+        test=data.subset(torch.from_numpy(test_idx)),
+    )

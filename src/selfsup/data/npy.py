@@ -1,0 +1,93 @@
+"""Images from numpy files: a .npz (images, labels, test_images, test_labels, classes) or a
+.npy of images with an optional sibling <stem>_labels.npy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfsup.data.images import DataSplits, ImageData
+from selfsup.data.options import LoadOptions
+from selfsup.errors import SelfsupError
+
+ACCEPTED = (
+    "uint8 (or float in [0, 1]) arrays shaped (N, H, W), (N, H, W, C) or (N, C, H, W), C in {1, 3}"
+)
+
+
+def load_npy(path: str | None, options: LoadOptions) -> DataSplits:
+    """Read the arrays, check their shape and dtype, and convert them to uint8 (N, C, H, W)."""
+    assert path is not None, "the registry requires npy:PATH"
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise SelfsupError(f"{file} does not exist; npy:PATH wants a .npz or .npy file")
+    if file.suffix not in (".npz", ".npy"):
+        raise SelfsupError(f"{file}: npy:PATH wants a .npz or .npy file, not '{file.suffix}'")
+    arrays = _read_arrays(file)
+    sibling = file.with_name(f"{file.stem}_labels.npy")
+    if file.suffix == ".npy" and sibling.is_file():
+        arrays["labels"] = _read_arrays(sibling)["images"]
+    if "images" not in arrays:
+        raise SelfsupError(f"{file} has no 'images' array (found: {', '.join(sorted(arrays))})")
+    if "test_labels" in arrays and "test_images" not in arrays:
+        raise SelfsupError(f"{file} has 'test_labels' but no 'test_images'")
+    if "test_images" in arrays and ("labels" in arrays) != ("test_labels" in arrays):
+        raise SelfsupError(f"{file}: give both 'labels' and 'test_labels', or neither")
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
+    name = f"npy:{file}"
+    train = _image_data(arrays, "images", "labels", classes, name)
+    test = _image_data(arrays, "test_images", "test_labels", classes, name)
+    assert train is not None
+    return DataSplits(train=train, test=test)
+
+
+def images_from_array(array: np.ndarray, what: str) -> torch.Tensor:
+    """uint8 (N, C, H, W) from an accepted array, or a SelfsupError naming what was found."""
+    found = f"{what} is {array.dtype} {array.shape}; accepted: {ACCEPTED}"
+    if array.ndim == 3:
+        array = array[:, None]
+    elif array.ndim == 4 and array.shape[1] in (1, 3):
+        pass
+    elif array.ndim == 4 and array.shape[3] in (1, 3):
+        array = array.transpose(0, 3, 1, 2)
+    else:
+        raise SelfsupError(found)
+    if np.issubdtype(array.dtype, np.floating):
+        if array.size and not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+            raise SelfsupError(f"{found} (float values must lie in [0, 1])")
+        array = np.rint(array * 255.0).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise SelfsupError(found)
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _image_data(
+    arrays: dict[str, np.ndarray], key: str, label_key: str, classes: list[str] | None, name: str
+) -> ImageData | None:
+    if key not in arrays:
+        return None
+    images = images_from_array(arrays[key], f"'{key}' in {name}")
+    labels = None
+    if label_key in arrays:
+        y = arrays[label_key]
+        if y.shape != (len(images),) or not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+            raise SelfsupError(
+                f"'{label_key}' in {name} is {y.dtype} {y.shape}; wanted {len(images)} "
+                f"non-negative integers, one per image of '{key}'"
+            )
+        labels = torch.from_numpy(y.astype(np.int64))
+    return ImageData(images=images, labels=labels, classes=classes, name=name)
+
+
+def _read_arrays(file: Path) -> dict[str, np.ndarray]:
+    """A .npz's arrays, or {'images': array} for a .npy; no pickles (data must not run code)."""
+    try:
+        loaded = np.load(file, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"images": loaded}
+        with loaded:
+            return {key: loaded[key] for key in loaded.files}
+    except Exception as e:
+        raise SelfsupError(f"cannot read {file} as a numpy file: {e}") from e

@@ -1,0 +1,129 @@
+"""The image sources by name: `load_data("NAME[:PATH]")` picks a loader from SOURCES.
+
+Adding a source means writing one loader `(path, options) -> DataSplits` and one line below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from selfsup.data.cifar import load_cifar10, load_cifar100
+from selfsup.data.digits import load_digits_source
+from selfsup.data.folder import load_folder
+from selfsup.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist
+from selfsup.data.images import DataSplits, ImageData, holdout
+from selfsup.data.npy import load_npy
+from selfsup.data.options import LoadOptions
+from selfsup.data.resize import resize_square
+from selfsup.errors import SelfsupError
+
+__all__ = ["SOURCES", "Source", "available_sources", "describe_sources", "holdout", "load_data"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A loader, whether it takes a PATH, and one line of help (it follows the name)."""
+
+    load: Callable[[str | None, LoadOptions], DataSplits]
+    path: Literal["none", "optional", "required"]
+    help: str
+
+
+SOURCES: dict[str, Source] = {
+    "digits": Source(
+        load_digits_source,
+        "none",
+        "(no PATH) scikit-learn's 1,797 grey 8x8 digits, 10 classes, built in",
+    ),
+    "fashion-mnist": Source(
+        load_fashion_mnist,
+        "optional",
+        f"[:DIR] the 4 IDX files (.gz or not); default DIR {FASHION_MNIST_DIR}",
+    ),
+    "mnist": Source(
+        load_mnist,
+        "required",
+        ":DIR the 4 IDX files (.gz or not) in DIR; --download fetches them into DIR",
+    ),
+    "cifar10": Source(
+        load_cifar10,
+        "required",
+        ":DIR the python pickles in DIR or DIR/cifar-10-batches-py; --download fetches them",
+    ),
+    "cifar100": Source(
+        load_cifar100,
+        "required",
+        ":DIR the python pickles in DIR or DIR/cifar-100-python; --download fetches them",
+    ),
+    "folder": Source(
+        load_folder,
+        "required",
+        ":DIR images in class sub-folders (labeled) or flat; train/ + test/ (or val/) = splits",
+    ),
+    "npy": Source(
+        load_npy,
+        "required",
+        ":FILE a .npz (images, labels, test_images, test_labels) or .npy [+ <stem>_labels.npy]",
+    ),
+}
+
+
+def available_sources() -> list[str]:
+    """The source names, sorted."""
+    return sorted(SOURCES)
+
+
+def describe_sources() -> dict[str, str]:
+    """Source name -> one line that, after the name, shows the PATH it takes and what it is."""
+    return {name: SOURCES[name].help for name in available_sources()}
+
+
+def load_data(
+    spec: str,
+    *,
+    download: bool = False,
+    skip_corrupt: bool = False,
+    image_size: int | None = None,
+) -> DataSplits:
+    """Load `NAME` or `NAME:PATH`; with image_size, every split is resized to that square size."""
+    if image_size is not None and (isinstance(image_size, bool) or image_size < 1):
+        raise SelfsupError(f"image size must be a positive number of pixels; got {image_size}")
+    name, path = _parse(spec)
+    options = LoadOptions(download=download, skip_corrupt=skip_corrupt, image_size=image_size)
+    splits = SOURCES[name].load(path, options)
+    if image_size is None:
+        return splits
+    return DataSplits(
+        train=_resized(splits.train, image_size),
+        test=None if splits.test is None else _resized(splits.test, image_size),
+    )
+
+
+def _parse(spec: str) -> tuple[str, str | None]:
+    name, sep, path = spec.strip().partition(":")
+    name = name.strip().lower()
+    if name not in SOURCES:
+        hint = ""
+        if os.path.exists(spec):
+            hint = f"; for a folder of images write folder:{spec}, for a numpy file npy:{spec}"
+        elif close := difflib.get_close_matches(name, SOURCES, n=1):
+            hint = f"; did you mean '{close[0]}'?"
+        raise SelfsupError(
+            f"unknown data source '{name}'{hint} (choose from: {', '.join(available_sources())}; "
+            f"run `selfsup datasets` for details)"
+        )
+    mode = SOURCES[name].path
+    if mode == "none" and sep:
+        raise SelfsupError(f"data source '{name}' takes no PATH (got '{path}'); write '{name}'")
+    if mode == "required" and not path:
+        raise SelfsupError(f"data source '{name}' needs a PATH, as in: {name}{SOURCES[name].help}")
+    return name, (path or None)
+
+
+def _resized(data: ImageData, size: int) -> ImageData:
+    return dataclasses.replace(data, images=resize_square(data.images, size))
