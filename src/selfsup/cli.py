@@ -1,4 +1,4 @@
-"""The `selfsup` command line: pretrain, evaluate, embed, and listings of what is available."""
+"""The `selfsup` command line: pretrain, evaluate, embed, report, index, search, compare."""
 
 from __future__ import annotations
 
@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="file.npy (+ file_labels.npy) or file.npz")
     m.add_argument("--device", default="cpu")
     m.add_argument("--overwrite", action="store_true")
+    from selfsup import compare, report, search
+
+    for module in (report, search, compare):
+        module.add_cli(sub)
     for name, text in [
         ("methods", "list the methods"),
         ("backbones", "list the backbones"),
@@ -211,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `selfsup` console script; user errors print one line, no traceback."""
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args)
     except SelfsupError as err:
         print(f"selfsup: error: {err}", file=sys.stderr)
         return 2

@@ -75,6 +75,7 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs between checkpoints
     log_every: int = 10  # steps between metric lines
     progress: bool = True  # progress bar on the terminal
+    report: bool = True  # write report.html into the run directory at the end
 
 
 @dataclass

@@ -38,6 +38,7 @@ from selfsup.methods import Method, get_method
 from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.models import Encoder, EncoderSpec
 from selfsup.optim import build_optimizer, lr_at, scaled_lr, set_lr
+from selfsup.report import write_report
 from selfsup.rundir import RunDir, default_run_name, prepare_run_dir
 
 
@@ -147,6 +148,11 @@ def pretrain(
     torch.manual_seed(cfg.train.seed)
     method = build_method(cfg, spec)
     if cfg.train.sync_batchnorm and dist.world_size > 1:
+        if device.type != "cuda":
+            raise SelfsupError(
+                "train.sync_batchnorm needs CUDA devices (torch's SyncBatchNorm has no CPU "
+                "kernel); drop --sync-batchnorm for CPU runs"
+            )
         method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
     method.to(device=device, memory_format=memory_format)
@@ -270,6 +276,24 @@ def _save_checkpoint(
         )
 
 
+def training_step(
+    model: nn.Module,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    memory_format: torch.memory_format,
+    amp: Any,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One optimisation step on a uint8 batch: views on the device, loss, backward, update."""
+    views = [v.contiguous(memory_format=memory_format) for v in method.views(x)]
+    with amp:
+        loss, extras = model(views)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, extras
+
+
 def _train(
     cfg: Config,
     model: nn.Module,
@@ -336,12 +360,7 @@ def _train(
             x = images[idx.to(images.device)].to(device, non_blocking=True)
             lr = lr_at(progress(), cfg.optim, peak_lr)
             set_lr(optimizer, lr)
-            views = [v.contiguous(memory_format=memory_format) for v in method.views(x)]
-            with amp:
-                loss, extras = model(views)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, extras = training_step(model, method, optimizer, x, memory_format, amp)
             method.after_step(progress())
             if not math.isfinite(loss.item()):
                 raise SelfsupError(
@@ -410,11 +429,12 @@ def _finish(
 ) -> None:
     """Export the encoder, evaluate it beside the baselines, write eval.json, print the table."""
     save_encoder(method.encoder, run.root)
-    if splits.test is None and splits.train.labels is None and "geometry" not in cfg.eval.protocols:
-        return
-    result.evaluation = evaluate_encoder_with_baselines(method.encoder, splits, cfg, device)
-    run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")
-    print(format_table(result.evaluation))
+    if cfg.eval.protocols:
+        result.evaluation = evaluate_encoder_with_baselines(method.encoder, splits, cfg, device)
+        run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")
+        print(format_table(result.evaluation))
+    if cfg.train.report:
+        print(f"report: {write_report(run.root, device=device)}")
     print(
         f"trained {result.epochs:.1f} epochs at {result.images_per_second:.0f} images/s; "
         f"run saved in {run.root}"

@@ -109,17 +109,18 @@ def evaluate_encoder_with_baselines(
 def format_table(results: dict[str, dict[str, float]]) -> str:
     """A plain-text table: one row per encoder, one column per figure."""
     keys = list(dict.fromkeys(k for row in results.values() for k in row))
-    width = max(len(name) for name in results) + 2
-    lines = ["".ljust(width) + "".join(k.rjust(16) for k in keys)]
+    widths = [max(len(k), 9) + 2 for k in keys]
+    first = max(len(name) for name in results) + 2
+    lines = ["".ljust(first) + "".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
     for name, row in results.items():
         cells = []
-        for k in keys:
+        for k, w in zip(keys, widths, strict=True):
             v = row.get(k)
             if v is None:
-                cells.append("-".rjust(16))
+                cells.append("-".rjust(w))
             elif k.endswith("top1"):
-                cells.append(f"{100 * v:.2f} %".rjust(16))
+                cells.append(f"{100 * v:.2f} %".rjust(w))
             else:
-                cells.append(f"{v:.4g}".rjust(16))
-        lines.append(name.ljust(width) + "".join(cells))
+                cells.append(f"{v:.4g}".rjust(w))
+        lines.append(name.ljust(first) + "".join(cells))
     return "\n".join(lines)

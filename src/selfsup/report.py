@@ -1,0 +1,513 @@
+"""A run's report: one self-contained HTML page (`report.html`) of its curves, embeddings,
+neighbours, evaluation, config and environment. Figures are PNG data URIs; nothing is fetched.
+
+Each section degrades on its own: a run without eval.json, without eval lines or without
+labels gets a page that says so where the missing piece would have been.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import inspect
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from selfsup.errors import SelfsupError
+
+REPORT_FILE = "report.html"
+BANK_LIMIT = 5_000  # reference images searched for the neighbour grid (seeded subsample)
+NUM_QUERIES = 6
+NUM_NEIGHBOURS = 8
+TILE = 56  # pixels per image in the neighbour grid
+SAME, OTHER, NEUTRAL = (46, 160, 67), (214, 39, 40), (200, 200, 200)
+
+# (metrics key, record kind, panel title); a panel appears when the run logged its key.
+CURVES = [
+    ("loss", "train", "training loss"),
+    ("lr", "train", "learning rate"),
+    ("images_per_s", "train", "images / s"),
+    ("knn_top1", "eval", "online kNN top-1 (%)"),
+    ("embedding_std", "eval", "collapse: embedding std"),
+    ("effective_rank", "eval", "collapse: effective rank"),
+    ("alignment", "eval", "alignment (lower is better)"),
+    ("uniformity", "eval", "uniformity (lower is better)"),
+]
+BASELINE_NAMES = {
+    "selfsup": "learned encoder",
+    "random": "random encoder (same architecture)",
+    "raw_pixels": "raw pixels (standardised)",
+}
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1150px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { border-bottom: 1px solid #ddd; }
+.sub { color: #666; } .note { color: #8a5a00; background: #fff6e0; padding: .5em .8em; }
+table { border-collapse: collapse; margin: .5em 0; }
+td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: middle; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img.fig { max-width: 100%; } img.px { image-rendering: pixelated; }
+code { background: #f4f4f4; padding: 0 .2em; }
+"""
+
+
+def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu") -> Path:
+    """Write `report.html` into the run directory and return its path.
+
+    At most `max_points` test embeddings go into the 2-D map (a seeded subsample), which bounds
+    the time t-SNE takes.
+    """
+    start = time.perf_counter()
+    if max_points < 1:
+        raise SelfsupError(f"max_points must be at least 1, got {max_points}")
+    root = Path(run)
+    config_path = root / "config.json"
+    if not config_path.is_file():
+        raise SelfsupError(f"{root} is not a run directory (no config.json)")
+    config = json.loads(config_path.read_text()).get("config", {})
+    environment = _read_json(root / "environment.json")
+    evaluation = _read_json(root / "eval.json")
+    from selfsup.metrics import read_metrics
+
+    records = read_metrics(root / "metrics.jsonl")
+    embedding_map, neighbours = _embedding_sections(root, max_points, device)
+    sections = [
+        ("curves", "Training curves", _curves_html(records)),
+        ("map", "Embedding map", embedding_map),
+        ("neighbours", "Nearest neighbours", neighbours),
+        ("evaluation", "Evaluation", _evaluation_html(evaluation)),
+        ("config", "Config", _key_value_table(_flatten(config))),
+        ("environment", "Environment", _environment_html(environment)),
+    ]
+    page = _page(root, config, records, sections, time.perf_counter() - start)
+    out = root / REPORT_FILE
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_esc(text)}</p>'
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _figure_html(fig: Any, alt: str) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return f'<img class="fig" alt="{_esc(alt)}" src="{_png_uri(buf.getvalue())}">'
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_format_value(v) for v in value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _key_value_table(items: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th>{_esc(k)}</th><td>{_esc(_format_value(v))}</td></tr>" for k, v in items.items()
+    )
+    return f"<table>{rows}</table>"
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _curves_html(records: list[dict[str, Any]]) -> str:
+    """One panel per logged quantity against the training step."""
+    from matplotlib.figure import Figure
+
+    panels = []
+    for key, kind, title in CURVES:
+        points = [
+            (r["step"], r[key])
+            for r in records
+            if r.get("kind", "train") == kind and isinstance(r.get(key), (int, float))
+        ]
+        if points:
+            panels.append((key, kind, title, points))
+    if not panels:
+        return _note("no metrics.jsonl records in this run: nothing to plot")
+    cols = 3
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(4.2 * cols, 2.8 * rows))
+    for i, (key, kind, title, points) in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        steps, values = np.array(points, dtype=float).T
+        if key == "knn_top1":
+            values = 100 * values
+        ax.plot(steps, values, marker="o" if kind == "eval" else None, ms=3, lw=1.4)
+        if key == "embedding_std":
+            ref = [r.get("embedding_std_reference") for r in records if r.get("kind") == "eval"]
+            ref = [v for v in ref if isinstance(v, (int, float))]
+            if ref:
+                ax.axhline(ref[-1], ls="--", c="grey", lw=1, label="1/sqrt(d): no collapse")
+                ax.legend(fontsize=8)
+        if key == "lr":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    text = ""
+    if not any(kind == "eval" for _, kind, _, _ in panels):
+        text = _note("no evaluation lines in metrics.jsonl (train.eval_every 0 and no eval data?)")
+    return _figure_html(fig, "training curves") + text
+
+
+def _evaluation_html(evaluation: Any) -> str:
+    if not isinstance(evaluation, dict) or not evaluation:
+        return _note("no eval.json in this run; run `selfsup evaluate RUN` to make one")
+    keys = list(dict.fromkeys(k for row in evaluation.values() for k in row))
+    head = "<tr><th>encoder</th>" + "".join(f"<th>{_esc(k)}</th>" for k in keys) + "</tr>"
+    body = ""
+    for name, row in evaluation.items():
+        cells = "".join(f'<td class="num">{_esc(_figure(k, row.get(k)))}</td>' for k in keys)
+        label = BASELINE_NAMES.get(name, name)
+        body += f"<tr><th>{_esc(label)}</th>{cells}</tr>"
+    return (
+        f"<table>{head}{body}</table><p class='sub'>Accuracies (…top1) in %. The learned "
+        "encoder should beat both baselines.</p>"
+    )
+
+
+def _figure(key: str, value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return "-"
+    return f"{100 * value:.2f}" if key.endswith("top1") else f"{value:.4g}"
+
+
+def _environment_html(environment: Any) -> str:
+    if not isinstance(environment, dict):
+        return _note("no environment.json in this run")
+    return _key_value_table(environment)
+
+
+def _page(
+    root: Path,
+    config: dict[str, Any],
+    records: list[dict[str, Any]],
+    sections: list[tuple[str, str, str]],
+    seconds: float,
+) -> str:
+    flat = _flatten(config)
+    facts = [
+        ("method", flat.get("method.name")),
+        ("data", flat.get("data.source")),
+        ("backbone", flat.get("model.backbone")),
+    ]
+    train = [r for r in records if r.get("kind", "train") == "train"]
+    if train:
+        last = train[-1]
+        facts += [("steps", last.get("step")), ("epochs", _round(last.get("epoch")))]
+    summary = " · ".join(f"{_esc(k)} <b>{_esc(v)}</b>" for k, v in facts if v is not None)
+    nav = " | ".join(f'<a href="#{key}">{_esc(title)}</a>' for key, title, _ in sections)
+    body = "".join(
+        f'<section id="{key}"><h2>{_esc(title)}</h2>{content}</section>'
+        for key, title, content in sections
+    )
+    title = f"selfsup report: {root.resolve().name}"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{_esc(title)}</h1><p class='sub'>{summary}</p><p>{nav}</p>{body}"
+        f"<p class='sub'>Written by selfsup on {_esc(stamp)} in {seconds:.1f} s from "
+        f"<code>{_esc(root.resolve())}</code>.</p></body></html>\n"
+    )
+
+
+def _round(value: Any) -> Any:
+    return round(value, 2) if isinstance(value, float) else value
+
+
+# ---------------------------------------------------------------- embeddings: map and neighbours
+
+
+def _embedding_sections(root: Path, max_points: int, device: str) -> tuple[str, str]:
+    """(map html, neighbour grid html), or a note in both when the encoder or data is missing."""
+    from selfsup.api import embed
+    from selfsup.evaluate.run import evaluation_split
+    from selfsup.export import load
+    from selfsup.search import load_run_data
+
+    try:
+        encoder = load(root, device=device)
+        splits = load_run_data(root, encoder)
+    except (SelfsupError, OSError) as err:
+        note = _note(f"no embeddings to show: {err}")
+        return note, note
+    bank, queries = evaluation_split(splits)
+    rng = np.random.default_rng(0)
+    q_idx = _subsample(len(queries), max_points, rng)
+    b_idx = _subsample(len(bank), BANK_LIMIT, rng)
+    q_images, b_images = queries.images[q_idx], bank.images[b_idx]
+    q_feats = embed(encoder, q_images, device=device)
+    b_feats = embed(encoder, b_images, device=device)
+    q_labels = None if queries.labels is None else queries.labels[q_idx].numpy()
+    b_labels = None if bank.labels is None else bank.labels[b_idx].numpy()
+    classes = queries.classes
+    embedding_map = _map_html(q_feats, q_labels, classes, queries.name)
+    chosen = _pick_queries(q_labels, len(q_idx), rng)
+    # With unlabelled data the bank and the queries are one split: a query must not find itself.
+    same = bank is queries
+    exclude = [np.flatnonzero(b_idx == q_idx[i]) for i in chosen] if same else None
+    neighbours = _neighbours_html(
+        q_images[chosen],
+        q_feats[chosen],
+        None if q_labels is None else q_labels[chosen],
+        b_images,
+        b_feats,
+        b_labels,
+        classes,
+        exclude,
+    )
+    return embedding_map, neighbours
+
+
+def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(rng.choice(n, limit, replace=False))
+
+
+def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D coordinates of `features` for a map: UMAP when installed, else t-SNE (scikit-learn)."""
+    x = np.asarray(features, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    try:
+        import umap
+    except ImportError:
+        umap = None
+    if umap is not None:
+        reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1))
+        return reducer.fit_transform(x), "UMAP"
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    steps = "max_iter" if "max_iter" in inspect.signature(TSNE).parameters else "n_iter"
+    tsne = TSNE(
+        n_components=2,
+        perplexity=float(min(30.0, max(2.0, (len(x) - 1) / 3))),
+        init="pca",
+        learning_rate="auto",
+        random_state=seed,
+        **{steps: 500},
+    )
+    # One thread: on a busy 2-core machine, OpenMP's spinning threads made Barnes-Hut t-SNE
+    # 3 to 9 times slower (2,000 points: 8 s on one thread, 26 s on two).
+    with threadpool_limits(1):
+        if x.shape[1] > 50 and len(x) > 50:
+            x = PCA(50, random_state=seed).fit_transform(x)
+        return tsne.fit_transform(x), "t-SNE"
+
+
+def _map_html(
+    feats: np.ndarray, labels: np.ndarray | None, classes: list[str] | None, name: str
+) -> str:
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    if len(feats) < 5:
+        return _note(f"only {len(feats)} test embeddings: too few for a map")
+    coords, how = project_2d(feats)
+    fig = Figure(figsize=(7.5, 6.5))
+    ax = fig.add_subplot()
+    if labels is None:
+        ax.scatter(coords[:, 0], coords[:, 1], s=6, c="#1f77b4", alpha=0.7, linewidths=0)
+        text = _note("the data has no labels: points are not coloured")
+    else:
+        values = np.unique(labels)
+        cmap = colormaps["tab10" if len(values) <= 10 else "tab20"]
+        for i, y in enumerate(values):
+            at = labels == y
+            label = classes[y] if classes and 0 <= y < len(classes) else str(y)
+            color = cmap(i % cmap.N) if len(values) <= 20 else cmap(i / len(values))
+            ax.scatter(*coords[at].T, s=6, color=color, alpha=0.8, linewidths=0, label=label)
+        if len(values) <= 20:
+            ax.legend(markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
+        text = ""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    caption = f"{how} of {len(feats)} test embeddings ({name})"
+    figure = _figure_html(fig, f"{how} map of the test embeddings")
+    return f"<p class='sub'>{_esc(caption)}.</p>{figure}{text}"
+
+
+def _pick_queries(labels: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:
+    """NUM_QUERIES distinct samples, one per class first where labels exist, seeded."""
+    order = rng.permutation(n)
+    if labels is None:
+        return order[:NUM_QUERIES]
+    picked, seen = [], set()
+    for i in order:
+        if labels[i] not in seen:
+            picked.append(i)
+            seen.add(labels[i])
+        if len(picked) == NUM_QUERIES:
+            break
+    rest = [i for i in order if i not in set(picked)]
+    return np.array((picked + rest)[:NUM_QUERIES], dtype=int)
+
+
+def _top_k(query: np.ndarray, bank: np.ndarray, exclude: list[np.ndarray] | None) -> np.ndarray:
+    """Indices of the NUM_NEIGHBOURS best cosine matches in `bank` per query row."""
+    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+    b = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
+    sims = q @ b.T
+    if exclude is not None:
+        for row, skip in enumerate(exclude):
+            sims[row, skip] = -np.inf
+    k = min(NUM_NEIGHBOURS, bank.shape[0])
+    return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+
+
+def _neighbours_html(
+    q_images: torch.Tensor,
+    q_feats: np.ndarray,
+    q_labels: np.ndarray | None,
+    b_images: torch.Tensor,
+    b_feats: np.ndarray,
+    b_labels: np.ndarray | None,
+    classes: list[str] | None,
+    exclude: list[np.ndarray] | None,
+) -> str:
+    from selfsup.evaluate.protocols import raw_pixel_features
+
+    if len(q_images) == 0 or len(b_images) == 0:
+        return _note("no images to search")
+    pixels = raw_pixel_features(torch.cat([b_images, q_images])).numpy()
+    spaces = {
+        "learned": _top_k(q_feats, b_feats, exclude),
+        "pixels": _top_k(pixels[len(b_images) :], pixels[: len(b_images)], exclude),
+    }
+    labelled = q_labels is not None and b_labels is not None
+    hits = dict.fromkeys(spaces, 0)
+    rows = ""
+    for i in range(len(q_images)):
+        name = ""
+        if q_labels is not None:
+            y = int(q_labels[i])
+            name = classes[y] if classes and 0 <= y < len(classes) else str(y)
+        cells = ""
+        for space, top in spaces.items():
+            borders = [NEUTRAL] * len(top[i])
+            if labelled:
+                same = b_labels[top[i]] == q_labels[i]
+                hits[space] += int(same.sum())
+                borders = [SAME if s else OTHER for s in same]
+            strip = _strip([b_images[j] for j in top[i]], borders)
+            cells += f'<td><img class="px" alt="{space} neighbours" src="{strip}"></td>'
+        query = _strip([q_images[i]], [NEUTRAL])
+        caption = f"<br>{_esc(name)}" if name else ""
+        rows += f'<tr><td><img class="px" alt="query" src="{query}">{caption}</td>{cells}</tr>'
+    k = spaces["learned"].shape[1]
+    head = (
+        f"<tr><th>query</th><th>learned space: top {k} by cosine</th>"
+        f"<th>raw pixels: top {k} by cosine</th></tr>"
+    )
+    if labelled:
+        total = k * len(q_images)
+        text = (
+            f"<p>Green border: same label as the query; red: another label. Same-label "
+            f"neighbours: learned <b>{hits['learned']}/{total}</b>, raw pixels "
+            f"<b>{hits['pixels']}/{total}</b>.</p>"
+        )
+    else:
+        text = _note("the data has no labels: neighbours are not marked right or wrong")
+    where = f"{len(b_images)} reference images"
+    return (
+        f"<p class='sub'>Test queries searched among {where}.</p>{text}<table>{head}{rows}</table>"
+    )
+
+
+def _tile(image: torch.Tensor, border: tuple[int, int, int]) -> np.ndarray:
+    """One uint8 (C, H, W) image as a TILE x TILE RGB tile inside a 3-pixel coloured border."""
+    from PIL import Image
+
+    pixels = image.permute(1, 2, 0).numpy()
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    im = Image.fromarray(np.ascontiguousarray(pixels))
+    upscale = im.width <= TILE and im.height <= TILE
+    resample = Image.Resampling.NEAREST if upscale else Image.Resampling.BILINEAR
+    inner = np.asarray(im.resize((TILE, TILE), resample))
+    tile = np.empty((TILE + 6, TILE + 6, 3), dtype=np.uint8)
+    tile[:] = border
+    tile[3:-3, 3:-3] = inner
+    return tile
+
+
+def _strip(images: list[torch.Tensor], borders: list[tuple[int, int, int]]) -> str:
+    """Tiles side by side with white gaps, as a PNG data URI."""
+    from PIL import Image
+
+    gap = np.full((TILE + 6, 4, 3), 255, dtype=np.uint8)
+    parts: list[np.ndarray] = []
+    for image, border in zip(images, borders, strict=True):
+        parts += [_tile(image, border), gap]
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate(parts[:-1], axis=1)).save(buf, format="PNG")
+    return _png_uri(buf.getvalue())
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    path = write_report(args.run, max_points=args.max_points, device=args.device)
+    print(f"report written to {path}")
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    """Add `selfsup report RUN` to the command line's subparsers."""
+    p = subparsers.add_parser("report", help="write a run's HTML report (report.html)")
+    p.add_argument("run", help="run directory made by `selfsup pretrain`")
+    p.add_argument(
+        "--max-points",
+        type=int,
+        default=2000,
+        help="test embeddings in the 2-D map (a seeded subsample; default 2000)",
+    )
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(handler=_run_report)

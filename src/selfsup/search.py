@@ -1,0 +1,408 @@
+"""Nearest-neighbour search over a run's embeddings with FAISS: build an index, then query it.
+
+Vectors are L2-normalised and compared by inner product, so a score is a cosine similarity.
+Below `FLAT_LIMIT` vectors the index is exact (flat); above it, IVF (or HNSW on request), with
+its search breadth (nprobe / efSearch) calibrated on the data to reach `TARGET_RECALL`@10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from selfsup.errors import SelfsupError
+
+INDEX_FILE = "index.faiss"
+IDS_FILE = "index_ids.json"
+INDEX_FORMAT = "selfsup-index/1"
+KINDS = ("auto", "flat", "ivf", "hnsw")
+FLAT_LIMIT = 50_000  # below this many vectors, exact search is fast enough
+TARGET_RECALL = 0.95  # recall@10 against exact search that IVF/HNSW are tuned to reach
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss is a declared extra
+        raise SelfsupError(
+            "search needs faiss: pip install faiss-cpu (or selfsup[report])"
+        ) from None
+    return faiss
+
+
+# ---------------------------------------------------------------- data and images of a run
+
+
+def load_run_data(run: str | Path, encoder: Any, data_spec: str | None = None):
+    """The run's data (or `data_spec`), sized and coloured for the run's encoder."""
+    from selfsup.api import run_config
+    from selfsup.data import load_data
+
+    cfg = run_config(run)
+    spec = encoder.spec
+    splits = load_data(
+        data_spec or cfg.data.source,
+        download=cfg.data.download if data_spec is None else False,
+        skip_corrupt=cfg.data.skip_corrupt,
+        image_size=spec.image_size,
+    )
+
+    def fit(part):
+        if part is None or part.images.shape[1] == spec.in_channels:
+            return part
+        return dataclasses.replace(part, images=match_channels(part.images, spec.in_channels))
+
+    return dataclasses.replace(splits, train=fit(splits.train), test=fit(splits.test))
+
+
+def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) converted to `channels` (grey <-> RGB), so any data fits the encoder."""
+    c = images.shape[1]
+    if c == channels:
+        return images
+    if channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        grey = (images.float() * weights).sum(1, keepdim=True)
+        return grey.round_().clamp_(0, 255).to(torch.uint8)
+    return images.expand(-1, channels, -1, -1).contiguous()
+
+
+def sample_ids(data: Any, split: str) -> list[str]:
+    """One id per sample: its file path when the loader kept one, else `split/index`."""
+    for name in ("files", "paths", "ids"):
+        values = getattr(data, name, None)
+        if values is not None and len(values) == len(data):
+            return [str(v) for v in values]
+    return [f"{split}/{i}" for i in range(len(data))]
+
+
+def query_image(query: Any, spec: Any) -> torch.Tensor:
+    """One query as uint8 (1, C, H, W) for an encoder of `spec`: a file path or an image array.
+
+    A path is decoded with Pillow; any image is fitted to the encoder's size (shorter side to
+    the size, centre crop) and channel count. Text is refused: the encoders here read images.
+    """
+    from PIL import Image, ImageOps
+
+    if isinstance(query, (str, Path)):
+        path = Path(query).expanduser()
+        if path.is_dir():
+            raise SelfsupError(f"query {query} is a folder; pass one image file")
+        if not path.is_file():
+            text = str(query)
+            if path.suffix.lower() in IMAGE_SUFFIXES or "/" in text or "\\" in text:
+                raise SelfsupError(f"query image {query} does not exist")
+            raise SelfsupError(
+                f"text queries need a text encoder, which this run does not have (its encoder "
+                f"is an image encoder, backbone {spec.backbone!r}); pass an image file instead"
+            )
+        try:
+            with Image.open(path) as im:
+                im.load()
+                image = im.convert("L" if spec.in_channels == 1 else "RGB")
+        except OSError as err:
+            raise SelfsupError(f"cannot decode query image {path}: {err}") from None
+    else:
+        array = torch.as_tensor(np.asarray(query))
+        if array.dtype != torch.uint8:
+            raise SelfsupError(f"a query array must be uint8 pixels, got {array.dtype}")
+        if array.dim() == 4 and array.shape[0] == 1:
+            array = array[0]
+        if array.dim() == 2:
+            array = array.unsqueeze(0)
+        if array.dim() != 3:
+            raise SelfsupError(
+                f"a query array must be one image (C, H, W), (H, W, C) or (H, W); "
+                f"got shape {tuple(array.shape)}"
+            )
+        if array.shape[0] not in (1, 3) and array.shape[-1] in (1, 3):
+            array = array.permute(2, 0, 1)
+        if array.shape[0] not in (1, 3):
+            raise SelfsupError(f"a query image must have 1 or 3 channels, got {array.shape[0]}")
+        array = match_channels(array.unsqueeze(0), spec.in_channels)[0]
+        if array.shape[1:] == (spec.image_size, spec.image_size):
+            return array.unsqueeze(0).contiguous()
+        pixels = array.permute(1, 2, 0).numpy()
+        image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    size = spec.image_size
+    image = ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
+    pixels = np.asarray(image)
+    x = torch.from_numpy(pixels.copy())
+    x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
+    return x.unsqueeze(0).contiguous()
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32 and C-contiguous for FAISS."""
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.ascontiguousarray(v / np.maximum(norms, 1e-12))
+
+
+# ---------------------------------------------------------------- the FAISS index itself
+
+
+def make_index(
+    vectors: np.ndarray, kind: str = "auto", *, target_recall: float = TARGET_RECALL, seed: int = 0
+) -> tuple[Any, dict[str, Any]]:
+    """A FAISS inner-product index over unit `vectors`, plus its settings (kind, nprobe, ef).
+
+    `auto` is exact below FLAT_LIMIT vectors, else IVF with nlist ~ 4 sqrt(N).
+    """
+    faiss = _faiss()
+    if kind not in KINDS:
+        raise SelfsupError(f"unknown index kind {kind!r}; choose from {', '.join(KINDS)}")
+    x = normalize(vectors)
+    n, d = x.shape
+    if n == 0:
+        raise SelfsupError("no vectors to index")
+    if kind == "auto":
+        kind = "flat" if n < FLAT_LIMIT else "ivf"
+    params: dict[str, Any] = {"kind": kind}
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d)
+        index.add(x)
+        return index, params
+    if kind == "ivf":
+        nlist = max(1, min(round(4 * math.sqrt(n)), n // 39))  # faiss wants >= 39 points a list
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        train = x if n <= 256 * nlist else x[rng.choice(n, 256 * nlist, replace=False)]
+        index.cp.seed = seed
+        index.train(train)
+        index.add(x)
+        params["nlist"] = nlist
+
+        def set_breadth(value: int) -> None:
+            index.nprobe = value
+
+        values = [v for v in (1, 2, 4, 8, 16, 32, 64, 128, 256) if v < nlist] + [nlist]
+        params["nprobe"] = _calibrate(index, x, set_breadth, values, target_recall, seed)
+        return index, params
+    index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(x)
+
+    def set_ef(value: int) -> None:
+        index.hnsw.efSearch = value
+
+    values = [16, 32, 64, 128, 256, 512]
+    params["ef_search"] = _calibrate(index, x, set_ef, values, target_recall, seed)
+    return index, params
+
+
+def _calibrate(index, x, set_breadth, values, target: float, seed: int, k: int = 10) -> int:
+    """The smallest search breadth whose recall@k against exact search reaches `target`.
+
+    The trial queries are indexed points moved by noise of about their nearest-neighbour
+    distance, standing in for new samples (a point's own neighbours are easier to find).
+    """
+    faiss = _faiss()
+    rng = np.random.default_rng(seed + 1)
+    sample = x[rng.choice(len(x), min(200, len(x)), replace=False)]
+    k = min(k, len(x))
+    exact = faiss.IndexFlatIP(x.shape[1])
+    exact.add(x)
+    sims, _ = exact.search(sample, min(2, len(x)))
+    spacing = float(np.sqrt(np.clip(2 - 2 * sims[:, -1], 0, None)).mean())
+    noise = rng.standard_normal(sample.shape).astype(np.float32) * (spacing / np.sqrt(x.shape[1]))
+    queries = normalize(sample + noise)
+    _, truth = exact.search(queries, k)
+    for value in values:
+        set_breadth(value)
+        _, found = index.search(queries, k)
+        if recall_at_k(found, truth) >= target:
+            return value
+    return values[-1]
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean fraction of each row of `truth` (exact neighbour ids) present in the row of `found`."""
+    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def apply_params(index: Any, params: dict[str, Any]) -> None:
+    """Restore search-time settings that a saved index may not carry."""
+    faiss = _faiss()
+    if "nprobe" in params:
+        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+    if "ef_search" in params:
+        index.hnsw.efSearch = int(params["ef_search"])
+
+
+# ---------------------------------------------------------------- run-level API
+
+
+def build_index(
+    run: str | Path,
+    data_spec: str | None = None,
+    *,
+    kind: str = "auto",
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    device: str = "cpu",
+) -> Path:
+    """Embed every sample of the run's data (or `data_spec`) and write `index.faiss` plus
+    `index_ids.json` (ids, labels) into `out` (default: the run directory); return the index path.
+    """
+    from selfsup.api import embed
+    from selfsup.export import load
+
+    folder = Path(out) if out is not None else Path(run)
+    index_path, ids_path = folder / INDEX_FILE, folder / IDS_FILE
+    if index_path.exists() and not overwrite:
+        raise SelfsupError(f"{index_path} already exists; pass --overwrite to rebuild it")
+    if kind not in KINDS:
+        raise SelfsupError(f"unknown index kind {kind!r}; choose from {', '.join(KINDS)}")
+    encoder = load(run, device=device)
+    splits = load_run_data(run, encoder, data_spec)
+    parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test else [])
+    vectors = np.concatenate([embed(encoder, d.images, device=device) for _, d in parts])
+    ids = [i for split, d in parts for i in sample_ids(d, split)]
+    labelled = all(d.labels is not None for _, d in parts)
+    labels = [int(y) for _, d in parts for y in d.labels.tolist()] if labelled else None
+    index, params = make_index(vectors, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    _faiss().write_index(index, str(index_path))
+    meta = {
+        "format": INDEX_FORMAT,
+        "metric": "cosine",
+        "dim": int(vectors.shape[1]),
+        "count": len(ids),
+        "data": data_spec,
+        "params": params,
+        "ids": ids,
+        "labels": labels,
+        "classes": splits.train.classes,
+    }
+    ids_path.write_text(json.dumps(meta) + "\n")
+    return index_path
+
+
+@dataclass
+class SearchIndex:
+    """A loaded index with its sample ids and the encoder that maps queries into its space."""
+
+    index: Any
+    ids: list[str]
+    labels: list[int] | None
+    classes: list[str] | None
+    encoder: Any
+    device: str = "cpu"
+    _positions: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+
+    def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
+        """Top-k (id, cosine) per row of `vectors`, best first."""
+        if k < 1:
+            raise SelfsupError(f"k must be at least 1, got {k}")
+        scores, found = self.index.search(normalize(vectors), min(k, len(self.ids)))
+        return [
+            [(self.ids[j], float(s)) for j, s in zip(row_ids, row_scores, strict=True) if j >= 0]
+            for row_ids, row_scores in zip(found, scores, strict=True)
+        ]
+
+    def search(self, query: Any, k: int = 10) -> list[tuple[str, float]]:
+        """Top-k (id, cosine) of one query: an image path, or a uint8 image array or tensor."""
+        from selfsup.api import embed
+
+        x = query_image(query, self.encoder.spec)
+        return self.search_vectors(embed(self.encoder, x, device=self.device), k)[0]
+
+    def label_of(self, sample_id: str) -> str | None:
+        """The class name (or number) of an indexed sample, if the data had labels."""
+        if self.labels is None:
+            return None
+        if not self._positions:
+            self._positions.update((s, i) for i, s in enumerate(self.ids))
+        y = self.labels[self._positions[sample_id]]
+        return self.classes[y] if self.classes and 0 <= y < len(self.classes) else str(y)
+
+
+def load_index(
+    run: str | Path, *, index_dir: str | Path | None = None, device: str = "cpu"
+) -> SearchIndex:
+    """Open the index built by `build_index` (in `index_dir`, default the run directory)."""
+    from selfsup.export import load
+
+    folder = Path(index_dir) if index_dir is not None else Path(run)
+    index_path, ids_path = folder / INDEX_FILE, folder / IDS_FILE
+    if not index_path.is_file() or not ids_path.is_file():
+        raise SelfsupError(f"no index in {folder}; build one first with `selfsup index {run}`")
+    meta = json.loads(ids_path.read_text())
+    if meta.get("format") != INDEX_FORMAT:
+        raise SelfsupError(f"{ids_path} is not a selfsup index file")
+    index = _faiss().read_index(str(index_path))
+    apply_params(index, meta.get("params", {}))
+    encoder = load(run, device=device)
+    return SearchIndex(index, meta["ids"], meta.get("labels"), meta.get("classes"), encoder, device)
+
+
+def search(run: str | Path, query: Any, k: int = 10) -> list[tuple[str, float]]:
+    """The k nearest indexed samples to `query` (image path or uint8 array), as (id, cosine)."""
+    return load_index(run).search(query, k)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    import time
+
+    start = time.perf_counter()
+    path = build_index(
+        args.run, args.data, kind=args.kind, overwrite=args.overwrite, device=args.device
+    )
+    meta = json.loads((path.parent / IDS_FILE).read_text())
+    settings = ", ".join(f"{k} {v}" for k, v in meta["params"].items())
+    print(
+        f"indexed {meta['count']} samples ({settings}) in {time.perf_counter() - start:.1f} s: "
+        f"{path}"
+    )
+    return 0
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    index = load_index(args.run, device=args.device)
+    hits = index.search(args.query, args.k)
+    width = max([len(i) for i, _ in hits] + [2])
+    labelled = index.labels is not None
+    print(f"{'rank':>4}  {'id':<{width}}  {'score':>7}" + ("  label" if labelled else ""))
+    for rank, (sample_id, score) in enumerate(hits, 1):
+        label = f"  {index.label_of(sample_id)}" if labelled else ""
+        print(f"{rank:>4}  {sample_id:<{width}}  {score:7.4f}{label}")
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    """Add `selfsup index` and `selfsup search` to the command line's subparsers."""
+    p = subparsers.add_parser(
+        "index", help="build a FAISS index of a run's embeddings for `selfsup search`"
+    )
+    p.add_argument("run", help="run directory made by `selfsup pretrain`")
+    p.add_argument("--data", help="NAME[:PATH] to index; default the run's training data")
+    p.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="auto",
+        help=f"auto: exact below {FLAT_LIMIT} samples, else IVF",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing index")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(handler=_run_index)
+    s = subparsers.add_parser("search", help="nearest neighbours of a query image in a run's index")
+    s.add_argument("run", help="run directory holding an index (see `selfsup index`)")
+    s.add_argument("--query", required=True, help="an image file")
+    s.add_argument("-k", type=int, default=10, help="number of neighbours (default 10)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(handler=_run_search)

@@ -1,0 +1,158 @@
+"""The HTML report of a real digits run: its sections, its degradation, and Chromium's view."""
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import selfsup
+from selfsup.errors import SelfsupError
+from selfsup.report import add_cli, write_report
+
+FAST = {
+    "train.epochs": 2,
+    "train.batch_size": 128,
+    "train.progress": False,
+    "train.eval_every": 1,
+    "train.log_every": 2,
+    "eval.protocols": "knn",
+    "method.proj_hidden_dim": 64,
+    "method.proj_dim": 32,
+}
+SECTIONS = ("curves", "map", "neighbours", "evaluation", "config", "environment")
+
+
+def digits_run(tmp_path_factory):
+    """One small real run per test session, shared by the report and search tests."""
+    run = tmp_path_factory.getbasetemp() / "selfsup-digits-run"
+    if not (run / "eval.json").is_file():
+        selfsup.pretrain(selfsup.make_config(**FAST), run, overwrite=True)
+    return run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return digits_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def report(run):
+    return write_report(run, max_points=300)
+
+
+def _external_references(page: str) -> list[str]:
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", page)
+    return [r for r in refs if not r.startswith(("data:", "#"))]
+
+
+def test_report_has_every_section_and_is_self_contained(run, report):
+    assert report == run / "report.html"
+    page = report.read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page, section
+    assert page.count("data:image/png;base64,") >= 2 + 3 * 6  # curves, map, 6 grid rows
+    assert _external_references(page) == []
+    assert "<script" not in page
+    assert "t-SNE of 300 test embeddings" in page
+    assert "Same-label neighbours" in page
+    assert "knn_top1" in page and "random encoder" in page and "raw pixels" in page
+    assert "train.batch_size" in page and "world_size" in page
+    assert 'class="note"' not in page  # nothing missing in a complete run
+
+
+def _partial_run(run, dest):
+    dest.mkdir()
+    for name in ("config.json", "encoder.json", "encoder.safetensors"):
+        shutil.copy(run / name, dest / name)
+    return dest
+
+
+def test_missing_pieces_are_noted_and_text_is_escaped(run, tmp_path):
+    part = _partial_run(run, tmp_path / "part")
+    (part / "encoder.safetensors").unlink()
+    tree = json.loads((part / "config.json").read_text())
+    tree["config"]["method"]["params"]["note"] = "<script>alert('x')</script>"
+    (part / "config.json").write_text(json.dumps(tree))
+    train_lines = [r for r in (run / "metrics.jsonl").read_text().splitlines() if '"train"' in r]
+    (part / "metrics.jsonl").write_text("\n".join(train_lines) + "\n")
+    page = write_report(part).read_text()
+    assert "no eval.json in this run" in page
+    assert "no evaluation lines in metrics.jsonl" in page
+    assert "no environment.json" in page
+    assert "no embeddings to show" in page and "has no exported encoder" in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)" in page
+
+
+def test_unlabelled_data_gives_an_uncoloured_map(run, tmp_path):
+    part = _partial_run(run, tmp_path / "unlabelled")
+    images = np.random.default_rng(0).integers(0, 256, (80, 16, 16, 3), dtype=np.uint8)
+    np.save(tmp_path / "pictures.npy", images)  # RGB 16 px for a grey 8 px encoder
+    tree = json.loads((part / "config.json").read_text())
+    tree["config"]["data"]["source"] = f"npy:{tmp_path / 'pictures.npy'}"
+    (part / "config.json").write_text(json.dumps(tree))
+    page = write_report(part).read_text()
+    assert "t-SNE of 80 test embeddings" in page
+    assert "the data has no labels: points are not coloured" in page
+    assert "neighbours are not marked right or wrong" in page
+    assert "no metrics.jsonl records" in page
+
+
+def test_not_a_run_is_one_clear_error(tmp_path):
+    with pytest.raises(SelfsupError, match="not a run directory"):
+        write_report(tmp_path)
+
+
+def test_cli_writes_the_report(run, capsys):
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["report", str(run), "--max-points", "50"])
+    assert args.handler(args) == 0
+    assert "report written to" in capsys.readouterr().out
+
+
+def _chromium(browser, tmp_path, *args):
+    profile = tmp_path / "profile"
+    command = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    shutil.rmtree(profile, ignore_errors=True)
+    return proc
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    import matplotlib.image
+
+    shot = tmp_path / "shot.png"
+    url = report.resolve().as_uri()
+    proc = _chromium(browser, tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", url)
+    assert shot.is_file(), proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2000, 1200)
+    colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 100 and pixels.std() > 0.05  # plots and images, not a blank page
+    dom = _chromium(browser, tmp_path, "--dump-dom", url)
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in dom.stdout, section
+    assert not [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
