@@ -1,0 +1,177 @@
+"""SimCLR training throughput beside the bare backbone on the same images, in one process.
+
+Run by hand; prints a table. Figures are source images per second (one image = two views).
+
+    python benchmarks/throughput.py --backbone resnet18 --batch-size 256
+    python benchmarks/throughput.py --device cuda --amp          # on a GPU, bf16
+    # lightly's documented pipeline in the same run (needs `pip install lightly`):
+    python benchmarks/throughput.py --lightly
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from contextlib import nullcontext
+
+import torch
+
+from selfsup.config import Config
+from selfsup.models import EncoderSpec
+from selfsup.optim import build_optimizer
+from selfsup.train import build_method, training_step
+
+MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+
+
+def timed(step, batch: int, warmup: int, steps: int, device: torch.device) -> float:
+    """Source images per second of `step()` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def selfsup_simclr(args, images: torch.Tensor, device: torch.device) -> float:
+    cfg = Config()
+    cfg.model.backbone, cfg.method.augment = args.backbone, "simclr-cifar"
+    spec = EncoderSpec(args.backbone, 3, 32, True, MEAN, STD)
+    method = build_method(cfg, spec).to(device=device, memory_format=torch.channels_last)
+    optimizer = build_optimizer(method, cfg.optim, args.batch_size)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp else nullcontext()
+    batches = iter(_batches(images, args.batch_size, device))
+    return timed(
+        lambda: training_step(method, method, optimizer, next(batches), torch.channels_last, amp),
+        args.batch_size,
+        args.warmup,
+        args.steps,
+        device,
+    )
+
+
+def bare_backbone(args, images: torch.Tensor, device: torch.device, channels_last: bool) -> float:
+    """Forward + backward of the encoder alone on two views' worth of images (no augmentation)."""
+    from selfsup.models import Encoder
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    encoder = Encoder(EncoderSpec(args.backbone, 3, 32, True, MEAN, STD)).to(
+        device, memory_format=fmt
+    )
+    views = [
+        images[: args.batch_size].to(device).float().div(255).contiguous(memory_format=fmt)
+        for _ in range(2)
+    ]
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp else nullcontext()
+
+    def step() -> None:
+        encoder.zero_grad(set_to_none=True)
+        with amp:
+            loss = sum(encoder(v).float().sum() for v in views)
+        loss.backward()
+
+    return timed(step, args.batch_size, args.warmup, args.steps, device)
+
+
+def lightly_simclr(args, images: torch.Tensor) -> float:
+    """lightly's SimCLR as its documentation shows: per-sample SimCLRTransform in 2 workers."""
+    import torchvision
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules import SimCLRProjectionHead
+    from lightly.transforms import SimCLRTransform
+    from PIL import Image
+
+    class Pil(torch.utils.data.Dataset):
+        def __init__(self, x, transform):
+            self.x, self.transform = x.permute(0, 2, 3, 1).numpy(), transform
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.transform(Image.fromarray(self.x[i])), 0
+
+    net = torchvision.models.resnet18()
+    net.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    net.maxpool, net.fc = torch.nn.Identity(), torch.nn.Identity()
+    head = SimCLRProjectionHead(512, 512, 128)
+    params = list(net.parameters()) + list(head.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.06)
+    criterion = NTXentLoss(temperature=0.5)
+    loader = torch.utils.data.DataLoader(
+        Pil(images, SimCLRTransform(input_size=32)),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=2,
+        persistent_workers=True,
+    )
+    batches = iter(loader)
+
+    def step() -> None:
+        nonlocal batches
+        try:
+            (x0, x1), _ = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            (x0, x1), _ = next(batches)
+        loss = criterion(head(net(x0)), head(net(x1)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return timed(step, args.batch_size, args.warmup, args.steps, torch.device("cpu"))
+
+
+def _batches(images: torch.Tensor, batch: int, device: torch.device):
+    images = images.to(device)
+    while True:
+        for idx in torch.randperm(len(images)).split(batch):
+            if len(idx) == batch:
+                yield images[idx.to(device)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--lightly", action="store_true", help="also time lightly's pipeline")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (max(4 * args.batch_size, 2048), 3, 32, 32), dtype=torch.uint8)
+    rows = []
+    bare = {
+        fmt: bare_backbone(args, images, device, fmt == "channels_last")
+        for fmt in ("contiguous", "channels_last")
+    }
+    best_bare = max(bare.values())
+    for fmt, rate in bare.items():
+        rows.append((f"bare {args.backbone} fwd+bwd, 2x{args.batch_size}, {fmt}", rate))
+    ours = selfsup_simclr(args, images, device)
+    rows.append((f"selfsup SimCLR {args.backbone}, batch {args.batch_size}", ours))
+    if args.lightly:
+        theirs = lightly_simclr(args, images)
+        rows.append((f"lightly SimCLR {args.backbone}, batch {args.batch_size}, 2 workers", theirs))
+    print(f"\ndevice {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"{'what':62s} {'images/s':>10s}")
+    for name, rate in rows:
+        print(f"{name:62s} {rate:10.1f}")
+    print(f"selfsup / best bare backbone: {ours / best_bare:.2f}")
+    if args.lightly:
+        print(f"selfsup / lightly:            {ours / theirs:.2f}")
+
+
+if __name__ == "__main__":
+    main()
