@@ -362,11 +362,6 @@ def _train(
             set_lr(optimizer, lr)
             loss, extras = training_step(model, method, optimizer, x, memory_format, amp)
             method.after_step(progress())
-            if not math.isfinite(loss.item()):
-                raise SelfsupError(
-                    f"the loss became {loss.item()} at step {state['step']}; "
-                    "lower --lr or check the data"
-                )
             state["step"] += 1
             state["batch"] = b + 1
             state["train_seconds"] += _elapsed_agreed(t0, dist, budget_s is not None)
@@ -374,7 +369,13 @@ def _train(
             bar.update(1)
             if state["step"] % tc.log_every == 0 or progress() >= 1.0:
                 rate = window_steps * tc.batch_size / (time.perf_counter() - window_start)
+                # Read the loss only here: .item() waits for the GPU, so not on every step.
                 loss_mean = distributed.all_reduce_mean(loss.detach()).item()
+                if not math.isfinite(loss_mean):
+                    raise SelfsupError(
+                        f"the loss became {loss_mean} by step {state['step']}; "
+                        "lower --lr or check the data"
+                    )
                 record = {
                     "kind": "train",
                     "step": state["step"],

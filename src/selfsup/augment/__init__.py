@@ -1,0 +1,14 @@
+"""Batched, per-sample-random image augmentation on the training device, and named recipes."""
+
+from selfsup.augment.pipeline import Augment, build_augment, clean_transform
+from selfsup.augment.recipes import Recipe, ViewRecipe, available_recipes, get_recipe
+
+__all__ = [
+    "Augment",
+    "Recipe",
+    "ViewRecipe",
+    "available_recipes",
+    "build_augment",
+    "clean_transform",
+    "get_recipe",
+]
