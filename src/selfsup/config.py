@@ -41,6 +41,7 @@ class MethodConfig:
 
     name: str = "simclr"
     augment: str | None = None  # recipe name; None picks one for the data (see augment.recipes)
+    crop_size: int | None = None  # side of the training views; None: the image size
     params: dict[str, Any] = field(default_factory=dict)  # validated by the method's own config
 
 
@@ -161,7 +162,7 @@ def parse_scalar(text: str) -> Any:
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     """Set dotted keys (`optim.lr`, `method.temperature`) on `cfg`, checking each key and value.
 
-    Keys under `method.` that are not `name` or `augment` are the method's own parameters; they
+    Keys under `method.` other than `name`, `augment` and `crop_size` are the method's own; they
     are checked against the method's config when the method is built.
     """
     classes = _section_classes()
@@ -174,7 +175,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
             )
         target = getattr(cfg, section)
         hints = get_type_hints(classes[section])
-        if section == "method" and name not in ("name", "augment"):
+        if section == "method" and name not in ("name", "augment", "crop_size"):
             if name == "params" and isinstance(value, dict):
                 target.params.update(value)
             else:
@@ -241,6 +242,10 @@ def validate(cfg: Config) -> None:
         (
             cfg.train.time_budget is None or cfg.train.time_budget > 0,
             "train.time_budget (minutes) must be positive",
+        ),
+        (
+            cfg.method.crop_size is None or cfg.method.crop_size >= 4,
+            "method.crop_size must be at least 4 pixels",
         ),
         (
             cfg.data.image_size is None or cfg.data.image_size >= 4,

@@ -32,10 +32,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 def _faiss():
     try:
         import faiss
-    except ImportError:  # pragma: no cover - faiss is a declared extra
-        raise SelfsupError(
-            "search needs faiss: pip install faiss-cpu (or selfsup[report])"
-        ) from None
+    except ImportError:  # pragma: no cover - faiss is a declared dependency
+        raise SelfsupError("search needs faiss, which is missing: pip install faiss-cpu") from None
     return faiss
 
 

@@ -22,7 +22,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from selfsup import distributed
-from selfsup.augment import build_augment
+from selfsup.augment import Augment, build_augment
 from selfsup.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from selfsup.config import Config, validate
 from selfsup.data import ImageData, load_data
@@ -93,13 +93,17 @@ def default_recipe(source: str, image_size: int) -> str:
     return "simclr-cifar" if image_size <= 64 else "simclr"
 
 
+def augment_for(cfg: Config, spec: EncoderSpec) -> Augment:
+    """The run's augmentation: its recipe (named, or picked for the data) at its crop size."""
+    recipe = cfg.method.augment or default_recipe(cfg.data.source, spec.image_size)
+    return build_augment(recipe, cfg.method.crop_size or spec.image_size, spec.in_channels)
+
+
 def build_method(cfg: Config, spec: EncoderSpec) -> Method:
     """Encoder + method (its heads and state) for `cfg`, randomly initialised."""
     method_cls = get_method(cfg.method.name)
     method_cfg = method_cls.make_config(cfg.method.params)
-    recipe = cfg.method.augment or default_recipe(cfg.data.source, spec.image_size)
-    augment = build_augment(recipe, spec.image_size, spec.in_channels)
-    return method_cls(Encoder(spec), method_cfg, augment)
+    return method_cls(Encoder(spec), method_cfg, augment_for(cfg, spec))
 
 
 def pretrain(

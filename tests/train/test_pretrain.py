@@ -129,3 +129,13 @@ def test_short_simclr_run_beats_random_encoder_under_knn(tmp_path):
     learned = result.evaluation["selfsup"]["knn_top1"]
     random = result.evaluation["random"]["knn_top1"]
     assert learned > random + 0.05, (learned, random)
+
+
+def test_crop_size_sets_the_side_of_training_views():
+    from selfsup.models import EncoderSpec
+    from selfsup.train import build_method
+
+    spec = EncoderSpec("convnet", 1, 8, True, (0.5,), (0.25,))
+    method = build_method(selfsup.make_config(**{"method.crop_size": 6}), spec)
+    views = method.views(torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8))
+    assert [tuple(v.shape) for v in views] == [(4, 1, 6, 6)] * 2

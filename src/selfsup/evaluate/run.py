@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 
-from selfsup.augment import build_augment
 from selfsup.config import Config
 from selfsup.data import DataSplits, ImageData
 from selfsup.data.registry import holdout
@@ -28,14 +27,6 @@ def evaluation_split(splits: DataSplits) -> tuple[ImageData, ImageData] | None:
 
 def _protocols(requested: tuple[str, ...], labelled: bool) -> tuple[str, ...]:
     return tuple(p for p in requested if labelled or p == "geometry")
-
-
-def _augment_for(encoder: Encoder, cfg: Config):
-    from selfsup.train import default_recipe
-
-    spec = encoder.spec
-    recipe = cfg.method.augment or default_recipe(cfg.data.source, spec.image_size)
-    return build_augment(recipe, spec.image_size, spec.in_channels)
 
 
 def online_evaluation(
@@ -71,7 +62,9 @@ def evaluate_encoder_with_baselines(
     bank, queries = data
     labelled = bank.labels is not None
     protocols = _protocols(protocols or cfg.eval.protocols, labelled)
-    augment = _augment_for(encoder, cfg)
+    from selfsup.train import augment_for  # the run's own recipe; train imports this module
+
+    augment = augment_for(cfg, encoder.spec)
     kw = dict(augment=augment, device=device, knn_k=cfg.eval.knn_k, knn_t=cfg.eval.knn_t)
     results = {
         "selfsup": evaluate_encoder(
