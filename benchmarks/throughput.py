@@ -3,6 +3,7 @@
 Run by hand; prints a table. Figures are source images per second (one image = two views).
 
     python benchmarks/throughput.py --backbone resnet18 --batch-size 256
+    python benchmarks/throughput.py --compile                    # torch.compile both sides
     python benchmarks/throughput.py --device cuda --amp          # on a GPU, bf16
     # lightly's documented pipeline in the same run (needs `pip install lightly`):
     python benchmarks/throughput.py --lightly
@@ -38,7 +39,7 @@ def timed(step, batch: int, warmup: int, steps: int, device: torch.device) -> fl
     return batch * steps / (time.perf_counter() - t0)
 
 
-def selfsup_simclr(args, images: torch.Tensor, device: torch.device) -> float:
+def selfsup_simclr(args, images: torch.Tensor, device: torch.device, compiled: bool) -> float:
     cfg = Config()
     cfg.model.backbone, cfg.method.augment = args.backbone, "simclr-cifar"
     spec = EncoderSpec(args.backbone, 3, 32, True, MEAN, STD)
@@ -46,8 +47,9 @@ def selfsup_simclr(args, images: torch.Tensor, device: torch.device) -> float:
     optimizer = build_optimizer(method, cfg.optim, args.batch_size)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp else nullcontext()
     batches = iter(_batches(images, args.batch_size, device))
+    model = torch.compile(method) if compiled else method
     return timed(
-        lambda: training_step(method, method, optimizer, next(batches), torch.channels_last, amp),
+        lambda: training_step(model, method, optimizer, next(batches), torch.channels_last, amp),
         args.batch_size,
         args.warmup,
         args.steps,
@@ -55,7 +57,9 @@ def selfsup_simclr(args, images: torch.Tensor, device: torch.device) -> float:
     )
 
 
-def bare_backbone(args, images: torch.Tensor, device: torch.device, channels_last: bool) -> float:
+def bare_backbone(
+    args, images: torch.Tensor, device: torch.device, channels_last: bool, compiled: bool = False
+) -> float:
     """Forward + backward of the encoder alone on two views' worth of images (no augmentation)."""
     from selfsup.models import Encoder
 
@@ -69,10 +73,12 @@ def bare_backbone(args, images: torch.Tensor, device: torch.device, channels_las
     ]
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp else nullcontext()
 
+    forward = torch.compile(encoder) if compiled else encoder
+
     def step() -> None:
         encoder.zero_grad(set_to_none=True)
         with amp:
-            loss = sum(encoder(v).float().sum() for v in views)
+            loss = sum(forward(v).float().sum() for v in views)
         loss.backward()
 
     return timed(step, args.batch_size, args.warmup, args.steps, device)
@@ -147,20 +153,25 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     parser.add_argument("--lightly", action="store_true", help="also time lightly's pipeline")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile selfsup and add a compiled bare row"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
     images = torch.randint(0, 256, (max(4 * args.batch_size, 2048), 3, 32, 32), dtype=torch.uint8)
-    rows = []
-    bare = {
-        fmt: bare_backbone(args, images, device, fmt == "channels_last")
-        for fmt in ("contiguous", "channels_last")
-    }
-    best_bare = max(bare.values())
-    for fmt, rate in bare.items():
-        rows.append((f"bare {args.backbone} fwd+bwd, 2x{args.batch_size}, {fmt}", rate))
-    ours = selfsup_simclr(args, images, device)
-    rows.append((f"selfsup SimCLR {args.backbone}, batch {args.batch_size}", ours))
+    layouts = [("contiguous", False, False), ("channels_last", True, False)]
+    if args.compile:
+        layouts.append(("channels_last, torch.compile", True, True))
+    rows, bare = [], []
+    for name, channels_last, compiled in layouts:
+        rate = bare_backbone(args, images, device, channels_last, compiled)
+        bare.append(rate)
+        rows.append((f"bare {args.backbone} fwd+bwd, 2x{args.batch_size}, {name}", rate))
+    best_bare = max(bare)
+    ours = selfsup_simclr(args, images, device, args.compile)
+    label = ", torch.compile" if args.compile else ""
+    rows.append((f"selfsup SimCLR {args.backbone}, batch {args.batch_size}{label}", ours))
     if args.lightly:
         theirs = lightly_simclr(args, images)
         rows.append((f"lightly SimCLR {args.backbone}, batch {args.batch_size}, 2 workers", theirs))
