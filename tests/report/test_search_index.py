@@ -25,30 +25,6 @@ from selfsup.search import (
     search,
 )
 
-FAST = {
-    "train.epochs": 2,
-    "train.batch_size": 128,
-    "train.progress": False,
-    "train.eval_every": 1,
-    "train.log_every": 2,
-    "eval.protocols": "knn",
-    "method.proj_hidden_dim": 64,
-    "method.proj_dim": 32,
-}
-
-
-def digits_run(tmp_path_factory):
-    """One small real run per test session, shared by the report and search tests."""
-    run = tmp_path_factory.getbasetemp() / "selfsup-digits-run"
-    if not (run / "eval.json").is_file():
-        selfsup.pretrain(selfsup.make_config(**FAST), run, overwrite=True)
-    return run
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return digits_run(tmp_path_factory)
-
 
 @pytest.fixture(scope="module")
 def indexed(run, tmp_path_factory):
