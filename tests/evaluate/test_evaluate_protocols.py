@@ -117,3 +117,14 @@ def test_raw_pixel_features_are_standardized_without_touching_input():
     assert torch.all(feats[:, 0] == 0)
     assert torch.equal(images, before)
     assert raw_pixel_features(images.to(torch.uint8)).shape == (50, 48)
+
+
+def test_raw_pixel_features_take_statistics_from_the_reference():
+    bank = torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8)
+    queries = torch.randint(100, 156, (10, 1, 4, 4), dtype=torch.uint8)
+    own = raw_pixel_features(queries)
+    referenced = raw_pixel_features(queries, reference=bank)
+    flat = bank.flatten(1).float()
+    expected = (queries.flatten(1).float() - flat.mean(0)) / flat.std(0, correction=0)
+    assert torch.allclose(referenced, expected, atol=1e-5)
+    assert not torch.allclose(own, referenced)

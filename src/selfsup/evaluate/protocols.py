@@ -124,12 +124,16 @@ def evaluate_encoder(
     )
 
 
-def raw_pixel_features(images: Tensor) -> Tensor:
-    """Flattened pixels as float, each pixel position standardized to zero mean and unit std over
-    the given images: the "normalized raw pixels" baseline that a learned encoder must beat."""
+def raw_pixel_features(images: Tensor, reference: Tensor | None = None) -> Tensor:
+    """Flattened pixels as float, each pixel position standardized to zero mean and unit std:
+    the "normalized raw pixels" baseline that a learned encoder must beat.
+
+    The statistics come from `reference` (the training bank, so that test images do not leak
+    into them) or, when it is None, from `images` themselves."""
     if images.ndim < 2 or len(images) == 0:
         raise SelfsupError(f"raw_pixel_features expects (N, ...) images, got {tuple(images.shape)}")
     x = images.flatten(1).to(torch.float32, copy=True)
-    mean = x.mean(dim=0)
-    std = x.std(dim=0, correction=0).clamp_min(1e-6)
+    ref = x if reference is None else reference.flatten(1).to(torch.float32)
+    mean = ref.mean(dim=0)
+    std = ref.std(dim=0, correction=0).clamp_min(1e-6)
     return x.sub_(mean).div_(std)

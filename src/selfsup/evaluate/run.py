@@ -86,11 +86,10 @@ def evaluate_encoder_with_baselines(
         )
         pixel_protocols = tuple(p for p in protocols if p in ("knn", "linear"))
         if pixel_protocols:
-            pixels = raw_pixel_features(torch.cat([bank.images, queries.images]))
             results["raw_pixels"] = evaluate_features(
-                pixels[: len(bank)],
+                raw_pixel_features(bank.images),
                 bank.labels,
-                pixels[len(bank) :],
+                raw_pixel_features(queries.images, reference=bank.images),
                 queries.labels,
                 pixel_protocols,
                 knn_k=cfg.eval.knn_k,
