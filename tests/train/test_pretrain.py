@@ -139,3 +139,27 @@ def test_crop_size_sets_the_side_of_training_views():
     method = build_method(selfsup.make_config(**{"method.crop_size": 6}), spec)
     views = method.views(torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8))
     assert [tuple(v.shape) for v in views] == [(4, 1, 6, 6)] * 2
+
+
+def test_unlabelled_flat_folder_trains_and_reports_geometry_only(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i in range(160):
+        pixels = torch.randint(0, 256, (16, 16, 3), dtype=torch.uint8, generator=rng)
+        Image.fromarray(pixels.numpy()).save(folder / f"{i:03d}.png")
+    cfg = config(
+        **{
+            "data.source": f"folder:{folder}",
+            "train.batch_size": 64,
+            "eval.protocols": "knn,linear,geometry",
+            "train.report": True,
+        }
+    )
+    result = selfsup.pretrain(cfg, tmp_path / "run")
+    assert set(result.evaluation) == {"selfsup", "random"}
+    assert "knn_top1" not in result.evaluation["selfsup"]
+    assert result.evaluation["selfsup"]["effective_rank"] > 0
+    assert (tmp_path / "run" / "report.html").is_file()

@@ -1,4 +1,4 @@
-"""Every data test gets its own decoded-image cache folder, never the user's ~/.cache."""
+"""Every test gets its own decoded-image cache folder, never the user's ~/.cache."""
 
 import pytest
 
