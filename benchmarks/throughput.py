@@ -4,6 +4,7 @@ Run by hand; prints a table. Figures are source images per second (one image = t
 
     python benchmarks/throughput.py --backbone resnet18 --batch-size 256
     python benchmarks/throughput.py --compile                    # torch.compile both sides
+    python benchmarks/throughput.py --amp                        # bf16 where the CPU has it
     python benchmarks/throughput.py --device cuda --amp          # on a GPU, bf16
     # lightly's documented pipeline in the same run (needs `pip install lightly`):
     python benchmarks/throughput.py --lightly
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from contextlib import nullcontext
 
 import torch
 
 from selfsup.config import Config
 from selfsup.models import EncoderSpec
 from selfsup.optim import build_optimizer
-from selfsup.train import build_method, training_step
+from selfsup.train import build_method, mixed_precision, training_step
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -45,7 +45,7 @@ def selfsup_simclr(args, images: torch.Tensor, device: torch.device, compiled: b
     spec = EncoderSpec(args.backbone, 3, 32, True, MEAN, STD)
     method = build_method(cfg, spec).to(device=device, memory_format=torch.channels_last)
     optimizer = build_optimizer(method, cfg.optim, args.batch_size)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp else nullcontext()
+    amp = mixed_precision(device, args.amp)
     batches = iter(_batches(images, args.batch_size, device))
     model = torch.compile(method) if compiled else method
     return timed(
@@ -71,7 +71,7 @@ def bare_backbone(
         images[: args.batch_size].to(device).float().div(255).contiguous(memory_format=fmt)
         for _ in range(2)
     ]
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp else nullcontext()
+    amp = mixed_precision(device, args.amp)
 
     forward = torch.compile(encoder) if compiled else encoder
 
@@ -151,7 +151,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument(
+        "--amp", action="store_true", help="bf16 autocast (CUDA; CPUs with AVX512-BF16 or AMX)"
+    )
     parser.add_argument("--lightly", action="store_true", help="also time lightly's pipeline")
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile selfsup and add a compiled bare row"

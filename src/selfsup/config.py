@@ -68,7 +68,7 @@ class TrainConfig:
     time_budget: float | None = None  # minutes; when set, the schedule is sized to the clock
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CUDA (no effect on CPU)
+    amp: bool = True  # bf16 autocast where it is fast: CUDA, CPUs with AVX512-BF16 or AMX
     channels_last: bool = True
     compile: bool = False  # torch.compile the method's forward
     sync_batchnorm: bool = False  # under DDP: BatchNorm statistics over the global batch

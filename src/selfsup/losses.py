@@ -27,8 +27,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
             f"nt_xent expects two (N, D) tensors of equal shape, got {z1.shape} and {z2.shape}"
         )
     n = z1.shape[0]
-    u = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    logits = u @ u.T / temperature
+    # In fp32 even under bf16 autocast: logits of |s| <= 1/temperature need the mantissa.
+    with torch.autocast(z1.device.type, enabled=False):
+        u = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+        logits = u @ u.T / temperature
     logits.fill_diagonal_(float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(logits.device)
     return F.cross_entropy(logits, targets)

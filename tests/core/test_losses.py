@@ -40,3 +40,12 @@ def test_nt_xent_identical_views_far_apart_gives_low_loss():
     # All projections equal: every candidate is as likely as the positive.
     same = torch.ones(4, 3)
     assert math.isclose(nt_xent(same, same, 0.5).item(), math.log(7), rel_tol=1e-5)
+
+
+def test_nt_xent_stays_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    a, b = torch.randn(16, 8), torch.randn(16, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = nt_xent(a, b, 0.1)
+    assert inside.dtype == torch.float32
+    assert torch.allclose(inside, nt_xent(a, b, 0.1), atol=1e-6)
