@@ -47,25 +47,30 @@ def default_run_name(method: str, source: str) -> str:
     return f"runs/{method}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def check_run_dir(path: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """Raise the error `prepare_run_dir` would raise, touching nothing (to fail before work)."""
+    root = Path(path)
+    if resume and overwrite:
+        raise SelfsupError("--resume and --overwrite contradict each other; pick one")
+    if resume and not RunDir(root).checkpoint.is_file():
+        raise SelfsupError(f"cannot resume: {RunDir(root).checkpoint} does not exist")
+    if not resume and not overwrite and root.exists() and any(root.iterdir()):
+        raise SelfsupError(
+            f"run directory {root} already exists; pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out"
+        )
+
+
 def prepare_run_dir(path: str | Path, *, resume: bool, overwrite: bool) -> RunDir:
     """Create the run directory, refusing to touch an existing one unless asked.
 
     `resume` continues the run in place (its checkpoint must exist); `overwrite` deletes it first.
     """
     root = Path(path)
-    if resume and overwrite:
-        raise SelfsupError("--resume and --overwrite contradict each other; pick one")
+    check_run_dir(root, resume=resume, overwrite=overwrite)
     if resume:
-        run = RunDir(root)
-        if not run.checkpoint.is_file():
-            raise SelfsupError(f"cannot resume: {run.checkpoint} does not exist")
-        return run
+        return RunDir(root)
     if root.exists() and any(root.iterdir()):
-        if not overwrite:
-            raise SelfsupError(
-                f"run directory {root} already exists; pass --resume to continue it, "
-                "--overwrite to replace it, or choose another --out"
-            )
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     return RunDir(root)

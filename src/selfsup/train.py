@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from selfsup import distributed
 from selfsup.augment import Augment, build_augment
 from selfsup.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
-from selfsup.config import Config, validate
+from selfsup.config import Config, config_from_dict, validate
 from selfsup.data import ImageData, load_data
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.run import (
@@ -39,7 +39,7 @@ from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.models import Encoder, EncoderSpec
 from selfsup.optim import build_optimizer, lr_at, scaled_lr, set_lr
 from selfsup.report import write_report
-from selfsup.rundir import RunDir, default_run_name, prepare_run_dir
+from selfsup.rundir import RunDir, check_run_dir, default_run_name, prepare_run_dir
 
 
 @dataclass
@@ -144,11 +144,11 @@ def pretrain(
             f"{dist.world_size} processes"
         )
 
+    if out is not None:
+        check_run_dir(out, resume=resume, overwrite=overwrite)  # before minutes of decoding
     if resume and out is not None:
         saved = RunDir(Path(out)).config
         if saved.is_file():
-            from selfsup.config import config_from_dict
-
             cfg = config_from_dict(json.loads(saved.read_text())["config"])
     splits = load_data(
         cfg.data.source,
@@ -189,7 +189,7 @@ def pretrain(
         model = torch.compile(model)
     optimizer = build_optimizer(method, cfg.optim, cfg.train.batch_size)
 
-    run = _open_run_dir(cfg, out, resume=resume, overwrite=overwrite)
+    run = _open_run_dir(cfg, out, device, resume=resume, overwrite=overwrite)
     state = {"step": 0, "epoch": 0, "batch": 0, "train_seconds": 0.0}
     torch.manual_seed(cfg.train.seed + 1 + dist.rank)  # augmentation draws differ across ranks
     if resume:
@@ -241,7 +241,9 @@ def pretrain(
     return result
 
 
-def _open_run_dir(cfg: Config, out: str | Path | None, *, resume: bool, overwrite: bool) -> RunDir:
+def _open_run_dir(
+    cfg: Config, out: str | Path | None, device: torch.device, *, resume: bool, overwrite: bool
+) -> RunDir:
     if out is None:
         if resume:
             raise SelfsupError("--resume needs --out RUN_DIR naming the run to continue")
@@ -250,7 +252,10 @@ def _open_run_dir(cfg: Config, out: str | Path | None, *, resume: bool, overwrit
         run = prepare_run_dir(out, resume=resume, overwrite=overwrite)
         if not resume:
             run.config.write_text(json.dumps({"config": cfg.to_dict()}, indent=2) + "\n")
-            run.environment.write_text(json.dumps(_environment(), indent=2) + "\n")
+            environment = _environment() | {
+                "autocast": "bf16" if cfg.train.amp and bf16_is_fast(device) else "fp32"
+            }
+            run.environment.write_text(json.dumps(environment, indent=2) + "\n")
     distributed.barrier()
     return RunDir(Path(out))
 

@@ -62,7 +62,9 @@ def _worker(rank: int, port: int, queue) -> None:
     loss, _ = model([v1[sl], v2[sl]])
     loss.backward()
     if rank == 0:
-        queue.put({n: p.grad.clone() for n, p in method.named_parameters()})
+        # numpy arrays travel by value; torch tensors would travel as shared memory that is
+        # freed when this process exits, racing the parent's read.
+        queue.put({n: p.grad.numpy().copy() for n, p in method.named_parameters()})
     dist.barrier()
     dist.destroy_process_group()
 
@@ -77,10 +79,11 @@ def _free_port() -> int:
 def test_two_gloo_processes_match_one_process_gradients():
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, PORT, queue)) for r in range(2)]
+    port = _free_port()
+    procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    grads = queue.get(timeout=100)
+    grads = {n: torch.from_numpy(g) for n, g in queue.get(timeout=100).items()}
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
@@ -88,6 +91,3 @@ def test_two_gloo_processes_match_one_process_gradients():
     assert grads.keys() == expected.keys()
     for name, g in expected.items():
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
-
-
-PORT = _free_port()
