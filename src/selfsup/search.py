@@ -26,7 +26,6 @@ INDEX_FORMAT = "selfsup-index/1"
 KINDS = ("auto", "flat", "ivf", "hnsw")
 FLAT_LIMIT = 50_000  # below this many vectors, exact search is fast enough
 TARGET_RECALL = 0.95  # recall@10 against exact search that IVF/HNSW are tuned to reach
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def _faiss():
@@ -86,10 +85,11 @@ def sample_ids(data: Any, split: str) -> list[str]:
 def query_image(query: Any, spec: Any) -> torch.Tensor:
     """One query as uint8 (1, C, H, W) for an encoder of `spec`: a file path or an image array.
 
-    A path is decoded with Pillow; any image is fitted to the encoder's size (shorter side to
-    the size, centre crop) and channel count. Text is refused: the encoders here read images.
+    Decoded and resized exactly as the data loaders do (`decode_image_file`, `resize_square`),
+    so a query meets the index on the same footing. Text is refused: these encoders read images.
     """
-    from PIL import Image, ImageOps
+    from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
+    from selfsup.data.resize import resize_square
 
     if isinstance(query, (str, Path)):
         path = Path(query).expanduser()
@@ -97,18 +97,16 @@ def query_image(query: Any, spec: Any) -> torch.Tensor:
             raise SelfsupError(f"query {query} is a folder; pass one image file")
         if not path.is_file():
             text = str(query)
-            if path.suffix.lower() in IMAGE_SUFFIXES or "/" in text or "\\" in text:
+            if path.suffix.lower() in IMAGE_EXTENSIONS or "/" in text or "\\" in text:
                 raise SelfsupError(f"query image {query} does not exist")
             raise SelfsupError(
                 f"text queries need a text encoder, which this run does not have (its encoder "
                 f"is an image encoder, backbone {spec.backbone!r}); pass an image file instead"
             )
         try:
-            with Image.open(path) as im:
-                im.load()
-                image = im.convert("L" if spec.in_channels == 1 else "RGB")
-        except OSError as err:
-            raise SelfsupError(f"cannot decode query image {path}: {err}") from None
+            array = decode_image_file(str(path))
+        except CorruptImageError:
+            raise SelfsupError(f"cannot decode query image {path}; is it an image file?") from None
     else:
         array = torch.as_tensor(np.asarray(query))
         if array.dtype != torch.uint8:
@@ -126,17 +124,8 @@ def query_image(query: Any, spec: Any) -> torch.Tensor:
             array = array.permute(2, 0, 1)
         if array.shape[0] not in (1, 3):
             raise SelfsupError(f"a query image must have 1 or 3 channels, got {array.shape[0]}")
-        array = match_channels(array.unsqueeze(0), spec.in_channels)[0]
-        if array.shape[1:] == (spec.image_size, spec.image_size):
-            return array.unsqueeze(0).contiguous()
-        pixels = array.permute(1, 2, 0).numpy()
-        image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    size = spec.image_size
-    image = ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
-    pixels = np.asarray(image)
-    x = torch.from_numpy(pixels.copy())
-    x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
-    return x.unsqueeze(0).contiguous()
+    image = match_channels(array.unsqueeze(0), spec.in_channels)
+    return resize_square(image, spec.image_size).contiguous()
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
