@@ -83,6 +83,7 @@ def _pretrain_parser(sub) -> None:
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
+    from selfsup import distributed
     from selfsup.config import Config, apply_overrides, load_config_file, parse_scalar
     from selfsup.train import pretrain
 
@@ -99,7 +100,10 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides["train.progress"] = False
     cfg = apply_overrides(Config(), overrides)
-    pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    try:
+        pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    finally:
+        distributed.shutdown()  # leave the torchrun process group cleanly, error or not
     return 0
 
 

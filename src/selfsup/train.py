@@ -230,7 +230,7 @@ def pretrain(
     result = RunResult(
         run.root,
         method.encoder,
-        epochs=state["step"] / max(_steps_per_epoch(cfg, train_data, dist), 1),
+        epochs=state["step"] / max(_steps_per_epoch(cfg, train_data), 1),
     )
     result.images_per_second = (
         state["step"] * cfg.train.batch_size / max(state["train_seconds"], 1e-9)
@@ -276,7 +276,7 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def _steps_per_epoch(cfg: Config, data: ImageData, dist: distributed.DistInfo) -> int:
+def _steps_per_epoch(cfg: Config, data: ImageData) -> int:
     return len(data) // cfg.train.batch_size
 
 
@@ -338,7 +338,7 @@ def _train(
 ) -> None:
     tc = cfg.train
     local_batch = tc.batch_size // dist.world_size
-    steps_per_epoch = _steps_per_epoch(cfg, data, dist)
+    steps_per_epoch = _steps_per_epoch(cfg, data)
     budget_s = tc.time_budget * 60 if tc.time_budget else None
     total_steps = tc.epochs * steps_per_epoch
     peak_lr = scaled_lr(cfg.optim, tc.batch_size)
