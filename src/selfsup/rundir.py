@@ -1,20 +1,50 @@
-"""The run directory: its file names, and the rule that an existing run is never clobbered."""
+"""The run directory: its file names, and the rules that keep a run from clobbering anything.
+
+An existing run is never replaced unless asked (`--overwrite`), and even then only a folder that
+holds a selfsup run and nothing else; no run is ever written into, around or over its data.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfsup.errors import SelfsupError
 
+# What a run (and the commands that write into a run directory) may leave in it: the only names
+# that `--overwrite` deletes. `checkpoint.pt*.tmp` leftovers of an interrupted save count too.
+RUN_FILES = frozenset(
+    {
+        "config.json",
+        "environment.json",
+        "metrics.jsonl",
+        "checkpoint.pt",
+        "encoder.safetensors",
+        "encoder.json",
+        "eval.json",
+        "report.html",
+        "index.faiss",
+        "index_ids.json",
+        "heldout.json",
+    }
+)
+RUN_FOLDERS = frozenset({"tensorboard", "text_encoder"})
+# Files a resumed run rewrites or appends to: each must be writable, not only the folder.
+_REWRITTEN = ("metrics.jsonl", "encoder.safetensors", "encoder.json", "eval.json", "report.html")
+
 
 @dataclass(frozen=True)
 class RunDir:
-    """Paths inside a run directory."""
+    """Paths inside a run directory; `removed` lists what `prepare_run_dir` deleted to overwrite."""
 
     root: Path
+    removed: tuple[Path, ...] = field(default=(), compare=False)
 
     @property
     def config(self) -> Path:
@@ -47,30 +77,174 @@ def default_run_name(method: str, source: str) -> str:
     return f"runs/{method}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def check_run_dir(path: str | Path, *, resume: bool, overwrite: bool) -> None:
-    """Raise the error `prepare_run_dir` would raise, touching nothing (to fail before work)."""
+def source_paths(source: str) -> list[Path]:
+    """The file or folder a `NAME:PATH` data source reads (none for `NAME` alone).
+
+    What a caller passes to `check_run_dir(data_paths=...)` so a run never lands on its data.
+    """
+    _, sep, path = source.strip().partition(":")
+    return [Path(path).expanduser()] if sep and path.strip() else []
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether `path` holds a selfsup run: a config.json with a "config" key, or a checkpoint."""
+    run = RunDir(Path(path))
+    if run.checkpoint.is_file():
+        return True
+    try:
+        saved = json.loads(run.config.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and "config" in saved
+
+
+def _is_run_entry(entry: Path) -> bool:
+    """Whether `entry` (directly in a run directory) is one a run writes; links never are."""
+    if entry.is_symlink():
+        return False
+    name = entry.name
+    if entry.is_dir():
+        return name in RUN_FOLDERS
+    return name in RUN_FILES or (name.startswith("checkpoint.pt") and name.endswith(".tmp"))
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path` itself, or its nearest ancestor that exists."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path.cwd()  # pragma: no cover - a relative path's parents end at "."
+
+
+def _check_writable(root: Path, resume: bool) -> None:
+    """Raise unless a run can be written at `root`: a folder (or a path under one) we may write."""
+    existing = _nearest_existing(root)
+    if not existing.is_dir():
+        where = "" if existing == root else f" (it lies under {existing})"
+        raise SelfsupError(
+            f"--out {root} cannot be a run directory: {existing} is a file, not a folder{where}; "
+            "choose another --out"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".selfsup-write-test-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise SelfsupError(
+            f"cannot write to {existing} ({err.strerror or err}); choose another --out, "
+            "or make the folder writable"
+        ) from None
+    if resume:
+        locked = [n for n in _REWRITTEN if (root / n).exists() and not os.access(root / n, os.W_OK)]
+        if locked:
+            raise SelfsupError(
+                f"cannot resume in {root}: {', '.join(locked)} cannot be written; "
+                "make them writable, or start a new run with another --out"
+            )
+
+
+def _entries(root: Path) -> list[Path]:
+    """The entries of folder `root`, sorted; an unreadable folder is the user's to fix."""
+    try:
+        return sorted(root.iterdir())
+    except OSError as err:
+        raise SelfsupError(
+            f"cannot list run directory {root} ({err.strerror or err}); choose another --out"
+        ) from None
+
+
+def _check_data_paths(root: Path, data_paths: Sequence[str | Path]) -> None:
+    """Raise if the run directory is, contains, or lies inside one of the run's data paths."""
+    here = root.expanduser().resolve()
+    for data in data_paths:
+        there = Path(data).expanduser().resolve()
+        if here == there or here.is_relative_to(there) or there.is_relative_to(here):
+            relation = (
+                "is"
+                if here == there
+                else ("lies inside" if here.is_relative_to(there) else "contains")
+            )
+            raise SelfsupError(
+                f"--out {root} {relation} the training data {data}; a run directory must be "
+                "apart from its data (runs are written into it, and --overwrite deletes in it): "
+                "choose another --out"
+            )
+
+
+def check_run_dir(
+    path: str | Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    data_paths: Sequence[str | Path] = (),
+) -> None:
+    """Raise the error `prepare_run_dir` would raise, deleting nothing (to fail before work).
+
+    `data_paths` are the files and folders the run reads its data from (see `source_paths`);
+    the run directory may be none of them, nor contain or lie inside one. The folder (or its
+    nearest existing parent) must be a writable folder: a probe file is created and removed.
+    """
     root = Path(path)
+    run = RunDir(root)
     if resume and overwrite:
         raise SelfsupError("--resume and --overwrite contradict each other; pick one")
-    if resume and not RunDir(root).checkpoint.is_file():
-        raise SelfsupError(f"cannot resume: {RunDir(root).checkpoint} does not exist")
-    if not resume and not overwrite and root.exists() and any(root.iterdir()):
+    if root.exists() and not root.is_dir():
+        raise SelfsupError(f"--out {root} is a file, not a folder; choose another --out")
+    _check_data_paths(root, data_paths)
+    if resume and not run.checkpoint.is_file():
+        raise SelfsupError(f"cannot resume: {run.checkpoint} does not exist")
+    _check_writable(root, resume)
+    entries = _entries(root) if root.exists() and not resume else []
+    if not entries:
+        return
+    if not overwrite:
         raise SelfsupError(
             f"run directory {root} already exists; pass --resume to continue it, "
             "--overwrite to replace it, or choose another --out"
         )
+    if not is_run_dir(root):
+        raise SelfsupError(
+            f"--overwrite refused: {root} is not a selfsup run directory (it has no config.json "
+            "or checkpoint.pt written by selfsup), so nothing in it is deleted; choose another "
+            "--out, or empty the folder yourself"
+        )
+    foreign = sorted(entry.name for entry in entries if not _is_run_entry(entry))
+    if foreign:
+        shown = ", ".join(foreign[:10]) + (f" and {len(foreign) - 10} more" if foreign[10:] else "")
+        raise SelfsupError(
+            f"--overwrite refused: run directory {root} also holds {shown}, which selfsup did "
+            "not write; move them out of the folder (or choose another --out) and run again"
+        )
 
 
-def prepare_run_dir(path: str | Path, *, resume: bool, overwrite: bool) -> RunDir:
+def prepare_run_dir(
+    path: str | Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    data_paths: Sequence[str | Path] = (),
+) -> RunDir:
     """Create the run directory, refusing to touch an existing one unless asked.
 
-    `resume` continues the run in place (its checkpoint must exist); `overwrite` deletes it first.
+    `resume` continues the run in place (its checkpoint must exist). `overwrite` replaces an
+    existing run: it deletes only the files and folders a run writes (RUN_FILES, RUN_FOLDERS,
+    checkpoint.pt*.tmp), and only in a folder that holds a selfsup run and nothing else. A run
+    folder holding anything else (notes, embeddings, a dataset) is refused rather than partly
+    cleared: refusing deletes nothing, while keeping the extras would mix an old run's
+    leftovers into the new run and still delete anything that happens to share a run file's
+    name. The deleted paths are returned in `RunDir.removed`, for the caller to print.
     """
     root = Path(path)
-    check_run_dir(root, resume=resume, overwrite=overwrite)
+    check_run_dir(root, resume=resume, overwrite=overwrite, data_paths=data_paths)
     if resume:
         return RunDir(root)
-    if root.exists() and any(root.iterdir()):
-        shutil.rmtree(root)
+    removed: list[Path] = []
+    if overwrite and root.is_dir():
+        for entry in _entries(root):  # check_run_dir vouched: each one is a run's
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
     root.mkdir(parents=True, exist_ok=True)
-    return RunDir(root)
+    return RunDir(root, tuple(removed))
