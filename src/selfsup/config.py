@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -230,19 +231,46 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    """Check values that a type alone does not constrain."""
+    """Check values that a type alone does not constrain, naming the first bad one."""
+    from selfsup.evaluate.protocols import PROTOCOLS  # lazily: evaluation imports torch
+
+    o, t, e = cfg.optim, cfg.train, cfg.eval
+    unknown_protocols = [p for p in e.protocols if p not in PROTOCOLS]
     checks = [
-        (cfg.train.epochs >= 1, "train.epochs must be at least 1"),
-        (cfg.train.batch_size >= 2, "train.batch_size must be at least 2"),
-        (cfg.optim.lr > 0, "optim.lr must be positive"),
-        (0 <= cfg.optim.warmup < 1, "optim.warmup is a fraction of training in [0, 1)"),
-        (cfg.optim.name in ("lars", "sgd", "adamw"), "optim.name must be lars, sgd or adamw"),
-        (cfg.eval.knn_k >= 1, "eval.knn_k must be at least 1"),
-        (cfg.eval.knn_t > 0, "eval.knn_t must be positive"),
+        (t.epochs >= 1, "train.epochs must be at least 1"),
+        (t.batch_size >= 2, "train.batch_size must be at least 2"),
+        (o.lr > 0 and math.isfinite(o.lr), "optim.lr must be a positive number"),
+        (0 <= o.warmup < 1, "optim.warmup is a fraction of training in [0, 1)"),
+        (o.name in ("lars", "sgd", "adamw"), "optim.name must be lars, sgd or adamw"),
         (
-            cfg.train.time_budget is None or cfg.train.time_budget > 0,
-            "train.time_budget (minutes) must be positive",
+            o.weight_decay >= 0 and math.isfinite(o.weight_decay),
+            "optim.weight_decay must be a number >= 0",
         ),
+        (0 <= o.momentum < 1, "optim.momentum must be in [0, 1)"),
+        (o.lars_eta > 0 and math.isfinite(o.lars_eta), "optim.lars_eta must be a positive number"),
+        (
+            0 <= o.final_lr_fraction <= 1,
+            "optim.final_lr_fraction (the cosine's end, as a fraction of the peak lr) must be "
+            "in [0, 1]",
+        ),
+        (e.knn_k >= 1, "eval.knn_k must be at least 1"),
+        (e.knn_t > 0 and math.isfinite(e.knn_t), "eval.knn_t must be a positive number"),
+        (
+            not unknown_protocols,
+            f"unknown eval.protocols {', '.join(unknown_protocols)}; "
+            f"choose from: {', '.join(PROTOCOLS)}",
+        ),
+        (
+            t.time_budget is None or (t.time_budget > 0 and math.isfinite(t.time_budget)),
+            "train.time_budget (minutes) must be a positive number",
+        ),
+        (t.checkpoint_every >= 1, "train.checkpoint_every (epochs) must be at least 1"),
+        (t.log_every >= 1, "train.log_every (steps) must be at least 1"),
+        (
+            t.eval_every >= 0,
+            "train.eval_every (epochs) must be at least 0 (0: evaluate only at the end)",
+        ),
+        (0 <= t.seed < 2**62, "train.seed must be an integer in [0, 2**62)"),
         (
             cfg.method.crop_size is None or cfg.method.crop_size >= 4,
             "method.crop_size must be at least 4 pixels",

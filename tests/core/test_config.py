@@ -35,11 +35,44 @@ def test_dotted_overrides_are_typed():
         ({"train.amp": "maybe"}, "expects true or false"),
         ({"train.epochs": 0}, "train.epochs must be at least 1"),
         ({"optim.name": "adam"}, "optim.name must be"),
+        ({"train.checkpoint_every": 0}, "train.checkpoint_every .* must be at least 1"),
+        ({"train.log_every": 0}, "train.log_every .* must be at least 1"),
+        ({"train.eval_every": -1}, "train.eval_every .* must be at least 0"),
+        ({"optim.weight_decay": -1e-4}, "optim.weight_decay must be a number >= 0"),
+        ({"optim.weight_decay": "nan"}, "optim.weight_decay must be a number >= 0"),
+        ({"optim.momentum": 1.0}, r"optim.momentum must be in \[0, 1\)"),
+        ({"optim.momentum": -0.1}, r"optim.momentum must be in \[0, 1\)"),
+        ({"optim.final_lr_fraction": 1.5}, "optim.final_lr_fraction"),
+        ({"optim.final_lr_fraction": -0.1}, "optim.final_lr_fraction"),
+        ({"optim.lars_eta": 0}, "optim.lars_eta must be a positive number"),
+        ({"optim.lr": "inf"}, "optim.lr must be a positive number"),
+        ({"eval.knn_t": "nan"}, "eval.knn_t must be a positive number"),
+        ({"eval.protocols": "knn,lineer"}, "unknown eval.protocols lineer; choose from"),
+        ({"train.time_budget": "inf"}, "train.time_budget"),
+        ({"train.seed": -1}, "train.seed must be"),
+        ({"train.batch_size": 1}, "train.batch_size must be at least 2"),
+        ({"data.image_size": 2}, "data.image_size must be at least 4"),
     ],
 )
 def test_bad_keys_and_values_are_named(overrides, message):
     with pytest.raises(SelfsupError, match=message):
         apply_overrides(Config(), overrides)
+
+
+def test_edge_values_are_accepted():
+    cfg = apply_overrides(
+        Config(),
+        {
+            "train.eval_every": 0,
+            "train.checkpoint_every": 1,
+            "train.log_every": 1,
+            "optim.weight_decay": 0,
+            "optim.momentum": 0,
+            "optim.final_lr_fraction": 1,
+            "eval.protocols": "",
+        },
+    )
+    assert cfg.train.eval_every == 0 and cfg.eval.protocols == ()
 
 
 def test_config_files_json_and_toml(tmp_path):
