@@ -7,6 +7,7 @@ method never touches this file); they are validated when the method is built.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -228,6 +229,93 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 def config_from_dict(tree: dict[str, Any]) -> Config:
     """Rebuild a Config from `Config.to_dict()` output (as saved in a run directory)."""
     return apply_overrides(Config(), flatten(tree))
+
+
+# What a resumed run may change: how long it trains, how it reports, where it runs and how it is
+# evaluated. Everything else (data, model, method, optimizer, batch, seed) would make the
+# checkpoint's state, schedule or random streams mean something else.
+RESUME_KEYS = frozenset(
+    {
+        "train.epochs",
+        "train.time_budget",
+        "train.log_every",
+        "train.eval_every",
+        "train.checkpoint_every",
+        "train.progress",
+        "train.report",
+        "train.device",
+    }
+)
+RESUME_SECTIONS = ("eval.",)
+
+
+def _expand_params(overrides: dict[str, Any]) -> dict[str, Any]:
+    """`method.params = {k: v}` as separate `method.k` keys, the way they are compared."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key == "method.params" and isinstance(value, dict):
+            out.update({f"method.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def _resolved(cfg: Config, key: str) -> Any:
+    """The value `key` has in `cfg`; a method parameter the user never set reads as its default."""
+    section, _, name = key.partition(".")
+    target = getattr(cfg, section)
+    if section == "method" and name not in ("name", "augment", "crop_size"):
+        from selfsup.methods import get_method  # lazily: methods import torch
+
+        return getattr(get_method(cfg.method.name).make_config(cfg.method.params), name)
+    return getattr(target, name)
+
+
+def resume_config(saved: Config, overrides: dict[str, Any]) -> Config:
+    """The config a resumed run continues with: `saved`, plus the overrides safe on resume.
+
+    `saved` is the run's config (config.json); `overrides` are the dotted keys the user actually
+    gave for this resume -- from flags, --set and a --config file -- not a whole Config filled
+    with defaults (an ungiven key must not read as a change). Safe to change: train.epochs
+    (only more), train.time_budget, train.device, train.log_every, train.eval_every,
+    train.checkpoint_every, train.progress, train.report and every eval.* key. Any other key
+    given with a value other than the saved one is refused, all of them in one error; a key
+    given with the saved value is fine.
+    """
+    overrides = _expand_params(overrides)
+    given = apply_overrides(copy.deepcopy(saved), overrides)  # coerces and checks every key
+    safe: dict[str, Any] = {}
+    refused: list[str] = []
+    for key, value in overrides.items():
+        old, new = _resolved(saved, key), _resolved(given, key)
+        if key in RESUME_KEYS or key.startswith(RESUME_SECTIONS):
+            if key == "train.epochs" and new < old:
+                refused.append(f"train.epochs (saved {old}, given {new}: only more epochs)")
+            else:
+                safe[key] = value
+        elif new != old:
+            refused.append(f"{key} (saved {old!r}, given {new!r})")
+    if refused:
+        raise SelfsupError(
+            f"cannot change {', '.join(refused)} when resuming: a resumed run continues with "
+            "the settings it started with (only train.epochs, train.time_budget, train.device, "
+            "train.log_every, train.eval_every, train.checkpoint_every, train.progress, "
+            "train.report and eval.* may change). Drop these settings to resume, or start a new "
+            "run with another --out instead"
+        )
+    return apply_overrides(copy.deepcopy(saved), safe)
+
+
+def config_changes(cfg: Config, base: Config | None = None) -> dict[str, Any]:
+    """The dotted keys where `cfg` differs from `base` (default: the defaults), with cfg's values.
+
+    For callers that hold a whole Config rather than the keys a user gave, e.g. to build the
+    `overrides` of `resume_config` from an API call's config.
+    """
+    base = base or Config()
+    mine = _expand_params(flatten(cfg.to_dict()))
+    theirs = _expand_params(flatten(base.to_dict()))
+    return {k: v for k, v in mine.items() if k not in theirs or theirs[k] != v}
 
 
 def validate(cfg: Config) -> None:

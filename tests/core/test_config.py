@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from selfsup.config import Config, apply_overrides, config_from_dict, load_config_file
+from selfsup.config import (
+    Config,
+    apply_overrides,
+    config_changes,
+    config_from_dict,
+    load_config_file,
+    resume_config,
+)
 from selfsup.errors import SelfsupError
 
 
@@ -87,3 +94,80 @@ def test_config_files_json_and_toml(tmp_path):
         load_config_file(tmp_path / "bad.json")
     with pytest.raises(SelfsupError, match="does not exist"):
         load_config_file(tmp_path / "missing.json")
+
+
+def _saved() -> Config:
+    """A finished 6-epoch run's config, as read back from its config.json."""
+    cfg = apply_overrides(Config(), {"train.epochs": 6, "method.proj_dim": 64, "optim.lr": 0.4})
+    return config_from_dict(json.loads(json.dumps({"config": cfg.to_dict()}))["config"])
+
+
+def test_resume_applies_the_safe_overrides():
+    saved = _saved()
+    cfg = resume_config(
+        saved,
+        {
+            "train.epochs": 8,
+            "train.time_budget": "2.5",
+            "train.device": "cpu",
+            "train.progress": False,
+            "train.eval_every": 0,
+            "eval.knn_k": "20",
+            "eval.protocols": "knn",
+        },
+    )
+    assert cfg.train.epochs == 8 and cfg.train.time_budget == 2.5 and cfg.train.device == "cpu"
+    assert cfg.train.progress is False and cfg.train.eval_every == 0
+    assert cfg.eval.knn_k == 20 and cfg.eval.protocols == ("knn",)
+    assert cfg.method.params == {"proj_dim": 64} and cfg.optim == saved.optim
+    assert saved.train.epochs == 6 and saved.eval.knn_k == 200  # the saved config is untouched
+    assert resume_config(saved, {}) == saved
+
+
+def test_resume_accepts_overrides_equal_to_the_saved_values():
+    saved = _saved()
+    same = {
+        "optim.lr": "0.4",  # a string from --set, equal once typed
+        "train.batch_size": 256,
+        "data.source": "digits",
+        "method.name": "simclr",
+        "method.proj_dim": 64,
+        "method.temperature": 0.2,  # never set in the run, but equal to the method's default
+        "method.params": {"proj_dim": 64},
+        "train.amp": "true",
+    }
+    assert resume_config(saved, same) == saved
+
+
+def test_resume_refuses_other_changes_naming_each():
+    saved = _saved()
+    overrides = {
+        "optim.lr": 0.3,
+        "train.batch_size": 512,
+        "method.temperature": 0.5,
+        "train.epochs": 10,  # safe, but the others are not
+    }
+    with pytest.raises(SelfsupError) as err:
+        resume_config(saved, overrides)
+    message = str(err.value)
+    for part in (
+        "optim.lr (saved 0.4, given 0.3)",
+        "train.batch_size (saved 256, given 512)",
+        "method.temperature (saved 0.2, given 0.5)",
+        "another --out",
+    ):
+        assert part in message
+    assert "train.epochs" not in message.split(" when resuming")[0]
+    with pytest.raises(SelfsupError, match=r"train.epochs \(saved 6, given 4: only more epochs\)"):
+        resume_config(saved, {"train.epochs": 4})
+    with pytest.raises(SelfsupError, match=r"unknown config key 'train\.epoch'"):
+        resume_config(saved, {"train.epoch": 8})
+    with pytest.raises(SelfsupError, match=r"train\.log_every .* must be at least 1"):
+        resume_config(saved, {"train.log_every": 0})
+
+
+def test_config_changes_are_the_keys_off_the_defaults():
+    cfg = apply_overrides(Config(), {"train.epochs": 3, "method.temperature": 0.1})
+    assert config_changes(cfg) == {"train.epochs": 3, "method.temperature": 0.1}
+    assert config_changes(cfg, cfg) == {}
+    assert resume_config(cfg, config_changes(cfg)) == cfg
