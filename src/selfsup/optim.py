@@ -1,4 +1,16 @@
-"""Optimizers (SGD, LARS, AdamW) and the warm-up + cosine learning-rate schedule."""
+"""Optimizers (SGD, LARS, AdamW), per-group options, and the warm-up + cosine lr schedule.
+
+Methods hand the optimizer parameter groups, `[{"params": [...], **options}]`; the options are:
+
+- `lr_scale` (float >= 0, default 1): the group's lr is the scheduled lr times this.
+- `fixed_lr` (bool): the group keeps `peak lr * lr_scale` throughout, unscheduled (SimSiam's
+  predictor).
+- `frozen_until` (progress fraction in [0, 1)): before that point of training the group's lr is
+  0 and its gradients are dropped before each step, so neither momentum, Adam moments nor weight
+  decay touch it (DINO's last layer during the first epoch).
+- `weight_decay` (float >= 0): replaces the config's weight decay for the group.
+- `lars_adapt` (bool, default True): whether LARS adapts the group's lr layer by layer.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +22,8 @@ import torch
 from torch import nn
 
 from selfsup.config import OptimConfig
+
+GROUP_OPTIONS = ("lr_scale", "fixed_lr", "frozen_until", "weight_decay", "lars_adapt")
 
 
 class LARS(torch.optim.Optimizer):
@@ -98,24 +112,109 @@ def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
     return cfg.lr * global_batch / 256
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, global_batch: int) -> torch.optim.Optimizer:
-    """The optimizer named in `cfg`, with its learning rate scaled to the global batch."""
+def _checked_options(group: dict[str, Any]) -> dict[str, Any]:
+    """A group's options, checked: a bad one is a bug in the method that made the group."""
+    if not isinstance(group, dict) or "params" not in group:
+        raise ValueError(f"a parameter group is a dict with 'params'; got {group!r}")
+    options = {k: v for k, v in group.items() if k != "params"}
+    unknown = sorted(set(options) - set(GROUP_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter group option(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(GROUP_OPTIONS)}"
+        )
+    if not options.get("lr_scale", 1.0) >= 0:
+        raise ValueError(f"lr_scale must be >= 0, got {options['lr_scale']!r}")
+    if not 0 <= options.get("frozen_until", 0.0) < 1:
+        raise ValueError(f"frozen_until is a progress fraction in [0, 1), got {options!r}")
+    if not options.get("weight_decay", 0.0) >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {options['weight_decay']!r}")
+    return options
+
+
+def split_groups(
+    groups: list[dict[str, Any]], cfg: OptimConfig, peak_lr: float
+) -> list[dict[str, Any]]:
+    """Torch parameter groups from a method's groups: options resolved, trainable params only.
+
+    With `cfg.exclude_bias_and_norm` each group splits into its decayed part and its 1-d part
+    (biases, norms: no weight decay, no LARS adaptation), both carrying the group's options.
+    Parameters with requires_grad=False and groups left empty are dropped.
+    """
+    out: list[dict[str, Any]] = []
+    for group in groups:
+        options = _checked_options(group)
+        params = [p for p in group["params"] if p.requires_grad]
+        scale = float(options.get("lr_scale", 1.0))
+        frozen_until = float(options.get("frozen_until", 0.0))
+        common = {
+            "lr": 0.0 if frozen_until > 0 else peak_lr * scale,
+            "lr_scale": scale,
+            "fixed_lr": bool(options.get("fixed_lr", False)),
+            "frozen_until": frozen_until,
+            "frozen": frozen_until > 0,
+            "peak_lr": peak_lr,
+        }
+        decayed = {
+            "weight_decay": float(options.get("weight_decay", cfg.weight_decay)),
+            "lars_adapt": bool(options.get("lars_adapt", True)),
+        }
+        if cfg.exclude_bias_and_norm:
+            parts = [
+                {"params": [p for p in params if p.ndim > 1], **common, **decayed},
+                {
+                    "params": [p for p in params if p.ndim <= 1],
+                    **common,
+                    "weight_decay": 0.0,
+                    "lars_adapt": False,
+                },
+            ]
+        else:
+            parts = [{"params": params, **common, **decayed}]
+        out.extend(part for part in parts if part["params"])
+    return out
+
+
+def _drop_frozen_grads(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    """Step pre-hook: a frozen group's parameters have no gradient, so the step skips them."""
+    for group in optimizer.param_groups:
+        if group.get("frozen"):
+            for p in group["params"]:
+                p.grad = None
+
+
+def build_optimizer(
+    groups: list[dict[str, Any]] | nn.Module, cfg: OptimConfig, global_batch: int
+) -> torch.optim.Optimizer:
+    """The optimizer named in `cfg` over a method's parameter groups, lr scaled to the batch.
+
+    `groups` are `{"params": [...], **options}` dicts (options in this module's docstring); an
+    nn.Module stands for one group of its trainable parameters. Call `set_lr` every step.
+    """
+    if isinstance(groups, nn.Module):
+        groups = [{"params": [p for p in groups.parameters() if p.requires_grad]}]
     lr = scaled_lr(cfg, global_batch)
-    groups = parameter_groups(model, cfg.exclude_bias_and_norm)
+    parts = split_groups(list(groups), cfg, lr)
     if cfg.name == "lars":
-        return LARS(
-            groups,
+        optimizer: torch.optim.Optimizer = LARS(
+            parts,
             lr=lr,
             momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
             eta=cfg.lars_eta,
             clip_lr=cfg.lars_clip_lr,
         )
-    for g in groups:
-        g.pop("lars_adapt", None)
-    if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+    else:
+        for part in parts:
+            part.pop("lars_adapt")
+        if cfg.name == "sgd":
+            optimizer = torch.optim.SGD(
+                parts, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            )
+        else:
+            optimizer = torch.optim.AdamW(parts, lr=lr, weight_decay=cfg.weight_decay)
+    optimizer.register_step_pre_hook(_drop_frozen_grads)
+    return optimizer
 
 
 def lr_at(progress: float, cfg: OptimConfig, peak_lr: float) -> float:
@@ -128,6 +227,21 @@ def lr_at(progress: float, cfg: OptimConfig, peak_lr: float) -> float:
     return final + (peak_lr - final) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(optimizer: torch.optim.Optimizer, lr: float, progress: float | None = None) -> None:
+    """Give each group the scheduled `lr` at training `progress`, through the group's options.
+
+    A group's lr is `lr * lr_scale`; `peak lr * lr_scale` if `fixed_lr`; 0, and frozen, while
+    `progress < frozen_until`. `progress` is needed once any group has `frozen_until`.
+    """
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        scale = group.get("lr_scale", 1.0)
+        frozen_until = group.get("frozen_until", 0.0)
+        if frozen_until > 0 and progress is None:
+            raise ValueError("set_lr needs the training progress: a group has frozen_until")
+        group["frozen"] = frozen_until > 0 and progress < frozen_until
+        if group["frozen"]:
+            group["lr"] = 0.0
+        elif group.get("fixed_lr"):
+            group["lr"] = group["peak_lr"] * scale
+        else:
+            group["lr"] = lr * scale

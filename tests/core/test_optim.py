@@ -1,6 +1,7 @@
 """LARS (plain and clipped) against a restatement of its update; the warm-up + cosine schedule;
 per-group options."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -102,7 +103,7 @@ def _relative_steps(cfg: OptimConfig, batch: int) -> dict[str, tuple[float, floa
     model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.Flatten(), nn.Linear(64, 10))
     opt = build_optimizer(model, cfg, batch)
     lr = scaled_lr(cfg, batch)
-    set_lr(opt, lr)
+    set_lr(opt, lr, 0.5)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.ndim > 1}
     model(torch.randn(8, 3, 4, 4)).logsumexp(1).sum().backward()
     d = {n: p.grad + cfg.weight_decay * p.detach() for n, p in model.named_parameters()}
@@ -124,3 +125,115 @@ def test_default_lars_step_is_bounded_at_large_batch():
     unclipped = _relative_steps(OptimConfig(lars_clip_lr=False), 4096)
     for relative, _ in unclipped.values():  # what clipping prevents: lr * eta = 0.128
         assert abs(relative - 6.4 * 0.02) < 1e-4
+
+
+def _two_layers() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2))
+
+
+def _step(model: nn.Module, opt: torch.optim.Optimizer) -> None:
+    opt.zero_grad()
+    model(torch.randn(6, 4)).pow(2).sum().backward()
+    opt.step()
+
+
+def test_groups_split_into_decayed_and_plain_parts_carrying_options():
+    model = _two_layers()
+    groups = [
+        {"params": [*model[0].parameters()], "lr_scale": 0.5, "weight_decay": 0.1},
+        {"params": [*model[1].parameters(), *model[2].parameters()]},
+        {"params": []},  # dropped
+    ]
+    opt = build_optimizer(groups, OptimConfig(name="sgd", lr=0.4, weight_decay=1e-3), 256)
+    got = [(len(g["params"]), g["weight_decay"], g["lr_scale"], g["lr"]) for g in opt.param_groups]
+    assert got == [(1, 0.1, 0.5, 0.2), (1, 0.0, 0.5, 0.2), (1, 1e-3, 1.0, 0.4), (3, 0.0, 1.0, 0.4)]
+    opt = build_optimizer(groups[:2], OptimConfig(exclude_bias_and_norm=False), 256)
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 4]
+    assert [g["lars_adapt"] for g in opt.param_groups] == [True, True]
+    with pytest.raises(ValueError, match="unknown parameter group option"):
+        build_optimizer([{"params": model.parameters(), "lr_mult": 2}], OptimConfig(), 256)
+
+
+def test_lr_scale_and_fixed_lr_follow_the_schedule_or_not():
+    model = _two_layers()
+    groups = [
+        {"params": [*model[0].parameters()], "lr_scale": 0.1},
+        {"params": [*model[2].parameters()], "fixed_lr": True, "lr_scale": 2.0},
+        {"params": [*model[1].parameters()]},
+    ]
+    opt = build_optimizer(groups, OptimConfig(name="sgd", lr=0.4), 512)  # peak 0.8
+    set_lr(opt, 0.3, 0.5)
+    lrs = [round(g["lr"], 9) for g in opt.param_groups]
+    assert lrs == [0.03, 0.03, 1.6, 1.6, 0.3]
+
+
+@pytest.mark.parametrize("name", ["lars", "sgd", "adamw"])
+def test_frozen_until_holds_a_group_still_then_releases_it(name):
+    model = _two_layers()
+    groups = [
+        {"params": [*model[0].parameters(), *model[1].parameters()]},
+        {"params": [*model[2].parameters()], "frozen_until": 0.25},
+    ]
+    cfg = OptimConfig(name=name, weight_decay=0.1)
+    opt = build_optimizer(groups, cfg, 256)
+    assert [g["lr"] for g in opt.param_groups[2:]] == [0.0, 0.0]
+    head = [p.detach().clone() for p in model[2].parameters()]
+    body = [p.detach().clone() for p in model[0].parameters()]
+    for progress in (0.0, 0.1, 0.2):
+        set_lr(opt, 0.4, progress)
+        _step(model, opt)
+    assert all(torch.equal(a, b) for a, b in zip(head, model[2].parameters(), strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(body, model[0].parameters(), strict=True))
+    assert all(not opt.state[p] for p in model[2].parameters())  # no momentum or moments built up
+    set_lr(opt, 0.4, 0.25)
+    assert [g["lr"] for g in opt.param_groups[2:]] == [0.4, 0.4]
+    _step(model, opt)
+    assert not any(torch.equal(a, b) for a, b in zip(head, model[2].parameters(), strict=True))
+    with pytest.raises(ValueError, match="needs the training progress"):
+        set_lr(opt, 0.4)
+
+
+@pytest.mark.parametrize("name", ["lars", "sgd", "adamw"])
+def test_frozen_or_absent_parameters_are_never_updated(name):
+    model = _two_layers()
+    model[1].weight.requires_grad_(False)
+    groups = [{"params": [*model[0].parameters(), model[1].weight, model[1].bias]}]  # not model[2]
+    for opt in (
+        build_optimizer(groups, OptimConfig(name=name, weight_decay=0.1), 256),
+        build_optimizer(nn.Sequential(model[0], model[1]), OptimConfig(name=name), 256),
+    ):
+        kept = [
+            model[1].weight.detach().clone(),
+            *(p.detach().clone() for p in model[2].parameters()),
+        ]
+        moved = model[0].weight.detach().clone()
+        set_lr(opt, 0.4, 0.5)
+        _step(model, opt)
+        now = [model[1].weight, *model[2].parameters()]
+        assert all(torch.equal(a, b) for a, b in zip(kept, now, strict=True))
+        assert not torch.equal(moved, model[0].weight)
+        assert all(p is not model[1].weight for g in opt.param_groups for p in g["params"])
+
+
+def test_optimizer_state_round_trip_keeps_group_options():
+    model = _two_layers()
+    groups = [
+        {"params": [*model[0].parameters()], "lr_scale": 0.5, "frozen_until": 0.5},
+        {"params": [*model[1].parameters(), *model[2].parameters()], "fixed_lr": True},
+    ]
+    opt = build_optimizer(groups, OptimConfig(), 256)
+    set_lr(opt, 0.2, 0.6)
+    _step(model, opt)
+    again = build_optimizer(groups, OptimConfig(), 256)
+    again.load_state_dict(opt.state_dict())
+    set_lr(again, 0.1, 0.1)
+    assert [g["lr"] for g in again.param_groups] == [0.0, 0.0, 0.4, 0.4]
+    old = opt.state_dict()  # a checkpoint from before clip_lr and the group options
+    for g in old["param_groups"]:
+        for key in ("clip_lr", "lr_scale", "fixed_lr", "frozen_until", "frozen", "peak_lr"):
+            g.pop(key)
+    again.load_state_dict(old)
+    assert all(g["clip_lr"] is False for g in again.param_groups)
+    set_lr(again, 0.1)
+    assert [g["lr"] for g in again.param_groups] == [0.1] * 4
