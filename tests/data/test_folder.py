@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from selfsup.data import folder as folder_module
@@ -45,6 +46,66 @@ def test_val_folder_and_test_subset_of_classes(tmp_path):
     write_split(tmp_path / "val", classes=("c",))
     splits = load_data(f"folder:{tmp_path}")
     assert splits.test.classes == ["a", "b", "c"] and splits.test.labels.tolist() == [2, 2, 2]
+
+
+@pytest.mark.parametrize("held_out", ["valid", "validation", "Val"])
+def test_other_held_out_split_names(tmp_path, held_out):
+    write_split(tmp_path / "train")
+    write_split(tmp_path / held_out, per_class=1)
+    splits = load_data(f"folder:{tmp_path}")
+    assert splits.train.classes == ["cat", "dog"] and splits.test.labels.tolist() == [0, 1]
+
+
+def test_test_folder_preferred_over_val(tmp_path):
+    write_split(tmp_path / "train")
+    write_split(tmp_path / "val", per_class=1)
+    write_split(tmp_path / "test", per_class=2)
+    assert len(load_data(f"folder:{tmp_path}").test) == 4
+
+
+def test_train_folder_alone_reads_its_classes(tmp_path):
+    """root/train/{cat,dog} is one labeled train split, not one class called 'train'."""
+    write_split(tmp_path / "train", per_class=2)
+    splits = load_data(f"folder:{tmp_path}")
+    assert splits.test is None
+    assert splits.train.classes == ["cat", "dog"] and splits.train.labels.tolist() == [0, 0, 1, 1]
+
+
+def test_train_folder_alone_unlabeled(tmp_path):
+    for i in range(3):
+        write_image(tmp_path / "train" / f"{i}.png", seed=i)
+    splits = load_data(f"folder:{tmp_path}")
+    assert splits.test is None and splits.train.classes is None and len(splits.train) == 3
+
+
+def test_held_out_split_without_train_is_an_error(tmp_path):
+    write_split(tmp_path / "val")
+    write_split(tmp_path / "test")
+    with pytest.raises(SelfsupError, match=r"only held-out split folders \(test/, val/\).*train/"):
+        load_data(f"folder:{tmp_path}")
+
+
+def test_cache_written_before_the_layout_fix_is_not_used(tmp_path):
+    """A cache keyed by the files alone (as before) held root/train/* as one class 'train'."""
+    from selfsup.data.cache import cache_file, fingerprint, save_cached
+
+    write_split(tmp_path / "train", per_class=1)
+    root = tmp_path.resolve()
+    files = sorted(str(f) for f in root.glob("train/*/*.png"))
+    stale = {
+        "images": torch.zeros(2, 3, 8, 8, dtype=torch.uint8),
+        "labels": torch.zeros(2, dtype=torch.int64),
+        "classes": ["train"],
+        "skipped": [],
+    }
+    save_cached(cache_file(root, None), fingerprint(root, files, None), {"train": stale})
+    assert load_data(f"folder:{tmp_path}").train.classes == ["cat", "dog"]
+
+
+def test_class_named_like_a_split_beside_other_classes(tmp_path):
+    """Without train/, a 'test' class among other classes stays a class."""
+    write_split(tmp_path, classes=("cat", "test"), per_class=1)
+    assert load_data(f"folder:{tmp_path}").train.classes == ["cat", "test"]
 
 
 def test_single_labeled_folder_has_no_test(tmp_path):

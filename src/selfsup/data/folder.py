@@ -1,5 +1,6 @@
 """A folder of image files: class sub-folders give labels, a flat folder is unlabeled, and
-train/ with test/ (or val/) sub-folders give the splits. Decoded once, then cached on disk."""
+split sub-folders (train/, with test/, val/, valid/ or validation/) give the splits.
+Decoded once, then cached on disk."""
 
 from __future__ import annotations
 
@@ -12,13 +13,20 @@ from typing import Any, NoReturn
 import torch
 
 from selfsup.data.cache import cache_file, fingerprint, load_cached, save_cached
-from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
+from selfsup.data.decode import (
+    DECODER_VERSION,
+    IMAGE_EXTENSIONS,
+    CorruptImageError,
+    decode_image_file,
+)
 from selfsup.data.images import DataSplits, ImageData
 from selfsup.data.options import LoadOptions
 from selfsup.data.resize import resize_square
 from selfsup.errors import SelfsupError
 
-_TEST_FOLDERS = ("test", "val")
+_TRAIN_FOLDER = "train"
+# Held-out split folder names, the preferred first when several exist.
+_TEST_FOLDERS = ("test", "val", "valid", "validation")
 
 
 @dataclass
@@ -42,7 +50,7 @@ def load_folder(path: str | None, options: LoadOptions) -> DataSplits:
     if "test" in listings:
         _align_test_classes(listings["train"], listings["test"])
     files = [f for listing in listings.values() for f in listing.files]
-    key = fingerprint(root, files, options.image_size)
+    key = _cache_key(root, files, options, listings)
     store = cache_file(root, options.image_size)
     payload = load_cached(store, key)
     if payload is not None and not options.skip_corrupt and _skipped(payload):
@@ -62,11 +70,38 @@ def load_folder(path: str | None, options: LoadOptions) -> DataSplits:
 
 
 def _split_folders(root: Path) -> dict[str, Path]:
-    """root/train and root/test (or root/val) when both exist, else root alone as 'train'."""
-    test = next((root / n for n in _TEST_FOLDERS if (root / n).is_dir()), None)
-    if (root / "train").is_dir() and test is not None:
-        return {"train": root / "train", "test": test}
+    """The split folders of root: train/ plus the first of test/, val/, valid/, validation/
+    found (names matched ignoring case); train/ alone is a train split with no test split.
+    Without train/, root itself is the train split, unless its only sub-folders are split
+    names: those are never read as classes."""
+    subfolders = {
+        e.name.lower(): Path(e.path)
+        for e in sorted(os.scandir(root), key=_name)  # sorted: "test" overrides "Test"
+        if e.is_dir() and not e.name.startswith(".")
+    }
+    train = subfolders.get(_TRAIN_FOLDER)
+    test = next((subfolders[n] for n in _TEST_FOLDERS if n in subfolders), None)
+    if train is not None:
+        return {"train": train} if test is None else {"train": train, "test": test}
+    if test is not None and set(subfolders) <= set(_TEST_FOLDERS):
+        found = ", ".join(f"{p.name}/" for p in sorted(subfolders.values()))
+        raise SelfsupError(
+            f"{root} holds only held-out split folders ({found}) and no train/ folder; "
+            f"add a train/ folder, or give folder:DIR with DIR one of those folders"
+        )
     return {"train": root}
+
+
+def _cache_key(
+    root: Path, files: list[str], options: LoadOptions, listings: dict[str, _Listing]
+) -> str:
+    """The files' fingerprint, plus what else decides the payload: the decoder's version and
+    each split's folder and classes (a cache written before a layout or decoder fix is stale)."""
+    layout = ";".join(
+        f"{split}={listing.folder.relative_to(root)}:{listing.classes}"
+        for split, listing in listings.items()
+    )
+    return f"{fingerprint(root, files, options.image_size)} decoder={DECODER_VERSION} {layout}"
 
 
 def _list_split(folder: Path) -> _Listing:
