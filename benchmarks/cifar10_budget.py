@@ -95,7 +95,7 @@ def main() -> None:
         ("backbone", args.backbone),
         ("budget (min)", f"{args.minutes:g}"),
         ("epochs", f"{result.epochs:.2f}"),
-        ("train images/s", f"{result.images_per_second:.0f}"),
+        ("train images/s", f"{result.samples_per_second:.0f}"),
         ("wall incl. eval (s)", f"{wall:.0f}"),
     ]
     for name, fig in result.evaluation.items():

@@ -18,9 +18,12 @@ import time
 import torch
 
 from selfsup.config import Config
-from selfsup.models import EncoderSpec
+from selfsup.devices import mixed_precision
+from selfsup.methods import get_method
+from selfsup.modalities import get_modality
+from selfsup.models import ImageEncoder, ImageEncoderSpec
 from selfsup.optim import build_optimizer
-from selfsup.train import build_method, mixed_precision, training_step
+from selfsup.train import training_step
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -42,14 +45,17 @@ def timed(step, batch: int, warmup: int, steps: int, device: torch.device) -> fl
 def selfsup_simclr(args, images: torch.Tensor, device: torch.device, compiled: bool) -> float:
     cfg = Config()
     cfg.model.backbone, cfg.method.augment = args.backbone, "simclr-cifar"
-    spec = EncoderSpec(args.backbone, 3, 32, True, MEAN, STD)
-    method = build_method(cfg, spec).to(device=device, memory_format=torch.channels_last)
-    optimizer = build_optimizer(method, cfg.optim, args.batch_size)
+    spec = ImageEncoderSpec(args.backbone, 3, 32, True, MEAN, STD)
+    simclr = get_method("simclr")
+    augment = get_modality("image").augment(cfg, spec)
+    method = simclr(spec, simclr.make_config({}), augment)
+    method.to(device=device, memory_format=torch.channels_last)
+    optimizer = build_optimizer(method.param_groups(), cfg.optim, args.batch_size)
     amp = mixed_precision(device, args.amp)
     batches = iter(_batches(images, args.batch_size, device))
     model = torch.compile(method) if compiled else method
     return timed(
-        lambda: training_step(model, method, optimizer, next(batches), torch.channels_last, amp),
+        lambda: training_step(model, method, optimizer, {"image": next(batches)}, amp),
         args.batch_size,
         args.warmup,
         args.steps,
@@ -61,10 +67,8 @@ def bare_backbone(
     args, images: torch.Tensor, device: torch.device, channels_last: bool, compiled: bool = False
 ) -> float:
     """Forward + backward of the encoder alone on two views' worth of images (no augmentation)."""
-    from selfsup.models import Encoder
-
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    encoder = Encoder(EncoderSpec(args.backbone, 3, 32, True, MEAN, STD)).to(
+    encoder = ImageEncoder(ImageEncoderSpec(args.backbone, 3, 32, True, MEAN, STD)).to(
         device, memory_format=fmt
     )
     views = [

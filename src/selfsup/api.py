@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from selfsup.config import Config, apply_overrides, config_from_dict
+from selfsup.config import Config, apply_overrides
+from selfsup.devices import resolve_device
 from selfsup.errors import SelfsupError
 from selfsup.export import load
-from selfsup.models import Encoder
+from selfsup.run_data import run_config
 
 
 def make_config(**overrides: Any) -> Config:
@@ -21,7 +22,11 @@ def make_config(**overrides: Any) -> Config:
     `make_config(data__source="cifar10:/data", train__epochs=10)` or
     `make_config(**{"data.source": "cifar10:/data"})`.
     """
-    return apply_overrides(Config(), {k.replace("__", "."): v for k, v in overrides.items()})
+    return apply_overrides(Config(), _dotted(overrides))
+
+
+def _dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k.replace("__", "."): v for k, v in overrides.items()}
 
 
 def pretrain(
@@ -32,75 +37,88 @@ def pretrain(
     overwrite: bool = False,
     **overrides: Any,
 ):
-    """Train an encoder; return a `RunResult` (run_dir, encoder, evaluation)."""
-    from selfsup.train import pretrain as _pretrain
+    """Train an encoder; return a `RunResult` (run_dir, encoder, evaluation).
+
+    On resume, keyword overrides (`train__epochs=8`) are the settings to change, checked
+    against the saved run.
+    """
+    from selfsup.run import pretrain as _pretrain
 
     cfg = config or Config()
     if overrides:
-        cfg = apply_overrides(cfg, {k.replace("__", "."): v for k, v in overrides.items()})
-    return _pretrain(cfg, out, resume=resume, overwrite=overwrite)
-
-
-def run_config(run: str | Path) -> Config:
-    """The resolved config a run was trained with."""
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise SelfsupError(f"{run} is not a run directory (no config.json)")
-    return config_from_dict(json.loads(path.read_text())["config"])
+        cfg = apply_overrides(cfg, _dotted(overrides))
+    return _pretrain(cfg, out, resume=resume, overwrite=overwrite, overrides=_dotted(overrides))
 
 
 @torch.no_grad()
 def embed(
-    encoder: Encoder | str | Path,
-    images: torch.Tensor | np.ndarray,
+    encoder: Any,
+    raw: Any,
     *,
     batch_size: int = 512,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """Embeddings (N, D) float32 of uint8 images (N, C, H, W) or (N, H, W[, C]) arrays."""
-    from selfsup.evaluate.features import extract_features
+    """Embeddings (N, D) float32 of what a user holds: images for an image encoder (uint8, or
+    float in [0, 1]; (N, C, H, W), (N, H, W, C) or (N, H, W); resized to the encoder's size),
+    a list of strings for a text encoder. `encoder` may be a run directory."""
+    from selfsup.evaluate.features import encode_rows
 
-    if not isinstance(encoder, Encoder):
+    device = resolve_device(str(device))
+    if isinstance(encoder, (str, Path)):
         encoder = load(encoder, device=device)
-    x = torch.as_tensor(images)
-    if x.dtype != torch.uint8:
-        raise SelfsupError(f"embed expects uint8 images, got {x.dtype}; scale to 0..255 first")
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    if x.dim() == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
-        x = x.permute(0, 3, 1, 2)
-    c = encoder.spec.in_channels
-    if x.dim() != 4 or x.shape[1] != c:
-        raise SelfsupError(
-            f"embed expects images shaped (N, {c}, H, W) for this encoder, got {tuple(x.shape)}"
-        )
+    model_input = encoder.preprocess(raw)
+    if isinstance(model_input, dict):
+        rows, to_input = model_input, _identity
+    else:
+        rows, to_input = {"input": model_input}, _the_input
     encoder.to(device)
-    return extract_features(encoder, x.contiguous(), batch_size=batch_size, device=device).numpy()
+    return encode_rows(encoder, rows, to_input, batch_size=batch_size, device=device).numpy()
+
+
+def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch
+
+
+def _the_input(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return batch["input"]
 
 
 def evaluate(
     run: str | Path,
-    protocols: tuple[str, ...] | str = ("knn", "linear", "geometry"),
+    protocols: tuple[str, ...] | str | None = None,
     *,
     data: str | None = None,
     device: str = "cpu",
-) -> dict[str, dict[str, float]]:
-    """Evaluate a run's encoder beside the baselines; write and return the figures."""
-    from selfsup.data import load_data
-    from selfsup.evaluate.run import evaluate_encoder_with_baselines
+) -> dict[str, Any]:
+    """Evaluate a run's encoder beside the baselines; write eval.json and return the figures.
+
+    `protocols` default to the run's; `data` evaluates on another source than the run's.
+    """
+    from selfsup.data.registry import source_modality
+    from selfsup.evaluate.registry import check_needs, parse_protocols
+    from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
+    from selfsup.modalities import get_modality
+    from selfsup.run_data import load_run_splits, requested_protocols, run_evaluation_data
 
     cfg = run_config(run)
-    if isinstance(protocols, str):
-        protocols = tuple(p.strip() for p in protocols.split(",") if p.strip())
+    torch_device = resolve_device(device)
+    modality = get_modality(source_modality(cfg.data.source))
+    names = requested_protocols(cfg, modality) if protocols is None else parse_protocols(protocols)
+    encoder = load(run, device=torch_device)
     if data is not None:
-        cfg.data.source = data
-    encoder = load(run, device=device)
-    splits = load_data(
-        cfg.data.source,
-        download=cfg.data.download,
-        skip_corrupt=cfg.data.skip_corrupt,
-        image_size=cfg.data.image_size or encoder.spec.image_size,
-    )
-    results = evaluate_encoder_with_baselines(encoder, splits, cfg, device, protocols)
+        eval_data = evaluation_data(load_run_splits(cfg, None, source=data), data)
+    else:
+        eval_data = run_evaluation_data(cfg, load_run_splits(cfg, Path(run)))
+    if protocols is not None:
+        check_needs(names, eval_data.available(), eval_data.queries_from)
+    augment = modality.augment(cfg, encoder.spec)
+    try:
+        results = evaluate_with_baselines(
+            encoder, modality, eval_data, cfg, names, torch_device, augment
+        )
+    except KeyboardInterrupt:
+        raise SelfsupError(
+            f"evaluation interrupted; nothing was written. Run it again: selfsup evaluate {run}"
+        ) from None
     (Path(run) / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     return results

@@ -17,6 +17,7 @@ FLAG_KEYS = {
     "download": "data.download",
     "skip_corrupt": "data.skip_corrupt",
     "backbone": "model.backbone",
+    "model": "model.path",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
     "time_budget": "train.time_budget",
@@ -42,7 +43,8 @@ def _pretrain_parser(sub) -> None:
     p.add_argument("--config", help="JSON or TOML file of config sections")
     p.add_argument("--method", help="self-supervised method (see `selfsup methods`)")
     p.add_argument("--data", help="NAME[:PATH] (see `selfsup datasets`); default digits")
-    p.add_argument("--backbone", help="encoder backbone (see `selfsup backbones`)")
+    p.add_argument("--backbone", help="image encoder backbone (see `selfsup backbones`)")
+    p.add_argument("--model", help="text: a local transformers model folder to start from")
     p.add_argument("--augment", help="augmentation recipe (default: picked for the data)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size")
@@ -85,7 +87,7 @@ def _pretrain_parser(sub) -> None:
 def _run_pretrain(args: argparse.Namespace) -> int:
     from selfsup import distributed
     from selfsup.config import Config, apply_overrides, load_config_file, parse_scalar
-    from selfsup.train import pretrain
+    from selfsup.run import pretrain
 
     overrides = load_config_file(args.config) if args.config else {}
     for flag, key in FLAG_KEYS.items():
@@ -101,7 +103,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
         overrides["train.progress"] = False
     cfg = apply_overrides(Config(), overrides)
     try:
-        pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+        pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite, overrides=overrides)
     finally:
         distributed.shutdown()  # leave the torchrun process group cleanly, error or not
     return 0
@@ -109,7 +111,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from selfsup.api import evaluate
-    from selfsup.evaluate.run import format_table
+    from selfsup.evaluate.suite import format_table
 
     results = evaluate(args.run, args.protocol, data=args.data, device=args.device)
     print(format_table(results))
@@ -120,9 +122,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _run_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from selfsup.api import embed, run_config
-    from selfsup.data import load_data
+    from selfsup.data.registry import source_modality
+    from selfsup.devices import resolve_device
+    from selfsup.evaluate.features import encode_rows
     from selfsup.export import load
+    from selfsup.modalities import get_modality
+    from selfsup.run_data import load_run_splits, run_config
 
     out = Path(args.out)
     if out.suffix not in (".npy", ".npz"):
@@ -130,15 +135,30 @@ def _run_embed(args: argparse.Namespace) -> int:
     labels_path = out.with_name(out.stem + "_labels.npy")
     if not args.overwrite and (out.exists() or (out.suffix == ".npy" and labels_path.exists())):
         raise SelfsupError(f"{out} already exists; pass --overwrite to replace it")
-    encoder = load(args.run, device=args.device)
-    source = args.data or run_config(args.run).data.source
-    splits = load_data(source, image_size=encoder.spec.image_size)
+    device = resolve_device(args.device)
+    cfg = run_config(args.run)
+    encoder = load(args.run, device=device)
+    source = args.data or cfg.data.source
+    modality = get_modality(source_modality(source))
+    if modality.name != encoder.kind:
+        raise SelfsupError(
+            f"{source} holds {modality.name} samples but the run's encoder is a {encoder.kind} "
+            f"encoder; pass --data with {encoder.kind} data"
+        )
+    splits = load_run_splits(cfg, Path(args.run) if args.data is None else None, source=args.data)
     parts = (
         [splits.train]
         if args.split == "train" or splits.test is None
         else ([splits.test] if args.split == "test" else [splits.train, splits.test])
     )
-    features = np.concatenate([embed(encoder, d.images, device=args.device) for d in parts])
+    features = np.concatenate(
+        [
+            encode_rows(
+                encoder, modality.tensors(d, encoder), modality.encoder_input, device=device
+            ).numpy()
+            for d in parts
+        ]
+    )
     labels = None
     if all(d.labels is not None for d in parts):
         labels = np.concatenate([d.labels.numpy() for d in parts])
@@ -158,9 +178,11 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 def _run_listing(args: argparse.Namespace) -> int:
     if args.command == "methods":
-        from selfsup.methods import available_methods
+        from selfsup.methods import available_methods, get_method
 
-        print("\n".join(available_methods()))
+        for name in available_methods():
+            inputs = ", ".join(sorted(get_method(name).inputs))
+            print(f"{name:16s} reads {inputs}")
     elif args.command == "backbones":
         from selfsup.models import available_backbones
 
@@ -181,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a run's encoder beside baselines")
     e.add_argument("run")
     e.add_argument(
-        "--protocol", default="knn,linear,geometry", help="comma separated: knn, linear, geometry"
+        "--protocol",
+        help="comma separated: knn, linear, geometry, sts (default: the run's protocols)",
     )
     e.add_argument("--data", help="evaluate on this NAME[:PATH] instead of the training data")
     e.add_argument("--device", default="cpu")

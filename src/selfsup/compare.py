@@ -10,7 +10,9 @@ from typing import Any
 
 from selfsup.errors import SelfsupError
 
-BASELINES = ("random", "raw_pixels")  # eval.json rows shown as extra knn_top1 columns
+# eval.json baseline rows (images; text) and the headline figures shown for them
+BASELINES = ("random", "raw_pixels", "untrained", "tfidf")
+HEADLINES = ("knn_top1", "sts_spearman")
 MISSING = "-"
 
 
@@ -83,14 +85,16 @@ def compare_runs(runs: list[str | Path]) -> str:
         if len({json.dumps(c.get(k, MISSING), sort_keys=True) for c, _ in loaded}) > 1
     ]
     figures = list(dict.fromkeys(k for _, e in loaded for k in e.get("selfsup", {})))
-    baselines = [b for b in BASELINES if any("knn_top1" in e.get(b, {}) for _, e in loaded)]
-    header = ["run", *differing, *figures, *(f"{b} knn_top1" for b in baselines)]
+    baselines = [
+        (b, h) for b in BASELINES for h in HEADLINES if any(h in e.get(b, {}) for _, e in loaded)
+    ]
+    header = ["run", *differing, *figures, *(f"{b} {h}" for b, h in baselines)]
     rows = []
     for name, (config, evaluation) in zip(_run_names(paths), loaded, strict=True):
         row = [_cell(name)]
         row += [_cell(config[k]) if k in config else MISSING for k in differing]
         row += [_figure(k, evaluation.get("selfsup", {}).get(k)) for k in figures]
-        row += [_figure("knn_top1", evaluation.get(b, {}).get("knn_top1")) for b in baselines]
+        row += [_figure(h, evaluation.get(b, {}).get(h)) for b, h in baselines]
         rows.append(row)
     return _markdown([header, *rows])
 

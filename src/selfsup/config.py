@@ -33,8 +33,12 @@ class DataConfig:
 class ModelConfig:
     """The encoder architecture."""
 
-    backbone: str = "convnet"  # see `selfsup backbones`
+    backbone: str = "convnet"  # images: see `selfsup backbones`
     cifar_stem: bool | None = None  # None: a 3x3 stride-1 stem for images of at most 64 pixels
+    path: str | None = None  # text: a local transformers model folder (config + tokenizer)
+    pretrained: bool = True  # text: start from the folder's weights; false: random init
+    pooling: str = "mean"  # text: cls | mean | first-last-avg
+    max_length: int = 32  # text: tokens per sentence (SimCSE trains with 32)
 
 
 @dataclass
@@ -92,7 +96,8 @@ class TrainConfig:
 class EvalConfig:
     """Evaluation protocols run at the end of training and by `selfsup evaluate`."""
 
-    protocols: tuple[str, ...] = ("knn", "linear", "geometry")
+    protocols: tuple[str, ...] | None = None  # None: the modality's (images knn,linear,geometry)
+    data: str | None = None  # evaluate on this source instead of the training data (STS-B)
     knn_k: int = 200
     knn_t: float = 0.1
     baselines: bool = True  # also evaluate a random encoder and raw pixels
@@ -327,10 +332,10 @@ def config_changes(cfg: Config, base: Config | None = None) -> dict[str, Any]:
 
 def validate(cfg: Config) -> None:
     """Check values that a type alone does not constrain, naming the first bad one."""
-    from selfsup.evaluate.protocols import PROTOCOLS  # lazily: evaluation imports torch
+    from selfsup.evaluate.registry import PROTOCOLS  # lazily: evaluation imports torch
 
     o, t, e = cfg.optim, cfg.train, cfg.eval
-    unknown_protocols = [p for p in e.protocols if p not in PROTOCOLS]
+    unknown_protocols = [p for p in e.protocols or () if p not in PROTOCOLS]
     checks = [
         (t.epochs >= 1, "train.epochs must be at least 1"),
         (t.batch_size >= 2, "train.batch_size must be at least 2"),
@@ -350,6 +355,11 @@ def validate(cfg: Config) -> None:
         ),
         (e.knn_k >= 1, "eval.knn_k must be at least 1"),
         (e.knn_t > 0 and math.isfinite(e.knn_t), "eval.knn_t must be a positive number"),
+        (cfg.model.max_length >= 2, "model.max_length (tokens per sentence) must be at least 2"),
+        (
+            cfg.model.pooling in ("cls", "mean", "first-last-avg"),
+            "model.pooling must be cls, mean or first-last-avg",
+        ),
         (
             not unknown_protocols,
             f"unknown eval.protocols {', '.join(unknown_protocols)}; "

@@ -100,3 +100,15 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value)
     return value / world_size()
+
+
+def gather_without_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate `x` from every process along dim 0, without gradient (ids, hashes, labels).
+
+    With one process this returns `x` itself.
+    """
+    if world_size() == 1:
+        return x
+    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out, dim=0)

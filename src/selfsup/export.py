@@ -1,36 +1,46 @@
-"""The exported encoder: safetensors weights plus a JSON spec, loadable without training code."""
+"""The exported encoder: safetensors weights plus a JSON spec with its kind, loadable without
+training code. Text encoders also write their tokenizer and model config (`text_encoder/`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model, save_model
 
 from selfsup.errors import SelfsupError
-from selfsup.models import Encoder, EncoderSpec
+from selfsup.models.registry import encoder_class, spec_class
 
 WEIGHTS = "encoder.safetensors"
 SPEC = "encoder.json"
+FORMAT = "selfsup-encoder/2"  # /1 had no "kind": every such encoder is an image encoder
 
 
-def save_encoder(encoder: Encoder, directory: str | Path) -> Path:
-    """Write `encoder.safetensors` and `encoder.json` into `directory`; return the weights path."""
+def save_encoder(encoder: Any, directory: str | Path) -> Path:
+    """Write `encoder.safetensors`, `encoder.json` (+ the kind's assets) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS))
-    spec = encoder.spec.to_dict() | {"out_dim": encoder.out_dim, "format": "selfsup-encoder/1"}
-    (directory / SPEC).write_text(json.dumps(spec, indent=2) + "\n")
+    save_model(encoder, str(directory / WEIGHTS))  # copes with shared (tied) tensors
+    if hasattr(encoder, "save_assets"):
+        encoder.save_assets(directory)
+    meta = {
+        "format": FORMAT,
+        "kind": encoder.kind,
+        "out_dim": encoder.out_dim,
+        "spec": encoder.spec.to_dict(),
+    }
+    (directory / SPEC).write_text(json.dumps(meta, indent=2) + "\n")
     return directory / WEIGHTS
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
+def load(path: str | Path, device: str | torch.device = "cpu") -> Any:
     """Load an encoder from a run directory (or a folder holding encoder.json + weights).
 
-    The encoder takes float images in [0, 1] (or uint8) shaped (B, C, H, W) and returns
-    pooled features; it is returned in eval mode.
+    The encoder is returned in eval mode; `encoder.preprocess(raw)` turns images or sentences
+    into its input, `encoder(x)` gives pooled features. Encoders exported before kinds existed
+    (format /1) load as image encoders.
     """
     path = Path(path)
     if not path.exists():
@@ -43,7 +53,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
             f"{folder} has no exported encoder ({SPEC} + {WEIGHTS}); was the run finished? "
             "An unfinished run can be continued with `selfsup pretrain --resume --out RUN`"
         )
-    spec = EncoderSpec.from_dict(json.loads((folder / SPEC).read_text()))
-    encoder = Encoder(spec)
-    encoder.load_state_dict(load_file(str(folder / WEIGHTS)))
+    meta = json.loads((folder / SPEC).read_text())
+    kind = meta.get("kind", "image")
+    spec = spec_class(kind).from_dict(meta.get("spec", meta))
+    cls = encoder_class(kind)
+    encoder = cls.from_assets(spec, folder) if hasattr(cls, "from_assets") else cls(spec)
+    load_model(encoder, str(folder / WEIGHTS))
     return encoder.to(device).eval()

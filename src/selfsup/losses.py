@@ -34,3 +34,34 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     logits.fill_diagonal_(float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(logits.device)
     return F.cross_entropy(logits, targets)
+
+
+def info_nce(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    temperature: float = 0.05,
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """InfoNCE with in-batch negatives, on cosine similarity (SimCSE, Gao et al. 2021, eq. 1;
+    van den Oord et al. 2018).
+
+    Row i of `queries` (N, D) has one positive, row i of `keys` (N, D), and the other rows of
+    `keys` as negatives. With s_ij = cos(q_i, k_j) / temperature:
+
+        loss = mean_i [ -s_ii + log sum_j exp(s_ij) ]
+
+    `exclude` (N, N) bool, optional: True at (i, j) removes key j from row i's denominator
+    (a false negative, such as a duplicate of sample i); the diagonal must stay False.
+    """
+    if queries.shape != keys.shape or queries.dim() != 2:
+        raise ValueError(
+            f"info_nce expects two (N, D) tensors of equal shape, got {queries.shape} and "
+            f"{keys.shape}"
+        )
+    with torch.autocast(queries.device.type, enabled=False):
+        logits = F.normalize(queries.float(), dim=1) @ F.normalize(keys.float(), dim=1).T
+        logits = logits / temperature
+    if exclude is not None:
+        logits = logits.masked_fill(exclude, float("-inf"))
+    targets = torch.arange(len(queries), device=logits.device)
+    return F.cross_entropy(logits, targets)

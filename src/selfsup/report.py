@@ -8,10 +8,7 @@ labels gets a page that says so where the missing piece would have been.
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import inspect
-import io
 import json
 import time
 from pathlib import Path
@@ -21,30 +18,27 @@ import numpy as np
 import torch
 
 from selfsup.errors import SelfsupError
+from selfsup.report_parts import esc as _esc
+from selfsup.report_parts import figure_html as _figure_html
+from selfsup.report_parts import note as _note
+from selfsup.report_parts import subsample
 
 REPORT_FILE = "report.html"
-BANK_LIMIT = 5_000  # reference images searched for the neighbour grid (seeded subsample)
-NUM_QUERIES = 6
-NUM_NEIGHBOURS = 8
-TILE = 56  # pixels per image in the neighbour grid
-SAME, OTHER, NEUTRAL = (46, 160, 67), (214, 39, 40), (200, 200, 200)
 
 # (metrics key, record kind, panel title); a panel appears when the run logged its key.
 CURVES = [
     ("loss", "train", "training loss"),
     ("lr", "train", "learning rate"),
-    ("images_per_s", "train", "images / s"),
+    ("samples_per_s", "train", "samples / s"),
+    ("images_per_s", "train", "images / s"),  # runs before samples_per_s
     ("knn_top1", "eval", "online kNN top-1 (%)"),
-    ("embedding_std", "eval", "collapse: embedding std"),
-    ("effective_rank", "eval", "collapse: effective rank"),
+    ("proj_std", "train", "collapse: std of normalised projections"),
+    ("proj_effective_rank", "train", "collapse: effective rank of projections"),
+    ("sts_spearman", "eval", "online STS Spearman"),
+    ("backbone_std", "eval", "backbone feature std"),
     ("alignment", "eval", "alignment (lower is better)"),
     ("uniformity", "eval", "uniformity (lower is better)"),
 ]
-BASELINE_NAMES = {
-    "selfsup": "learned encoder",
-    "random": "random encoder (same architecture)",
-    "raw_pixels": "raw pixels (standardised)",
-}
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1150px;
@@ -78,12 +72,12 @@ def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu"
     from selfsup.metrics import read_metrics
 
     records = read_metrics(root / "metrics.jsonl")
-    embedding_map, neighbours = _embedding_sections(root, max_points, device)
+    embedding_map, samples = _embedding_sections(root, max_points, device)
     sections = [
         ("curves", "Training curves", _curves_html(records)),
         ("map", "Embedding map", embedding_map),
-        ("neighbours", "Nearest neighbours", neighbours),
-        ("evaluation", "Evaluation", _evaluation_html(evaluation)),
+        *samples,
+        ("evaluation", "Evaluation", _evaluation_html(evaluation, config)),
         ("config", "Config", _key_value_table(_flatten(config))),
         ("environment", "Environment", _environment_html(environment)),
     ]
@@ -103,24 +97,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except ValueError:
         return None
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{_esc(text)}</p>'
-
-
-def _png_uri(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _figure_html(fig: Any, alt: str) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return f'<img class="fig" alt="{_esc(alt)}" src="{_png_uri(buf.getvalue())}">'
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -173,8 +149,8 @@ def _curves_html(records: list[dict[str, Any]]) -> str:
         if key == "knn_top1":
             values = 100 * values
         ax.plot(steps, values, marker="o" if kind == "eval" else None, ms=3, lw=1.4)
-        if key == "embedding_std":
-            ref = [r.get("embedding_std_reference") for r in records if r.get("kind") == "eval"]
+        if key == "proj_std":
+            ref = [r.get("proj_std_reference") for r in records if r.get("kind") == "train"]
             ref = [v for v in ref if isinstance(v, (int, float))]
             if ref:
                 ax.axhline(ref[-1], ls="--", c="grey", lw=1, label="1/sqrt(d): no collapse")
@@ -192,20 +168,35 @@ def _curves_html(records: list[dict[str, Any]]) -> str:
     return _figure_html(fig, "training curves") + text
 
 
-def _evaluation_html(evaluation: Any) -> str:
+def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
     if not isinstance(evaluation, dict) or not evaluation:
         return _note("no eval.json in this run; run `selfsup evaluate RUN` to make one")
+    titles = _row_titles(config)
+    queries = evaluation.get("queries")
+    evaluation = {k: v for k, v in evaluation.items() if isinstance(v, dict)}
     keys = list(dict.fromkeys(k for row in evaluation.values() for k in row))
     head = "<tr><th>encoder</th>" + "".join(f"<th>{_esc(k)}</th>" for k in keys) + "</tr>"
     body = ""
     for name, row in evaluation.items():
         cells = "".join(f'<td class="num">{_esc(_figure(k, row.get(k)))}</td>' for k in keys)
-        label = BASELINE_NAMES.get(name, name)
+        label = titles.get(name, name)
         body += f"<tr><th>{_esc(label)}</th>{cells}</tr>"
+    where = f" Queries: {_esc(queries)}." if isinstance(queries, str) else ""
     return (
         f"<table>{head}{body}</table><p class='sub'>Accuracies (…top1) in %. The learned "
-        "encoder should beat both baselines.</p>"
+        f"encoder should beat both baselines.{where}</p>"
     )
+
+
+def _row_titles(config: dict[str, Any]) -> dict[str, str]:
+    """What the evaluation table calls each row, as the run's modality names them."""
+    from selfsup.data.registry import source_modality
+    from selfsup.modalities import get_modality
+
+    try:
+        return get_modality(source_modality(config["data"]["source"])).row_titles
+    except (KeyError, TypeError, SelfsupError):
+        return {}
 
 
 def _figure(key: str, value: Any) -> str:
@@ -259,54 +250,37 @@ def _round(value: Any) -> Any:
     return round(value, 2) if isinstance(value, float) else value
 
 
-# ---------------------------------------------------------------- embeddings: map and neighbours
+# ---------------------------------------------------------------- embeddings: map and samples
 
 
-def _embedding_sections(root: Path, max_points: int, device: str) -> tuple[str, str]:
-    """(map html, neighbour grid html), or a note in both when the encoder or data is missing."""
-    from selfsup.api import embed
-    from selfsup.evaluate.run import evaluation_split
+def _embedding_sections(
+    root: Path, max_points: int, device: str
+) -> tuple[str, list[tuple[str, str, str]]]:
+    """(map html, the modality's sample sections), or notes when the encoder or data is missing."""
+    from selfsup.data.registry import source_modality
+    from selfsup.evaluate.features import encode_rows
     from selfsup.export import load
-    from selfsup.search import load_run_data
+    from selfsup.modalities import get_modality
+    from selfsup.run_data import load_run_splits, run_config, run_evaluation_data
 
     try:
+        cfg = run_config(root)
         encoder = load(root, device=device)
-        splits = load_run_data(root, encoder)
+        modality = get_modality(source_modality(cfg.data.source))
+        data = run_evaluation_data(cfg, load_run_splits(cfg, root))
     except (SelfsupError, OSError) as err:
-        note = _note(f"no embeddings to show: {err}")
-        return note, note
-    bank, queries = evaluation_split(splits)
+        return _note(f"no embeddings to show: {err}"), []
+    queries = data.queries
     rng = np.random.default_rng(0)
-    q_idx = _subsample(len(queries), max_points, rng)
-    b_idx = _subsample(len(bank), BANK_LIMIT, rng)
-    q_images, b_images = queries.images[q_idx], bank.images[b_idx]
-    q_feats = embed(encoder, q_images, device=device)
-    b_feats = embed(encoder, b_images, device=device)
-    q_labels = None if queries.labels is None else queries.labels[q_idx].numpy()
-    b_labels = None if bank.labels is None else bank.labels[b_idx].numpy()
-    classes = queries.classes
-    embedding_map = _map_html(q_feats, q_labels, classes, queries.name)
-    chosen = _pick_queries(q_labels, len(q_idx), rng)
-    # With unlabelled data the bank and the queries are one split: a query must not find itself.
-    same = bank is queries
-    exclude = [np.flatnonzero(b_idx == q_idx[i]) for i in chosen] if same else None
-    neighbours = _neighbours_html(
-        q_images[chosen],
-        q_feats[chosen],
-        None if q_labels is None else q_labels[chosen],
-        b_images,
-        b_feats,
-        b_labels,
-        classes,
-        exclude,
-    )
-    return embedding_map, neighbours
-
-
-def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(rng.choice(n, limit, replace=False))
+    q_idx = subsample(len(queries), max_points, rng)
+    part = queries.subset(torch.from_numpy(q_idx)) if len(q_idx) < len(queries) else queries
+    rows = modality.tensors(part, encoder)
+    feats = encode_rows(encoder, rows, modality.encoder_input, device=device).numpy()
+    labels = None if part.labels is None else part.labels.numpy()
+    embedding_map = _map_html(feats, labels, queries.classes, data.queries_from)
+    augment = modality.augment(cfg, encoder.spec)
+    sections = modality.report_sections(encoder, data.bank, queries, augment, device)
+    return embedding_map, sections
 
 
 def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -371,123 +345,6 @@ def _map_html(
     caption = f"{how} of {len(feats)} test embeddings ({name})"
     figure = _figure_html(fig, f"{how} map of the test embeddings")
     return f"<p class='sub'>{_esc(caption)}.</p>{figure}{text}"
-
-
-def _pick_queries(labels: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:
-    """NUM_QUERIES distinct samples, one per class first where labels exist, seeded."""
-    order = rng.permutation(n)
-    if labels is None:
-        return order[:NUM_QUERIES]
-    picked, seen = [], set()
-    for i in order:
-        if labels[i] not in seen:
-            picked.append(i)
-            seen.add(labels[i])
-        if len(picked) == NUM_QUERIES:
-            break
-    rest = [i for i in order if i not in set(picked)]
-    return np.array((picked + rest)[:NUM_QUERIES], dtype=int)
-
-
-def _top_k(query: np.ndarray, bank: np.ndarray, exclude: list[np.ndarray] | None) -> np.ndarray:
-    """Indices of the NUM_NEIGHBOURS best cosine matches in `bank` per query row."""
-    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
-    b = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
-    sims = q @ b.T
-    if exclude is not None:
-        for row, skip in enumerate(exclude):
-            sims[row, skip] = -np.inf
-    k = min(NUM_NEIGHBOURS, bank.shape[0])
-    return np.argsort(-sims, axis=1, kind="stable")[:, :k]
-
-
-def _neighbours_html(
-    q_images: torch.Tensor,
-    q_feats: np.ndarray,
-    q_labels: np.ndarray | None,
-    b_images: torch.Tensor,
-    b_feats: np.ndarray,
-    b_labels: np.ndarray | None,
-    classes: list[str] | None,
-    exclude: list[np.ndarray] | None,
-) -> str:
-    from selfsup.evaluate.protocols import raw_pixel_features
-
-    if len(q_images) == 0 or len(b_images) == 0:
-        return _note("no images to search")
-    pixels = raw_pixel_features(torch.cat([b_images, q_images])).numpy()
-    spaces = {
-        "learned": _top_k(q_feats, b_feats, exclude),
-        "pixels": _top_k(pixels[len(b_images) :], pixels[: len(b_images)], exclude),
-    }
-    labelled = q_labels is not None and b_labels is not None
-    hits = dict.fromkeys(spaces, 0)
-    rows = ""
-    for i in range(len(q_images)):
-        name = ""
-        if q_labels is not None:
-            y = int(q_labels[i])
-            name = classes[y] if classes and 0 <= y < len(classes) else str(y)
-        cells = ""
-        for space, top in spaces.items():
-            borders = [NEUTRAL] * len(top[i])
-            if labelled:
-                same = b_labels[top[i]] == q_labels[i]
-                hits[space] += int(same.sum())
-                borders = [SAME if s else OTHER for s in same]
-            strip = _strip([b_images[j] for j in top[i]], borders)
-            cells += f'<td><img class="px" alt="{space} neighbours" src="{strip}"></td>'
-        query = _strip([q_images[i]], [NEUTRAL])
-        caption = f"<br>{_esc(name)}" if name else ""
-        rows += f'<tr><td><img class="px" alt="query" src="{query}">{caption}</td>{cells}</tr>'
-    k = spaces["learned"].shape[1]
-    head = (
-        f"<tr><th>query</th><th>learned space: top {k} by cosine</th>"
-        f"<th>raw pixels: top {k} by cosine</th></tr>"
-    )
-    if labelled:
-        total = k * len(q_images)
-        text = (
-            f"<p>Green border: same label as the query; red: another label. Same-label "
-            f"neighbours: learned <b>{hits['learned']}/{total}</b>, raw pixels "
-            f"<b>{hits['pixels']}/{total}</b>.</p>"
-        )
-    else:
-        text = _note("the data has no labels: neighbours are not marked right or wrong")
-    where = f"{len(b_images)} reference images"
-    return (
-        f"<p class='sub'>Test queries searched among {where}.</p>{text}<table>{head}{rows}</table>"
-    )
-
-
-def _tile(image: torch.Tensor, border: tuple[int, int, int]) -> np.ndarray:
-    """One uint8 (C, H, W) image as a TILE x TILE RGB tile inside a 3-pixel coloured border."""
-    from PIL import Image
-
-    pixels = image.permute(1, 2, 0).numpy()
-    if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    im = Image.fromarray(np.ascontiguousarray(pixels))
-    upscale = im.width <= TILE and im.height <= TILE
-    resample = Image.Resampling.NEAREST if upscale else Image.Resampling.BILINEAR
-    inner = np.asarray(im.resize((TILE, TILE), resample))
-    tile = np.empty((TILE + 6, TILE + 6, 3), dtype=np.uint8)
-    tile[:] = border
-    tile[3:-3, 3:-3] = inner
-    return tile
-
-
-def _strip(images: list[torch.Tensor], borders: list[tuple[int, int, int]]) -> str:
-    """Tiles side by side with white gaps, as a PNG data URI."""
-    from PIL import Image
-
-    gap = np.full((TILE + 6, 4, 3), 255, dtype=np.uint8)
-    parts: list[np.ndarray] = []
-    for image, border in zip(images, borders, strict=True):
-        parts += [_tile(image, border), gap]
-    buf = io.BytesIO()
-    Image.fromarray(np.concatenate(parts[:-1], axis=1)).save(buf, format="PNG")
-    return _png_uri(buf.getvalue())
 
 
 # ---------------------------------------------------------------- command line

@@ -8,7 +8,6 @@ its search breadth (nprobe / efSearch) calibrated on the data to reach `TARGET_R
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -39,43 +38,9 @@ def _faiss():
 # ---------------------------------------------------------------- data and images of a run
 
 
-def load_run_data(run: str | Path, encoder: Any, data_spec: str | None = None):
-    """The run's data (or `data_spec`), sized and coloured for the run's encoder."""
-    from selfsup.api import run_config
-    from selfsup.data import load_data
-
-    cfg = run_config(run)
-    spec = encoder.spec
-    splits = load_data(
-        data_spec or cfg.data.source,
-        download=cfg.data.download if data_spec is None else False,
-        skip_corrupt=cfg.data.skip_corrupt,
-        image_size=spec.image_size,
-    )
-
-    def fit(part):
-        if part is None or part.images.shape[1] == spec.in_channels:
-            return part
-        return dataclasses.replace(part, images=match_channels(part.images, spec.in_channels))
-
-    return dataclasses.replace(splits, train=fit(splits.train), test=fit(splits.test))
-
-
-def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """uint8 (N, C, H, W) converted to `channels` (grey <-> RGB), so any data fits the encoder."""
-    c = images.shape[1]
-    if c == channels:
-        return images
-    if channels == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        grey = (images.float() * weights).sum(1, keepdim=True)
-        return grey.round_().clamp_(0, 255).to(torch.uint8)
-    return images.expand(-1, channels, -1, -1).contiguous()
-
-
 def sample_ids(data: Any, split: str) -> list[str]:
     """One id per sample: its file path when the loader kept one, else `split/index`."""
-    for name in ("files", "paths", "ids"):
+    for name in ("files", "paths", "ids", "sentences"):
         values = getattr(data, name, None)
         if values is not None and len(values) == len(data):
             return [str(v) for v in values]
@@ -89,7 +54,7 @@ def query_image(query: Any, spec: Any) -> torch.Tensor:
     so a query meets the index on the same footing. Text is refused: these encoders read images.
     """
     from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
-    from selfsup.data.resize import resize_square
+    from selfsup.models.encoder import preprocess_images
 
     if isinstance(query, (str, Path)):
         path = Path(query).expanduser()
@@ -124,8 +89,7 @@ def query_image(query: Any, spec: Any) -> torch.Tensor:
             array = array.permute(2, 0, 1)
         if array.shape[0] not in (1, 3):
             raise SelfsupError(f"a query image must have 1 or 3 channels, got {array.shape[0]}")
-    image = match_channels(array.unsqueeze(0), spec.in_channels)
-    return resize_square(image, spec.image_size).contiguous()
+    return preprocess_images(array.unsqueeze(0), spec)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -243,8 +207,11 @@ def build_index(
     """Embed every sample of the run's data (or `data_spec`) and write `index.faiss` plus
     `index_ids.json` (ids, labels) into `out` (default: the run directory); return the index path.
     """
-    from selfsup.api import embed
+    from selfsup.data.registry import source_modality
+    from selfsup.evaluate.features import encode_rows
     from selfsup.export import load
+    from selfsup.modalities import get_modality
+    from selfsup.run_data import load_run_splits, run_config
 
     folder = Path(out) if out is not None else Path(run)
     index_path, ids_path = folder / INDEX_FILE, folder / IDS_FILE
@@ -253,9 +220,18 @@ def build_index(
     if kind not in KINDS:
         raise SelfsupError(f"unknown index kind {kind!r}; choose from {', '.join(KINDS)}")
     encoder = load(run, device=device)
-    splits = load_run_data(run, encoder, data_spec)
+    cfg = run_config(run)
+    modality = get_modality(source_modality(data_spec or cfg.data.source))
+    splits = load_run_splits(cfg, Path(run) if data_spec is None else None, source=data_spec)
     parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test else [])
-    vectors = np.concatenate([embed(encoder, d.images, device=device) for _, d in parts])
+    vectors = np.concatenate(
+        [
+            encode_rows(
+                encoder, modality.tensors(d, encoder), modality.encoder_input, device=device
+            ).numpy()
+            for _, d in parts
+        ]
+    )
     ids = [i for split, d in parts for i in sample_ids(d, split)]
     labelled = all(d.labels is not None for _, d in parts)
     labels = [int(y) for _, d in parts for y in d.labels.tolist()] if labelled else None
@@ -300,10 +276,18 @@ class SearchIndex:
         ]
 
     def search(self, query: Any, k: int = 10) -> list[tuple[str, float]]:
-        """Top-k (id, cosine) of one query: an image path, or a uint8 image array or tensor."""
+        """Top-k (id, cosine) of one query: a sentence for a text encoder; an image path, or a
+        uint8 image array or tensor, for an image encoder."""
         from selfsup.api import embed
 
-        x = query_image(query, self.encoder.spec)
+        if self.encoder.kind == "text":
+            if not isinstance(query, str):
+                raise SelfsupError(
+                    "this run's encoder is a text encoder; the query must be a sentence"
+                )
+            x: Any = [query]
+        else:
+            x = query_image(query, self.encoder.spec)
         return self.search_vectors(embed(self.encoder, x, device=self.device), k)[0]
 
     def label_of(self, sample_id: str) -> str | None:
@@ -336,7 +320,8 @@ def load_index(
 
 
 def search(run: str | Path, query: Any, k: int = 10) -> list[tuple[str, float]]:
-    """The k nearest indexed samples to `query` (image path or uint8 array), as (id, cosine)."""
+    """The k nearest indexed samples to `query` (a sentence, an image path or a uint8 array),
+    as (id, cosine)."""
     return load_index(run).search(query, k)
 
 
@@ -389,7 +374,7 @@ def add_cli(subparsers: Any) -> None:
     p.set_defaults(handler=_run_index)
     s = subparsers.add_parser("search", help="nearest neighbours of a query image in a run's index")
     s.add_argument("run", help="run directory holding an index (see `selfsup index`)")
-    s.add_argument("--query", required=True, help="an image file")
+    s.add_argument("--query", required=True, help="an image file, or a sentence for a text run")
     s.add_argument("-k", type=int, default=10, help="number of neighbours (default 10)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(handler=_run_search)

@@ -45,7 +45,8 @@ def test_existing_run_dir_is_never_overwritten_silently(tmp_path):
     assert (run / "mine.txt").read_text() == "precious"
     with pytest.raises(SelfsupError, match="cannot resume"):
         prepare_run_dir(run, resume=True, overwrite=False)
-    prepare_run_dir(run, resume=False, overwrite=True)
-    assert not (run / "mine.txt").exists()
+    with pytest.raises(SelfsupError, match="not a selfsup run"):
+        prepare_run_dir(run, resume=False, overwrite=True)  # a user's folder: nothing deleted
+    assert (run / "mine.txt").read_text() == "precious"
     torch.save({}, run / "checkpoint.pt")
     assert prepare_run_dir(run, resume=True, overwrite=False).root == run

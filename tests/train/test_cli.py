@@ -66,7 +66,7 @@ def test_pretrain_evaluate_embed_chain(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "selfsup" in out and "random" in out and "raw_pixels" in out
     assert main(["evaluate", str(run), "--protocol", "knn,geometry"]) == 0
-    assert "effective_rank" in capsys.readouterr().out
+    assert "backbone_effective_rank" in capsys.readouterr().out
     emb = tmp_path / "emb.npy"
     assert main(["embed", str(run), "--out", str(emb)]) == 0
     x, y = np.load(emb), np.load(tmp_path / "emb_labels.npy")

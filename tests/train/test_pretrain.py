@@ -1,6 +1,7 @@
 """The training loop end to end on digits: runs, exports, resumes exactly, protects run dirs."""
 
 import json
+import signal
 
 import pytest
 import torch
@@ -46,7 +47,7 @@ def test_pretrain_writes_run_and_loadable_encoder(tmp_path):
     train = [r for r in records if r["kind"] == "train"]
     assert train and all(torch.isfinite(torch.tensor(r["loss"])) for r in train)
     evaluation = json.loads((run / "eval.json").read_text())
-    assert set(evaluation) == {"selfsup", "random", "raw_pixels"}
+    assert set(evaluation) == {"queries", "selfsup", "random", "raw_pixels"}
     assert 0.0 <= evaluation["selfsup"]["knn_top1"] <= 1.0
     encoder = selfsup.load(run)
     x = torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8)
@@ -58,23 +59,32 @@ def _weights(run):
     return load_file(str(run / "encoder.safetensors"))
 
 
-def test_resume_continues_exactly(tmp_path, monkeypatch):
-    selfsup.pretrain(config(), tmp_path / "straight")
-    steps_per_epoch = 1437 // 128
+def _interrupt_at(monkeypatch, call: int) -> None:
+    """Make Ctrl-C arrive during the `call`-th training step (after the optimizer step, before
+    the step is counted: the place where a raised KeyboardInterrupt used to lose a batch)."""
     original = selfsup.train.training_step
     calls = {"n": 0}
 
-    def interrupt_in_second_epoch(*args, **kwargs):
+    def step_then_sigint(*args, **kwargs):
+        out = original(*args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == steps_per_epoch + 3:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
+        if calls["n"] == call:
+            signal.raise_signal(signal.SIGINT)
+        return out
 
-    monkeypatch.setattr(selfsup.train, "training_step", interrupt_in_second_epoch)
+    monkeypatch.setattr(selfsup.train, "training_step", step_then_sigint)
+
+
+def test_resume_after_ctrl_c_continues_exactly(tmp_path, monkeypatch):
+    selfsup.pretrain(config(), tmp_path / "straight")
+    steps_per_epoch = 1437 // 128
+    _interrupt_at(monkeypatch, steps_per_epoch + 3)
     with pytest.raises(SelfsupError, match="--resume"):
         selfsup.pretrain(config(), tmp_path / "resumed")
-    monkeypatch.setattr(selfsup.train, "training_step", original)
+    monkeypatch.undo()
     assert not (tmp_path / "resumed" / "encoder.safetensors").exists()
+    saved = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert saved["progress"]["step"] == steps_per_epoch + 3  # the step in flight is counted
     selfsup.pretrain(config(), tmp_path / "resumed", resume=True)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys()
@@ -101,12 +111,14 @@ def test_existing_run_is_not_overwritten(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"train.batch_size": 4096}, "larger than the dataset"),
+        ({"train.batch_size": 4096}, "larger than the training data"),
         ({"method.name": "nosuch"}, "unknown method 'nosuch'"),
         ({"model.backbone": "vgg"}, "unknown backbone 'vgg'"),
         ({"method.temperatur": 0.1}, "unknown parameter"),
         ({"method.augment": "fancy"}, "fancy"),
         ({"data.source": "nosuch"}, "nosuch"),
+        ({"eval.protocols": "knn,foo"}, "unknown evaluation protocol"),
+        ({"eval.protocols": "sts"}, "'sts' needs pairs"),
     ],
 )
 def test_bad_input_gives_one_clear_error(tmp_path, extra, message):
@@ -131,14 +143,75 @@ def test_short_simclr_run_beats_random_encoder_under_knn(tmp_path):
     assert learned > random + 0.05, (learned, random)
 
 
-def test_crop_size_sets_the_side_of_training_views():
-    from selfsup.models import EncoderSpec
-    from selfsup.train import build_method
+def digits_method(**extra):
+    from selfsup.data import load_data
+    from selfsup.modalities import get_modality
+    from selfsup.run import build_method
 
-    spec = EncoderSpec("convnet", 1, 8, True, (0.5,), (0.25,))
-    method = build_method(selfsup.make_config(**{"method.crop_size": 6}), spec)
-    views = method.views(torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8))
+    train = load_data("digits").train
+    return build_method(config(**extra), get_modality("image"), train), train
+
+
+def test_crop_size_sets_the_side_of_training_views():
+    method, _ = digits_method(**{"method.crop_size": 6})
+    views = method.views({"image": torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)})
     assert [tuple(v.shape) for v in views] == [(4, 1, 6, 6)] * 2
+
+
+def test_labels_never_reach_a_method_that_does_not_declare_them(monkeypatch, tmp_path):
+    """SimCLR reads only "image": the loop's batches hold nothing else, labels included."""
+    from selfsup.methods.simclr import SimCLR
+
+    seen = []
+    original = SimCLR.views
+
+    def spy(self, batch):
+        seen.append(set(batch))
+        return original(self, batch)
+
+    monkeypatch.setattr(SimCLR, "views", spy)
+    selfsup.pretrain(config(**{"train.epochs": 1}), tmp_path / "run")
+    assert seen and all(keys == {"image"} for keys in seen)
+
+
+def test_training_fields_hold_labels_and_index_only_when_declared():
+    from selfsup.modalities import get_modality
+    from selfsup.run import training_fields
+
+    method, train = digits_method()
+    assert set(training_fields(method, get_modality("image"), train)) == {"image"}
+    method.inputs = frozenset({"image", "label", "index"})
+    fields = training_fields(method, get_modality("image"), train)
+    assert torch.equal(fields["label"], train.labels)
+    assert torch.equal(fields["index"], torch.arange(len(train)))
+
+
+def test_collapse_monitor_logs_the_projector_output(tmp_path):
+    selfsup.pretrain(config(**{"train.log_every": 5}), tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert all({"proj_std", "proj_std_reference", "proj_effective_rank"} <= set(r) for r in train)
+    # healthy SimCLR projections sit near 1/sqrt(d) (d=32 here), far from the collapse value 0
+    assert train[-1]["proj_std"] > 0.5 * train[-1]["proj_std_reference"]
+
+
+def test_a_labelled_source_without_test_split_is_held_out_before_training(tmp_path):
+    """An npy file with labels but no test arrays: 20 % is carved out before training, recorded
+    in heldout.json, and `selfsup evaluate` reuses exactly those queries."""
+    import numpy as np
+
+    from selfsup.data import load_data
+
+    digits = load_data("digits")
+    file = tmp_path / "d.npz"
+    np.savez(file, images=digits.train.images.numpy(), labels=digits.train.labels.numpy())
+    cfg = config(**{"data.source": f"npy:{file}", "eval.protocols": "knn"})
+    result = selfsup.pretrain(cfg, tmp_path / "run")
+    held = json.loads((tmp_path / "run" / "heldout.json").read_text())
+    assert held["count"] == 1437 and len(held["test"]) == 288  # sklearn rounds the test share up
+    assert "held out of train before training" in result.evaluation["queries"]
+    again = selfsup.evaluate(tmp_path / "run", "knn")
+    assert again["selfsup"]["knn_top1"] == result.evaluation["selfsup"]["knn_top1"]
 
 
 def test_unlabelled_flat_folder_trains_and_reports_geometry_only(tmp_path):
@@ -159,7 +232,83 @@ def test_unlabelled_flat_folder_trains_and_reports_geometry_only(tmp_path):
         }
     )
     result = selfsup.pretrain(cfg, tmp_path / "run")
-    assert set(result.evaluation) == {"selfsup", "random"}
+    assert set(result.evaluation) == {"queries", "selfsup", "random"}
     assert "knn_top1" not in result.evaluation["selfsup"]
-    assert result.evaluation["selfsup"]["effective_rank"] > 0
+    assert result.evaluation["selfsup"]["backbone_effective_rank"] > 0
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_resume_takes_more_epochs_and_refuses_other_changes(tmp_path, capsys):
+    run = tmp_path / "run"
+    selfsup.pretrain(config(), run)
+    with pytest.raises(SelfsupError, match=r"method\.temperature"):
+        selfsup.pretrain(out=run, resume=True, method__temperature=0.9)
+    result = selfsup.pretrain(out=run, resume=True, train__epochs=3)
+    assert round(result.epochs) == 3
+    assert "trained 3.0 epochs" in capsys.readouterr().out
+    saved = json.loads((run / "config.json").read_text())["config"]
+    assert saved["train"]["epochs"] == 3
+
+
+def test_after_step_sees_the_progress_the_step_reached(tmp_path, monkeypatch):
+    """Step k of K hands k/K to after_step, so the last step hands 1.0 (EMA schedules)."""
+    from selfsup.methods.simclr import SimCLR
+
+    seen = []
+    monkeypatch.setattr(SimCLR, "after_step", lambda self, progress: seen.append(progress))
+    selfsup.pretrain(config(**{"train.epochs": 1}), tmp_path / "run")
+    steps = 1437 // 128
+    assert seen == pytest.approx([(k + 1) / steps for k in range(steps)])
+
+
+def test_time_budget_does_not_charge_the_first_step(tmp_path, monkeypatch):
+    """A slow first step (compilation, CUDA start-up) must not eat the budget."""
+    import time
+
+    original = selfsup.train.training_step
+    calls = {"n": 0}
+
+    def slow_first(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(2.0)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(selfsup.train, "training_step", slow_first)
+    selfsup.pretrain(config(**{"train.time_budget": 0.02}), tmp_path / "run")  # 1.2 s
+    assert calls["n"] > 1
+
+
+def test_non_square_images_keep_height_and_width(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    file = tmp_path / "wide.npz"
+    np.savez(
+        file,
+        images=rng.integers(0, 256, (160, 3, 12, 20), dtype=np.uint8),
+        labels=rng.integers(0, 2, 160),
+    )
+    cfg = config(**{"data.source": f"npy:{file}", "train.batch_size": 32, "train.epochs": 1})
+    selfsup.pretrain(cfg, tmp_path / "run")
+    encoder = selfsup.load(tmp_path / "run")
+    assert encoder.spec.height_width == (12, 20)
+    assert encoder.preprocess(rng.integers(0, 256, (2, 3, 24, 40), dtype=np.uint8)).shape == (
+        2,
+        3,
+        12,
+        20,
+    )
+
+
+def test_asking_for_cuda_without_a_gpu_is_one_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8)
+    from selfsup.models import ImageEncoder, ImageEncoderSpec
+
+    encoder = ImageEncoder(ImageEncoderSpec("convnet", 1, 8, True, (0.5,), (0.2,)))
+    with pytest.raises(SelfsupError, match="no CUDA GPU"):
+        selfsup.embed(encoder, x, device="cuda")
+    with pytest.raises(SelfsupError, match="no CUDA GPU"):
+        selfsup.pretrain(config(**{"train.device": "cuda"}), tmp_path / "run")

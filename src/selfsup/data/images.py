@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -69,13 +70,18 @@ class ImageData:
 
 @dataclass
 class DataSplits:
-    """A source's train split and its held-out test split (None when the source has none)."""
+    """A source's train split and its held-out test split (None when the source has none).
 
-    train: ImageData
-    test: ImageData | None
+    The splits hold `ImageData` or `selfsup.data.text.TextData`; `test_from` says where the
+    test split came from when it is not the source's own (a held-out part of train).
+    """
+
+    train: Any
+    test: Any | None
+    test_from: str | None = None
 
 
-def holdout(data: ImageData, fraction: float = 0.2, seed: int = 0) -> DataSplits:
+def holdout(data: Any, fraction: float = 0.2, seed: int = 0) -> DataSplits:
     """Split off a deterministic `fraction` as test, stratified by label when labels allow it."""
     from sklearn.model_selection import train_test_split
 

@@ -1,4 +1,4 @@
-"""The image sources by name: `load_data("NAME[:PATH]")` picks a loader from SOURCES.
+"""The data sources by name: `load_data("NAME[:PATH]")` picks a loader from SOURCES.
 
 Adding a source means writing one loader `(path, options) -> DataSplits` and one line below.
 """
@@ -20,6 +20,7 @@ from selfsup.data.images import DataSplits, ImageData, holdout
 from selfsup.data.npy import load_npy
 from selfsup.data.options import LoadOptions
 from selfsup.data.resize import resize_square
+from selfsup.data.text import load_csv_column, load_sts, load_text_file, load_wordnet
 from selfsup.errors import SelfsupError
 
 __all__ = ["SOURCES", "Source", "available_sources", "describe_sources", "holdout", "load_data"]
@@ -32,6 +33,7 @@ class Source:
     load: Callable[[str | None, LoadOptions], DataSplits]
     path: Literal["none", "optional", "required"]
     help: str
+    modality: str = "image"  # what its samples are: see selfsup.modalities
 
 
 SOURCES: dict[str, Source] = {
@@ -70,6 +72,25 @@ SOURCES: dict[str, Source] = {
         "required",
         ":FILE a .npz (images, labels, test_images, test_labels) or .npy [+ <stem>_labels.npy]",
     ),
+    "text": Source(load_text_file, "required", ":FILE sentences, one a line", "text"),
+    "csv": Source(
+        load_csv_column,
+        "required",
+        ":FILE#COLUMN a column (header name or 0-based index) of a CSV, or TSV for .tsv",
+        "text",
+    ),
+    "sts": Source(
+        load_sts,
+        "required",
+        ":DIR|FILE STS-format pairs (sts-train.csv, sts-test.csv): sentences and gold scores",
+        "text",
+    ),
+    "wordnet": Source(
+        load_wordnet,
+        "optional",
+        "[:DIR] WordNet's glosses and examples; default DIR /usr/share/wordnet (wordnet-base)",
+        "text",
+    ),
 }
 
 
@@ -96,12 +117,18 @@ def load_data(
     name, path = _parse(spec)
     options = LoadOptions(download=download, skip_corrupt=skip_corrupt, image_size=image_size)
     splits = SOURCES[name].load(path, options)
-    if image_size is None:
+    if image_size is None or SOURCES[name].modality != "image":
         return splits
     return DataSplits(
         train=_resized(splits.train, image_size),
         test=None if splits.test is None else _resized(splits.test, image_size),
     )
+
+
+def source_modality(spec: str) -> str:
+    """The modality of the samples a source spec loads (image, text), checked before loading."""
+    name, _ = _parse(spec)
+    return SOURCES[name].modality
 
 
 def _parse(spec: str) -> tuple[str, str | None]:

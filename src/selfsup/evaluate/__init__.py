@@ -1,29 +1,28 @@
-"""Evaluation protocols on frozen features: kNN, linear probe, and embedding geometry."""
+"""Evaluation protocols on frozen features (a registry of knn, linear, geometry, sts), and the
+run-level suite that puts the learned encoder beside its baselines."""
 
-from selfsup.evaluate.features import extract_features
+from selfsup.evaluate.context import Features
+from selfsup.evaluate.features import encode_rows, extract_features
 from selfsup.evaluate.geometry import alignment, collapse_stats, effective_rank, uniformity
 from selfsup.evaluate.knn import knn_accuracy, knn_predict
 from selfsup.evaluate.linear import linear_probe
-from selfsup.evaluate.protocols import (
-    PROTOCOLS,
-    check_protocols,
-    evaluate_encoder,
-    evaluate_features,
-    raw_pixel_features,
-)
+from selfsup.evaluate.raw import raw_pixel_features
+from selfsup.evaluate.registry import PROTOCOLS, Protocol, parse_protocols, run_protocols
 
 __all__ = [
     "PROTOCOLS",
+    "Features",
+    "Protocol",
     "alignment",
-    "check_protocols",
     "collapse_stats",
     "effective_rank",
-    "evaluate_encoder",
-    "evaluate_features",
+    "encode_rows",
     "extract_features",
     "knn_accuracy",
     "knn_predict",
     "linear_probe",
+    "parse_protocols",
     "raw_pixel_features",
+    "run_protocols",
     "uniformity",
 ]

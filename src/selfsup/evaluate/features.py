@@ -1,4 +1,4 @@
-"""Run a frozen encoder over a tensor of images, in batches, and collect its pooled features."""
+"""Run a frozen encoder over a data split, in batches, and collect its pooled features."""
 
 from __future__ import annotations
 
@@ -57,6 +57,37 @@ def extract_features(
                 batch = images[start : start + batch_size].to(device, non_blocking=True)
                 feats = encoder(transform(batch))
                 chunks.append(feats.flatten(1).float().cpu())
+    finally:
+        for module, was_training in modes:
+            module.training = was_training
+    return torch.cat(chunks)
+
+
+def encode_rows(
+    encoder: nn.Module,
+    rows: dict[str, Tensor],
+    to_input: Callable[[dict[str, Tensor]], object],
+    *,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Features (N, D) float32 on CPU of every row of `rows` (field -> (N, ...) tensors).
+
+    `to_input` turns a batch of rows into the encoder's input (the modality's `encoder_input`):
+    this is how evaluation embeds images and token ids alike. Eval mode, modes restored after.
+    """
+    n = len(next(iter(rows.values())))
+    if n == 0:
+        raise SelfsupError("no samples to embed")
+    device = torch.device(device) if device is not None else encoder_device(encoder)
+    modes = [(module, module.training) for module in encoder.modules()]
+    encoder.eval()
+    chunks = []
+    try:
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                batch = {k: v[start : start + batch_size].to(device) for k, v in rows.items()}
+                chunks.append(encoder(to_input(batch)).flatten(1).float().cpu())
     finally:
         for module, was_training in modes:
             module.training = was_training

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.context import Features
 
 
 def _check_2d(name: str, z: Tensor, min_rows: int = 1) -> None:
@@ -66,3 +67,21 @@ def collapse_stats(z: Tensor) -> dict[str, float]:
         "effective_rank": effective_rank(z),
         "dim": dim,
     }
+
+
+def geometry_protocol(features: Features) -> dict[str, float]:
+    """The `geometry` protocol on the exported (backbone) features of the queries.
+
+    alignment (when two augmented views were embedded) and uniformity (Wang & Isola 2020), and
+    the backbone's feature std and effective rank. The std reference 1/sqrt(d) holds for
+    normalised projector outputs, where training monitors collapse (`proj_std` in metrics);
+    backbone features after a ReLU are non-negative and sit below it even when healthy.
+    """
+    results: dict[str, float] = {}
+    if features.views is not None:
+        results["alignment"] = alignment(*features.views)
+    results["uniformity"] = uniformity(features.queries)
+    stats = collapse_stats(features.queries)
+    results["backbone_std"] = stats["std"]
+    results["backbone_effective_rank"] = stats["effective_rank"]
+    return results

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.context import Features
 
 
 def _check(train_feats: Tensor, train_labels: Tensor, query_feats: Tensor) -> None:
@@ -96,3 +97,17 @@ def knn_accuracy(
         chunk_size=chunk_size,
     )
     return (preds == test_labels.to(preds.device)).float().mean().item()
+
+
+def knn_protocol(features: Features) -> dict[str, float]:
+    """The `knn` protocol: weighted kNN top-1 of the queries against the labelled bank."""
+    return {
+        "knn_top1": knn_accuracy(
+            features.bank,
+            features.bank_labels,
+            features.queries,
+            features.query_labels,
+            k=features.knn_k,
+            temperature=features.knn_t,
+        )
+    }

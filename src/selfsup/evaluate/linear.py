@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.context import Features
 
 # Full-batch L-BFGS in torch rather than sklearn's LogisticRegression: the problem is convex and
 # small (50k x 512 x 10), L-BFGS converges in ~30-60 evaluations of ~40 ms each on 2 CPU cores,
@@ -127,3 +128,11 @@ def linear_probe(
         "weight_decay": wd,
         "val_accuracy": val_acc,
     }
+
+
+def linear_protocol(features: Features) -> dict[str, float]:
+    """The `linear` protocol: probe trained on the bank, top-1 on the queries."""
+    probe = linear_probe(
+        features.bank, features.bank_labels, features.queries, features.query_labels
+    )
+    return {"linear_top1": probe["accuracy"], "linear_weight_decay": probe["weight_decay"]}

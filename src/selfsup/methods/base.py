@@ -1,8 +1,28 @@
-"""What every method provides: views of a batch, a loss on them, and work after each step."""
+"""What every method provides; a method is one small file built on this class.
+
+A method builds its encoder(s) and heads from the run's encoder spec, owns any state (momentum
+teacher, queue, prototypes, memory bank), and says:
+
+- `inputs`: the batch fields it may see. The loop hands it only these: a method that does not
+  name "label" never sees labels (SupCon names it), "index" is the sample's position in the
+  data set (InstDisc's memory bank names it).
+- `views(batch)`: augmented views made on the batch's device; they may differ in size
+  (multi-crop) or be the same input twice (SimCSE's dropout views).
+- `loss(views, batch)`: the loss and figures to log (tensors; the loop reads them only when it
+  logs, so no step waits for the device).
+- `param_groups()`: parameter groups with per-group options (`lr_scale`, `fixed_lr`,
+  `frozen_until`, `weight_decay`; see `selfsup.optim`). Teachers stay out.
+- `after_step(progress)`: EMA, queues, schedules, with training progress in [0, 1] counted
+  after the step just taken (1.0 arrives on the last step).
+- `find_unused_parameters`: set when some parameters get no gradient on some steps (DDP).
+
+State kept in modules or registered buffers is saved in checkpoints and restored on resume.
+`forward` calls `loss`, so DDP wraps a method like any module. `watch(z)` hands the loop the
+embedding it monitors for collapse (the normalised projector or predictor output).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, ClassVar
 
@@ -10,27 +30,25 @@ import torch
 from torch import nn
 
 from selfsup.errors import SelfsupError
-from selfsup.models import Encoder
+from selfsup.models import build_encoder
 
-Augment = Callable[..., torch.Tensor]
+Batch = dict[str, torch.Tensor]
 
 
 class Method(nn.Module):
-    """A self-supervised method: owns the encoder, its heads and any state (EMA, queues).
+    """Base of every self-supervised method; subclasses set the class variables below."""
 
-    State kept in modules or registered buffers is saved in checkpoints and restored on resume.
-    Subclasses set `Config` (a dataclass of the method's own parameters) and implement
-    `views` and `loss`; `forward` calls `loss`, so DDP wraps a method like any module.
-    """
-
-    Config: ClassVar[type]
     name: ClassVar[str]
+    Config: ClassVar[type]
+    inputs: ClassVar[frozenset[str]]
+    find_unused_parameters: ClassVar[bool] = False
 
-    def __init__(self, encoder: Encoder, cfg: Any, augment: Augment):
+    def __init__(self, spec: Any, cfg: Any, augment: Any):
         super().__init__()
-        self.encoder = encoder
         self.cfg = cfg
         self.augment = augment
+        self.encoder = build_encoder(spec)
+        self._watched: torch.Tensor | None = None
 
     @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
@@ -47,16 +65,31 @@ class Method(nn.Module):
         except (TypeError, ValueError) as err:
             raise SelfsupError(f"bad parameter for method {cls.name!r}: {err}") from None
 
-    def views(self, batch: torch.Tensor) -> list[torch.Tensor]:
-        """Augmented views of a uint8 batch (B, C, H, W), made on the batch's device."""
+    def views(self, batch: Batch) -> list[Any]:
+        """Augmented views of a batch, made on the batch's device."""
         raise NotImplementedError
 
-    def loss(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The training loss on the views, and figures to log."""
         raise NotImplementedError
 
-    def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.loss(views)
+    def forward(
+        self, views: list[Any], batch: Batch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.loss(views, batch)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """One group of every trainable parameter; override for per-group lr or weight decay."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def after_step(self, progress: float) -> None:
-        """Called after each optimizer step with training progress in [0, 1] (EMA, queues)."""
+        """Called after each optimizer step with the progress that step reached (EMA, queues)."""
+
+    def watch(self, z: torch.Tensor) -> None:
+        """Keep (detached) the embedding the collapse monitor reads at the next log step."""
+        self._watched = z.detach()
+
+    @property
+    def watched(self) -> torch.Tensor | None:
+        """The embedding last given to `watch`, or None."""
+        return self._watched

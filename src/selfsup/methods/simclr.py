@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from selfsup.distributed import gather_with_grad
 from selfsup.losses import nt_xent
-from selfsup.methods.base import Augment, Method
+from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.models import Encoder, projection_head
+from selfsup.models import projection_head
 
 
 @dataclass
@@ -32,21 +33,23 @@ class SimCLR(Method):
 
     name = "simclr"
     Config = SimCLRConfig
+    inputs = frozenset({"image"})
 
-    def __init__(self, encoder: Encoder, cfg: SimCLRConfig, augment: Augment):
-        super().__init__(encoder, cfg, augment)
+    def __init__(self, spec: Any, cfg: SimCLRConfig, augment: Any):
+        super().__init__(spec, cfg, augment)
         self.projection_head = projection_head(
-            encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
+            self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
         )
 
-    def views(self, batch: torch.Tensor) -> list[torch.Tensor]:
-        return [self.augment(batch, view=0), self.augment(batch, view=1)]
+    def views(self, batch: Batch) -> list[torch.Tensor]:
+        x = batch["image"]
+        return [self.augment(x, view=0), self.augment(x, view=1)]
 
-    def loss(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # The two views go through the network separately: BatchNorm sees one view at a time,
         # and two batches of B ran faster than one of 2B on CPU (DESIGN.md measurements).
         z1, z2 = (self.projection_head(self.encoder(v)) for v in views)
+        self.watch(z1)
         if self.cfg.gather_negatives:
             z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
-        loss = nt_xent(z1, z2, self.cfg.temperature)
-        return loss, {}
+        return nt_xent(z1, z2, self.cfg.temperature), {}

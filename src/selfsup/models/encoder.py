@@ -1,44 +1,69 @@
-"""The encoder that downstream work uses: input normalisation + backbone, described by a config."""
+"""The image encoder that downstream work uses: input normalisation + backbone, rebuilt from a spec.
+
+Every encoder kind (image here, text in `text.py`) has the same face: `spec` (a frozen dataclass
+that rebuilds it), `kind`, `out_dim`, `forward(model_input) -> (B, out_dim)` pooled features, and
+`preprocess(raw)` that turns what a user holds (arrays, strings) into the model input.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
+from selfsup.errors import SelfsupError
 from selfsup.models.backbones import build_backbone
 
 
 @dataclass(frozen=True)
-class EncoderSpec:
-    """Everything needed to rebuild an encoder without the training code."""
+class ImageEncoderSpec:
+    """Everything needed to rebuild an image encoder without the training code."""
+
+    kind: ClassVar[str] = "image"
 
     backbone: str
     in_channels: int
-    image_size: int
+    image_size: int | tuple[int, int]  # side of square images, or (height, width)
     cifar_stem: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def height_width(self) -> tuple[int, int]:
+        """(H, W) of the images the encoder was trained on."""
+        if isinstance(self.image_size, int):
+            return self.image_size, self.image_size
+        return int(self.image_size[0]), int(self.image_size[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["image_size"] = (
+            list(self.height_width) if not isinstance(self.image_size, int) else d["image_size"]
+        )
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> EncoderSpec:
+    def from_dict(cls, d: dict[str, Any]) -> ImageEncoderSpec:
         d = dict(d)
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        size = d["image_size"]
+        d["image_size"] = size if isinstance(size, int) else (int(size[0]), int(size[1]))
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
 
 
-class Encoder(nn.Module):
-    """Maps float images in [0, 1], shape (B, C, H, W), to pooled features (B, out_dim).
+class ImageEncoder(nn.Module):
+    """Maps images (B, C, H, W), uint8 or float in [0, 1], to pooled features (B, out_dim).
 
     Normalisation by the training set's mean and std lives here, so a loaded encoder needs
-    no preprocessing beyond scaling pixels to [0, 1].
+    no preprocessing beyond `preprocess` (which also resizes and matches channels).
     """
 
-    def __init__(self, spec: EncoderSpec):
+    kind: ClassVar[str] = "image"
+
+    def __init__(self, spec: ImageEncoderSpec):
         super().__init__()
         self.spec = spec
         self.backbone = build_backbone(spec.backbone, spec.in_channels, spec.cifar_stem)
@@ -49,7 +74,27 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
-        return self.backbone((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        if self._channels_last():
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x)
+
+    def _channels_last(self) -> bool:
+        """Whether the weights were moved to channels_last (the input then follows them)."""
+        for module in self.backbone.modules():
+            if isinstance(module, nn.Conv2d):
+                w = module.weight
+                return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+        return False
+
+    def preprocess(self, raw: Any) -> torch.Tensor:
+        """uint8 (N, C, H, W) for this encoder from images as a user holds them.
+
+        One rule for `selfsup.embed`, the CLI and search: uint8 arrays, or float arrays in [0, 1];
+        shaped (N, C, H, W), (N, H, W, C) or (N, H, W) (one image: drop N); grey becomes RGB
+        and RGB grey as the encoder needs; other sizes are resized (shorter side, centre crop).
+        """
+        return preprocess_images(raw, self.spec)
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -57,3 +102,52 @@ class Encoder(nn.Module):
             f"backbone={s.backbone}, in_channels={s.in_channels}, "
             f"image_size={s.image_size}, out_dim={self.out_dim}"
         )
+
+
+def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) converted to `channels` (grey <-> RGB), so any data fits the encoder."""
+    c = images.shape[1]
+    if c == channels:
+        return images
+    if channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        grey = (images.float() * weights).sum(1, keepdim=True)
+        return grey.round_().clamp_(0, 255).to(torch.uint8)
+    return images.expand(-1, channels, -1, -1).contiguous()
+
+
+def preprocess_images(raw: Any, spec: ImageEncoderSpec) -> torch.Tensor:
+    """See `ImageEncoder.preprocess`."""
+    from selfsup.data.resize import resize_to
+
+    if isinstance(raw, str) or (isinstance(raw, (list, tuple)) and raw and isinstance(raw[0], str)):
+        raise SelfsupError(
+            "this is an image encoder; pass images (a uint8 array or tensor), not text"
+        )
+    x = torch.as_tensor(np.asarray(raw) if not isinstance(raw, torch.Tensor) else raw)
+    if x.is_floating_point():
+        if x.numel() and (x.min() < 0 or x.max() > 1):
+            raise SelfsupError(
+                "float images must hold values in [0, 1]; pass uint8 pixels or divide by 255"
+            )
+        x = x.mul(255).round_().to(torch.uint8)
+    elif x.dtype != torch.uint8:
+        raise SelfsupError(f"images must be uint8 or float in [0, 1], got {x.dtype}")
+    if x.dim() == 2:  # one grey image (H, W)
+        x = x[None, None]
+    elif x.dim() == 3:  # a stack of grey images (N, H, W), or one image (C, H, W) / (H, W, C)
+        if x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3):
+            x = x[None]
+        elif x.shape[-1] in (1, 3) and x.shape[0] not in (1, 3):
+            x = x.permute(2, 0, 1)[None]
+        else:
+            x = x[:, None]
+    elif x.dim() == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise SelfsupError(
+            f"images must be shaped (N, C, H, W), (N, H, W, C) or (N, H, W) with C in {{1, 3}}; "
+            f"got {tuple(x.shape)}"
+        )
+    x = match_channels(x, spec.in_channels)
+    return resize_to(x, spec.height_width).contiguous()

@@ -1,11 +1,23 @@
+"""The protocol registry: names, needs, stable flat keys; the suite beside its baselines."""
+
 import pytest
 import torch
 from torch import nn
 
+from selfsup.config import Config
+from selfsup.data import ImageData
 from selfsup.errors import SelfsupError
-from selfsup.evaluate import PROTOCOLS, evaluate_encoder, evaluate_features, raw_pixel_features
+from selfsup.evaluate import (
+    PROTOCOLS,
+    Features,
+    parse_protocols,
+    raw_pixel_features,
+    run_protocols,
+)
+from selfsup.evaluate.registry import check_needs, usable
+from selfsup.evaluate.suite import EvalData, evaluate_with_baselines, format_table
 
-GEOMETRY_KEYS = {"uniformity", "embedding_std", "embedding_std_reference", "effective_rank"}
+GEOMETRY_KEYS = {"uniformity", "backbone_std", "backbone_effective_rank"}
 
 
 def clustered(n, seed, dim=16, classes=4):
@@ -15,11 +27,12 @@ def clustered(n, seed, dim=16, classes=4):
     return centers[labels] + torch.randn(n, dim, generator=gen), labels
 
 
-def test_all_protocols_give_stable_flat_keys():
+def test_image_protocols_give_stable_flat_keys():
     x_train, y_train = clustered(300, 1)
     x_test, y_test = clustered(100, 2)
     views = (x_test, x_test + 0.1 * torch.randn_like(x_test))
-    results = evaluate_features(x_train, y_train, x_test, y_test, PROTOCOLS, views=views)
+    features = Features(x_test, x_train, y_train, y_test, views=views)
+    results = run_protocols(features, ("knn", "linear", "geometry"))
     assert set(results) == {"knn_top1", "linear_top1", "linear_weight_decay", "alignment"} | (
         GEOMETRY_KEYS
     )
@@ -27,41 +40,45 @@ def test_all_protocols_give_stable_flat_keys():
     assert all(isinstance(v, float) for v in results.values())
 
 
-def test_protocols_as_comma_string_and_subset():
-    x_train, y_train = clustered(100, 1)
-    results = evaluate_features(x_train, y_train, x_train, y_train, "knn, knn", knn_k=5)
-    assert set(results) == {"knn_top1"}
+def test_protocol_names_parse_and_dedupe():
+    assert parse_protocols("knn, knn,geometry") == ("knn", "geometry")
+    assert parse_protocols("") == ()
+    assert set(PROTOCOLS) >= {"knn", "linear", "geometry", "sts"}
+
+
+def test_unknown_protocol_lists_valid_ones():
+    with pytest.raises(SelfsupError, match=r"unknown evaluation protocol.*knn, linear, geometry"):
+        parse_protocols(["knn", "svm"])
+
+
+def test_needs_are_checked_and_name_what_works():
+    assert usable(("knn", "geometry", "sts"), set()) == ("geometry",)
+    assert usable(("knn", "sts"), {"label"}) == ("knn",)
+    with pytest.raises(SelfsupError, match=r"'linear' needs label.*work on it: geometry"):
+        check_needs(("geometry", "linear"), set(), "the training samples")
+    with pytest.raises(SelfsupError, match=r"'sts' needs pairs"):
+        check_needs(("sts",), {"label"}, "digits")
 
 
 def test_geometry_needs_no_labels():
     x_test, _ = clustered(100, 2)
-    results = evaluate_features(None, None, x_test, None, ["geometry"])
-    assert set(results) == GEOMETRY_KEYS
-
-
-def test_unknown_protocol_lists_valid_ones():
-    x, y = clustered(20, 1)
-    with pytest.raises(SelfsupError, match=r"unknown evaluation protocol.*knn, linear, geometry"):
-        evaluate_features(x, y, x, y, ["knn", "svm"])
-    with pytest.raises(SelfsupError, match="no protocol"):
-        evaluate_features(x, y, x, y, [])
-
-
-def test_missing_labels_say_geometry_works_without():
-    x, _ = clustered(20, 1)
-    with pytest.raises(SelfsupError, match=r"no labels.*linear.*'geometry'"):
-        evaluate_features(x, None, x, None, ["geometry", "linear"])
+    assert set(run_protocols(Features(x_test), ["geometry"])) == GEOMETRY_KEYS
 
 
 class MeanColour(nn.Module):
     """Pooled per-channel mean plus a fixed random projection: enough to separate colours."""
+
+    kind = "image"
 
     def __init__(self):
         super().__init__()
         self.proj = nn.Linear(3, 8)
 
     def forward(self, x):
-        return self.proj(x.mean(dim=(2, 3)))
+        return self.proj(x.float().mean(dim=(2, 3)))
+
+    def preprocess(self, raw):
+        return raw
 
 
 def coloured_images(n, seed):
@@ -70,40 +87,31 @@ def coloured_images(n, seed):
     base = torch.full((n, 3, 6, 6), 40.0)
     base[torch.arange(n), labels] = 200.0
     noise = torch.randint(-30, 30, base.shape, generator=gen)
-    return (base + noise).clamp(0, 255).to(torch.uint8), labels
+    images = (base + noise).clamp(0, 255).to(torch.uint8)
+    return ImageData(images, labels, ["r", "g", "b"], "colours")
 
 
-def test_evaluate_encoder_end_to_end():
+def test_suite_runs_the_protocols_on_held_out_queries():
+    from selfsup.modalities import get_modality
+
     torch.manual_seed(0)
     encoder = MeanColour().train()
-    train_images, train_labels = coloured_images(200, 1)
-    test_images, test_labels = coloured_images(60, 2)
+    data = EvalData(coloured_images(200, 1), coloured_images(60, 2), "colours: test split")
+    cfg = Config()
+    cfg.eval.baselines = False
 
     def augment(batch):
         return (batch.float() / 255 + 0.05 * torch.randn(batch.shape)).clamp(0, 1)
 
-    results = evaluate_encoder(
-        encoder,
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
-        PROTOCOLS,
-        augment=augment,
-        batch_size=32,
-        knn_k=10,
+    names = ("knn", "linear", "geometry")
+    results = evaluate_with_baselines(
+        encoder, get_modality("image"), data, cfg, names, "cpu", augment
     )
-    assert results["knn_top1"] > 0.95 and results["linear_top1"] > 0.95
-    assert 0.0 < results["alignment"] < 1.0
+    assert results["queries"] == "colours: test split"
+    assert results["selfsup"]["knn_top1"] > 0.95 and results["selfsup"]["linear_top1"] > 0.95
+    assert 0.0 < results["selfsup"]["alignment"] < 1.0
     assert encoder.training
-
-
-def test_evaluate_encoder_geometry_without_labels_or_train_set():
-    images, _ = coloured_images(30, 3)
-    results = evaluate_encoder(MeanColour(), None, None, images, None, "geometry")
-    assert set(results) == GEOMETRY_KEYS
-    with pytest.raises(SelfsupError, match="no labels"):
-        evaluate_encoder(MeanColour(), None, None, images, None, "knn")
+    assert "queries: colours: test split" in format_table(results)
 
 
 def test_raw_pixel_features_are_standardized_without_touching_input():

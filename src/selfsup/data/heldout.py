@@ -1,0 +1,81 @@
+"""A held-out split carved from train before pretraining, and recorded in the run directory.
+
+A labelled source without a test split (an image folder with only class folders, an npy file
+without test arrays) would otherwise be evaluated on images the encoder trained on. The run
+carves 20 % (stratified, seed 0) before training, trains on the rest, and writes the held-out
+positions to `heldout.json`, so that `selfsup evaluate` and the report use the same queries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from selfsup.data.images import DataSplits, holdout
+from selfsup.errors import SelfsupError
+
+HELDOUT_FILE = "heldout.json"
+FRACTION = 0.2
+SEED = 0
+
+
+def needs_heldout(splits: DataSplits) -> bool:
+    """A labelled train split with no test split: evaluation needs queries of its own."""
+    return splits.test is None and splits.train.labels is not None and len(splits.train) >= 10
+
+
+def carve_heldout(splits: DataSplits) -> tuple[DataSplits, dict[str, Any] | None]:
+    """(splits with a held-out test split, the record to save) or (splits, None) if not needed."""
+    if not needs_heldout(splits):
+        return splits, None
+    n = len(splits.train)
+    positions = torch.arange(n)
+    tagged = holdout(_Positions(positions, splits.train.labels), fraction=FRACTION, seed=SEED)
+    test_idx = tagged.test.positions
+    record = {"fraction": FRACTION, "seed": SEED, "count": n, "test": sorted(test_idx.tolist())}
+    return apply_heldout(splits, record), record
+
+
+def apply_heldout(splits: DataSplits, record: dict[str, Any]) -> DataSplits:
+    """Split train into train and the recorded held-out positions."""
+    n = len(splits.train)
+    if record.get("count") != n:
+        raise SelfsupError(
+            f"the run's {HELDOUT_FILE} was made for {record.get('count')} training samples but "
+            f"the data now has {n}; evaluate with the data the run trained on"
+        )
+    test = torch.zeros(n, dtype=torch.bool)
+    test[torch.tensor(record["test"], dtype=torch.long)] = True
+    return DataSplits(
+        train=splits.train.subset(torch.nonzero(~test).squeeze(1)),
+        test=splits.train.subset(torch.nonzero(test).squeeze(1)),
+        test_from=(
+            f"{len(record['test'])} samples held out of train before training ({HELDOUT_FILE})"
+        ),
+    )
+
+
+def save_heldout(run: Path, record: dict[str, Any] | None) -> None:
+    if record is not None:
+        (run / HELDOUT_FILE).write_text(json.dumps(record) + "\n")
+
+
+def load_heldout(run: Path) -> dict[str, Any] | None:
+    path = run / HELDOUT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+class _Positions:
+    """Sample positions with labels, so that `holdout` stratifies them like the data itself."""
+
+    def __init__(self, positions: torch.Tensor, labels: torch.Tensor):
+        self.positions, self.labels = positions, labels
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def subset(self, index: torch.Tensor) -> _Positions:
+        return _Positions(self.positions[index], self.labels[index])

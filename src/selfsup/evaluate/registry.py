@@ -1,0 +1,91 @@
+"""Evaluation protocols by name, each saying what it needs from the data.
+
+A protocol is a function `Features -> dict[str, float]` in its own module plus one line below.
+`needs` names what the evaluation data must have: "label" (class labels on bank and queries),
+"pairs" (sentence pairs with gold scores). Adding a protocol: write its function, add a line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from selfsup.errors import SelfsupError
+from selfsup.evaluate.context import Features
+from selfsup.evaluate.geometry import geometry_protocol
+from selfsup.evaluate.knn import knn_protocol
+from selfsup.evaluate.linear import linear_protocol
+from selfsup.evaluate.sts import sts_protocol
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named evaluation: what it needs, one line of help, and the function that runs it."""
+
+    name: str
+    needs: frozenset[str]
+    summary: str
+    run: Callable[[Features], dict[str, float]]
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol("knn", frozenset({"label"}), "weighted kNN top-1 (k=200, T=0.1)", knn_protocol),
+        Protocol(
+            "linear", frozenset({"label"}), "logistic-regression probe top-1", linear_protocol
+        ),
+        Protocol(
+            "geometry",
+            frozenset(),
+            "alignment, uniformity, feature std and effective rank",
+            geometry_protocol,
+        ),
+        Protocol(
+            "sts",
+            frozenset({"pairs"}),
+            "Spearman / Pearson of cosine vs gold similarity, all and per genre",
+            sts_protocol,
+        ),
+    )
+}
+
+
+def parse_protocols(protocols: str | Sequence[str]) -> tuple[str, ...]:
+    """Known protocol names, de-duplicated in order; accepts "knn,linear" or a sequence."""
+    if isinstance(protocols, str):
+        protocols = protocols.split(",")
+    names = tuple(dict.fromkeys(p.strip() for p in protocols if p.strip()))
+    unknown = [p for p in names if p not in PROTOCOLS]
+    if unknown:
+        raise SelfsupError(
+            f"unknown evaluation protocol(s) {', '.join(unknown)}; choose from: "
+            f"{', '.join(PROTOCOLS)}"
+        )
+    return names
+
+
+def check_needs(names: Sequence[str], available: set[str], where: str) -> None:
+    """Raise if a requested protocol needs something the evaluation data does not have."""
+    for name in names:
+        missing = PROTOCOLS[name].needs - available
+        if missing:
+            usable = [p for p in PROTOCOLS if PROTOCOLS[p].needs <= available]
+            raise SelfsupError(
+                f"protocol {name!r} needs {' and '.join(sorted(missing))}, and the evaluation "
+                f"data ({where}) has none; protocols that work on it: {', '.join(usable) or 'none'}"
+                + ("; or name labelled/paired data with --set eval.data=SOURCE" if usable else "")
+            )
+
+
+def usable(names: Sequence[str], available: set[str]) -> tuple[str, ...]:
+    """The protocols of `names` whose needs `available` meets."""
+    return tuple(n for n in names if PROTOCOLS[n].needs <= available)
+
+
+def run_protocols(features: Features, names: Sequence[str]) -> dict[str, float]:
+    """Every named protocol on the features, as one flat dict of figures."""
+    results: dict[str, float] = {}
+    for name in names:
+        results.update(PROTOCOLS[name].run(features))
+    return results

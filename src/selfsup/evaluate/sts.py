@@ -1,0 +1,101 @@
+"""Semantic textual similarity: how well cosine similarity of sentence embeddings ranks pairs
+the way people scored them (STS Benchmark), and TF-IDF as the baseline to beat.
+
+Figures: Spearman (the field's headline, SimCSE's "all" setting: one correlation over every
+pair) and Pearson, overall and per genre; alignment over pairs with gold > 4 and uniformity
+over all sentences, as in the SimCSE paper (Gao et al. 2021, sec. 5, after Wang & Isola 2020).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from selfsup.evaluate.context import Features
+from selfsup.evaluate.geometry import alignment, uniformity
+
+POSITIVE_GOLD = 4.0  # pairs scored above this are positives for alignment (SimCSE)
+
+
+def _ranks(x: Tensor) -> Tensor:
+    """Ranks 1..n with ties given their average rank, as Spearman's rho needs."""
+    order = torch.argsort(x, stable=True)
+    sorted_x = x[order]
+    ranks = torch.empty_like(x, dtype=torch.float64)
+    ranks[order] = torch.arange(1, len(x) + 1, dtype=torch.float64)
+    # average the ranks within each group of equal values
+    _, inverse, counts = torch.unique_consecutive(sorted_x, return_inverse=True, return_counts=True)
+    sums = torch.zeros(len(counts), dtype=torch.float64).index_add_(0, inverse, ranks[order])
+    ranks[order] = (sums / counts)[inverse]
+    return ranks
+
+
+def pearson(a: Tensor, b: Tensor) -> float:
+    """Pearson's correlation of two 1-D tensors."""
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Spearman's rank correlation: Pearson's of the (tie-averaged) ranks."""
+    return pearson(_ranks(a.double()), _ranks(b.double()))
+
+
+def sts_correlations(
+    first: Tensor, second: Tensor, scores: Tensor, genres: list[str] | None = None
+) -> dict[str, float]:
+    """Correlations of cos(first_i, second_i) with the gold scores, all pairs and per genre."""
+    cosine = F.cosine_similarity(first.float(), second.float(), dim=1).cpu()
+    gold = scores.cpu()
+    results = {"sts_spearman": spearman(cosine, gold), "sts_pearson": pearson(cosine, gold)}
+    if genres is not None:
+        for genre in sorted(set(genres)):
+            picked = torch.tensor([g == genre for g in genres])
+            if int(picked.sum()) >= 3:
+                results[f"sts_spearman/{genre}"] = spearman(cosine[picked], gold[picked])
+    return results
+
+
+def sts_alignment_uniformity(
+    first: Tensor, second: Tensor, scores: Tensor, embeddings: Tensor
+) -> dict[str, float]:
+    """Alignment over pairs with gold > 4, uniformity over all sentence embeddings."""
+    results = {"sts_uniformity": uniformity(embeddings)}
+    positive = scores > POSITIVE_GOLD
+    if int(positive.sum()) > 0:
+        results["sts_alignment"] = alignment(first[positive], second[positive])
+    return results
+
+
+def sts_protocol(features: Features) -> dict[str, float]:
+    """The `sts` protocol on the queries' pairs."""
+    pairs = features.pairs
+    first, second = features.queries[pairs.first], features.queries[pairs.second]
+    scores = pairs.scores.to(first.device)
+    return sts_correlations(first, second, pairs.scores, pairs.genres) | sts_alignment_uniformity(
+        first, second, scores, features.queries
+    )
+
+
+TFIDF_VOCABULARY = 20_000  # most frequent terms kept: dense rows cost 80 kB each
+
+
+def tfidf_features(
+    bank: list[str], queries: list[str], *, with_bank: bool = True
+) -> tuple[Tensor | None, Tensor]:
+    """TF-IDF vectors of bank and queries, fitted on the bank sentences, dense float32.
+
+    The text modality's raw-input baseline: cosine of TF-IDF vectors is what a learned sentence
+    encoder must beat. Rows are dense (the protocols take dense features), so the vocabulary
+    is capped at the 20,000 most frequent terms; the bank's rows are made only when asked
+    (kNN and the probe need them, STS does not).
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(max_features=TFIDF_VOCABULARY, sublinear_tf=True).fit(bank)
+
+    def dense(sentences: list[str]) -> Tensor:
+        return torch.from_numpy(vectorizer.transform(sentences).astype("float32").toarray())
+
+    return (dense(bank) if with_bank else None), dense(queries)

@@ -1,0 +1,176 @@
+"""Evaluation the way a run reports it: the learned encoder beside the encoder as it was before
+training and the raw input, on held-out queries, by the protocols of the registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from selfsup.config import Config
+from selfsup.errors import SelfsupError
+from selfsup.evaluate.context import Features
+from selfsup.evaluate.features import encode_rows
+from selfsup.evaluate.registry import PROTOCOLS, run_protocols, usable
+from selfsup.modalities import Modality
+from selfsup.models import build_encoder
+
+ALIGNMENT_SAMPLES = 5000  # held-out samples seen in two augmented views for the alignment figure
+
+
+@dataclass
+class EvalData:
+    """The bank (reference samples) and the queries (held-out samples scored), and where the
+    queries came from, as the evaluation table says."""
+
+    bank: Any
+    queries: Any
+    queries_from: str
+
+    def available(self) -> set[str]:
+        """What the protocols can use: "label" when both sides are labelled, "pairs" for STS."""
+        have = set()
+        if self.bank.labels is not None and self.queries.labels is not None:
+            have.add("label")
+        if getattr(self.queries, "pairs", None) is not None:
+            have.add("pairs")
+        return have
+
+
+def evaluation_data(splits: Any, source: str) -> EvalData:
+    """Bank = train split, queries = test split; without a test split (unlabelled data), the
+    train split serves as both and only label-free protocols apply."""
+    if splits.test is not None:
+        how = getattr(splits, "test_from", None) or "its test split"
+        return EvalData(splits.train, splits.test, f"{source}: {how}")
+    return EvalData(
+        splits.train, splits.train, f"{source}: the training samples (no held-out split)"
+    )
+
+
+def encoder_features(
+    encoder: Any,
+    modality: Modality,
+    data: EvalData,
+    names: tuple[str, ...],
+    cfg: Config,
+    device: torch.device | str,
+    augment: Any = None,
+) -> Features:
+    """Clean features of bank (when a protocol needs labels) and queries, and, for geometry
+    with an augmentation, two augmented views of up to 5000 queries for alignment."""
+
+    def embed(part: Any, to_input: Any = modality.encoder_input) -> torch.Tensor:
+        rows = modality.tensors(part, encoder)
+        return encode_rows(encoder, rows, to_input, device=device).to(device)
+
+    needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in names)
+    features = Features(
+        queries=embed(data.queries),
+        bank=embed(data.bank) if needs_bank else None,
+        bank_labels=data.bank.labels,
+        query_labels=data.queries.labels,
+        pairs=getattr(data.queries, "pairs", None),
+        knn_k=cfg.eval.knn_k,
+        knn_t=cfg.eval.knn_t,
+    )
+    if augment is not None and "geometry" in names:
+        subset = data.queries
+        if len(subset) > ALIGNMENT_SAMPLES:
+            gen = torch.Generator().manual_seed(0)
+            subset = subset.subset(torch.randperm(len(subset), generator=gen)[:ALIGNMENT_SAMPLES])
+
+        def augmented(batch: dict[str, torch.Tensor]) -> Any:
+            return augment(modality.encoder_input(batch))
+
+        features.views = (embed(subset, augmented), embed(subset, augmented))
+    return features
+
+
+def evaluate_with_baselines(
+    encoder: Any,
+    modality: Modality,
+    data: EvalData,
+    cfg: Config,
+    names: tuple[str, ...],
+    device: torch.device | str = "cpu",
+    augment: Any = None,
+) -> dict[str, Any]:
+    """eval.json: one row of figures per encoder (learned, before training, raw input) and the
+    line saying where the queries came from. Protocols whose needs the data lacks are skipped."""
+    names = usable(names, data.available())
+    results: dict[str, Any] = {"queries": data.queries_from}
+    results["selfsup"] = run_protocols(
+        encoder_features(encoder, modality, data, names, cfg, device, augment), names
+    )
+    if not cfg.eval.baselines:
+        return results
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.train.seed)
+            initial = build_encoder(encoder.spec).to(device)
+    except SelfsupError as err:  # e.g. a text model folder that has moved since training
+        results[modality.initial_row] = {}
+        print(f"selfsup: the {modality.initial_row} baseline is skipped: {err}")
+    else:
+        results[modality.initial_row] = run_protocols(
+            encoder_features(initial, modality, data, names, cfg, device, augment), names
+        )
+    raw_names = tuple(n for n in names if n != "geometry")
+    if raw_names:
+        needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in raw_names)
+        bank, queries = modality.raw_features(data.bank, data.queries, with_bank=needs_bank)
+        raw = Features(
+            queries=queries,
+            bank=bank,
+            bank_labels=data.bank.labels,
+            query_labels=data.queries.labels,
+            pairs=getattr(data.queries, "pairs", None),
+            knn_k=cfg.eval.knn_k,
+            knn_t=cfg.eval.knn_t,
+        )
+        results[modality.raw_row] = run_protocols(raw, raw_names)
+    return results
+
+
+def online_evaluation(
+    encoder: Any,
+    modality: Modality,
+    data: EvalData,
+    cfg: Config,
+    device: torch.device | str,
+    augment: Any = None,
+) -> dict[str, float]:
+    """The periodic check during training: the modality's online protocols (kNN and the
+    collapse figures for images, STS for text) on clean features of the held-out queries."""
+    names = usable(modality.online_protocols, data.available())
+    if not names:
+        return {}
+    features = encoder_features(encoder, modality, data, names, cfg, device, augment)
+    return run_protocols(features, names)
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A plain-text table: one row per encoder, one column per figure, then the queries' source."""
+    rows = {name: row for name, row in results.items() if isinstance(row, dict)}
+    keys = list(dict.fromkeys(k for row in rows.values() for k in row))
+    if not keys:
+        return "no evaluation figures"
+    widths = [max(len(k), 9) + 2 for k in keys]
+    first = max(len(name) for name in rows) + 2
+    lines = ["".ljust(first) + "".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
+    for name, row in rows.items():
+        cells = []
+        for k, w in zip(keys, widths, strict=True):
+            v = row.get(k)
+            if v is None:
+                cells.append("-".rjust(w))
+            elif k.endswith("top1"):
+                cells.append(f"{100 * v:.2f} %".rjust(w))
+            else:
+                cells.append(f"{v:.4g}".rjust(w))
+        lines.append(name.ljust(first) + "".join(cells))
+    if "queries" in results:
+        lines.append(f"queries: {results['queries']}")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Unsupervised SimCSE (Gao et al., 2021): a sentence and itself under two dropout masks are a
+positive pair; the other sentences of the batch are negatives.
+
+The views are the same token ids twice: the encoder's dropout (on in training) is the only
+augmentation. During training an MLP (Linear + Tanh, like BERT's pooler) sits on the pooled
+output, as in the paper's unsupervised setting; the exported encoder leaves it off. A sentence
+that occurs twice in a batch would be its own negative: such pairs are masked out of the
+denominator by hashing the token rows, across ranks too, so that no Python loop runs per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from selfsup.distributed import gather_with_grad, gather_without_grad
+from selfsup.losses import info_nce
+from selfsup.methods.base import Batch, Method
+from selfsup.methods.registry import register
+
+# Multipliers of a polynomial rolling hash over token ids, in int64 arithmetic (wrapping).
+_HASH_BASE = 1_000_003
+_HASH_MIX = 0x9E3779B97F4A7C15 - (1 << 64)  # the golden-ratio constant as a signed int64
+
+
+def row_hashes(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """One int64 per row, equal for rows with the same tokens (padding ignored).
+
+    h = sum_t (id_t + 1) * mask_t * BASE^t, then mixed by a multiply: vectorised over rows and
+    tokens. Two different sentences share a hash with probability about 2^-64 per pair.
+    """
+    length = input_ids.shape[1]
+    powers = torch.full((length,), _HASH_BASE, dtype=torch.int64, device=input_ids.device)
+    powers = torch.cumprod(powers, dim=0)  # wraps in int64, which is all a hash needs
+    tokens = (input_ids.long() + 1) * attention_mask.long()
+    return (tokens * powers).sum(dim=1) * _HASH_MIX
+
+
+@dataclass
+class SimCSEConfig:
+    temperature: float = 0.05
+    mlp: bool = True  # the pooler MLP during training (dropped from the exported encoder)
+    gather_negatives: bool = True  # under DDP, negatives come from the global batch
+    mask_duplicates: bool = True  # a repeated sentence is not its own negative
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError("temperature must be positive")
+
+
+@register
+class SimCSE(Method):
+    """Encoder f (a transformers model + pooling), MLP g; loss info_nce(g(f(x)), g(f'(x)))."""
+
+    name = "simcse"
+    Config = SimCSEConfig
+    inputs = frozenset({"input_ids", "attention_mask"})
+
+    def __init__(self, spec: Any, cfg: SimCSEConfig, augment: Any):
+        super().__init__(spec, cfg, augment)
+        dim = self.encoder.out_dim
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.Tanh()) if cfg.mlp else nn.Identity()
+
+    def views(self, batch: Batch) -> list[Batch]:
+        x = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        return [x, x]  # the same sentences twice: dropout makes the two views
+
+    def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # One forward of the doubled batch: each row gets its own dropout mask.
+        both = {k: torch.cat([views[0][k], views[1][k]]) for k in views[0]}
+        z = self.mlp(self.encoder(both))
+        z1, z2 = z.chunk(2)
+        self.watch(z1)
+        exclude = None
+        hashes = row_hashes(batch["input_ids"], batch["attention_mask"])
+        if self.cfg.gather_negatives:
+            z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
+            hashes = gather_without_grad(hashes)
+        if self.cfg.mask_duplicates:
+            exclude = hashes[:, None] == hashes[None, :]
+            exclude.fill_diagonal_(False)
+        loss = info_nce(z1, z2, self.cfg.temperature, exclude)
+        figures = {"duplicates": exclude.sum() / 2} if exclude is not None else {}
+        return loss, figures

@@ -1,0 +1,67 @@
+"""The Modality: everything that differs between images, sentences, series and pairs.
+
+The loop, the evaluation, the report and search call these methods and never branch on a
+modality. A modality says which batch fields its samples provide, how to build the encoder spec
+from the training data, its default augmentation, how to turn a data split into model inputs,
+its default evaluation protocols, its baselines (a random or untrained encoder of the same
+spec, and the raw input: pixels, TF-IDF), and how a sample is shown in the report and search.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from selfsup.config import Config
+
+Batch = dict[str, torch.Tensor]
+
+
+class Modality:
+    """Base of the modalities; one subclass per file in this package, one line in its registry."""
+
+    name: ClassVar[str]
+    fields: ClassVar[frozenset[str]]  # batch fields every sample provides
+    default_protocols: ClassVar[tuple[str, ...]]  # final evaluation when eval.protocols is unset
+    online_protocols: ClassVar[tuple[str, ...]]  # the periodic check during training
+    initial_row: ClassVar[str]  # eval.json row of the encoder as it was before training
+    raw_row: ClassVar[str]  # eval.json row of the raw-input baseline
+    row_titles: ClassVar[dict[str, str]]  # row -> what the report calls it
+
+    def encoder_spec(self, cfg: Config, train: Any) -> Any:
+        """The spec of the run's encoder, from the config and the training split."""
+        raise NotImplementedError
+
+    def augment(self, cfg: Config, spec: Any) -> Any:
+        """The run's augmentation (a callable the method uses in `views`), or None."""
+        return None
+
+    def describe_augment(self, augment: Any) -> str:
+        """One line saying which augmentation the run uses (printed when training starts)."""
+        return "augmentation: none" if augment is None else f"augmentation: {augment!r}"
+
+    def tensors(self, data: Any, encoder: Any) -> Batch:
+        """Model inputs of every sample of a split, one row each, held in memory."""
+        raise NotImplementedError
+
+    def encoder_input(self, batch: Batch) -> Any:
+        """What the encoder's forward takes, from a batch of `tensors` rows."""
+        raise NotImplementedError
+
+    def raw_features(
+        self, bank: Any, queries: Any, with_bank: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Features of the raw-input baseline for (bank, queries), fitted on the bank only;
+        the bank's own rows only `with_bank` (protocols with labels need them)."""
+        raise NotImplementedError
+
+    def sample_text(self, data: Any, index: int) -> str:
+        """A short text naming a sample (search results, the report)."""
+        return f"{data.name}[{index}]"
+
+    def report_sections(
+        self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
+    ) -> list[tuple[str, str, str]]:
+        """(anchor, title, html) sections of the report that show samples; none by default."""
+        return []

@@ -1,0 +1,103 @@
+"""Images: uint8 (N, C, H, W) in memory, the image encoders, batched augmentation recipes,
+kNN / linear / geometry evaluation, and raw pixels as the baseline to beat."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from selfsup.augment import build_augment
+from selfsup.augment.recipes import default_recipe
+from selfsup.config import Config
+from selfsup.evaluate.raw import raw_pixel_features
+from selfsup.modalities.base import Batch, Modality
+from selfsup.models import ImageEncoderSpec
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1], computed in chunks."""
+    c = images.shape[1]
+    total, total_sq, count = (
+        torch.zeros(c, dtype=torch.float64),
+        torch.zeros(c, dtype=torch.float64),
+        0,
+    )
+    for chunk in images.split(4096):
+        x = chunk.to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+        total += x.sum(1)
+        total_sq += (x * x).sum(1)
+        count += x.shape[1]
+    mean = total / count
+    std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt().clamp_min(1e-3)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+class ImageModality(Modality):
+    """Image folders, CIFAR, MNIST, digits, numpy arrays."""
+
+    name = "image"
+    fields = frozenset({"image"})
+    default_protocols = ("knn", "linear", "geometry")
+    online_protocols = ("knn", "geometry")
+    initial_row = "random"
+    raw_row = "raw_pixels"
+    row_titles: ClassVar[dict[str, str]] = {
+        "selfsup": "learned encoder",
+        "random": "random encoder (same architecture)",
+        "raw_pixels": "raw pixels (standardised)",
+    }
+
+    def encoder_spec(self, cfg: Config, train: Any) -> ImageEncoderSpec:
+        mean, std = channel_stats(train.images)
+        h, w = train.images.shape[-2:]
+        cifar_stem = cfg.model.cifar_stem if cfg.model.cifar_stem is not None else max(h, w) <= 64
+        size: int | tuple[int, int] = h if h == w else (h, w)
+        return ImageEncoderSpec(
+            cfg.model.backbone, train.images.shape[1], size, cifar_stem, mean, std
+        )
+
+    def augment(self, cfg: Config, spec: ImageEncoderSpec) -> Any:
+        h, w = spec.height_width
+        recipe = cfg.method.augment or default_recipe(spec.in_channels, h, w)
+        return build_augment(recipe, cfg.method.crop_size or min(h, w), spec.in_channels)
+
+    def describe_augment(self, augment: Any) -> str:
+        recipe = augment.recipe
+        return (
+            f"augmentation: {recipe.name} ({recipe.summary}) at {augment.image_size} px; "
+            "set another with --augment NAME"
+        )
+
+    def tensors(self, data: Any, encoder: Any) -> Batch:
+        # preprocess matches channels and size only where the data differs from the encoder
+        return {"image": encoder.preprocess(data.images)}
+
+    def encoder_input(self, batch: Batch) -> torch.Tensor:
+        return batch["image"]
+
+    def raw_features(
+        self, bank: Any, queries: Any, with_bank: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        return (
+            raw_pixel_features(bank.images) if with_bank else None,
+            raw_pixel_features(queries.images, reference=bank.images),
+        )
+
+    def sample_text(self, data: Any, index: int) -> str:
+        files = getattr(data, "files", None)
+        return str(files[index]) if files is not None else f"{data.name}[{index}]"
+
+    def report_sections(
+        self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
+    ) -> list[tuple[str, str, str]]:
+        from selfsup.modalities.image_report import augmentation_section, neighbours_section
+
+        sections = [
+            ("neighbours", "Nearest neighbours", neighbours_section(encoder, bank, queries, device))
+        ]
+        if augment is not None:
+            sections.append(
+                ("augmentation", "Augmented views", augmentation_section(queries, augment))
+            )
+        return sections

@@ -1,0 +1,72 @@
+"""Sentences: token ids held in memory, a transformers encoder, dropout as the augmentation of
+SimCSE, STS evaluation, and TF-IDF cosine as the raw-input baseline to beat."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from selfsup.config import Config
+from selfsup.errors import SelfsupError
+from selfsup.modalities.base import Batch, Modality
+
+TEXT_FIELDS = ("input_ids", "attention_mask")
+
+
+class TextModality(Modality):
+    """Text files, CSV/TSV columns, STS pair files, WordNet glosses."""
+
+    name = "text"
+    fields = frozenset(TEXT_FIELDS)
+    default_protocols = ("sts", "geometry")
+    online_protocols = ("sts",)
+    initial_row = "untrained"
+    raw_row = "tfidf"
+    row_titles: ClassVar[dict[str, str]] = {
+        "selfsup": "learned encoder",
+        "untrained": "the model before this run's training (as loaded, or random init)",
+        "tfidf": "TF-IDF cosine (fitted on the bank sentences)",
+    }
+
+    def encoder_spec(self, cfg: Config, train: Any) -> Any:
+        from selfsup.models.text import TextEncoderSpec
+
+        if not cfg.model.path:
+            raise SelfsupError(
+                "a text run needs a transformers model folder: pass --model PATH (its config and "
+                "tokenizer; --set model.pretrained=false starts from random weights)"
+            )
+        return TextEncoderSpec(
+            model=cfg.model.path,
+            pretrained=cfg.model.pretrained,
+            pooling=cfg.model.pooling,
+            max_length=cfg.model.max_length,
+        )
+
+    def describe_augment(self, augment: Any) -> str:
+        return "augmentation: none on the tokens (the method's dropout makes the views)"
+
+    def tensors(self, data: Any, encoder: Any) -> Batch:
+        return encoder.tokenize_all(data.sentences)
+
+    def encoder_input(self, batch: Batch) -> Batch:
+        return {name: batch[name] for name in TEXT_FIELDS}
+
+    def raw_features(
+        self, bank: Any, queries: Any, with_bank: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        from selfsup.evaluate.sts import tfidf_features
+
+        return tfidf_features(bank.sentences, queries.sentences, with_bank=with_bank)
+
+    def sample_text(self, data: Any, index: int) -> str:
+        return data.sentences[index]
+
+    def report_sections(
+        self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
+    ) -> list[tuple[str, str, str]]:
+        from selfsup.modalities.text_report import neighbours_section
+
+        section = neighbours_section(self, encoder, bank, queries, device)
+        return [("neighbours", "Nearest sentences", section)]

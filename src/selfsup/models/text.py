@@ -1,0 +1,167 @@
+"""The text encoder: a transformers model from a local folder, pooled to one vector a sentence.
+
+It keeps its tokenizer, so `preprocess(["a sentence"])` and `selfsup.embed(encoder, strings)`
+need nothing else. Nothing is fetched from a hub: the model is read from a local path
+(`local_files_only`). Exported encoders carry their tokenizer and model config in
+`text_encoder/` beside the weights, so they load after the original folder is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from selfsup.errors import SelfsupError
+
+POOLINGS = ("cls", "mean", "first-last-avg")
+ASSETS = "text_encoder"
+
+
+@dataclass(frozen=True)
+class TextEncoderSpec:
+    """Everything needed to rebuild a text encoder: where its model came from, and how it pools."""
+
+    kind: ClassVar[str] = "text"
+
+    model: str  # local folder of a transformers model (config + tokenizer [+ weights])
+    pretrained: bool = True  # False: the same architecture with random weights (from_config)
+    pooling: str = "mean"  # cls | mean | first-last-avg (SimCSE's and BERT-whitening's)
+    max_length: int = 32  # tokens per sentence, [CLS] and [SEP] included
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise SelfsupError(
+                f"unknown pooling {self.pooling!r}; choose one of: {', '.join(POOLINGS)}"
+            )
+        if self.max_length < 2:
+            raise SelfsupError(f"max_length must be at least 2 tokens, got {self.max_length}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TextEncoderSpec:
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+def _load_parts(folder: Path, pretrained: bool) -> tuple[nn.Module, Any]:
+    """(model, tokenizer) from a local transformers folder, or one clear error."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # its load reports list the dropped pooler on every load
+    hf_logging.disable_progress_bar()
+
+    if not folder.is_dir():
+        raise SelfsupError(
+            f"text model folder {folder} does not exist; pass --model PATH, a local folder "
+            "with a transformers config.json and tokenizer files"
+        )
+    if not (folder / "config.json").is_file():
+        raise SelfsupError(f"{folder} has no config.json: it is not a transformers model folder")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise SelfsupError(f"no tokenizer could be read from {folder}: {err}") from None
+    kwargs: dict[str, Any] = {"add_pooling_layer": False}  # BERT's pooler is unused: drop it
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    try:
+        if pretrained:
+            model = AutoModel.from_pretrained(folder, local_files_only=True, **kwargs)
+        else:
+            model = AutoModel.from_config(config, **kwargs)
+    except TypeError:  # a model class without a pooling layer argument
+        model = (
+            AutoModel.from_pretrained(folder, local_files_only=True)
+            if pretrained
+            else AutoModel.from_config(config)
+        )
+    except OSError as err:
+        raise SelfsupError(f"the weights in {folder} could not be read: {err}") from None
+    return model, tokenizer
+
+
+class TextEncoder(nn.Module):
+    """Token ids (B, L) and their attention mask -> pooled sentence features (B, out_dim)."""
+
+    kind: ClassVar[str] = "text"
+
+    def __init__(self, spec: TextEncoderSpec, *, model: nn.Module | None = None, tokenizer=None):
+        super().__init__()
+        self.spec = spec
+        if model is None or tokenizer is None:
+            model, tokenizer = _load_parts(Path(spec.model).expanduser(), spec.pretrained)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.out_dim: int = int(model.config.hidden_size)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        width = int(mask.sum(dim=1).max()) if mask.numel() else 0  # drop all-padding columns
+        ids, mask = batch["input_ids"][:, :width], mask[:, :width]
+        need_layers = self.spec.pooling == "first-last-avg"
+        out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=need_layers)
+        if self.spec.pooling == "cls":
+            return out.last_hidden_state[:, 0]
+        if need_layers:  # the embeddings' output is layer 0; the first block's is layer 1
+            hidden = (out.hidden_states[1] + out.hidden_states[-1]) / 2
+        else:
+            hidden = out.last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
+        """Token ids and mask of a sentence or a list of sentences (truncated to max_length)."""
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(s, str) for s in raw):
+            raise SelfsupError(
+                f"this is a text encoder; pass a list of strings, not {type(raw).__name__}"
+            )
+        if not raw:
+            raise SelfsupError("no sentences to embed")
+        return self._tokenize(list(raw), padding="longest")
+
+    def tokenize_all(
+        self, sentences: list[str], batch_size: int = 10_000
+    ) -> dict[str, torch.Tensor]:
+        """Token ids and masks of a whole data set, padded to max_length (rows of one width)."""
+        parts = [
+            self._tokenize(sentences[i : i + batch_size], padding="max_length")
+            for i in range(0, len(sentences), batch_size)
+        ]
+        return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+    def _tokenize(self, sentences: list[str], padding: str) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(
+            sentences,
+            padding=padding,
+            truncation=True,
+            max_length=self.spec.max_length,
+            return_tensors="pt",
+            return_token_type_ids=False,
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    def save_assets(self, directory: Path) -> None:
+        """The model's config and the tokenizer's files, into `directory/text_encoder`."""
+        target = Path(directory) / ASSETS
+        self.model.config.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
+
+    @classmethod
+    def from_assets(cls, spec: TextEncoderSpec, directory: Path) -> TextEncoder:
+        """The architecture and tokenizer from `directory/text_encoder` (weights loaded after)."""
+        folder = Path(directory) / ASSETS
+        if not folder.is_dir():
+            raise SelfsupError(f"{directory} lacks {ASSETS}/ (the text encoder's tokenizer)")
+        model, tokenizer = _load_parts(folder, pretrained=False)
+        return cls(spec, model=model, tokenizer=tokenizer)
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return f"model={s.model}, pooling={s.pooling}, max_length={s.max_length}"

@@ -1,0 +1,304 @@
+"""A run from start to end: set up, train, export, evaluate, report.
+
+Reading order: `pretrain` checks everything it can before any work (config, method, protocols,
+run directory, device), loads the data and carves a held-out split, builds the method through
+the modality, resumes if asked, hands a `train.Loop` to `train.train`, then `finish` exports the
+encoder, evaluates it beside the baselines and writes the report. Nothing here branches on a
+modality or a method: those answer through `selfsup.modalities` and `selfsup.methods`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from selfsup import distributed
+from selfsup.checkpoint import load_checkpoint, set_rng_state
+from selfsup.config import Config, config_from_dict, resume_config, validate
+from selfsup.data.heldout import carve_heldout, save_heldout
+from selfsup.data.registry import source_modality
+from selfsup.devices import bf16_is_fast, resolve_device
+from selfsup.errors import SelfsupError
+from selfsup.evaluate.registry import check_needs
+from selfsup.evaluate.suite import (
+    EvalData,
+    evaluate_with_baselines,
+    format_table,
+    online_evaluation,
+)
+from selfsup.export import save_encoder
+from selfsup.methods import Method, get_method
+from selfsup.metrics import MetricsLog, truncate_after
+from selfsup.modalities import Modality, get_modality
+from selfsup.optim import build_optimizer
+from selfsup.run_data import load_run_splits, requested_protocols, run_evaluation_data
+from selfsup.rundir import (
+    RunDir,
+    check_run_dir,
+    default_run_name,
+    prepare_run_dir,
+    source_paths,
+)
+from selfsup.train import Loop, Progress, TrainingInterrupted, steps_per_epoch, train
+
+
+@dataclass
+class RunResult:
+    """What `pretrain` hands back."""
+
+    run_dir: Path
+    encoder: Any
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    samples_per_second: float = 0.0
+    epochs: float = 0.0
+
+
+def build_method(cfg: Config, modality: Modality, train_data: Any) -> Method:
+    """The method of `cfg` with its encoder built from the training data, randomly initialised."""
+    method_cls = get_method(cfg.method.name)
+    spec = modality.encoder_spec(cfg, train_data)
+    augment = modality.augment(cfg, spec)
+    return method_cls(spec, method_cls.make_config(cfg.method.params), augment)
+
+
+def _check_method_fits(method_cls: type, modality: Modality, source: str) -> None:
+    """Fail before loading when the method needs fields this data's samples cannot provide."""
+    provided = modality.fields | {"label", "index"}
+    missing = method_cls.inputs - provided
+    if missing:
+        raise SelfsupError(
+            f"method {method_cls.name!r} reads {', '.join(sorted(method_cls.inputs))} but "
+            f"{source} holds {modality.name} samples ({', '.join(sorted(modality.fields))}); "
+            f"see `selfsup methods` for the methods of each modality"
+        )
+
+
+def training_fields(method: Method, modality: Modality, data: Any) -> dict[str, torch.Tensor]:
+    """The data set as the loop sees it: only the fields the method declares.
+
+    Labels reach a method only when it names "label" (SupCon): a self-supervised run cannot
+    see them by accident. "index" is each sample's position (InstDisc's memory bank).
+    """
+    fields = modality.tensors(data, method.encoder)
+    if "label" in method.inputs:
+        if data.labels is None:
+            raise SelfsupError(
+                f"method {method.name!r} trains with labels, and {data.name} has none"
+            )
+        fields["label"] = data.labels
+    if "index" in method.inputs:
+        fields["index"] = torch.arange(len(data))
+    return {name: fields[name] for name in method.inputs}
+
+
+def pretrain(
+    cfg: Config,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> RunResult:
+    """Pretrain an encoder with the method of `cfg`, export it, evaluate it; return the result.
+
+    Runs as one process, or as one of several under torchrun (`torch.distributed`). On resume,
+    `overrides` (the dotted keys the user gave) are checked against the saved config.
+    """
+    if out is None:
+        if resume:
+            raise SelfsupError("--resume needs --out RUN_DIR naming the run to continue")
+        out = default_run_name(cfg.method.name, cfg.data.source)
+    out = Path(out)
+    if resume:
+        saved = RunDir(out).config
+        if saved.is_file():
+            cfg = resume_config(
+                config_from_dict(json.loads(saved.read_text())["config"]), overrides or {}
+            )
+    validate(cfg)
+    modality = get_modality(source_modality(cfg.data.source))
+    method_cls = get_method(cfg.method.name)
+    method_cls.make_config(cfg.method.params)
+    _check_method_fits(method_cls, modality, cfg.data.source)
+    protocols = requested_protocols(cfg, modality)
+    if cfg.eval.data:
+        get_modality(source_modality(cfg.eval.data))
+    device = resolve_device(cfg.train.device)
+    dist = distributed.init_distributed(device.type)
+    if device.type == "cuda" and dist.world_size > 1:
+        device = torch.device("cuda", dist.local_rank)
+    if cfg.train.batch_size % dist.world_size:
+        raise SelfsupError(
+            f"train.batch_size {cfg.train.batch_size} must divide evenly over "
+            f"{dist.world_size} processes"
+        )
+    data_paths = source_paths(cfg.data.source) + source_paths(cfg.eval.data or "")
+    check_run_dir(out, resume=resume, overwrite=overwrite, data_paths=data_paths)
+
+    splits = load_run_splits(cfg, out if resume else None)
+    record = None
+    if not resume:
+        splits, record = carve_heldout(splits)
+    train_data = splits.train
+    if len(train_data) < cfg.train.batch_size:
+        raise SelfsupError(
+            f"train.batch_size {cfg.train.batch_size} is larger than the training data "
+            f"({len(train_data)} samples); pass a smaller --batch-size"
+        )
+    eval_data = run_evaluation_data(cfg, splits)
+    if cfg.eval.protocols is not None:
+        check_needs(protocols, eval_data.available(), eval_data.queries_from)
+
+    torch.manual_seed(cfg.train.seed)
+    method = build_method(cfg, modality, train_data)
+    if dist.is_main:
+        print(modality.describe_augment(method.augment))
+    data = training_fields(method, modality, train_data)
+    if device.type == "cuda" and sum(t.numel() * t.element_size() for t in data.values()) < 4 << 30:
+        data = {k: v.to(device) for k, v in data.items()}  # one index_select per batch
+    model = _place(method, cfg, device, dist)
+    optimizer = build_optimizer(method.param_groups(), cfg.optim, cfg.train.batch_size)
+
+    run = _open_run_dir(cfg, out, device, resume=resume, overwrite=overwrite, data=data_paths)
+    if dist.is_main:
+        save_heldout(run.root, record)
+    progress = Progress()
+    torch.manual_seed(cfg.train.seed + 1 + dist.rank)  # augmentation draws differ across ranks
+    if resume:
+        ckpt = load_checkpoint(run.checkpoint)
+        method.load_state_dict(ckpt["method"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        progress = Progress.from_dict(ckpt["progress"])
+        set_rng_state(ckpt["rng"][dist.rank])
+        if dist.is_main:
+            truncate_after(run.metrics, progress.step)
+
+    log = MetricsLog(
+        run.metrics if dist.is_main else None, run.tensorboard if dist.is_main else None
+    )
+
+    def evaluate_now() -> dict[str, float]:
+        return online_evaluation(method.encoder, modality, eval_data, cfg, device, method.augment)
+
+    loop = Loop(cfg, model, method, optimizer, data, run, device, dist, log, progress)
+    loop.evaluate = evaluate_now
+    try:
+        train(loop)
+    except TrainingInterrupted as stop:
+        raise SelfsupError(
+            f"interrupted at step {stop.step}; checkpoint saved. Continue with: "
+            f"selfsup pretrain --resume --out {run.root}"
+        ) from None
+    finally:
+        log.close()
+    per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
+    result = RunResult(run.root, method.encoder, epochs=progress.step / per_epoch)
+    result.samples_per_second = (
+        progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
+    )
+    if dist.is_main:  # the other ranks leave now: nothing waits on rank 0's long evaluation
+        finish(cfg, method, modality, eval_data, protocols, run, result, device)
+    return result
+
+
+def _place(method: Method, cfg: Config, device: torch.device, dist: Any) -> nn.Module:
+    """Move the method to the device; wrap it in DDP (and torch.compile) as configured."""
+    if cfg.train.sync_batchnorm and dist.world_size > 1:
+        if device.type != "cuda":
+            raise SelfsupError(
+                "train.sync_batchnorm needs CUDA devices (torch's SyncBatchNorm has no CPU "
+                "kernel); drop --sync-batchnorm for CPU runs"
+            )
+        method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
+    method.to(device=device, memory_format=memory_format)
+    model: nn.Module = method
+    if dist.world_size > 1:
+        model = DistributedDataParallel(
+            method,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=method.find_unused_parameters,
+        )
+    if cfg.train.compile:
+        model = torch.compile(model)
+    return model
+
+
+def _open_run_dir(
+    cfg: Config, out: Path, device: torch.device, *, resume: bool, overwrite: bool, data: list
+) -> RunDir:
+    if distributed.is_main_process():
+        run = prepare_run_dir(out, resume=resume, overwrite=overwrite, data_paths=data)
+        if run.removed:
+            print(
+                f"--overwrite: deleted {len(run.removed)} entries of the old run in {out}: "
+                + ", ".join(p.name for p in run.removed)
+            )
+        if not resume:
+            run.config.write_text(json.dumps({"config": cfg.to_dict()}, indent=2) + "\n")
+            environment = _environment() | {
+                "autocast": "bf16" if cfg.train.amp and bf16_is_fast(device) else "fp32"
+            }
+            run.environment.write_text(json.dumps(environment, indent=2) + "\n")
+        else:  # the settings a resume may change (more epochs, evaluation) are kept
+            run.config.write_text(json.dumps({"config": cfg.to_dict()}, indent=2) + "\n")
+    distributed.barrier()
+    return RunDir(out)
+
+
+def _environment() -> dict[str, Any]:
+    import selfsup
+
+    return {
+        "selfsup": getattr(selfsup, "__version__", "unknown"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "device": torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else platform.processor() or "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "world_size": distributed.world_size(),
+    }
+
+
+def finish(
+    cfg: Config,
+    method: Method,
+    modality: Modality,
+    eval_data: EvalData,
+    protocols: tuple[str, ...],
+    run: RunDir,
+    result: RunResult,
+    device: torch.device,
+) -> None:
+    """Export the encoder, evaluate it beside the baselines, write eval.json and the report."""
+    save_encoder(method.encoder, run.root)
+    print(
+        f"trained {result.epochs:.1f} epochs at {result.samples_per_second:.0f} samples/s; "
+        f"encoder saved in {run.root}"
+    )
+    try:
+        if protocols:
+            result.evaluation = evaluate_with_baselines(
+                method.encoder, modality, eval_data, cfg, protocols, device, method.augment
+            )
+            run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")
+            print(format_table(result.evaluation))
+        if cfg.train.report:
+            from selfsup.report import write_report
+
+            print(f"report: {write_report(run.root, device=str(device))}")
+    except KeyboardInterrupt:
+        raise SelfsupError(
+            f"interrupted during the final evaluation; training is finished and the encoder is "
+            f"saved in {run.root}. Finish the run with: selfsup evaluate {run.root} && "
+            f"selfsup report {run.root}"
+        ) from None

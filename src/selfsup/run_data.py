@@ -1,0 +1,50 @@
+"""The data of a run, as every command sees it: its splits with the recorded held-out split
+applied, its evaluation data (`eval.data` or its own), and the protocols it evaluates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from selfsup.config import Config, config_from_dict
+from selfsup.data import load_data
+from selfsup.data.heldout import apply_heldout, load_heldout
+from selfsup.errors import SelfsupError
+from selfsup.evaluate.registry import parse_protocols
+from selfsup.evaluate.suite import EvalData, evaluation_data
+from selfsup.modalities import Modality
+
+
+def run_config(run: str | Path) -> Config:
+    """The resolved config a run was trained with."""
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise SelfsupError(f"{run} is not a run directory (no config.json)")
+    return config_from_dict(json.loads(path.read_text())["config"])
+
+
+def load_run_splits(cfg: Config, run: Path | None, *, source: str | None = None) -> Any:
+    """The data a run trains and evaluates on, with its recorded held-out split applied."""
+    splits = load_data(
+        source or cfg.data.source,
+        download=cfg.data.download,
+        skip_corrupt=cfg.data.skip_corrupt,
+        image_size=cfg.data.image_size,
+    )
+    record = load_heldout(run) if run is not None and source is None else None
+    return apply_heldout(splits, record) if record is not None else splits
+
+
+def run_evaluation_data(cfg: Config, splits: Any) -> EvalData:
+    """The evaluation data of a run: `eval.data` when set, else its own (held-out) splits."""
+    if cfg.eval.data:
+        return evaluation_data(load_data(cfg.eval.data), cfg.eval.data)
+    return evaluation_data(splits, cfg.data.source)
+
+
+def requested_protocols(cfg: Config, modality: Modality) -> tuple[str, ...]:
+    """eval.protocols, or the modality's defaults when unset; unknown names are an error."""
+    if cfg.eval.protocols is None:
+        return modality.default_protocols
+    return parse_protocols(cfg.eval.protocols)
