@@ -79,3 +79,19 @@ def test_wordnet_glosses_and_examples(tmp_path):
 def test_real_wordnet():
     sentences = load_data("wordnet").train.sentences
     assert len(sentences) > 100_000 and all(s and '"' not in s[:1] for s in sentences[:1000])
+
+
+def test_subset_keeps_the_pairs_whose_sentences_it_keeps(tmp_path):
+    import torch
+
+    train = load_data(f"sts:{write_sts(tmp_path / 'sts')}").train
+    part = train.subset(torch.arange(0, len(train), 2))
+    for a, b in zip(part.pairs.first.tolist(), part.pairs.second.tolist(), strict=True):
+        original = [
+            i
+            for i in range(len(train.pairs))
+            if train.sentences[int(train.pairs.first[i])] == part.sentences[a]
+            and train.sentences[int(train.pairs.second[i])] == part.sentences[b]
+        ]
+        assert original
+    assert len(part.pairs.genres) == len(part.pairs)

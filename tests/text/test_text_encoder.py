@@ -88,3 +88,13 @@ def test_packaged_minilm_finds_a_paraphrase():
         dim=1,
     )
     assert float(v[0] @ v[1]) > 0.8 > float(v[0] @ v[2])
+
+
+def test_a_folder_without_tokenizer_files_is_refused(tiny_bert, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no-tokenizer"
+    folder.mkdir()
+    shutil.copy(tiny_bert / "config.json", folder)
+    with pytest.raises(SelfsupError, match="no tokenizer files"):
+        TextEncoder(TextEncoderSpec(str(folder)))

@@ -58,13 +58,31 @@ class TextData:
         return len(self.sentences)
 
     def subset(self, index: torch.Tensor) -> TextData:
-        """The sentences (and labels) at `index`; pairs are dropped (they index the whole)."""
+        """The sentences (and labels) at `index`; a pair is kept, re-indexed, when both of its
+        sentences are kept."""
         positions = index.tolist()
+        pairs = None
+        if self.pairs is not None:
+            new = torch.full((len(self.sentences),), -1, dtype=torch.long)
+            new[torch.as_tensor(positions, dtype=torch.long)] = torch.arange(len(positions))
+            first, second = new[self.pairs.first], new[self.pairs.second]
+            keep = (first >= 0) & (second >= 0)
+            if bool(keep.any()):
+                genres = self.pairs.genres
+                pairs = SentencePairs(
+                    first[keep],
+                    second[keep],
+                    self.pairs.scores[keep],
+                    None
+                    if genres is None
+                    else [g for g, k in zip(genres, keep.tolist(), strict=True) if k],
+                )
         return TextData(
             sentences=[self.sentences[i] for i in positions],
             labels=None if self.labels is None else self.labels[index],
             classes=self.classes,
             name=self.name,
+            pairs=pairs,
         )
 
 

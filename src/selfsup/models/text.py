@@ -19,6 +19,9 @@ from selfsup.errors import SelfsupError
 
 POOLINGS = ("cls", "mean", "first-last-avg")
 ASSETS = "text_encoder"
+# Files one of which a tokenizer needs: transformers 5 otherwise builds, without a word, a
+# tokenizer that knows only the special tokens.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ def _load_parts(folder: Path, pretrained: bool) -> tuple[nn.Module, Any]:
         )
     if not (folder / "config.json").is_file():
         raise SelfsupError(f"{folder} has no config.json: it is not a transformers model folder")
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise SelfsupError(
+            f"{folder} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the "
+            "tokenizer into the model folder (tokenizer.save_pretrained(folder))"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:
@@ -82,6 +90,11 @@ def _load_parts(folder: Path, pretrained: bool) -> tuple[nn.Module, Any]:
         )
     except OSError as err:
         raise SelfsupError(f"the weights in {folder} could not be read: {err}") from None
+    if len(tokenizer) > model.config.vocab_size:
+        raise SelfsupError(
+            f"the tokenizer in {folder} has {len(tokenizer)} tokens but the model's embedding "
+            f"table only {model.config.vocab_size}: they do not belong together"
+        )
     return model, tokenizer
 
 
