@@ -98,6 +98,6 @@ class ImageModality(Modality):
         ]
         if augment is not None:
             sections.append(
-                ("augmentation", "Augmented views", augmentation_section(queries, augment))
+                ("augmentation", "Augmented views", augmentation_section(queries, augment, encoder))
             )
         return sections

@@ -33,10 +33,12 @@ def neighbours_section(encoder: Any, bank: Any, queries: Any, device: str) -> st
     chosen = pick_queries(
         None if queries.labels is None else queries.labels.numpy(), len(queries), rng
     )
-    q_images, b_images = queries.images[chosen], bank.images[b_idx]
+    # as the encoder sees them: channels and size matched (the data may be another set's)
+    q_images = encoder.preprocess(queries.images[chosen])
+    b_images = encoder.preprocess(bank.images[b_idx])
 
     def embed(images: torch.Tensor) -> np.ndarray:
-        return encode_rows(encoder, {"image": images}, lambda b: b["image"], device=device).numpy()
+        return encode_rows(encoder, {"image": images}, _image, device=device).numpy()
 
     same = bank is queries  # unlabelled data: one split; a query must not find itself
     exclude = [np.flatnonzero(b_idx == i) for i in chosen] if same else None
@@ -52,7 +54,11 @@ def neighbours_section(encoder: Any, bank: Any, queries: Any, device: str) -> st
     )
 
 
-def augmentation_section(queries: Any, augment: Any) -> str:
+def _image(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return batch["image"]
+
+
+def augmentation_section(queries: Any, augment: Any, encoder: Any) -> str:
     """Samples beside augmented views of them, drawn with a fixed seed."""
     from PIL import Image
 
@@ -60,7 +66,8 @@ def augmentation_section(queries: Any, augment: Any) -> str:
 
     rng = np.random.default_rng(1)
     chosen = rng.choice(len(queries), min(NUM_QUERIES, len(queries)), replace=False)
-    grid = augmented_grid(queries.images[torch.from_numpy(np.sort(chosen))], augment, num_views=6)
+    images = encoder.preprocess(queries.images[torch.from_numpy(np.sort(chosen))])
+    grid = augmented_grid(images, augment, num_views=6)
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
     return (

@@ -150,4 +150,5 @@ def preprocess_images(raw: Any, spec: ImageEncoderSpec) -> torch.Tensor:
             f"got {tuple(x.shape)}"
         )
     x = match_channels(x, spec.in_channels)
-    return resize_to(x, spec.height_width).contiguous()
+    size = spec.image_size
+    return resize_to(x, (size, size) if isinstance(size, int) else tuple(size)).contiguous()
