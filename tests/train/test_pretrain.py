@@ -117,7 +117,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
         ({"method.temperatur": 0.1}, "unknown parameter"),
         ({"method.augment": "fancy"}, "fancy"),
         ({"data.source": "nosuch"}, "nosuch"),
-        ({"eval.protocols": "knn,foo"}, "unknown evaluation protocol"),
+        ({"eval.protocols": "knn,foo"}, "unknown eval.protocols foo"),
         ({"eval.protocols": "sts"}, "'sts' needs pairs"),
     ],
 )
@@ -223,14 +223,12 @@ def test_unlabelled_flat_folder_trains_and_reports_geometry_only(tmp_path):
     for i in range(160):
         pixels = torch.randint(0, 256, (16, 16, 3), dtype=torch.uint8, generator=rng)
         Image.fromarray(pixels.numpy()).save(folder / f"{i:03d}.png")
-    cfg = config(
-        **{
-            "data.source": f"folder:{folder}",
-            "train.batch_size": 64,
-            "eval.protocols": "knn,linear,geometry",
-            "train.report": True,
-        }
-    )
+    source = {"data.source": f"folder:{folder}", "train.batch_size": 64}
+    asked = config(**source, **{"eval.protocols": "knn,linear,geometry"})
+    with pytest.raises(SelfsupError, match=r"'knn' needs label.*work on it: geometry"):
+        selfsup.pretrain(asked, tmp_path / "asked")  # before any training
+    assert not (tmp_path / "asked").exists()
+    cfg = config(**source, **{"eval.protocols": None, "train.report": True})
     result = selfsup.pretrain(cfg, tmp_path / "run")
     assert set(result.evaluation) == {"queries", "selfsup", "random"}
     assert "knn_top1" not in result.evaluation["selfsup"]
