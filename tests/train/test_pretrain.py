@@ -310,3 +310,21 @@ def test_asking_for_cuda_without_a_gpu_is_one_clear_error(tmp_path):
         selfsup.embed(encoder, x, device="cuda")
     with pytest.raises(SelfsupError, match="no CUDA GPU"):
         selfsup.pretrain(config(**{"train.device": "cuda"}), tmp_path / "run")
+
+
+def test_ctrl_c_in_the_final_evaluation_says_what_is_saved(tmp_path, monkeypatch):
+    import selfsup.run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(selfsup.run, "evaluate_with_baselines", interrupted)
+    with pytest.raises(SelfsupError, match=r"encoder is saved.*selfsup evaluate .*selfsup report"):
+        selfsup.pretrain(config(**{"eval.protocols": "knn"}), tmp_path / "run")
+    assert (tmp_path / "run" / "encoder.safetensors").is_file()
+    import importlib
+
+    suite = importlib.import_module("selfsup.evaluate.suite")  # selfsup.evaluate is the function
+    monkeypatch.setattr(suite, "evaluate_with_baselines", interrupted)
+    with pytest.raises(SelfsupError, match="evaluation interrupted; nothing was written"):
+        selfsup.evaluate(tmp_path / "run", "knn")
