@@ -26,6 +26,15 @@ def per_sample(fn, x: torch.Tensor, params: list) -> torch.Tensor:
     return torch.stack([fn(x[i], p) for i, p in enumerate(params)])
 
 
+@pytest.fixture(params=["indexed", "masked"])
+def masks(request, monkeypatch) -> bool:
+    """Run a test with the CPU's gather-the-subset form of the ops, then with the masked form
+    that CUDA uses (no host-device synchronisation)."""
+    masked = request.param == "masked"
+    monkeypatch.setattr(ops, "_use_masks", lambda x: masked)
+    return masked
+
+
 def test_to_float_matches_torchvision():
     x = torch.randint(0, 256, (2, 3, 5, 5), dtype=torch.uint8)
     torch.testing.assert_close(ops.to_float(x), TF.to_dtype(x, torch.float32, scale=True))
@@ -49,7 +58,7 @@ def test_hue(channels):
     torch.testing.assert_close(ours, per_sample(TF.adjust_hue, x, hues), atol=1e-5, rtol=0)
 
 
-def test_color_jitter_applies_each_samples_order():
+def test_color_jitter_applies_each_samples_order(masks):
     x = images()
     g = torch.Generator().manual_seed(3)
     factors = torch.rand(6, 4, generator=g) + 0.5
@@ -71,14 +80,30 @@ def test_color_jitter_applies_each_samples_order():
     torch.testing.assert_close(ours[1], x[1], atol=1e-6, rtol=0)
 
 
-def test_color_jitter_one_channel_skips_saturation_and_hue():
+def test_color_jitter_masked_equals_indexed(monkeypatch):
+    """Both forms run the same arithmetic per sample: equal to the bit, input left unchanged."""
+    g = torch.Generator().manual_seed(4)
+    x = images(n=64, seed=4)
+    factors = torch.rand(64, 4, generator=g) + 0.5
+    factors[:, ops.HUE] = torch.rand(64, generator=g) - 0.5
+    factors[::5] = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    order = torch.stack([torch.randperm(4, generator=g) for _ in range(64)])
+    before = x.clone()
+    results = []
+    for masked in (False, True):
+        monkeypatch.setattr(ops, "_use_masks", lambda x, masked=masked: masked)
+        results.append(ops.color_jitter(x, factors, order))
+    assert torch.equal(results[0], results[1]) and torch.equal(x, before)
+
+
+def test_color_jitter_one_channel_skips_saturation_and_hue(masks):
     x = images(channels=1)
     factors = torch.tensor([[1.0, 1.0, 0.2, 0.4]]).repeat(6, 1)
     order = torch.arange(4).repeat(6, 1)
     torch.testing.assert_close(ops.color_jitter(x, factors, order), x)
 
 
-def test_random_grayscale():
+def test_random_grayscale(masks):
     x = images()
     apply = torch.tensor([True, False, True, False, False, True])
     ref = torch.where(apply.view(-1, 1, 1, 1), TF.rgb_to_grayscale(x, num_output_channels=3), x)
@@ -97,11 +122,23 @@ def test_gaussian_blur(kernel_size, channels):
     torch.testing.assert_close(ours, ref.clamp(0, 1), atol=1e-5, rtol=0)
 
 
-def test_solarize():
+def test_solarize(masks):
     x = images()
     apply = torch.tensor([True, False, True, True, False, True])
     ref = torch.where(apply.view(-1, 1, 1, 1), TF.solarize(x, 0.5), x)
     torch.testing.assert_close(ops.solarize(x, apply), ref)
+    assert torch.equal(ops.solarize(x, torch.zeros(6, dtype=torch.bool)), x)
+
+
+def test_apply_picked(masks):
+    x = images()
+    picked = torch.tensor([False, True, True, False, False, True])
+    sigma = torch.tensor([0.5, 1.0, 1.5, 2.0, 0.7, 0.3])
+    out = ops.apply_picked(picked, x, lambda y, s: ops.gaussian_blur(y, s, 5), sigma)
+    ref = torch.where(picked.view(-1, 1, 1, 1), ops.gaussian_blur(x, sigma, 5), x)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    nothing = torch.zeros(6, dtype=torch.bool)
+    assert torch.equal(ops.apply_picked(nothing, x, lambda y: y * 0), x)
 
 
 def test_hflip():

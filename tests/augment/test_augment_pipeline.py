@@ -106,6 +106,32 @@ def test_none_recipe_and_clean_transform_are_deterministic_resizes():
     assert clean_transform(16)(x).shape == (4, 3, 16, 16)
 
 
+@pytest.mark.parametrize("recipe", available_recipes())
+@pytest.mark.parametrize("channels", [1, 3])
+def test_views_need_no_host_device_sync(recipe, channels):
+    """On the 'meta' device every data-dependent read (.nonzero(), .item(), bool of a tensor)
+    raises: a view made there is made without waiting for a CUDA device."""
+    augment = build_augment(recipe, 32, channels)
+    x = torch.empty(4, channels, 40, 48, dtype=torch.uint8, device="meta")
+    for view in (0, 1):
+        out = augment(x, view=view)
+        assert out.device.type == "meta" and out.shape == (4, channels, 32, 32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_views_on_cuda_do_not_synchronise():
+    x = uint8_images(32, 3, 40).cuda()
+    augments = [build_augment(r, 32, 3) for r in available_recipes()]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for augment in augments:
+            for view in (0, 1):
+                augment(x, view=view)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_runs_on_cuda():
     x = uint8_images(32, 3, 32).cuda()

@@ -8,9 +8,18 @@ Own tensor code rather than kornia 0.9: it is faster, and matches torchvision to
 benchmarks/augment_speed.py, 2 CPU threads, best of 10, 2 views: 256 CIFAR images, whole
 simclr-cifar recipe 14 ms here, 50 ms kornia, 363 ms torchvision v2 per sample (hue alone 4 ms
 vs 32 ms kornia); 64 images of 224 px, simclr recipe: 181 ms, 549 ms kornia, 903 ms torchvision.
+
+Off the CPU no op reads a value back to the host (no .nonzero(), .item() or data-dependent
+shapes): which samples an op applies to is a 0/1 mask applied by torch.where or lerp, so that
+on CUDA a whole view is queued without one host-device synchronisation (tests run the pipeline
+on the 'meta' device, which refuses such reads). On the CPU, where reading back costs nothing,
+ops that touch a random subset (hue within color_jitter, solarize, and the pipeline's blur)
+still compute just that subset: their masked forms were measurably slower there.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +39,26 @@ _HSV_OFFSETS = (5.0, 3.0, 1.0)
 # 2 threads: 256 x 32 px 7.5 ms (11 ms unchunked); 64 x 224 px 36-54 ms (91 ms unchunked).
 HUE_CHUNK_PIXELS = 1 << 16
 HUE_CHUNK_MIN_SAMPLES = 4
+
+
+def _use_masks(x: Tensor) -> bool:
+    """Whether ops on a random subset of x's samples compute all and select by mask (off the
+    CPU: gathering the subset needs its size on the host, a synchronisation) rather than
+    gather, compute and scatter back the subset (on the CPU: fewer samples to compute)."""
+    return x.device.type != "cpu"
+
+
+def apply_picked(picked: Tensor, x: Tensor, op: Callable[..., Tensor], *params: Tensor) -> Tensor:
+    """op(x, *params) for the samples where picked (B,) is True, the others as they are.
+
+    op must work sample by sample, and params are per-sample tensors (B, ...).
+    """
+    if _use_masks(x):
+        return torch.where(_mask(picked, x), op(x, *params), x)
+    index = picked.to(x.device).nonzero().squeeze(1)
+    if index.numel() == 0:
+        return x
+    return x.index_copy(0, index, op(x[index], *(p[index] for p in params)))
 
 
 def _column(values: Tensor, like: Tensor) -> Tensor:
@@ -100,8 +129,13 @@ def random_grayscale(x: Tensor, apply: Tensor) -> Tensor:
     """Replace the RGB samples where apply (B,) is True by their luma in all 3 channels."""
     if x.shape[1] == 1:
         return x
-    index = apply.to(x.device).nonzero().squeeze(1)
-    return x.index_copy(0, index, grayscale(x[index]).expand(-1, 3, -1, -1))
+    # A lerp with 0/1 weights is exact, and on CPU faster than gathering the picked samples.
+    return x.lerp(grayscale(x), _mask(apply, x).to(x.dtype))
+
+
+def _mask(flags: Tensor, like: Tensor) -> Tensor:
+    """Per-sample bools (B,) shaped (B, 1, 1, 1) on like's device, for torch.where."""
+    return flags.to(like.device).view(-1, 1, 1, 1)
 
 
 def _blend(x: Tensor, reference: Tensor, ratio: Tensor) -> Tensor:
@@ -163,8 +197,9 @@ def _adjust_hue_into(x: Tensor, factor: Tensor, out: Tensor) -> None:
     torch.sub(r, value, out=is_max).sign_().add_(1.0)
     hue6.lerp_(other, is_max)
     hue6.add_(_column(factor * 6.0, x))
-    offsets = torch.tensor(_HSV_OFFSETS, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = hue6 + offsets
+    # _HSV_OFFSETS (5, 3, 1), made on the device: a torch.tensor would be a blocking copy.
+    offsets = torch.arange(3, device=x.device, dtype=x.dtype).mul_(-2.0).add_(_HSV_OFFSETS[0])
+    k = hue6 + offsets.view(1, 3, 1, 1)
     k.sub_(torch.mul(k, 1.0 / 6.0).floor_().mul_(6.0))  # k mod 6
     ramp = k.sub_(2.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0)  # min(k, 4 - k) in [0, 1]
     torch.sub(value, ramp.mul_(chroma), out=out)
@@ -177,31 +212,70 @@ def color_jitter(x: Tensor, factors: Tensor, order: Tensor) -> Tensor:
     leave a sample unchanged). order (B, 4): per-sample permutation of those op codes.
     Per-sample random order, as torchvision's ColorJitter draws per call, is kept because it is
     cheap here: the three linear ops are one blend x -> ratio * x + (1 - ratio) * reference
-    (reference 0, mean luma or luma), so each of the 4 steps runs one in-place blend for every
-    sample plus hue on just the samples whose step is hue: 1.4x a fixed order, not 4x (7.7 vs
-    5.5 ms for 256 CIFAR images on 2 threads).
+    (reference 0, mean luma or luma), run for every sample at once with ratio 1 (exactly no
+    change) for the samples whose step is another op. Hue, the one costly op, runs once per
+    sample: on the CPU each of the 4 steps gathers the samples whose step is hue (1.4x a fixed
+    order, not 4x: 7.7 vs 5.5 ms for 256 CIFAR images on 2 threads); elsewhere the steps split
+    at each sample's hue step, see `_color_jitter_masked`.
     """
-    rgb = x.shape[1] == 3
-    linear_ops = SATURATION if rgb else CONTRAST
     order = order.to(x.device)
     factors = factors.to(device=x.device, dtype=x.dtype)
+    if _use_masks(x):
+        return _color_jitter_masked(x, factors, order)
+    return _color_jitter_indexed(x, factors, order)
+
+
+def _color_jitter_indexed(x: Tensor, factors: Tensor, order: Tensor) -> Tensor:
+    """color_jitter in 4 steps of one blend for all samples plus hue on those whose step it is."""
+    rgb = x.shape[1] == 3
+    everyone = torch.ones(len(x), dtype=torch.bool, device=x.device)
     for step in range(4):
         op = order[:, step]
         factor = factors.gather(1, op[:, None]).squeeze(1)
-        luma = grayscale(x) if rgb else x
-        mean = luma.mean(dim=(1, 2, 3), keepdim=True).mul_(_column((op == CONTRAST).to(x.dtype), x))
-        if rgb:  # reference = luma for saturation, its mean for contrast, 0 for brightness
-            reference = luma.mul_(_column((op == SATURATION).to(x.dtype), x)).add_(mean)
-        else:
-            reference = mean
-        ratio = torch.where(op <= linear_ops, factor, torch.ones_like(factor))
-        blend = x.lerp_ if step else x.lerp  # the first step copies: the input stays unchanged
-        x = blend(reference, _column(1.0 - ratio, x)).clamp_(0.0, 1.0)
+        x = _linear_step(x, op, factor, everyone, copy=not step)
         if rgb:
             chosen = ((op == HUE) & (factor != 0)).nonzero().squeeze(1)
             if chosen.numel():
                 x.index_copy_(0, chosen, adjust_hue(x[chosen], factor[chosen]))
     return x
+
+
+def _color_jitter_masked(x: Tensor, factors: Tensor, order: Tensor) -> Tensor:
+    """color_jitter with no data-dependent indexing, so no synchronisation of a CUDA device.
+
+    A sample's steps split at its hue step: steps 0-2 blend the samples whose hue comes later,
+    then hue runs once for the whole batch, then steps 1-3 blend the samples whose hue came
+    earlier: 6 blends and one hue of every sample, where the indexed form runs 4 blends and
+    hue on the jittered samples only.
+    """
+    step_factor = factors.gather(1, order)  # (B, 4): the factor of each sample's step
+    hue_step = order.eq(HUE).to(torch.uint8).argmax(dim=1)  # (B,): when each sample's hue runs
+    steps = torch.arange(4, device=x.device)
+    before, after = steps < hue_step[:, None], steps > hue_step[:, None]  # (B, 4) each
+    for step in range(3):
+        x = _linear_step(x, order[:, step], step_factor[:, step], before[:, step], copy=not step)
+    if x.shape[1] == 3:
+        hue = factors[:, HUE]
+        x = torch.where(_mask(hue != 0, x), adjust_hue(x, hue), x)
+    for step in range(1, 4):
+        x = _linear_step(x, order[:, step], step_factor[:, step], after[:, step], copy=False)
+    return x
+
+
+def _linear_step(x: Tensor, op: Tensor, factor: Tensor, active: Tensor, copy: bool) -> Tensor:
+    """One colour-jitter step for the active samples whose op (B,) is brightness, contrast or
+    saturation: x -> factor * x + (1 - factor) * reference, clamped; in place unless copy."""
+    rgb = x.shape[1] == 3
+    luma = grayscale(x) if rgb else x
+    mean = luma.mean(dim=(1, 2, 3), keepdim=True).mul_(_column((op == CONTRAST).to(x.dtype), x))
+    if rgb:  # reference = luma for saturation, its mean for contrast, 0 for brightness
+        reference = luma.mul_(_column((op == SATURATION).to(x.dtype), x)).add_(mean)
+    else:
+        reference = mean
+    linear = active & (op <= (SATURATION if rgb else CONTRAST))
+    ratio = torch.where(linear, factor, torch.ones_like(factor))
+    blend = x.lerp if copy else x.lerp_  # the first step copies: the input stays unchanged
+    return blend(reference, _column(1.0 - ratio, x)).clamp_(0.0, 1.0)
 
 
 def gaussian_kernels(sigma: Tensor, kernel_size: int) -> Tensor:
@@ -230,6 +304,6 @@ def gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
 
 def solarize(x: Tensor, apply: Tensor, threshold: float = 0.5) -> Tensor:
     """Invert the pixels at or above threshold, in the samples where apply (B,) is True."""
-    index = apply.to(x.device).nonzero().squeeze(1)
-    picked = x[index]
-    return x.index_copy(0, index, torch.where(picked >= threshold, 1.0 - picked, picked))
+    return apply_picked(
+        apply, x, lambda picked: torch.where(picked >= threshold, 1 - picked, picked)
+    )

@@ -34,14 +34,6 @@ def _check_images(x: Tensor, num_channels: int | None) -> None:
         raise SelfsupError(f"augmentation expects uint8 or float images, got {x.dtype}")
 
 
-def _apply_to(picked: Tensor, x: Tensor, op: Callable[..., Tensor], *params: Tensor) -> Tensor:
-    """Run op(x[i], params[i]) on the picked samples only, leaving the others as they are."""
-    index = picked.nonzero().squeeze(1)
-    if index.numel() == 0:
-        return x
-    return x.index_copy(0, index, op(x[index], *(p[index] for p in params)))
-
-
 class Augment:
     """Callable(x, view=0, generator=None): uint8 (B, C, H, W) -> float32 (B, C, S, S) in [0, 1].
 
@@ -88,7 +80,7 @@ class Augment:
             picked = sample_flags(n, spec.blur_p, device, generator)
             sigma = uniform((n,), *spec.blur_sigma, device, generator)
             blur = partial(ops.gaussian_blur, kernel_size=self.blur_kernel)
-            x = _apply_to(picked, x, blur, sigma)
+            x = ops.apply_picked(picked, x, blur, sigma)
         if spec.solarize_p > 0:
             x = ops.solarize(x, sample_flags(n, spec.solarize_p, device, generator))
         return x

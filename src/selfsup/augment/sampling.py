@@ -28,8 +28,15 @@ def uniform(
     if generator is None:
         values = torch.rand(shape, device=device)
     else:
-        values = torch.rand(shape, device=generator.device, generator=generator).to(device)
+        values = torch.rand(shape, device=generator.device, generator=generator)
+        values = _to_device(values, device)
     return values.mul_(high - low).add_(low)
+
+
+def _to_device(values: Tensor, device: torch.device | str) -> Tensor:
+    """values on device; a CPU -> accelerator copy does not wait (a blocking one would
+    synchronise the device), while a copy to the CPU must wait for its data."""
+    return values.to(device, non_blocking=values.device.type == "cpu")
 
 
 def sample_flags(
@@ -109,8 +116,8 @@ def sample_jitter(
     Factor columns follow ops.BRIGHTNESS, CONTRAST, SATURATION, HUE; samples not picked (with
     probability 1 - p) get the identity factors (1, 1, 1, 0).
     """
-    low = torch.tensor([r[0] for r in ranges], device=device)
-    high = torch.tensor([r[1] for r in ranges], device=device)
+    low = _to_device(torch.tensor([r[0] for r in ranges]), device)
+    high = _to_device(torch.tensor([r[1] for r in ranges]), device)
     factors = uniform((n, 4), 0.0, 1.0, device, generator).mul_(high - low).add_(low)
     identity = torch.ones(4, device=device)
     identity[HUE] = 0.0
