@@ -14,7 +14,15 @@ def uint8_images(n: int, channels: int, size: int, seed: int = 0) -> torch.Tenso
 
 
 def test_available_recipes():
-    assert available_recipes() == ["simclr", "simclr-cifar", "byol", "light", "digits", "none"]
+    assert available_recipes() == [
+        "simclr",
+        "simclr-cifar",
+        "byol",
+        "simclr-grey",
+        "light",
+        "digits",
+        "none",
+    ]
 
 
 def test_unknown_recipe_lists_valid_names():
@@ -48,8 +56,8 @@ def test_identical_images_get_different_views():
     """Crops are whole pixels, so light's ~10^4 boxes could repeat (~2 % for 32 draws); seeded."""
     torch.manual_seed(0)
     x = uint8_images(1, 3, 32).expand(32, 3, 32, 32)
-    for recipe in ("simclr", "simclr-cifar", "byol", "light", "digits"):
-        channels = 1 if recipe == "digits" else 3
+    for recipe in ("simclr", "simclr-cifar", "byol", "simclr-grey", "light", "digits"):
+        channels = 1 if recipe in ("digits", "simclr-grey") else 3
         out = build_augment(recipe, 32, channels)(x[:, :channels]).flatten(1)
         distance = torch.cdist(out, out)
         distance.fill_diagonal_(1.0)

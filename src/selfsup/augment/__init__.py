@@ -1,7 +1,13 @@
 """Batched, per-sample-random image augmentation on the training device, and named recipes."""
 
 from selfsup.augment.pipeline import Augment, build_augment, clean_transform
-from selfsup.augment.recipes import Recipe, ViewRecipe, available_recipes, get_recipe
+from selfsup.augment.recipes import (
+    Recipe,
+    ViewRecipe,
+    available_recipes,
+    default_recipe,
+    get_recipe,
+)
 
 __all__ = [
     "Augment",
@@ -10,5 +16,6 @@ __all__ = [
     "available_recipes",
     "build_augment",
     "clean_transform",
+    "default_recipe",
     "get_recipe",
 ]

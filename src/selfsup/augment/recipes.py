@@ -63,13 +63,18 @@ class Recipe:
         return self.views[index]
 
 
-# SimCLR's colour distortion at strength s = 0.8 (Chen et al. 2020, appendix A).
-SIMCLR_JITTER = Jitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8)
+# SimCLR's colour distortion of strength s is ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s) applied
+# with p = 0.8 (Chen et al. 2020, appendix A): s = 1.0 is its ImageNet setting, s = 0.5 its CIFAR
+# setting.
+SIMCLR_JITTER = Jitter(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, p=0.8)
+SIMCLR_CIFAR_JITTER = Jitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8)
+# Grey images keep SimCLR's (s = 1.0) brightness and contrast; saturation and hue do nothing there.
+SIMCLR_GREY_JITTER = Jitter(brightness=0.8, contrast=0.8, saturation=0.0, hue=0.0, p=0.8)
 # BYOL's colour distortion (Grill et al. 2020, table 6).
 BYOL_JITTER = Jitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, p=0.8)
 
 SIMCLR_CIFAR_VIEW = ViewRecipe(
-    crop_scale=(0.08, 1.0), flip_p=0.5, jitter=SIMCLR_JITTER, grayscale_p=0.2
+    crop_scale=(0.08, 1.0), flip_p=0.5, jitter=SIMCLR_CIFAR_JITTER, grayscale_p=0.2
 )
 
 RECIPES: dict[str, Recipe] = {
@@ -77,7 +82,7 @@ RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe(
             "simclr",
-            "SimCLR (ImageNet): crop, flip, colour jitter, grayscale, blur",
+            "SimCLR (ImageNet): crop, flip, colour jitter (strength 1.0), grayscale, blur",
             (
                 ViewRecipe(
                     crop_scale=(0.08, 1.0),
@@ -90,7 +95,7 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "simclr-cifar",
-            "SimCLR's CIFAR setting: as simclr without blur",
+            "SimCLR's CIFAR setting: as simclr with colour jitter of strength 0.5, no blur",
             (SIMCLR_CIFAR_VIEW,),
         ),
         Recipe(
@@ -116,6 +121,15 @@ RECIPES: dict[str, Recipe] = {
             ),
         ),
         Recipe(
+            "simclr-grey",
+            "SimCLR for larger grey images: crop, flip, brightness/contrast jitter, blur",
+            (
+                ViewRecipe(
+                    crop_scale=(0.08, 1.0), flip_p=0.5, jitter=SIMCLR_GREY_JITTER, blur_p=0.5
+                ),
+            ),
+        ),
+        Recipe(
             "light",
             "crop (scale 0.5-1) and flip only",
             (ViewRecipe(crop_scale=(0.5, 1.0), flip_p=0.5),),
@@ -134,6 +148,30 @@ RECIPES: dict[str, Recipe] = {
         Recipe("none", "no augmentation: resize to the output size", (ViewRecipe(None),)),
     )
 }
+
+
+# Longest side, in pixels, up to which images count as small (see default_recipe).
+SMALL_GREY_SIDE = 32
+SMALL_COLOUR_SIDE = 64
+
+
+def default_recipe(channels: int, height: int, width: int) -> str:
+    """The recipe to use when none is named, from what the images are (not their source's name).
+
+    Small grey images (longest side <= 32: digits, glyphs) get `digits`: colour ops do nothing
+    on grey, and flips and 8 % crops destroy small glyphs (a flipped or cropped 3 is no 3). Colour
+    images up to 64 px get `simclr-cifar` (SimCLR's setting for 32 px CIFAR: jitter of strength
+    0.5, no blur); larger colour images `simclr` (its ImageNet setting), and larger grey ones
+    `simclr-grey`, that setting without its colour ops.
+    """
+    if channels not in (1, 3):
+        raise SelfsupError(f"augmentation supports 1 or 3 channels, got {channels}")
+    if height < 1 or width < 1:
+        raise SelfsupError(f"image height and width must be positive, got {height}x{width}")
+    side = max(height, width)
+    if channels == 1:
+        return "digits" if side <= SMALL_GREY_SIDE else "simclr-grey"
+    return "simclr-cifar" if side <= SMALL_COLOUR_SIDE else "simclr"
 
 
 def available_recipes() -> list[str]:
