@@ -175,3 +175,5 @@ def test_resized_crop(size):
 def test_resize_matches_torchvision(size):
     x = images(size=16)
     torch.testing.assert_close(ops.resize(x, size), TF.resize(x, [size, size]), atol=1e-5, rtol=0)
+    wide = ops.resize(x, (size, 2 * size))
+    torch.testing.assert_close(wide, TF.resize(x, [size, 2 * size]), atol=1e-5, rtol=0)

@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+import torchvision.transforms.v2.functional as TF
 
-from selfsup.augment import available_recipes, build_augment, clean_transform
+from selfsup.augment import available_recipes, build_augment, clean_transform, get_recipe
 from selfsup.augment.pipeline import blur_kernel_size
+from selfsup.augment.recipes import ViewRecipe
 from selfsup.errors import SelfsupError
 
 
@@ -19,6 +21,7 @@ def test_available_recipes():
         "simclr-cifar",
         "byol",
         "simclr-grey",
+        "multicrop",
         "light",
         "digits",
         "none",
@@ -45,18 +48,20 @@ def test_bad_inputs():
 @pytest.mark.parametrize(("in_size", "out_size"), [(8, 8), (32, 32), (32, 8), (8, 32)])
 def test_shapes_dtype_range(recipe, channels, in_size, out_size):
     augment = build_augment(recipe, out_size, channels)
-    for view in (0, 1):
+    for view in range(max(2, len(augment.recipe.views))):
         out = augment(uint8_images(5, channels, in_size), view=view)
-        assert out.shape == (5, channels, out_size, out_size)
+        assert out.shape == (5, channels, *augment.view_size(view))
         assert out.dtype == torch.float32 and out.is_contiguous()
         assert out.min() >= 0 and out.max() <= 1
+        if view < 2:  # the one view of symmetric recipes, the two of byol, multicrop's global
+            assert out.shape[2:] == (out_size, out_size)
 
 
 def test_identical_images_get_different_views():
     """Crops are whole pixels, so light's ~10^4 boxes could repeat (~2 % for 32 draws); seeded."""
     torch.manual_seed(0)
     x = uint8_images(1, 3, 32).expand(32, 3, 32, 32)
-    for recipe in ("simclr", "simclr-cifar", "byol", "simclr-grey", "light", "digits"):
+    for recipe in ("simclr", "simclr-cifar", "byol", "simclr-grey", "multicrop", "light", "digits"):
         channels = 1 if recipe in ("digits", "simclr-grey") else 3
         out = build_augment(recipe, 32, channels)(x[:, :channels]).flatten(1)
         distance = torch.cdist(out, out)
@@ -114,6 +119,59 @@ def test_none_recipe_and_clean_transform_are_deterministic_resizes():
     assert clean_transform(16)(x).shape == (4, 3, 16, 16)
 
 
+def test_multicrop_views_have_their_own_sizes():
+    """2 global views at the output size, then local views at 96/224 of it."""
+    recipe = get_recipe("multicrop")
+    assert len(recipe.views) == 8
+    augment = build_augment("multicrop", 224, 3)
+    x = uint8_images(2, 3, 64)
+    sizes = [augment(x, view=v).shape[2:] for v in range(8)]
+    assert sizes == [(224, 224)] * 2 + [(96, 96)] * 6
+    assert build_augment("multicrop", 32, 3)(x, view=7).shape == (2, 3, 14, 14)  # 13.7 rounded
+    with pytest.raises(SelfsupError, match=r"views 0\.\.7"):
+        augment(x, view=8)
+
+
+def test_one_view_recipes_serve_every_index():
+    augment = build_augment("simclr", 16, 3)
+    assert augment(uint8_images(2, 3, 16), view=5).shape == (2, 3, 16, 16)
+
+
+def test_view_size_in_pixels_and_fraction():
+    assert ViewRecipe((0.5, 1.0), size=20).side(32) == 20
+    assert ViewRecipe((0.5, 1.0), size=0.5).side(32) == 16
+    assert ViewRecipe((0.5, 1.0), size=1.0).side(32) == 32
+    assert ViewRecipe((0.5, 1.0)).side(32) == 32
+    assert ViewRecipe((0.5, 1.0), size=0.01).side(32) == 1
+
+
+@pytest.mark.parametrize("size", [0, -3, 0.0, 1.5, True, "96"])
+def test_bad_view_size(size):
+    with pytest.raises(SelfsupError, match="size"):
+        ViewRecipe((0.5, 1.0), size=size)
+
+
+def test_non_square_image_size():
+    """(H, W): evaluation and resize-only views are H x W; training crops stay square."""
+    x = uint8_images(3, 3, 32)
+    assert build_augment("simclr", (24, 40), 3)(x).shape == (3, 3, 24, 24)
+    assert build_augment("multicrop", (224, 320), 3).view_size(2) == (96, 96)
+    assert build_augment("none", (24, 40), 3)(x).shape == (3, 3, 24, 40)
+    out = clean_transform((24, 40))(x)
+    assert out.shape == (3, 3, 24, 40)
+    torch.testing.assert_close(out, TF.resize(x.float() / 255, [24, 40]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(clean_transform([24, 40])(x), out)
+    torch.testing.assert_close(clean_transform((32, 32))(x), clean_transform(32)(x))
+
+
+@pytest.mark.parametrize("size", [0, (0, 5), (3,), (3, 4, 5), "32", True, 2.5])
+def test_bad_image_size(size):
+    with pytest.raises(SelfsupError, match="image size"):
+        build_augment("simclr", size, 3)
+    with pytest.raises(SelfsupError, match="image size"):
+        clean_transform(size)
+
+
 @pytest.mark.parametrize("recipe", available_recipes())
 @pytest.mark.parametrize("channels", [1, 3])
 def test_views_need_no_host_device_sync(recipe, channels):
@@ -121,9 +179,9 @@ def test_views_need_no_host_device_sync(recipe, channels):
     raises: a view made there is made without waiting for a CUDA device."""
     augment = build_augment(recipe, 32, channels)
     x = torch.empty(4, channels, 40, 48, dtype=torch.uint8, device="meta")
-    for view in (0, 1):
+    for view in range(max(2, len(augment.recipe.views))):
         out = augment(x, view=view)
-        assert out.device.type == "meta" and out.shape == (4, channels, 32, 32)
+        assert out.device.type == "meta" and out.shape == (4, channels, *augment.view_size(view))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -134,7 +192,7 @@ def test_views_on_cuda_do_not_synchronise():
     torch.cuda.set_sync_debug_mode("error")
     try:
         for augment in augments:
-            for view in (0, 1):
+            for view in range(max(2, len(augment.recipe.views))):
                 augment(x, view=view)
     finally:
         torch.cuda.set_sync_debug_mode("default")

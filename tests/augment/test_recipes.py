@@ -23,6 +23,14 @@ def test_grey_recipe_has_no_colour_ops():
     assert view.flip_p == 0.5 and view.blur_p > 0
 
 
+def test_multicrop_pattern():
+    views = get_recipe("multicrop").views
+    assert [v.crop_scale for v in views] == [(0.4, 1.0)] * 2 + [(0.05, 0.4)] * 6
+    assert [v.size for v in views] == [None, None] + [96 / 224] * 6
+    assert [v.blur_p for v in views[:3]] == [1.0, 0.1, 0.5]
+    assert [v.solarize_p for v in views[:3]] == [0.0, 0.2, 0.0]
+
+
 @pytest.mark.parametrize(
     ("channels", "height", "width", "recipe"),
     [

@@ -107,11 +107,13 @@ def _box_coordinates(steps: Tensor, start: Tensor, length: Tensor, extent: int) 
     return torch.maximum(torch.minimum(coords, high), low)
 
 
-def resize(x: Tensor, size: int) -> Tensor:
-    """Resize every image to size x size (bilinear, antialiased like torchvision v2's resize)."""
-    if x.shape[-2:] == (size, size):
+def resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Resize every image to size x size or (height, width) = size (bilinear, antialiased like
+    torchvision v2's resize, with no aspect-preserving crop)."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if x.shape[-2:] == hw:
         return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
 
 
 def hflip(x: Tensor, flip: Tensor) -> Tensor:

@@ -19,6 +19,8 @@ from selfsup.augment.sampling import (
 )
 from selfsup.errors import SelfsupError
 
+ImageSize = int | tuple[int, int]  # an output size: square side, or (height, width)
+
 
 def blur_kernel_size(image_size: int) -> int:
     """Gaussian kernel ~10% of the image side, made odd (SimCLR: 23 at 224 px, 3 at 32 px)."""
@@ -35,16 +37,20 @@ def _check_images(x: Tensor, num_channels: int | None) -> None:
 
 
 class Augment:
-    """Callable(x, view=0, generator=None): uint8 (B, C, H, W) -> float32 (B, C, S, S) in [0, 1].
+    """Callable(x, view=0, generator=None): uint8 (B, C, H, W) -> float32 views in [0, 1].
 
+    image_size is the output size, an int for square images or (height, width). Cropping views
+    are squares of side min(height, width) (a view's own `size` may change it: multi-crop's
+    local views); resize-only views (crop_scale None) are height x width, like evaluation.
     Every sample draws its own parameters from `generator`, or the global RNG of x's device.
     """
 
-    def __init__(self, recipe: Recipe, image_size: int, num_channels: int) -> None:
+    def __init__(self, recipe: Recipe, image_size: ImageSize, num_channels: int) -> None:
         self.recipe = recipe
         self.image_size = image_size
         self.num_channels = num_channels
-        self.blur_kernel = blur_kernel_size(image_size)
+        self.height, self.width = _height_width(image_size)
+        self.crop_size = min(self.height, self.width)
 
     def __repr__(self) -> str:
         return (
@@ -52,23 +58,38 @@ class Augment:
             f"num_channels={self.num_channels})"
         )
 
+    def view_size(self, view: int = 0) -> tuple[int, int]:
+        """(height, width) of the images that view `view` makes."""
+        spec = self.recipe.view(view)
+        if spec.crop_scale is None and not isinstance(spec.size, int):
+            return spec.side(self.height), spec.side(self.width)
+        side = spec.side(self.crop_size)
+        return side, side
+
     def __call__(
         self, x: Tensor, view: int = 0, generator: torch.Generator | None = None
     ) -> Tensor:
         _check_images(x, self.num_channels)
         spec = self.recipe.view(view)
         with torch.no_grad():
-            return self._apply(ops.to_float(x), spec, generator).contiguous()
+            return self._apply(ops.to_float(x), spec, self.view_size(view), generator).contiguous()
 
-    def _apply(self, x: Tensor, spec: ViewRecipe, generator: torch.Generator | None) -> Tensor:
-        n, device, size = x.shape[0], x.device, self.image_size
+    def _apply(
+        self,
+        x: Tensor,
+        spec: ViewRecipe,
+        size: tuple[int, int],
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        n, device = x.shape[0], x.device
         if spec.crop_scale is None:
             return ops.resize(x, size)
+        side = size[0]
         boxes = sample_crop_boxes(
             n, x.shape[2], x.shape[3], spec.crop_scale, spec.crop_ratio, device, generator
         )
         flip = sample_flags(n, spec.flip_p, device, generator)
-        x = ops.resized_crop(x, boxes, size, flip)
+        x = ops.resized_crop(x, boxes, side, flip)
         if spec.jitter is not None:
             j = spec.jitter
             ranges = jitter_ranges(j.brightness, j.contrast, j.saturation, j.hue)
@@ -76,31 +97,48 @@ class Augment:
             x = ops.color_jitter(x, factors, order)
         if spec.grayscale_p > 0:
             x = ops.random_grayscale(x, sample_flags(n, spec.grayscale_p, device, generator))
-        if spec.blur_p > 0 and self.blur_kernel > 1:
+        kernel = blur_kernel_size(side)
+        if spec.blur_p > 0 and kernel > 1:
             picked = sample_flags(n, spec.blur_p, device, generator)
             sigma = uniform((n,), *spec.blur_sigma, device, generator)
-            blur = partial(ops.gaussian_blur, kernel_size=self.blur_kernel)
+            blur = partial(ops.gaussian_blur, kernel_size=kernel)
             x = ops.apply_picked(picked, x, blur, sigma)
         if spec.solarize_p > 0:
             x = ops.solarize(x, sample_flags(n, spec.solarize_p, device, generator))
         return x
 
 
-def build_augment(recipe: str, image_size: int, num_channels: int) -> Augment:
-    """The named recipe as an Augment producing image_size x image_size views."""
+def _height_width(image_size: ImageSize) -> tuple[int, int]:
+    """(height, width) of an int (square) or (height, width) image size; SelfsupError if bad."""
+    if isinstance(image_size, tuple) and len(image_size) == 2:
+        sides = image_size
+    elif isinstance(image_size, list) and len(image_size) == 2:
+        sides = tuple(image_size)
+    else:
+        sides = (image_size, image_size)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides):
+        raise SelfsupError(
+            f"image size must be a positive number of pixels or (height, width); got {image_size!r}"
+        )
+    return sides[0], sides[1]
+
+
+def build_augment(recipe: str, image_size: ImageSize, num_channels: int) -> Augment:
+    """The named recipe as an Augment for images of image_size, an int or (height, width)."""
     if num_channels not in (1, 3):
         raise SelfsupError(f"augmentation supports 1 or 3 channels, got {num_channels}")
-    if image_size < 1:
-        raise SelfsupError(f"augmentation image_size must be positive, got {image_size}")
+    _height_width(image_size)
     return Augment(get_recipe(recipe), image_size, num_channels)
 
 
-def clean_transform(image_size: int) -> Callable[[Tensor], Tensor]:
-    """Deterministic uint8 -> float [0, 1] transform for evaluation, resizing only if needed."""
+def clean_transform(image_size: ImageSize) -> Callable[[Tensor], Tensor]:
+    """Deterministic uint8 -> float [0, 1] transform for evaluation: a resize to image_size,
+    an int (square) or (height, width), when the images are not that size already."""
+    size = _height_width(image_size)
 
     def transform(x: Tensor) -> Tensor:
         _check_images(x, None)
         with torch.no_grad():
-            return ops.resize(ops.to_float(x), image_size).contiguous()
+            return ops.resize(ops.to_float(x), size).contiguous()
 
     return transform

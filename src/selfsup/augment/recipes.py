@@ -1,7 +1,8 @@
 """Named augmentation recipes, each declared here once as frozen dataclasses of parameters.
 
 A recipe is one `ViewRecipe` per view; symmetric recipes (SimCLR) have one, used for every
-view; asymmetric ones (BYOL) have one per view index.
+view; asymmetric ones (BYOL) have one per view index, and multi-crop ones (DINO, SwAV) add
+smaller local views: `len(recipe.views)` is how many views a recipe defines.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ class Jitter:
 
 @dataclass(frozen=True)
 class ViewRecipe:
-    """The random ops of one view, in application order; crop_scale None means resize only."""
+    """The random ops of one view, in application order; crop_scale None means resize only.
+
+    size: the view's side. None is the Augment's output size; an int that many pixels; a float
+    in (0, 1] that fraction of the Augment's output size (multi-crop's small local views, e.g.
+    96 / 224 for DINO's 96 px crops beside 224 px ones), so that a recipe fits any image size.
+    """
 
     crop_scale: Range | None
     crop_ratio: Range = CROP_RATIO
@@ -41,6 +47,30 @@ class ViewRecipe:
     blur_p: float = 0.0
     blur_sigma: Range = BLUR_SIGMA
     solarize_p: float = 0.0
+    size: int | float | None = None
+
+    def __post_init__(self) -> None:
+        size = self.size
+        if size is None:
+            return
+        if isinstance(size, bool) or not isinstance(size, (int, float)):
+            raise SelfsupError(
+                f"a view's size must be None, a number of pixels or a fraction; got {size!r}"
+            )
+        if isinstance(size, int) and size < 1:
+            raise SelfsupError(f"a view's size in pixels must be at least 1; got {size}")
+        if isinstance(size, float) and not 0.0 < size <= 1.0:
+            raise SelfsupError(
+                f"a view's size as a fraction of the output size must lie in (0, 1]; got {size}"
+            )
+
+    def side(self, output_size: int) -> int:
+        """This view's side in pixels when the Augment's output side is output_size."""
+        if self.size is None:
+            return output_size
+        if isinstance(self.size, float):
+            return max(1, round(self.size * output_size))
+        return self.size
 
 
 @dataclass(frozen=True)
@@ -70,11 +100,22 @@ SIMCLR_JITTER = Jitter(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, p=
 SIMCLR_CIFAR_JITTER = Jitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8)
 # Grey images keep SimCLR's (s = 1.0) brightness and contrast; saturation and hue do nothing there.
 SIMCLR_GREY_JITTER = Jitter(brightness=0.8, contrast=0.8, saturation=0.0, hue=0.0, p=0.8)
-# BYOL's colour distortion (Grill et al. 2020, table 6).
+# BYOL's colour distortion (Grill et al. 2020, table 6); DINO uses it too.
 BYOL_JITTER = Jitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, p=0.8)
 
 SIMCLR_CIFAR_VIEW = ViewRecipe(
     crop_scale=(0.08, 1.0), flip_p=0.5, jitter=SIMCLR_CIFAR_JITTER, grayscale_p=0.2
+)
+# Multi-crop as in DINO (Caron et al. 2021): global crops of 40-100 % of the image at the full
+# output size, local crops of 5-40 % at 96/224 of it (96 px beside 224 px ones).
+MULTICROP_LOCAL_VIEWS = 6
+MULTICROP_LOCAL = ViewRecipe(
+    crop_scale=(0.05, 0.4),
+    flip_p=0.5,
+    jitter=BYOL_JITTER,
+    grayscale_p=0.2,
+    blur_p=0.5,
+    size=96 / 224,
 )
 
 RECIPES: dict[str, Recipe] = {
@@ -128,6 +169,30 @@ RECIPES: dict[str, Recipe] = {
                     crop_scale=(0.08, 1.0), flip_p=0.5, jitter=SIMCLR_GREY_JITTER, blur_p=0.5
                 ),
             ),
+        ),
+        Recipe(
+            "multicrop",
+            f"DINO-style multi-crop: 2 global views (crop 40-100 %, BYOL's jitter, blur 1.0 / "
+            f"0.1, solarize 0.0 / 0.2), then {MULTICROP_LOCAL_VIEWS} local views (crop 5-40 %, "
+            f"96/224 of the output size, blur 0.5)",
+            (
+                ViewRecipe(
+                    crop_scale=(0.4, 1.0),
+                    flip_p=0.5,
+                    jitter=BYOL_JITTER,
+                    grayscale_p=0.2,
+                    blur_p=1.0,
+                ),
+                ViewRecipe(
+                    crop_scale=(0.4, 1.0),
+                    flip_p=0.5,
+                    jitter=BYOL_JITTER,
+                    grayscale_p=0.2,
+                    blur_p=0.1,
+                    solarize_p=0.2,
+                ),
+            )
+            + (MULTICROP_LOCAL,) * MULTICROP_LOCAL_VIEWS,
         ),
         Recipe(
             "light",
