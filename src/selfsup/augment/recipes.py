@@ -253,10 +253,3 @@ def get_recipe(name: str) -> Recipe:
         raise SelfsupError(
             f"unknown augmentation recipe {name!r}; choose one of: {valid}"
         ) from None
-
-
-def default_recipe(channels: int, height: int, width: int) -> str:
-    """The recipe a run uses when none is named, chosen from the data (not the source's name)."""
-    if channels == 1 and max(height, width) <= 32:
-        return "digits"
-    return "simclr-cifar" if max(height, width) <= 64 else "simclr"
