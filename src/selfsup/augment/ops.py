@@ -296,7 +296,9 @@ def gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
         return x
     b, c, h, w = x.shape
     kernels = gaussian_kernels(sigma.to(device=x.device, dtype=x.dtype), kernel_size)
-    kernels = kernels.repeat_interleave(c, dim=0)  # one kernel per (sample, channel) group
+    # One kernel per (sample, channel) group, by expand: never a read-back from the device
+    # (older torch's repeat_interleave read its output size back).
+    kernels = kernels[:, None].expand(b, c, kernel_size).reshape(b * c, kernel_size)
     pad = kernel_size // 2
     out = F.pad(x.reshape(1, b * c, h, w), (pad, pad, pad, pad), mode="reflect")
     out = F.conv2d(out, kernels.view(b * c, 1, 1, kernel_size), groups=b * c)
