@@ -1,6 +1,7 @@
 """Batched, per-sample-random image augmentation on the training device, and named recipes."""
 
 from selfsup.augment.pipeline import Augment, build_augment, clean_transform
+from selfsup.augment.preview import augmented_grid
 from selfsup.augment.recipes import (
     Recipe,
     ViewRecipe,
@@ -13,6 +14,7 @@ __all__ = [
     "Augment",
     "Recipe",
     "ViewRecipe",
+    "augmented_grid",
     "available_recipes",
     "build_augment",
     "clean_transform",
