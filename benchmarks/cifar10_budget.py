@@ -99,7 +99,8 @@ def main() -> None:
         ("wall incl. eval (s)", f"{wall:.0f}"),
     ]
     for name, fig in result.evaluation.items():
-        rows.append((f"kNN top-1, {name}", f"{100 * fig['knn_top1']:.2f} %"))
+        if isinstance(fig, dict):  # rows of figures; "queries" says where the queries came from
+            rows.append((f"kNN top-1, {name}", f"{100 * fig['knn_top1']:.2f} %"))
     for what, value in rows:
         print(f"{what:28s} {value:>12s}")
 

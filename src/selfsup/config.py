@@ -63,13 +63,14 @@ class OptimConfig:
     exclude_bias_and_norm: bool = True  # no weight decay / LARS adaptation for biases and norms
     warmup: float = 0.05  # fraction of training spent warming up
     final_lr_fraction: float = 0.0  # cosine decays to lr * this
-    # LARS as in solo-learn's CIFAR recipes (ResNet-18, batch 256, lr 0.4 for SimCLR, eta 0.02,
-    # clip_lr): a layer's lr is min(eta * |w| / |update|, scheduled lr), so one step moves a
-    # layer by at most eta (2 %) of its norm whatever the batch. Unclipped, eta 0.02 moves it by
-    # lr * eta: 12.8 % at batch 4096 under linear scaling. SimCLR's and BYOL's eta 1e-3 without
-    # clipping was tuned for ImageNet at batch 4096 (0.5 % per step there); at our batch 256 it
-    # would move a layer by 0.04 % per step.
-    lars_clip_lr: bool = True
+    # LARS moves a layer by lr * eta of its norm per step. Clipped as in solo-learn's CIFAR
+    # recipes (min(eta * |w| / |update|, scheduled lr)), a step moves it by at most eta (2 %)
+    # whatever the batch; unclipped at batch 4096 under linear scaling it is 0.4 * 16 * 0.02 =
+    # 12.8 %. None (the default) clips exactly when that bound binds, i.e. when the scaled lr
+    # exceeds 1 (batch > 640 at lr 0.4). Below that, unclipped steps are already under 2 %, and
+    # the clip changes the dynamics for the worse on a short budget: 10 minutes of CIFAR-10 on
+    # 2 CPU cores gave kNN 60.28 % unclipped and 57.20 % clipped (batch 256, fp32).
+    lars_clip_lr: bool | None = None
 
 
 @dataclass

@@ -183,6 +183,12 @@ def _drop_frozen_grads(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any)
                 p.grad = None
 
 
+def lars_clips(cfg: OptimConfig, lr: float) -> bool:
+    """Whether LARS clips its adaptive lr: as configured, or (None) when the scaled lr exceeds 1,
+    where an unclipped step would move a layer by more than eta of its norm (see OptimConfig)."""
+    return cfg.lars_clip_lr if cfg.lars_clip_lr is not None else lr > 1.0
+
+
 def build_optimizer(
     groups: list[dict[str, Any]] | nn.Module, cfg: OptimConfig, global_batch: int
 ) -> torch.optim.Optimizer:
@@ -202,7 +208,7 @@ def build_optimizer(
             momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
             eta=cfg.lars_eta,
-            clip_lr=cfg.lars_clip_lr,
+            clip_lr=lars_clips(cfg, lr),
         )
     else:
         for part in parts:

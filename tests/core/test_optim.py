@@ -6,7 +6,15 @@ import torch
 from torch import nn
 
 from selfsup.config import OptimConfig
-from selfsup.optim import LARS, build_optimizer, lr_at, parameter_groups, scaled_lr, set_lr
+from selfsup.optim import (
+    LARS,
+    build_optimizer,
+    lars_clips,
+    lr_at,
+    parameter_groups,
+    scaled_lr,
+    set_lr,
+)
 
 
 def test_lars_matches_plain_update_and_skips_norms():
@@ -118,7 +126,8 @@ def _relative_steps(cfg: OptimConfig, batch: int) -> dict[str, tuple[float, floa
 
 def test_default_lars_step_is_bounded_at_large_batch():
     cfg = OptimConfig()
-    assert cfg.name == "lars" and cfg.lars_clip_lr and scaled_lr(cfg, 4096) == 6.4
+    assert cfg.name == "lars" and scaled_lr(cfg, 4096) == 6.4
+    assert lars_clips(cfg, scaled_lr(cfg, 4096)) and not lars_clips(cfg, scaled_lr(cfg, 256))
     for relative, of_scheduled in _relative_steps(cfg, 4096).values():
         assert relative <= cfg.lars_eta * (1 + 1e-5)  # at most eta of the layer's norm
         assert of_scheduled <= 1 + 1e-5  # the layer's lr never exceeds the scheduled lr
