@@ -31,9 +31,8 @@ def minilm_path() -> str:
 def training_corpus(sts: Path, wordnet: bool, limit: int | None, out: Path) -> Path:
     """One sentence a line: the STS-B train sentences (no scores), then WordNet's, at most
     `limit` in all."""
-    from selfsup.data.text import load_sts_file, load_wordnet
-
     from selfsup.data.options import LoadOptions
+    from selfsup.data.text import load_sts_file, load_wordnet
 
     sentences = list(dict.fromkeys(load_sts_file(sts / "sts-train.csv").sentences))
     if wordnet:
