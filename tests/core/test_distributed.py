@@ -1,16 +1,11 @@
 """One process on the global batch and two gloo processes on its halves give the same gradients.
 
-`run_two_processes` is shared by every method's version of this test (SimCSE's is in tests/text).
+`run_two_processes` (tests/method_harness.py) is shared by every method's version of this test.
 """
-
-import os
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from torch.nn.parallel import DistributedDataParallel
+from method_harness import run_two_processes
 
 from selfsup.methods.simclr import SimCLR, SimCLRConfig
 from selfsup.models import ImageEncoderSpec
@@ -53,55 +48,11 @@ def reference_gradients() -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in method.named_parameters()}
 
 
-def _worker(rank: int, port: int, queue, make_method, make_inputs) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    torch.set_num_threads(1)
-    method = make_method()
-    model = DistributedDataParallel(method)
-    views, batch = make_inputs(rank)
-    loss, _ = model(views, batch)
-    loss.backward()
-    if rank == 0:
-        # numpy arrays travel by value; torch tensors would travel as shared memory that is
-        # freed when this process exits, racing the parent's read.
-        queue.put({n: p.grad.numpy().copy() for n, p in method.named_parameters()})
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-def run_two_processes(make_method, make_inputs) -> dict[str, torch.Tensor]:
-    """Gradients of rank 0 when two gloo processes each run `make_inputs(rank)` through DDP.
-
-    Both callables must be importable top-level functions (the processes are spawned).
-    """
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [
-        ctx.Process(target=_worker, args=(r, port, queue, make_method, make_inputs))
-        for r in range(2)
-    ]
-    for p in procs:
-        p.start()
-    grads = {n: torch.from_numpy(g) for n, g in queue.get(timeout=100).items()}
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    return grads
-
-
 def half_views(rank: int):
     v1, v2 = fixed_views()
     h = BATCH // 2
     sl = slice(rank * h, (rank + 1) * h)
     return [v1[sl], v2[sl]], {}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.timeout(120)

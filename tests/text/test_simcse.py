@@ -65,7 +65,7 @@ def test_two_gloo_processes_match_one_process_gradients():
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-    from test_distributed import run_two_processes
+    from method_harness import run_two_processes
 
     _spec()  # build the model folder once, before the processes start
     grads = run_two_processes(make_method, half_batch)

@@ -42,6 +42,10 @@ class Method(nn.Module):
     Config: ClassVar[type]
     inputs: ClassVar[frozenset[str]]
     find_unused_parameters: ClassVar[bool] = False
+    # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
+    # entry here names another preset (e.g. "imagenet") by the parameters it changes.
+    # `--set method.preset=imagenet` starts from it; parameters the user sets still win.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, spec: Any, cfg: Any, augment: Any):
         super().__init__()
@@ -52,7 +56,20 @@ class Method(nn.Module):
 
     @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
-        """Build the method's config from user parameters, naming any unknown key."""
+        """Build the method's config from user parameters, naming any unknown key.
+
+        A "preset" parameter ("cifar", the dataclass defaults, or a key of `presets`) starts
+        from that preset's values; the other parameters override them.
+        """
+        params = dict(params)
+        preset = params.pop("preset", "cifar")
+        if preset != "cifar":
+            if preset not in cls.presets:
+                raise SelfsupError(
+                    f"unknown preset {preset!r} for method {cls.name!r}; valid: "
+                    f"{', '.join(['cifar', *sorted(cls.presets)])}"
+                )
+            params = {**cls.presets[preset], **params}
         known = {f.name for f in fields(cls.Config)}
         unknown = sorted(set(params) - known)
         if unknown:

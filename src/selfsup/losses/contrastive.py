@@ -1,9 +1,4 @@
-"""Loss functions of self-supervised learning, as pure functions of tensors.
-
-No state and no distributed logic here: a method gathers tensors across processes before the
-call (see `selfsup.distributed.gather_with_grad`), so each equation reads the same on one
-process or many.
-"""
+"""Contrastive losses with in-batch negatives: NT-Xent (SimCLR) and InfoNCE (SimCSE, CPC)."""
 
 from __future__ import annotations
 

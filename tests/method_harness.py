@@ -1,0 +1,136 @@
+"""Shared checks every method gets: 1-vs-2 gloo gradients, exact resume, convergence on digits.
+
+A method's test file calls these with its own small settings:
+
+    from method_harness import assert_resume_exact, digits_knn, run_two_processes
+"""
+
+import json
+import os
+import signal
+import socket
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+from torch.nn.parallel import DistributedDataParallel
+
+import selfsup
+import selfsup.train
+from selfsup.errors import SelfsupError
+
+# Small and quick: two epochs of digits (1437 training images) at batch 128.
+FAST = {
+    "train.epochs": 2,
+    "train.batch_size": 128,
+    "train.progress": False,
+    "train.eval_every": 0,
+    "eval.protocols": "",
+    "train.report": False,
+}
+DIGITS_TRAIN = 1437
+
+
+def _worker(rank: int, port: int, queue, make_method, make_inputs) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    method = make_method()
+    model = DistributedDataParallel(method)
+    views, batch = make_inputs(rank)
+    loss, _ = model(views, batch)
+    loss.backward()
+    if rank == 0:
+        # numpy arrays travel by value; torch tensors would travel as shared memory that is
+        # freed when this process exits, racing the parent's read.
+        queue.put({n: p.grad.numpy().copy() for n, p in method.named_parameters()})
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def run_two_processes(make_method, make_inputs) -> dict[str, torch.Tensor]:
+    """Gradients of rank 0 when two gloo processes each run `make_inputs(rank)` through DDP.
+
+    Both callables must be importable top-level functions (the processes are spawned).
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [
+        ctx.Process(target=_worker, args=(r, port, queue, make_method, make_inputs))
+        for r in range(2)
+    ]
+    for p in procs:
+        p.start()
+    grads = {n: torch.from_numpy(g) for n, g in queue.get(timeout=100).items()}
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return grads
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def interrupt_at(monkeypatch, call: int) -> None:
+    """Make Ctrl-C arrive during the `call`-th training step (after the optimizer step, before
+    the step is counted: the place where a raised KeyboardInterrupt used to lose a batch)."""
+    original = selfsup.train.training_step
+    calls = {"n": 0}
+
+    def step_then_sigint(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == call:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(selfsup.train, "training_step", step_then_sigint)
+
+
+def assert_resume_exact(tmp_path, monkeypatch, overrides: dict) -> dict:
+    """Train straight, and again with a Ctrl-C in the second epoch then `--resume`: the encoder
+    and every tensor of the method's state (queues, teachers, centres, banks) must be equal.
+
+    Returns the straight run's saved method state, so a test can check what it holds.
+    """
+    cfg = selfsup.make_config(**(FAST | overrides))
+    selfsup.pretrain(cfg, tmp_path / "straight")
+    steps_per_epoch = DIGITS_TRAIN // cfg.train.batch_size
+    interrupt_at(monkeypatch, steps_per_epoch + 3)
+    try:
+        selfsup.pretrain(cfg, tmp_path / "resumed")
+    except SelfsupError as err:
+        assert "--resume" in str(err)
+    else:
+        raise AssertionError("the interrupted run did not stop")
+    monkeypatch.undo()
+    selfsup.pretrain(cfg, tmp_path / "resumed", resume=True)
+    a = load_file(str(tmp_path / "straight" / "encoder.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "encoder.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    state_a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["method"]
+    state_b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["method"]
+    assert state_a.keys() == state_b.keys()
+    for key, value in state_a.items():
+        assert torch.equal(value, state_b[key]), key
+    records = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    steps = [r["step"] for r in map(json.loads, records) if r["kind"] == "train"]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))
+    return state_a
+
+
+def digits_knn(tmp_path, overrides: dict, epochs: int = 20) -> tuple[float, float]:
+    """kNN top-1 of the learned encoder and of the random encoder after `epochs` on digits
+    (held-out test split). A convergence test asserts the first clearly beats the second."""
+    cfg = selfsup.make_config(
+        **(FAST | {"train.epochs": epochs, "eval.protocols": "knn"} | overrides)
+    )
+    result = selfsup.pretrain(cfg, tmp_path / "run")
+    return result.evaluation["selfsup"]["knn_top1"], result.evaluation["random"]["knn_top1"]
