@@ -90,3 +90,18 @@ def test_embed_takes_images_as_a_user_holds_them():
         selfsup.embed(enc, x.float())
     with pytest.raises(SelfsupError, match="image encoder"):
         selfsup.embed(enc, ["a sentence"])
+
+
+def test_vit_encoder_exports_and_loads(tmp_path):
+    """A ViT backbone (timm) rebuilds from its spec name: `vit-mini-p2` keeps patch 2."""
+    import selfsup
+    from selfsup.export import save_encoder
+    from selfsup.models import ImageEncoderSpec, build_encoder
+
+    encoder = build_encoder(ImageEncoderSpec("vit-mini-p2", 1, 8, True, (0.5,), (0.25,)))
+    assert encoder.backbone.patch_size == 2
+    save_encoder(encoder, tmp_path)
+    loaded = selfsup.load(tmp_path)
+    x = torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8)
+    encoder.eval()
+    assert torch.allclose(loaded(x), encoder(x), atol=1e-6)

@@ -65,12 +65,18 @@ BACKBONES: dict[str, Callable[[int, bool], nn.Module]] = {
 
 
 def available_backbones() -> list[str]:
-    """Names accepted by `build_backbone` (and `--backbone`)."""
-    return sorted(BACKBONES)
+    """Names accepted by `build_backbone` (and `--backbone`); ViTs also take `-pN` (patch N)."""
+    from selfsup.models.vit import VIT_SIZES
+
+    return sorted([*BACKBONES, *(f"vit-{size}" for size in VIT_SIZES)])
 
 
 def build_backbone(name: str, in_channels: int, cifar_stem: bool) -> nn.Module:
     """Build a randomly initialised backbone whose `out_dim` attribute is its feature width."""
+    from selfsup.models.vit import build_vit, parse_vit_name
+
+    if parse_vit_name(name) is not None:
+        return build_vit(name, in_channels, cifar_stem)
     if name not in BACKBONES:
         raise SelfsupError(
             f"unknown backbone {name!r}; choose one of: {', '.join(available_backbones())}"
