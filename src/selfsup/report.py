@@ -8,6 +8,8 @@ labels gets a page that says so where the missing piece would have been.
 from __future__ import annotations
 
 import argparse
+import base64
+import html
 import inspect
 import json
 import time
@@ -39,6 +41,9 @@ CURVES = [
     ("alignment", "eval", "alignment (lower is better)"),
     ("uniformity", "eval", "uniformity (lower is better)"),
 ]
+
+# Numbers in metrics.jsonl train records that are not curves.
+NOT_CURVES = {"step", "epoch"}
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1150px;
@@ -77,6 +82,7 @@ def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu"
         ("curves", "Training curves", _curves_html(records)),
         ("map", "Embedding map", embedding_map),
         *samples,
+        *_method_figures(root),
         ("evaluation", "Evaluation", _evaluation_html(evaluation, config)),
         ("config", "Config", _key_value_table(_flatten(config))),
         ("environment", "Environment", _environment_html(environment)),
@@ -88,6 +94,23 @@ def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu"
 
 
 # ---------------------------------------------------------------- small helpers
+
+
+def _method_figures(root: Path) -> list[tuple[str, str, str]]:
+    """A section of the pictures the method saved in `figures/` (reconstructions), if any."""
+    paths = sorted((root / "figures").glob("*.png")) if (root / "figures").is_dir() else []
+    if not paths:
+        return []
+    items = []
+    for path in paths:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        title = html.escape(path.stem.replace("-", " "))
+        items.append(
+            f'<figure><img alt="{title}" src="data:image/png;base64,{data}" '
+            f'style="image-rendering: pixelated; max-width: 100%"><figcaption>{title}'
+            "</figcaption></figure>"
+        )
+    return [("figures", "What the method learned", "".join(items))]
 
 
 def _read_json(path: Path) -> Any:
@@ -125,12 +148,30 @@ def _key_value_table(items: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- sections
 
 
+def curve_panels(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(key, record kind, title) of every curve: the standard ones, then each other number a
+    method logs from its loss (a pretext task's accuracy, CPC's per-step accuracy)."""
+    known = {key for key, _, _ in CURVES}
+    extra = sorted(
+        {
+            key
+            for r in records
+            if r.get("kind", "train") == "train"
+            for key, value in r.items()
+            if isinstance(value, (int, float))
+            and key not in known | NOT_CURVES
+            and not key.endswith("_reference")
+        }
+    )
+    return [*CURVES, *((key, "train", key.replace("_", " ")) for key in extra)]
+
+
 def _curves_html(records: list[dict[str, Any]]) -> str:
     """One panel per logged quantity against the training step."""
     from matplotlib.figure import Figure
 
     panels = []
-    for key, kind, title in CURVES:
+    for key, kind, title in curve_panels(records):
         points = [
             (r["step"], r[key])
             for r in records

@@ -98,6 +98,36 @@ def training_fields(method: Method, modality: Modality, data: Any) -> dict[str, 
     return {name: fields[name] for name in method.inputs}
 
 
+def write_figures(
+    method: Method, modality: Modality, data: Any, root: Path, device: torch.device, n: int = 16
+) -> list[Path]:
+    """Save the method's `figures` for the first `n` held-out samples as `figures/*.png`."""
+    if data is None or type(method).figures is Method.figures:
+        return []
+    fields = training_fields(method, modality, data)
+    batch = {name: t[:n].to(device) for name, t in fields.items()}
+    method.eval()
+    with torch.no_grad():
+        pictures = method.figures(batch)
+    from PIL import Image
+
+    out = []
+    for title, image in pictures.items():
+        (root / "figures").mkdir(exist_ok=True)
+        path = root / "figures" / f"{slug(title)}.png"
+        array = image.cpu().numpy() if isinstance(image, torch.Tensor) else image
+        Image.fromarray(array).save(path)
+        out.append(path)
+    return out
+
+
+def slug(title: str) -> str:
+    """A file-name-safe form of a figure title ("MAE: masked input" -> "mae-masked-input")."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "figure"
+
+
 def pretrain(
     cfg: Config,
     out: str | Path | None = None,
@@ -281,6 +311,7 @@ def finish(
 ) -> None:
     """Export the encoder, evaluate it beside the baselines, write eval.json and the report."""
     save_encoder(method.encoder, run.root)
+    write_figures(method, modality, eval_data.queries, run.root, device)
     print(
         f"trained {result.epochs:.1f} epochs at {result.samples_per_second:.0f} samples/s; "
         f"encoder saved in {run.root}"

@@ -19,6 +19,8 @@ teacher, queue, prototypes, memory bank), and says:
 State kept in modules or registered buffers is saved in checkpoints and restored on resume.
 `forward` calls `loss`, so DDP wraps a method like any module. `watch(z)` hands the loop the
 embedding it monitors for collapse (the normalised projector or predictor output).
+Figures in the loss dict are logged and plotted in the report (a pretext task's accuracy);
+`figures(batch)` adds pictures to it (an autoencoder's reconstructions).
 """
 
 from __future__ import annotations
@@ -101,6 +103,13 @@ class Method(nn.Module):
 
     def after_step(self, progress: float) -> None:
         """Called after each optimizer step with the progress that step reached (EMA, queues)."""
+
+    def figures(self, batch: Batch) -> dict[str, Any]:
+        """Pictures of what the method learned, for the report: title -> uint8 image (H, W, 3)
+        or (H, W). Called once after training on a batch of held-out samples (the method's
+        fields only); the run writes each to `figures/` and the report shows them. Default:
+        none. An autoencoder returns its reconstructions beside the inputs."""
+        return {}
 
     def watch(self, z: torch.Tensor) -> None:
         """Keep (detached) the embedding the collapse monitor reads at the next log step."""
