@@ -7,5 +7,21 @@ formula and paper in its docstring, and tested against a plain reference in test
 """
 
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.memory import (
+    instdisc_nce,
+    instdisc_softmax,
+    instdisc_z,
+    moco_infonce,
+    mocov3_contrastive,
+    nearest_neighbour,
+)
 
 __all__ = ["info_nce", "nt_xent"]
+__all__ += [
+    "instdisc_nce",
+    "instdisc_softmax",
+    "instdisc_z",
+    "moco_infonce",
+    "mocov3_contrastive",
+    "nearest_neighbour",
+]
