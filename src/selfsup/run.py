@@ -188,6 +188,7 @@ def pretrain(
 
     torch.manual_seed(cfg.train.seed)
     method = build_method(cfg, modality, train_data)
+    method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
     if dist.is_main:
         print(modality.describe_augment(method.augment))
     data = training_fields(method, modality, train_data)

@@ -84,6 +84,11 @@ class Method(nn.Module):
         except (TypeError, ValueError) as err:
             raise SelfsupError(f"bad parameter for method {cls.name!r}: {err}") from None
 
+    def bind_data(self, num_samples: int) -> None:
+        """Told the training set's size before training (and before a resume loads state):
+        a method with per-sample state (InstDisc's memory bank) allocates it here. Default:
+        nothing."""
+
     def views(self, batch: Batch) -> list[Any]:
         """Augmented views of a batch, made on the batch's device."""
         raise NotImplementedError

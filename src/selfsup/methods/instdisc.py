@@ -1,0 +1,117 @@
+"""Instance discrimination with a memory bank (InstDisc; Wu, Xiong, Yu & Lin 2018): every
+training image is its own class, scored against a bank of all images' past embeddings.
+
+f_i = normalize(W h(x_i)) is a 128-d embedding of one augmented view of sample i. The memory
+bank V (n, 128) holds one L2-normalised embedding per training sample; v_i scores f_i against
+the bank through the non-parametric softmax P(i | f) = exp(v_i . f / T) / Z. With the paper's
+NCE (`instdisc_nce`) the partition function Z is estimated once by Monte Carlo at the first
+step (`instdisc_z`, eq. 8) and held fixed, and m noise samples are drawn uniformly from the
+bank; for small banks `loss="softmax"` scores the whole bank exactly (`instdisc_softmax`).
+After each step the bank rows of the batch move towards the new embeddings (sec. 3.3, the
+proximal update) and are normalised again:
+
+    v_i <- normalize( momentum * v_i + (1 - momentum) * f_i ),   momentum 0.5
+
+The bank needs the training set's size, given by `bind_data` before training (and before a
+resume restores the bank). Under DDP the indices and embeddings of the whole batch are
+gathered before the update, so every rank's bank stays identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup.distributed import all_reduce_mean, gather_without_grad
+from selfsup.errors import SelfsupError
+from selfsup.losses import instdisc_nce, instdisc_softmax, instdisc_z
+from selfsup.methods.base import Batch, Method
+from selfsup.methods.registry import register
+
+
+@dataclass
+class InstDiscConfig:
+    """The paper's values (the same on CIFAR-10 and ImageNet): 128-d, T 0.07, m 4096, bank
+    momentum 0.5."""
+
+    embed_dim: int = 128
+    temperature: float = 0.07
+    loss: str = "nce"  # "nce" (the paper's) or "softmax" (exact, over the whole bank)
+    nce_negatives: int = 4096  # m, noise samples per embedding
+    bank_momentum: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("nce", "softmax"):
+            raise ValueError(f"loss must be 'nce' or 'softmax', got {self.loss!r}")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be positive")
+        if self.nce_negatives < 1:
+            raise ValueError("nce_negatives must be at least 1")
+        if not 0.0 <= self.bank_momentum < 1.0:
+            raise ValueError("bank_momentum must lie in [0, 1)")
+
+
+@register
+class InstDisc(Method):
+    """Encoder, linear 128-d embedding, memory bank of every training sample."""
+
+    name = "instdisc"
+    Config = InstDiscConfig
+    inputs = frozenset({"image", "index"})
+
+    def __init__(self, spec: Any, cfg: InstDiscConfig, augment: Any):
+        super().__init__(spec, cfg, augment)
+        self.embed = nn.Linear(self.encoder.out_dim, cfg.embed_dim)
+        self.register_buffer("bank", torch.empty(0, cfg.embed_dim))
+        # Z of the NCE loss; 0 until the first step estimates it.
+        self.register_buffer("nce_z", torch.zeros(()))
+        self._z_known = False  # read the buffer once per process, not at every step
+
+    def bind_data(self, num_samples: int) -> None:
+        """Allocate the memory bank: one random unit vector per training sample."""
+        if num_samples < 2:
+            raise SelfsupError(f"instdisc needs at least 2 training samples, got {num_samples}")
+        bank = torch.randn(num_samples, self.cfg.embed_dim, device=self.bank.device)
+        self.bank = F.normalize(bank, dim=1)
+
+    def views(self, batch: Batch) -> list[torch.Tensor]:
+        return [self.augment(batch["image"], view=0)]
+
+    def sample_negatives(self, batch_size: int) -> torch.Tensor:
+        """(batch_size, m) indices drawn uniformly from the whole bank (the noise P_n = 1/n)."""
+        return torch.randint(
+            len(self.bank), (batch_size, self.cfg.nce_negatives), device=self.bank.device
+        )
+
+    @torch.no_grad()
+    def update_bank(self, index: torch.Tensor, f: torch.Tensor) -> None:
+        """v_i <- normalize(momentum v_i + (1 - momentum) f_i) at each (gathered) index."""
+        index, f = gather_without_grad(index), gather_without_grad(f.detach())
+        mixed = torch.lerp(f.to(self.bank.dtype), self.bank[index], self.cfg.bank_momentum)
+        self.bank[index] = F.normalize(mixed, dim=1)
+
+    def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if len(self.bank) == 0:
+            raise SelfsupError("instdisc's memory bank is empty: call bind_data(num_samples)")
+        index = batch["index"].long()
+        f = F.normalize(self.embed(self.encoder(views[0])), dim=1)
+        self.watch(f)
+        n, t = len(self.bank), self.cfg.temperature
+        if self.cfg.loss == "softmax":
+            loss = instdisc_softmax(f, self.bank.clone(), index, t)
+        else:
+            negatives = self.bank[self.sample_negatives(len(f))]
+            if not self._z_known:
+                if float(self.nce_z) == 0.0:
+                    self.nce_z.fill_(float(all_reduce_mean(instdisc_z(f, negatives, n, t))))
+                self._z_known = True
+            loss = instdisc_nce(f, self.bank[index], negatives, n, self.nce_z, t)
+        self.update_bank(index, f)
+        return loss, {}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [*self.encoder.parameters(), *self.embed.parameters()]}]

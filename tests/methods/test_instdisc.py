@@ -1,0 +1,142 @@
+"""InstDisc: NCE, Z and the full softmax against plain references, the memory-bank update,
+the negatives' sampling, resume (the bank restored) and convergence on digits."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from method_harness import DIGITS_TRAIN, assert_resume_exact, digits_knn
+
+from selfsup.errors import SelfsupError
+from selfsup.losses import instdisc_nce, instdisc_softmax, instdisc_z
+from selfsup.methods.instdisc import InstDisc, InstDiscConfig
+from selfsup.models import ImageEncoderSpec
+
+SPEC = ImageEncoderSpec("convnet", 3, 16, True, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def unit(*shape, seed=0):
+    return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def reference_nce(f, pos, neg, n, z, t):
+    """Paper eqs. 5-7 literally: h = P / (P + m Pn), P = exp(v.f/T) / Z, Pn = 1/n."""
+    m = neg.shape[1]
+    total = 0.0
+    for b in range(len(f)):
+        p = torch.exp(pos[b].dot(f[b]) / t) / z
+        total = total - torch.log(p / (p + m / n))
+        for k in range(m):
+            p = torch.exp(neg[b, k].dot(f[b]) / t) / z
+            total = total - torch.log(1 - p / (p + m / n))
+    return total / len(f)
+
+
+def test_nce_matches_reference_values_and_gradients():
+    f = unit(4, 6, seed=1).requires_grad_(True)
+    pos, neg = unit(4, 6, seed=2), unit(4, 5, 6, seed=3)
+    n, t = 100, 0.07
+    z = float(instdisc_z(f, neg, n, t))
+    got = instdisc_nce(f, pos, neg, n, z, t)
+    want = reference_nce(f, pos, neg, n, z, t)
+    assert torch.allclose(got, want, rtol=1e-5)
+    (g1,) = torch.autograd.grad(got, f)
+    (g2,) = torch.autograd.grad(want, f)
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6)
+
+
+def test_z_is_n_times_the_mean_exponential():
+    f, neg = unit(3, 4, seed=4), unit(3, 7, 4, seed=5)
+    want = 0.0
+    for b in range(3):
+        for k in range(7):
+            want += math.exp(float(neg[b, k].dot(f[b])) / 0.5)
+    assert math.isclose(float(instdisc_z(f, neg, 50, 0.5)), 50 * want / 21, rel_tol=1e-5)
+
+
+def test_softmax_matches_reference_values_and_gradients():
+    f = unit(3, 4, seed=6).requires_grad_(True)
+    bank, index = unit(9, 4, seed=7), torch.tensor([2, 0, 8])
+    got = instdisc_softmax(f, bank, index, 0.1)
+    want = 0.0
+    for b in range(3):
+        scores = [torch.exp(f[b].dot(v) / 0.1) for v in bank]
+        want = want - torch.log(scores[int(index[b])] / sum(scores))
+    want = want / 3
+    assert torch.allclose(got, want, rtol=1e-5)
+    g1, g2 = (torch.autograd.grad(x, f)[0] for x in (got, want))
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6)
+
+
+def small_method(**kw) -> InstDisc:
+    torch.manual_seed(0)
+    method = InstDisc(SPEC, InstDiscConfig(embed_dim=8, nce_negatives=16, **kw), augment=None)
+    method.bind_data(20)
+    return method
+
+
+def test_bank_update_formula_touches_only_the_batch_rows():
+    method = small_method()
+    old = method.bank.clone()
+    index, f = torch.tensor([3, 11]), unit(2, 8, seed=8)
+    method.update_bank(index, f)
+    for row, i in enumerate([3, 11]):
+        mixed = 0.5 * old[i] + 0.5 * f[row]
+        assert torch.allclose(method.bank[i], mixed / mixed.norm(), atol=1e-6)
+    others = [i for i in range(20) if i not in (3, 11)]
+    assert torch.equal(method.bank[others], old[others])
+    assert torch.allclose(method.bank.norm(dim=1), torch.ones(20), atol=1e-6)
+
+
+def test_negatives_cover_the_whole_bank_uniformly():
+    method = small_method()
+    torch.manual_seed(1)
+    idx = method.sample_negatives(500)  # 8000 draws over 20 rows
+    assert idx.shape == (500, 16) and idx.min() >= 0 and idx.max() < 20
+    counts = torch.bincount(idx.flatten(), minlength=20).float()
+    assert (counts > 0).all()  # no row (the sample's own included) is never drawn
+    assert counts.std() / counts.mean() < 0.1  # uniform: the paper's noise P_n = 1/n
+
+
+def test_loss_estimates_z_once_and_updates_the_bank():
+    method = small_method()
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    batch = {"image": x, "index": torch.tensor([0, 5, 6, 19])}
+    old = method.bank.clone()
+    loss, _ = method.loss([x], batch)
+    z = float(method.nce_z)
+    assert z > 0 and torch.isfinite(loss)
+    loss.backward()
+    assert not torch.equal(method.bank[[0, 5, 6, 19]], old[[0, 5, 6, 19]])
+    assert torch.equal(method.bank[1:5], old[1:5])
+    method.loss([x], batch)
+    assert float(method.nce_z) == z  # held fixed after the first step
+    soft = small_method(loss="softmax")
+    soft.loss([x], batch)[0].backward()
+
+
+def test_needs_the_data_size():
+    method = InstDisc(SPEC, InstDiscConfig(embed_dim=8), augment=None)
+    x = torch.rand(2, 3, 16, 16)
+    with pytest.raises(SelfsupError, match="bind_data"):
+        method.loss([x], {"image": x, "index": torch.tensor([0, 1])})
+    with pytest.raises(SelfsupError):
+        InstDisc.make_config({"loss": "hinge"})
+
+
+SMALL = {"method.name": "instdisc", "method.embed_dim": 32, "method.nce_negatives": 256}
+
+
+def test_resume_is_exact_and_restores_the_bank(tmp_path, monkeypatch):
+    state = assert_resume_exact(tmp_path, monkeypatch, SMALL)
+    train_size = state["bank"].shape[0]
+    assert state["bank"].shape == (train_size, 32) and train_size < DIGITS_TRAIN + 1
+    assert float(state["nce_z"]) > 0
+
+
+@pytest.mark.slow
+def test_instdisc_learns_on_digits(tmp_path):
+    learned, random = digits_knn(tmp_path, SMALL)
+    print(f"instdisc digits knn: learned {learned:.3f} random {random:.3f}")
+    assert learned > random + 0.05
