@@ -102,6 +102,11 @@ class EvalConfig:
     knn_k: int = 200
     knn_t: float = 0.1
     baselines: bool = True  # also evaluate a random encoder and raw pixels
+    finetune_fraction: float = 1.0  # finetune protocol: stratified fraction of labels (0.01..1)
+    finetune_epochs: int = 10
+    finetune_lr: float = 1e-3  # AdamW; the head's lr, ViT blocks decayed by finetune_llrd
+    finetune_batch_size: int = 128
+    finetune_llrd: float = 0.75  # layer-wise lr decay (ViT backbones only)
 
 
 @dataclass
@@ -384,6 +389,15 @@ def validate(cfg: Config) -> None:
         (
             cfg.data.image_size is None or cfg.data.image_size >= 4,
             "data.image_size must be at least 4 pixels",
+        ),
+        (
+            0 < e.finetune_fraction <= 1
+            and e.finetune_epochs >= 1
+            and e.finetune_lr > 0
+            and e.finetune_batch_size >= 2
+            and 0 < e.finetune_llrd <= 1,
+            "eval.finetune_fraction must be in (0, 1], finetune_epochs >= 1, finetune_lr > 0, "
+            "finetune_batch_size >= 2, finetune_llrd in (0, 1]",
         ),
     ]
     for ok, message in checks:

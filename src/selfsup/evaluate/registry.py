@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features
+from selfsup.evaluate.finetune import finetune_protocol
 from selfsup.evaluate.geometry import geometry_protocol
 from selfsup.evaluate.knn import knn_protocol
 from selfsup.evaluate.linear import linear_protocol
@@ -26,6 +27,7 @@ class Protocol:
     needs: frozenset[str]
     summary: str
     run: Callable[[Features], dict[str, float]]
+    uses_encoder: bool = False  # trains the encoder: needs Features.model, not run on baselines
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -46,6 +48,14 @@ PROTOCOLS: dict[str, Protocol] = {
             frozenset({"pairs"}),
             "Spearman / Pearson of cosine vs gold similarity, all and per genre",
             sts_protocol,
+        ),
+        Protocol(
+            "finetune",
+            frozenset({"label"}),
+            "encoder + linear head fine-tuned on eval.finetune_fraction of the labels, "
+            "beside the same architecture from scratch",
+            finetune_protocol,
+            uses_encoder=True,
         ),
     )
 }

@@ -10,7 +10,7 @@ import torch
 
 from selfsup.config import Config
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.context import Features
+from selfsup.evaluate.context import EncoderInputs, Features
 from selfsup.evaluate.features import encode_rows
 from selfsup.evaluate.registry import PROTOCOLS, run_protocols, usable
 from selfsup.modalities import Modality
@@ -75,6 +75,21 @@ def encoder_features(
         knn_k=cfg.eval.knn_k,
         knn_t=cfg.eval.knn_t,
     )
+    if any(PROTOCOLS[n].uses_encoder for n in names):
+        e = cfg.eval
+        features.model = EncoderInputs(
+            encoder=encoder,
+            bank=modality.tensors(data.bank, encoder),
+            queries=modality.tensors(data.queries, encoder),
+            to_input=modality.encoder_input,
+            device=device,
+            fraction=e.finetune_fraction,
+            epochs=e.finetune_epochs,
+            lr=e.finetune_lr,
+            batch_size=e.finetune_batch_size,
+            llrd=e.finetune_llrd,
+            seed=cfg.train.seed,
+        )
     if augment is not None and "geometry" in names:
         subset = data.queries
         if len(subset) > ALIGNMENT_SAMPLES:
@@ -114,10 +129,13 @@ def evaluate_with_baselines(
         results[modality.initial_row] = {}
         print(f"selfsup: the {modality.initial_row} baseline is skipped: {err}")
     else:
+        # Protocols that train the encoder report their from-scratch figure in the selfsup row
+        # (e.g. finetune_scratch_top1): the baseline rows skip them.
+        frozen = tuple(n for n in names if not PROTOCOLS[n].uses_encoder)
         results[modality.initial_row] = run_protocols(
-            encoder_features(initial, modality, data, names, cfg, device, augment), names
+            encoder_features(initial, modality, data, frozen, cfg, device, augment), frozen
         )
-    raw_names = tuple(n for n in names if n != "geometry")
+    raw_names = tuple(n for n in names if n != "geometry" and not PROTOCOLS[n].uses_encoder)
     if raw_names:
         needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in raw_names)
         bank, queries = modality.raw_features(data.bank, data.queries, with_bank=needs_bank)
