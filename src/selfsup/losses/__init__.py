@@ -6,6 +6,8 @@ process or many. One module per family; every loss is importable from `selfsup.l
 formula and paper in its docstring, and tested against a plain reference in tests/.
 """
 
+from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 
 __all__ = ["info_nce", "nt_xent"]
+__all__ += ["dino_loss", "sinkhorn_knopp", "swav_loss"]
