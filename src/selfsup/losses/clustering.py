@@ -87,8 +87,9 @@ def sinkhorn_knopp(
         raise ValueError("sinkhorn_knopp needs epsilon > 0 and at least one iteration")
     with torch.autocast(scores.device.type, enabled=False):
         logits = scores.float() / epsilon
-        # Subtracting the maximum changes nothing after normalisation and keeps exp finite.
-        q = torch.exp(logits - logits.max()).T  # (K, B)
+        # Each prototype's row of Q is normalised first, so subtracting that row's maximum
+        # changes nothing in the result and keeps exp finite (and every row sum positive).
+        q = torch.exp(logits - logits.max(dim=0, keepdim=True).values).T  # (K, B)
         k, b = q.shape
         q = q / q.sum()
         for _ in range(iterations):
