@@ -120,6 +120,19 @@ def test_too_few_recipe_views_is_a_clear_error():
         DINO(SPEC, DINOConfig(**SMALL | {"local_crops": 3}), build_augment("byol", 16, 3))
 
 
+def test_multicrop_views_teacher_sees_globals_only():
+    from selfsup.augment import build_augment
+
+    torch.manual_seed(0)
+    method = DINO(SPEC, DINOConfig(**SMALL | {"local_crops": 6}), build_augment("multicrop", 16, 3))
+    views = method.views({"image": torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)})
+    assert [v.shape[-1] for v in views] == [16, 16] + [7] * 6
+    seen = []
+    method.teacher_encoder.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    loss, _ = method.loss(views, {})
+    assert torch.isfinite(loss) and seen == [torch.Size([8, 3, 16, 16])]
+
+
 # --- two gloo processes: gradients and the centre equal one process on the whole batch ----
 
 

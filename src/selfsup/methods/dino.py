@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -189,8 +190,6 @@ class DINO(Method):
         mean = teacher.float().sum(dim=0)
         count = torch.tensor(float(len(teacher)), device=mean.device)
         if world_size() > 1:
-            import torch.distributed as dist
-
             dist.all_reduce(mean)
             dist.all_reduce(count)
         mean = mean / count
