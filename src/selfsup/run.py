@@ -65,7 +65,9 @@ def build_method(cfg: Config, modality: Modality, train_data: Any) -> Method:
     method_cls = get_method(cfg.method.name)
     spec = modality.encoder_spec(cfg, train_data)
     augment = modality.augment(cfg, spec)
-    return method_cls(spec, method_cls.make_config(cfg.method.params), augment)
+    method = method_cls(spec, method_cls.make_config(cfg.method.params), augment)
+    method.train_epochs = cfg.train.epochs  # methods that freeze a part for whole epochs
+    return method
 
 
 def _check_method_fits(method_cls: type, modality: Modality, source: str) -> None:

@@ -6,6 +6,7 @@ process or many. One module per family; every loss is importable from `selfsup.l
 formula and paper in its docstring, and tested against a plain reference in tests/.
 """
 
+from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.memory import (
     instdisc_nce,
@@ -25,3 +26,4 @@ __all__ += [
     "mocov3_contrastive",
     "nearest_neighbour",
 ]
+__all__ += ["dino_loss", "sinkhorn_knopp", "swav_loss"]

@@ -1,0 +1,159 @@
+"""SwAV (Caron et al. 2020, "Unsupervised Learning of Visual Features by Contrasting Cluster
+Assignments"): online clustering with swapped prediction. Features of every view are compared
+with K learnable prototypes; the codes of the two global views come from Sinkhorn-Knopp
+(equipartitioned over the global batch, and over a queue of past features when batches are
+small), and each view predicts the code of the other views.
+
+Under DDP the prototype scores are gathered (without gradient) so that Sinkhorn's sums run over
+the global batch; each process keeps the codes of its own samples. Gathering the (B, K) scores is
+equivalent to all-reducing Sinkhorn's sums, and keeps `sinkhorn_knopp` a pure function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup.distributed import gather_without_grad, rank, world_size
+from selfsup.errors import SelfsupError
+from selfsup.losses import sinkhorn_knopp, swav_loss
+from selfsup.methods.base import Batch, Method
+from selfsup.methods.dino import frozen_fraction
+from selfsup.methods.registry import register
+from selfsup.models import projection_head
+
+GLOBAL_VIEWS = 2
+
+
+@dataclass
+class SwAVConfig:
+    # CIFAR-size defaults: the paper's values (ImageNet) where they do not depend on the data;
+    # solo-learn's CIFAR SwAV also keeps 3000 prototypes.
+    prototypes: int = 3000  # K (paper: 3000)
+    proj_hidden_dim: int = 2048  # (paper: 2048)
+    proj_dim: int = 128  # (paper: 128)
+    temperature: float = 0.1  # (paper: 0.1)
+    epsilon: float = 0.05  # Sinkhorn's entropy weight (paper: 0.05)
+    sinkhorn_iterations: int = 3  # (paper: 3)
+    local_crops: int = 6  # local views beside the 2 global ones (paper: 6 at 96 px)
+    freeze_prototypes_epochs: float = 1.0  # (paper: the first 313 iterations, one epoch)
+    queue_length: int = 3840  # past features per process (paper: 3840 at batch 256; 0: none)
+    queue_start: float = 0.15  # fraction of training before the queue is used (paper: 15/100)
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0 or self.epsilon <= 0:
+            raise ValueError("temperature and epsilon must be positive")
+        if self.sinkhorn_iterations < 1 or self.prototypes < 2:
+            raise ValueError("sinkhorn_iterations must be >= 1 and prototypes >= 2")
+        if self.local_crops < 0 or self.queue_length < 0 or not 0 <= self.queue_start <= 1:
+            raise ValueError("local_crops, queue_length >= 0; queue_start in [0, 1]")
+        if self.freeze_prototypes_epochs < 0:
+            raise ValueError("freeze_prototypes_epochs must be >= 0")
+
+
+@register
+class SwAV(Method):
+    """Encoder f, projection g, prototypes C; swav_loss(g(f(v)) . C, sinkhorn codes)."""
+
+    name = "swav"
+    Config = SwAVConfig
+    inputs = frozenset({"image"})
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # ResNet-50, batch 256 on ImageNet: a queue of 3840 from epoch 15 (of 200: 0.075)
+        "imagenet": {"queue_start": 0.075}
+    }
+    train_epochs: int | None = None  # set by run.build_method from train.epochs
+
+    def __init__(self, spec: Any, cfg: SwAVConfig, augment: Any):
+        super().__init__(spec, cfg, augment)
+        views = GLOBAL_VIEWS + cfg.local_crops
+        if augment is not None and 1 < len(augment.recipe.views) < views:
+            raise SelfsupError(
+                f"swav uses {views} views (2 global + method.local_crops={cfg.local_crops}); "
+                f"augmentation recipe {augment.recipe.name!r} defines only "
+                f"{len(augment.recipe.views)}: lower method.local_crops or choose another recipe"
+            )
+        self.projection_head = projection_head(
+            self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, 2
+        )
+        self.prototypes = nn.Linear(cfg.proj_dim, cfg.prototypes, bias=False)
+        self._normalize_prototypes()
+        self.register_buffer("queue", torch.zeros(GLOBAL_VIEWS, cfg.queue_length, cfg.proj_dim))
+        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("progress", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def _normalize_prototypes(self) -> None:
+        self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
+
+    def views(self, batch: Batch) -> list[torch.Tensor]:
+        x = batch["image"]
+        return [self.augment(x, view=v) for v in range(GLOBAL_VIEWS + self.cfg.local_crops)]
+
+    def _embed(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Normalised projections of every view; views of one size go through together."""
+        out: list[torch.Tensor | None] = [None] * len(views)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, v in enumerate(views):
+            by_size.setdefault(tuple(v.shape[1:]), []).append(i)
+        for idx in by_size.values():
+            z = self.projection_head(self.encoder(torch.cat([views[i] for i in idx])))
+            for i, chunk in zip(idx, F.normalize(z, dim=1).chunk(len(idx)), strict=True):
+                out[i] = chunk
+        return out  # type: ignore[return-value]
+
+    def use_queue(self) -> bool:
+        """Whether this step's codes also see the queue: past queue_start and the queue full."""
+        return (
+            self.cfg.queue_length > 0
+            and float(self.progress) >= self.cfg.queue_start
+            and int(self.queue_filled) >= self.cfg.queue_length
+        )
+
+    @torch.no_grad()
+    def codes(self, scores: torch.Tensor, view: int) -> torch.Tensor:
+        """Sinkhorn codes of this process's samples of global view `view`, equipartitioned over
+        the global batch (and every process's queue once the queue is in use)."""
+        local = scores.detach()
+        if self.use_queue():
+            local = torch.cat([self.prototypes(self.queue[view]), local])
+        pooled = gather_without_grad(local)
+        q = sinkhorn_knopp(pooled, self.cfg.epsilon, self.cfg.sinkhorn_iterations)
+        start = rank() * len(local) if world_size() > 1 else 0
+        return q[start : start + len(local)][-len(scores) :]
+
+    @torch.no_grad()
+    def _enqueue(self, z: list[torch.Tensor]) -> None:
+        n = self.cfg.queue_length
+        if n == 0:
+            return
+        b = min(len(z[0]), n)
+        self.queue.copy_(torch.roll(self.queue, b, dims=1))
+        for v in range(GLOBAL_VIEWS):
+            self.queue[v, :b] = z[v][:b].detach()
+        self.queue_filled.add_(b).clamp_(max=n)
+
+    def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if len(views) < GLOBAL_VIEWS:
+            raise SelfsupError(f"swav needs at least 2 views, got {len(views)}")
+        z = self._embed(views)
+        self.watch(z[0])
+        scores = [self.prototypes(zv) for zv in z]
+        codes = [self.codes(scores[v], v) for v in range(GLOBAL_VIEWS)]
+        loss = swav_loss(scores, codes, self.cfg.temperature)
+        queued = torch.tensor(float(self.use_queue()))
+        self._enqueue(z)
+        return loss, {"queue_used": queued}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        rest = [*self.encoder.parameters(), *self.projection_head.parameters()]
+        frozen = frozen_fraction(self.cfg.freeze_prototypes_epochs, self.train_epochs)
+        return [{"params": rest}, {"params": [self.prototypes.weight], "frozen_until": frozen}]
+
+    def after_step(self, progress: float) -> None:
+        self.progress.fill_(progress)
+        self._normalize_prototypes()
