@@ -7,5 +7,7 @@ formula and paper in its docstring, and tested against a plain reference in test
 """
 
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
 
 __all__ = ["info_nce", "nt_xent"]
+__all__ += ["block_contrastive", "contrastive_margin", "npair", "supcon", "triplet"]
