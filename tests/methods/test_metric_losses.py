@@ -132,8 +132,12 @@ def test_supcon_matches_loops_and_skips_anchors_without_positives():
         return sum(terms) / len(terms)
 
     assert_same(lambda: supcon(z, labels, 0.1), ref, z)
-    with pytest.raises(ValueError, match="no anchor"):
-        supcon(z[:3].detach(), torch.tensor([0, 1, 2]))
+    # no anchor with a positive: 0 and no gradient, not NaN
+    lone = z[:3].detach().requires_grad_()
+    value = supcon(lone, torch.tensor([0, 1, 2]))
+    assert value.item() == 0.0
+    (grad,) = torch.autograd.grad(value, lone)
+    assert torch.count_nonzero(grad) == 0
 
 
 def test_supcon_with_one_class_per_sample_is_nt_xent():

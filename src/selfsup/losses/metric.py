@@ -56,8 +56,11 @@ def contrastive_margin(z1: torch.Tensor, z2: torch.Tensor, margin: float = 1.0) 
         d2 = (sq[:, None] + sq[None, :] - 2 * u @ u.T).clamp_min(1e-12)
         eye = torch.eye(len(u), dtype=torch.bool, device=u.device)
         negative = ~(positive | eye)
-        pull = d2[positive].mean() / 2
-        push = (margin - d2[negative].sqrt()).clamp_min(0).pow(2).mean() / 2
+        # Masked sums over known counts (2N positives, 2N (2N - 2) negatives): no boolean
+        # indexing, so no host sync on an accelerator.
+        m = len(u)
+        pull = (d2 * positive).sum() / m / 2
+        push = ((margin - d2.sqrt()).clamp_min(0).pow(2) * negative).sum() / (m * (m - 2)) / 2
     return pull + push
 
 
@@ -96,10 +99,11 @@ def triplet(
         else:
             if negatives.shape != (n2,):
                 raise ValueError(f"negatives must have shape ({n2},), got {negatives.shape}")
-            negatives = negatives.to(u.device)
-            if bool(((negatives % (n2 // 2)) == (idx % (n2 // 2))).any()):
+            # Checked where the caller made them (the methods draw them on the CPU: no sync).
+            own = torch.arange(n2, device=negatives.device) % (n2 // 2)
+            if bool(((negatives % (n2 // 2)) == own).any()):
                 raise ValueError("a negative names its anchor's own sample")
-            d_neg = d2[idx, negatives]
+            d_neg = d2[idx, negatives.to(u.device)]
         return (d_pos - d_neg + margin).clamp_min(0).mean()
 
 
@@ -140,7 +144,8 @@ def supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> t
                exp(s_ia) )
 
     With two views and every sample its own class this is SimCLR's NT-Xent. Anchors with no
-    positive (a class seen once, one view) are left out of the mean.
+    positive (a class seen once, one view) are left out of the mean; with none at all the loss
+    is 0 (never the case with two views per sample). No host sync: the mean is a masked sum.
     """
     if z.dim() != 2 or labels.shape != (z.shape[0],):
         raise ValueError(
@@ -157,10 +162,8 @@ def supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> t
         pos = (labels[:, None] == labels[None, :]) & ~eye
         count = pos.sum(1)
         has = count > 0
-        if not bool(has.any()):
-            raise ValueError("supcon: no anchor has a positive (every label occurs once)")
-        per_anchor = -(log_prob.masked_fill(~pos, 0.0).sum(1)[has]) / count[has]
-        return per_anchor.mean()
+        per_anchor = -log_prob.masked_fill(~pos, 0.0).sum(1) / count.clamp_min(1)
+        return (per_anchor * has).sum() / has.sum().clamp_min(1)
 
 
 def block_contrastive(

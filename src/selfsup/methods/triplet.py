@@ -53,5 +53,5 @@ class Triplet(MetricMethod):
             offset = torch.randint(1, n, (2 * n,), generator=g)
             view = torch.randint(0, 2, (2 * n,), generator=g)
             sample = (torch.arange(2 * n) % n + offset) % n
-            chosen = (sample + view * n).to(z1.device)
+            chosen = sample + view * n  # on the CPU; the loss checks it there
         return triplet(z1, z2, self.cfg.margin, chosen), {}
