@@ -53,6 +53,43 @@ def test_triplet_two_gloo_processes_match_one_process_gradients():
         assert torch.allclose(grads[name], p.grad, atol=1e-5, rtol=1e-4), name
 
 
+LABELS = torch.tensor([0, 1, 0, 2, 1, 2, 0, 1])  # classes shared across the two halves
+
+
+def make_supcon():
+    from selfsup.methods.supcon import SupCon, SupConConfig
+
+    torch.manual_seed(0)
+    return SupCon(SPEC, SupConConfig(proj_hidden_dim=32, proj_dim=16), augment=None)
+
+
+def half_views_with_labels(rank: int):
+    views, _ = half_views(rank)
+    sl = slice(rank * BATCH // 2, (rank + 1) * BATCH // 2)
+    return views, {"label": LABELS[sl]}
+
+
+@pytest.mark.timeout(120)
+def test_supcon_two_gloo_processes_match_one_process_gradients():
+    """SupCon's positives of a rank-0 view include same-class views of rank 1: the labels
+    must be gathered with the embeddings."""
+    from selfsup.losses import supcon
+
+    grads = run_two_processes(make_supcon, half_views_with_labels)
+    method = make_supcon()
+    v1, v2 = fixed_views()
+    h = BATCH // 2
+
+    def embed(v):
+        halves = (slice(0, h), slice(h, None))
+        return torch.cat([method.projection_head(method.encoder(v[s])) for s in halves])
+
+    z = torch.cat([embed(v1), embed(v2)])
+    supcon(z, torch.cat([LABELS, LABELS]), method.cfg.temperature).backward()
+    for name, p in method.named_parameters():
+        assert torch.allclose(grads[name], p.grad, atol=1e-5, rtol=1e-4), name
+
+
 def test_block_contrastive_resumes_exactly(tmp_path, monkeypatch):
     state = assert_resume_exact(
         tmp_path, monkeypatch, {"method.name": "block_contrastive", **SMALL}
