@@ -214,6 +214,7 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
         return _note("no eval.json in this run; run `selfsup evaluate RUN` to make one")
     titles = _row_titles(config)
     queries = evaluation.get("queries")
+    evaluation_note = evaluation.get("note")
     evaluation = {k: v for k, v in evaluation.items() if isinstance(v, dict)}
     keys = list(dict.fromkeys(k for row in evaluation.values() for k in row))
     head = "<tr><th>encoder</th>" + "".join(f"<th>{_esc(k)}</th>" for k in keys) + "</tr>"
@@ -223,6 +224,8 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
         label = titles.get(name, name)
         body += f"<tr><th>{_esc(label)}</th>{cells}</tr>"
     where = f" Queries: {_esc(queries)}." if isinstance(queries, str) else ""
+    note = evaluation_note if isinstance(evaluation_note, str) else ""
+    where += f" <b class='supervised'>Note: {_esc(note)}.</b>" if note else ""
     return (
         f"<table>{head}{body}</table><p class='sub'>Accuracies (…top1) in %. The learned "
         f"encoder should beat both baselines.{where}</p>"
@@ -270,6 +273,7 @@ def _page(
         last = train[-1]
         facts += [("steps", last.get("step")), ("epochs", _round(last.get("epoch")))]
     summary = " · ".join(f"{_esc(k)} <b>{_esc(v)}</b>" for k, v in facts if v is not None)
+    summary += _supervised_badge(flat.get("method.name"))
     nav = " | ".join(f'<a href="#{key}">{_esc(title)}</a>' for key, title, _ in sections)
     body = "".join(
         f'<section id="{key}"><h2>{_esc(title)}</h2>{content}</section>'
@@ -284,6 +288,22 @@ def _page(
         f"<h1>{_esc(title)}</h1><p class='sub'>{summary}</p><p>{nav}</p>{body}"
         f"<p class='sub'>Written by selfsup on {_esc(stamp)} in {seconds:.1f} s from "
         f"<code>{_esc(root.resolve())}</code>.</p></body></html>\n"
+    )
+
+
+def _supervised_badge(name: Any) -> str:
+    """A visible mark for a run whose method reads labels (its `inputs` name "label")."""
+    from selfsup.methods import get_method
+
+    try:
+        supervised = "label" in get_method(str(name)).inputs
+    except SelfsupError:
+        return ""
+    if not supervised:
+        return ""
+    return (
+        " · <b class='supervised' style='background:#c0392b;color:#fff;padding:0 .4em'>"
+        "SUPERVISED: trained with labels</b>"
     )
 
 

@@ -48,6 +48,11 @@ from selfsup.rundir import (
 )
 from selfsup.train import Loop, Progress, TrainingInterrupted, steps_per_epoch, train
 
+# Printed when a run starts with a method that reads labels (SupCon): it is not self-supervised.
+SUPERVISED_LINE = (
+    "SUPERVISED: method {name!r} trains with the labels; this run is not self-supervised"
+)
+
 
 @dataclass
 class RunResult:
@@ -193,6 +198,8 @@ def pretrain(
     method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
     if dist.is_main:
         print(modality.describe_augment(method.augment))
+        if "label" in method.inputs:
+            print(SUPERVISED_LINE.format(name=method.name))
     data = training_fields(method, modality, train_data)
     if device.type == "cuda" and sum(t.numel() * t.element_size() for t in data.values()) < 4 << 30:
         data = {k: v.to(device) for k, v in data.items()}  # one index_select per batch

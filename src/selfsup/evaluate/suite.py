@@ -13,6 +13,7 @@ from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import EncoderInputs, Features
 from selfsup.evaluate.features import encode_rows
 from selfsup.evaluate.registry import PROTOCOLS, run_protocols, usable
+from selfsup.methods import get_method
 from selfsup.modalities import Modality
 from selfsup.models import build_encoder
 
@@ -116,6 +117,10 @@ def evaluate_with_baselines(
     line saying where the queries came from. Protocols whose needs the data lacks are skipped."""
     names = usable(names, data.available())
     results: dict[str, Any] = {"queries": data.queries_from}
+    if _supervised(cfg.method.name):
+        results["note"] = (
+            f"supervised: the learned encoder was trained with the labels ({cfg.method.name})"
+        )
     results["selfsup"] = run_protocols(
         encoder_features(encoder, modality, data, names, cfg, device, augment), names
     )
@@ -150,6 +155,14 @@ def evaluate_with_baselines(
         )
         results[modality.raw_row] = run_protocols(raw, raw_names)
     return results
+
+
+def _supervised(name: str) -> bool:
+    """Whether the method called `name` trains with labels (its `inputs` name "label")."""
+    try:
+        return "label" in get_method(name).inputs
+    except SelfsupError:
+        return False
 
 
 def online_evaluation(
@@ -191,4 +204,6 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append(name.ljust(first) + "".join(cells))
     if "queries" in results:
         lines.append(f"queries: {results['queries']}")
+    if "note" in results:
+        lines.append(f"note: {results['note']}")
     return "\n".join(lines)

@@ -27,3 +27,7 @@ __all__ += [
     "nearest_neighbour",
 ]
 __all__ += ["dino_loss", "sinkhorn_knopp", "swav_loss"]
+from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
+
+__all__ = ["info_nce", "nt_xent"]
+__all__ += ["block_contrastive", "contrastive_margin", "npair", "supcon", "triplet"]

@@ -1,0 +1,214 @@
+"""Every registered image method at the same CPU time budget, then kNN (and, if asked, a linear
+probe) on the held-out test set: one markdown table.
+
+Each method trains in its own subprocess (so its peak memory, the subprocess's
+`resource.getrusage` maxrss, is its own) for `train.time_budget` minutes, with the settings of
+METHOD_SETTINGS below on top of the shared ones (the small convnet, 24 px training views of
+CIFAR-10 as in benchmarks/cifar10_budget.py, batch 256). The random encoder and raw pixels rows
+come from the first method's evaluation (the random encoder is seeded and the same for all).
+Methods that train with labels (SupCon) run only with --supervised and are marked as such.
+
+    python benchmarks/methods.py                             # CIFAR-10 JPEG copy, 5 min each
+    python benchmarks/methods.py --methods simclr,triplet --minutes 10 --linear
+    python benchmarks/methods.py --data digits --seconds 10  # a smoke test on sklearn digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# The settings each method trains with, on top of SHARED. Our choices for short CPU budgets,
+# not the papers' ImageNet-scale recipes (FaceNet trained with AdaGrad, N-pair with Adam, SupCon
+# and SimCLR with LARS at batches of thousands): every method here uses the library's default
+# LARS (optim.lr 0.4 per 256, warm-up then cosine) unless its entry says otherwise, so that the
+# table compares losses rather than optimisers. The metric methods' entries are the settings
+# their digits convergence runs used (docs/methods-metric.md).
+METHOD_SETTINGS: dict[str, dict[str, Any]] = {
+    "simclr": {"method.temperature": 0.2},  # as benchmarks/cifar10_budget.py
+    "contrastive_margin": {},
+    "triplet": {},
+    "npair": {},
+    "supcon": {"method.temperature": 0.1},
+    "block_contrastive": {},
+}
+
+IMAGE_FIELDS = frozenset({"image", "label", "index"})
+
+
+def image_methods(supervised: bool) -> list[str]:
+    """Registered methods that read images (and maybe labels or indices), no other modality;
+    those that read labels only when `supervised`."""
+    from selfsup.methods import available_methods, get_method
+
+    names = []
+    for name in available_methods():
+        inputs = get_method(name).inputs
+        if "image" in inputs and inputs <= IMAGE_FIELDS and (supervised or "label" not in inputs):
+            names.append(name)
+    return names
+
+
+def is_supervised(name: str) -> bool:
+    from selfsup.methods import get_method
+
+    return "label" in get_method(name).inputs
+
+
+def child(spec: str) -> None:
+    """Run one method (in this subprocess) and print its figures as one RESULT line."""
+    import selfsup
+
+    job = json.loads(spec)
+    cfg = selfsup.make_config(**job["overrides"])
+    result = selfsup.pretrain(cfg, job["out"])
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "evaluation": result.evaluation,
+                "epochs": result.epochs,
+                "images_per_second": result.samples_per_second,
+                "peak_rss_mib": peak_kib / 1024,
+            }
+        )
+    )
+
+
+def run_method(overrides: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Train and evaluate one method in a subprocess; its RESULT, or an "error" entry."""
+    job = json.dumps({"overrides": overrides, "out": str(out)})
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", job],
+        capture_output=True,
+        text=True,
+    )
+    (out.parent / f"{out.name}.log").write_text(proc.stdout + proc.stderr)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+    return {"error": f"exit {proc.returncode}: {tail[:120]}"}
+
+
+def percent(row: dict[str, Any] | None, key: str) -> str:
+    value = (row or {}).get(key)
+    return f"{100 * value:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+def table(results: dict[str, dict[str, Any]], baselines: dict[str, Any], linear: bool) -> list[str]:
+    """The markdown table: one row per method, then the random encoder and raw pixels."""
+    head = ["method", "kNN top-1 (%)"] + (["linear top-1 (%)"] if linear else [])
+    head += ["epochs", "images/s", "peak RSS (MiB)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, res in results.items():
+        label = f"{name} (supervised: trained with labels)" if is_supervised(name) else name
+        if "error" in res:
+            cells = [label, f"failed ({res['error']})"] + ["-"] * (len(head) - 2)
+        else:
+            row = res["evaluation"].get("selfsup")
+            cells = [label, percent(row, "knn_top1")]
+            cells += [percent(row, "linear_top1")] if linear else []
+            cells += [
+                f"{res['epochs']:.2f}",
+                f"{res['images_per_second']:.0f}",
+                f"{res['peak_rss_mib']:.0f}",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    for key, label in (("random", "random encoder"), ("raw_pixels", "raw pixels")):
+        row = baselines.get(key)
+        cells = [label, percent(row, "knn_top1")]
+        cells += [percent(row, "linear_top1")] if linear else []
+        lines.append("| " + " | ".join([*cells, "-", "-", "-"]) + " |")
+    return lines
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=5.0, help="budget per method")
+    parser.add_argument("--seconds", type=float, default=None, help="budget per method (smoke)")
+    parser.add_argument("--methods", default=None, help="a,b,c (default: every image method)")
+    parser.add_argument("--supervised", action="store_true", help="also methods with labels")
+    parser.add_argument("--linear", action="store_true", help="also a linear probe")
+    parser.add_argument("--data", default="cifar10", help="cifar10 (the JPEG copy) or a source")
+    parser.add_argument("--data-root", type=Path, default=Path("data/cifar10-jpg"))
+    parser.add_argument("--tarball", type=Path, default=None)
+    parser.add_argument("--backbone", default="convnet")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--crop-size", type=int, default=None, help="default 24 on CIFAR-10")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="runs folder")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child is not None:
+        child(args.child)
+        return
+    names = args.methods.split(",") if args.methods else image_methods(args.supervised)
+    known = image_methods(supervised=True)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"not image methods: {', '.join(unknown)}; valid: {', '.join(known)}")
+    crop = args.crop_size
+    if args.data == "cifar10":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from cifar10_budget import DEFAULT_TARBALL, cifar10_folder
+
+        source = f"folder:{cifar10_folder(args.tarball or DEFAULT_TARBALL, args.data_root)}"
+        crop = crop or 24  # as benchmarks/cifar10_budget.py (FixRes: train small, test at 32)
+    else:
+        source = args.data
+    minutes = args.seconds / 60 if args.seconds is not None else args.minutes
+    shared: dict[str, Any] = {
+        "data.source": source,
+        "model.backbone": args.backbone,
+        "train.time_budget": minutes,
+        "train.batch_size": args.batch_size,
+        "train.device": args.device,
+        "train.eval_every": 0,
+        "train.progress": False,
+        "train.report": False,
+        "eval.protocols": "knn,linear" if args.linear else "knn",
+        "eval.knn_k": 200,
+        "eval.knn_t": 0.1,
+    }
+    if crop:
+        shared["method.crop_size"] = crop
+    for item in args.set:
+        key, _, value = item.partition("=")
+        shared[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+    root = args.out or Path(f"runs/methods-{time.strftime('%Y%m%d-%H%M%S')}")
+    root.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    baselines: dict[str, Any] = {}
+    for name in names:
+        overrides = {**shared, "method.name": name, **METHOD_SETTINGS.get(name, {})}
+        overrides["eval.baselines"] = not baselines  # the first success evaluates them
+        print(f"{name}: training {minutes:g} min ...", flush=True)
+        res = run_method(overrides, root / name)
+        results[name] = res
+        if "error" not in res and not baselines:
+            baselines = {k: v for k, v in res["evaluation"].items() if k != "selfsup"}
+        print(f"{name}: {res.get('error') or 'done'}", flush=True)
+    lines = table(results, baselines, args.linear)
+    where = baselines.get("queries", "?")
+    lines += ["", f"Budget {minutes:g} min per method, data {source}; kNN k=200 T=0.1; {where}."]
+    (root / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n" + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

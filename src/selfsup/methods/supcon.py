@@ -1,0 +1,48 @@
+"""Supervised contrastive learning (Khosla et al. 2020). NOT self-supervised: it trains with the
+labels. Every view of a sample of the same class in the (global) batch is a positive; a run
+says so when it starts, and its report and evaluation table mark it as supervised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from selfsup.distributed import gather_with_grad, gather_without_grad
+from selfsup.losses import supcon
+from selfsup.methods._metric_common import MetricMethod
+from selfsup.methods.base import Batch
+from selfsup.methods.registry import register
+
+
+@dataclass
+class SupConConfig:
+    temperature: float = 0.1  # the paper's (Sec. 4 / appendix: 0.1 works best)
+    proj_hidden_dim: int = 2048
+    proj_dim: int = 128  # the paper's projection output
+    proj_layers: int = 2
+    gather_negatives: bool = True  # under DDP, the loss runs over the global batch
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError("temperature must be positive")
+
+
+@register
+class SupCon(MetricMethod):
+    """loss supcon(concat(g(f(v1)), g(f(v2))), concat(y, y), temperature): supervised."""
+
+    name = "supcon"
+    Config = SupConConfig
+    inputs = frozenset({"image", "label"})
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
+
+    def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        z1, z2 = self.embed(views)
+        labels = batch["label"]
+        if self.cfg.gather_negatives:
+            z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
+            labels = gather_without_grad(labels)
+        z = torch.cat([z1, z2])
+        return supcon(z, torch.cat([labels, labels]), self.cfg.temperature), {}
