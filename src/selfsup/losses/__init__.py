@@ -16,18 +16,23 @@ from selfsup.losses.memory import (
     mocov3_contrastive,
     nearest_neighbour,
 )
+from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
 
-__all__ = ["info_nce", "nt_xent"]
-__all__ += [
+__all__ = [
+    "block_contrastive",
+    "contrastive_margin",
+    "dino_loss",
+    "info_nce",
     "instdisc_nce",
     "instdisc_softmax",
     "instdisc_z",
     "moco_infonce",
     "mocov3_contrastive",
     "nearest_neighbour",
+    "npair",
+    "nt_xent",
+    "sinkhorn_knopp",
+    "supcon",
+    "swav_loss",
+    "triplet",
 ]
-__all__ += ["dino_loss", "sinkhorn_knopp", "swav_loss"]
-from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
-
-__all__ = ["info_nce", "nt_xent"]
-__all__ += ["block_contrastive", "contrastive_margin", "npair", "supcon", "triplet"]
