@@ -15,6 +15,7 @@ from selfsup.evaluate.context import Features
 from selfsup.evaluate.geometry import geometry_protocol
 from selfsup.evaluate.knn import knn_protocol
 from selfsup.evaluate.linear import linear_protocol
+from selfsup.evaluate.retrieval import retrieval_protocol
 from selfsup.evaluate.sts import sts_protocol
 
 
@@ -46,6 +47,12 @@ PROTOCOLS: dict[str, Protocol] = {
             frozenset({"pairs"}),
             "Spearman / Pearson of cosine vs gold similarity, all and per genre",
             sts_protocol,
+        ),
+        Protocol(
+            "retrieval",
+            frozenset({"queries_docs"}),
+            "recall@1/5/10 and MRR@10 of (query, document) pairs over all documents",
+            retrieval_protocol,
         ),
     )
 }

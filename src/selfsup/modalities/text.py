@@ -12,14 +12,22 @@ from selfsup.errors import SelfsupError
 from selfsup.modalities.base import Batch, Modality
 
 TEXT_FIELDS = ("input_ids", "attention_mask")
+# Supervised pairs and NLI triplets (nli:, pairs: sources): the anchor is "input_ids", its
+# positive and hard negative these (supervised SimCSE).
+PAIR_FIELDS = (
+    "positive_input_ids",
+    "positive_attention_mask",
+    "negative_input_ids",
+    "negative_attention_mask",
+)
 
 
 class TextModality(Modality):
     """Text files, CSV/TSV columns, STS pair files, WordNet glosses."""
 
     name = "text"
-    fields = frozenset(TEXT_FIELDS)
-    default_protocols = ("sts", "geometry")
+    fields = frozenset(TEXT_FIELDS + PAIR_FIELDS)
+    default_protocols = ("sts", "retrieval", "geometry")
     online_protocols = ("sts",)
     initial_row = "untrained"
     raw_row = "tfidf"
@@ -48,7 +56,13 @@ class TextModality(Modality):
         return "augmentation: none on the tokens (the method's dropout makes the views)"
 
     def tensors(self, data: Any, encoder: Any) -> Batch:
-        return encoder.tokenize_all(data.sentences)
+        fields = encoder.tokenize_all(data.sentences)
+        for prefix in ("positive", "negative"):
+            column = getattr(data, prefix + "s", None)
+            if column is not None:
+                tokens = encoder.tokenize_all(column)
+                fields |= {f"{prefix}_{k}": v for k, v in tokens.items()}
+        return fields
 
     def encoder_input(self, batch: Batch) -> Batch:
         return {name: batch[name] for name in TEXT_FIELDS}
