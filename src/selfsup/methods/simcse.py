@@ -74,6 +74,8 @@ class SimCSE(Method):
 
     def views(self, batch: Batch) -> list[Batch]:
         x = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if self.augment is not None:  # token augmentations (method.augment), then dropout
+            return [self.augment(x, view=0), self.augment(x, view=1)]
         return [x, x]  # the same sentences twice: dropout makes the two views
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

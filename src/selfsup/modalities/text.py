@@ -52,7 +52,21 @@ class TextModality(Modality):
             max_length=cfg.model.max_length,
         )
 
+    def augment(self, cfg: Config, spec: Any) -> Any:
+        """Token augmentations named by `method.augment` (augment/text.py), or None: dropout
+        alone (SimCSE's default)."""
+        from selfsup.augment.text import build_token_augment, parse_token_recipe
+
+        if not parse_token_recipe(cfg.method.augment or "dropout"):
+            return None
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(spec.model, local_files_only=True)
+        return build_token_augment(cfg.method.augment, tokenizer)
+
     def describe_augment(self, augment: Any) -> str:
+        if augment is not None:
+            return f"augmentation: {augment!r} on the tokens, then the encoder's dropout"
         return "augmentation: none on the tokens (the method's dropout makes the views)"
 
     def tensors(self, data: Any, encoder: Any) -> Batch:
