@@ -56,3 +56,36 @@ def test_source_and_protocol(tmp_path):
     bad.write_text("a,b\nx,y\n")
     with pytest.raises(SelfsupError, match="QUERY,DOCUMENT"):
         load_data(f"retrieval:{bad}")
+
+
+def test_a_run_evaluates_retrieval_beside_tfidf(tmp_path, tiny_bert):
+    from text_fixtures import CORPUS
+
+    import selfsup
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n")
+    qd = tmp_path / "qd.jsonl"
+    qd.write_text(
+        "".join(
+            f'{{"query": "{s.split()[-1]} {s.split()[1]}", "document": "{s}"}}\n' for s in CORPUS
+        )
+    )
+    cfg = selfsup.make_config(
+        **{
+            "data.source": f"text:{corpus}",
+            "method.name": "simcse",
+            "model.path": str(tiny_bert),
+            "train.batch_size": 5,
+            "train.epochs": 1,
+            "train.progress": False,
+            "train.eval_every": 0,
+            "train.report": False,
+            "eval.data": f"retrieval:{qd}",
+            "eval.protocols": "retrieval",
+        }
+    )
+    ev = selfsup.pretrain(cfg, tmp_path / "run").evaluation
+    for row in ("selfsup", "tfidf"):
+        assert 0 <= ev[row]["retrieval_mrr@10"] <= 1
+    assert ev["tfidf"]["retrieval_recall@10"] == 1.0  # 10 documents: all within the top 10
