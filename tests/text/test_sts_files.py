@@ -47,3 +47,30 @@ def test_real_stsb_test_file_has_three_genres():
         pytest.skip("STS-B not at hand")
     data = load_data(f"sts:{path}").train
     assert set(data.pairs.genres) == {"main-captions", "main-forums", "main-news"}
+
+
+def test_a_run_reports_each_sts_file(tmp_path, tiny_bert):
+    from text_fixtures import CORPUS, write_sts
+
+    import selfsup
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n")
+    sts = write_sts(tmp_path / "sts")
+    cfg = selfsup.make_config(
+        **{
+            "data.source": f"text:{corpus}",
+            "method.name": "simcse",
+            "model.path": str(tiny_bert),
+            "train.batch_size": 5,
+            "train.epochs": 1,
+            "train.progress": False,
+            "train.eval_every": 0,
+            "train.report": False,
+            "eval.data": f"sts:{sts / 'sts-train.csv'},{sts / 'sts-test.csv'}",
+            "eval.protocols": "sts",
+        }
+    )
+    ev = selfsup.pretrain(cfg, tmp_path / "run").evaluation["selfsup"]
+    assert {"sts_spearman", "sts_spearman@sts-train.csv", "sts_spearman@sts-test.csv"} <= set(ev)
+    assert "sts_spearman@sts-test.csv/main-news" in ev
