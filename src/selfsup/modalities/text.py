@@ -61,7 +61,12 @@ class TextModality(Modality):
             return None
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(spec.model, local_files_only=True)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(spec.model, local_files_only=True)
+        except (OSError, ValueError):
+            # The model folder is gone (evaluating an exported run elsewhere): the augmentation
+            # only feeds the geometry protocol's alignment views then, which are skipped.
+            return None
         return build_token_augment(cfg.method.augment, tokenizer)
 
     def describe_augment(self, augment: Any) -> str:
