@@ -197,3 +197,16 @@ def test_resume_after_ctrl_c_is_exact(tmp_path, tiny_bert, monkeypatch):
     state_a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["method"]
     state_b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["method"]
     assert all(torch.equal(v, state_b[k]) for k, v in state_a.items())
+
+
+def test_run_on_pairs_trains_without_hard_negatives(tmp_path, tiny_bert):
+    nli = write_triplets(tmp_path / "nli")
+    cfg = config(
+        tmp_path,
+        tiny_bert,
+        **{"data.source": f"pairs:{nli}", "train.epochs": 1, "eval.protocols": ""},
+    )
+    selfsup.pretrain(cfg, tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert train and all("hard_negative_cos" not in r and "positive_cos" in r for r in train)
