@@ -102,7 +102,14 @@ def training_fields(method: Method, modality: Modality, data: Any) -> dict[str, 
         fields["label"] = data.labels
     if "index" in method.inputs:
         fields["index"] = torch.arange(len(data))
-    return {name: fields[name] for name in method.inputs}
+    optional = getattr(method, "optional_inputs", frozenset())
+    missing = sorted(name for name in method.inputs - optional if name not in fields)
+    if missing:
+        raise SelfsupError(
+            f"method {method.name!r} trains on {', '.join(missing)}, which {data.name} does not "
+            "provide (sentence pairs come from nli:FILE or pairs:FILE sources)"
+        )
+    return {name: fields[name] for name in method.inputs if name in fields}
 
 
 def write_figures(

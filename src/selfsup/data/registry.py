@@ -20,7 +20,15 @@ from selfsup.data.images import DataSplits, ImageData, holdout
 from selfsup.data.npy import load_npy
 from selfsup.data.options import LoadOptions
 from selfsup.data.resize import resize_square
-from selfsup.data.text import load_csv_column, load_sts, load_text_file, load_wordnet
+from selfsup.data.text import (
+    load_csv_column,
+    load_nli,
+    load_pairs,
+    load_retrieval,
+    load_sts,
+    load_text_file,
+    load_wordnet,
+)
 from selfsup.errors import SelfsupError
 
 __all__ = ["SOURCES", "Source", "available_sources", "describe_sources", "holdout", "load_data"]
@@ -89,6 +97,24 @@ SOURCES: dict[str, Source] = {
         load_wordnet,
         "optional",
         "[:DIR] WordNet's glosses and examples; default DIR /usr/share/wordnet (wordnet-base)",
+        "text",
+    ),
+    "nli": Source(
+        load_nli,
+        "required",
+        ":FILE[#A,P,N] NLI triplets (anchor, entailment, contradiction): CSV/TSV/JSONL",
+        "text",
+    ),
+    "pairs": Source(
+        load_pairs,
+        "required",
+        ":FILE[#A,P] (anchor, positive) sentence pairs: CSV/TSV/JSONL",
+        "text",
+    ),
+    "retrieval": Source(
+        load_retrieval,
+        "required",
+        ":FILE[#Q,D] (query, relevant document) rows for the retrieval protocol",
         "text",
     ),
 }

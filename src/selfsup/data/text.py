@@ -31,6 +31,7 @@ class SentencePairs:
     second: torch.Tensor  # int64 (P,)
     scores: torch.Tensor  # float32 (P,)
     genres: list[str] | None = None
+    files: list[str] | None = None  # which file each pair came from (several STS files)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -45,10 +46,19 @@ class TextData:
     classes: list[str] | None
     name: str
     pairs: SentencePairs | None = None
+    # Supervised pairs / NLI triplets: row i of `positives` (and `negatives`, a hard negative)
+    # belongs to sentence i, the anchor (supervised SimCSE's fields "positive_*", "negative_*").
+    positives: list[str] | None = None
+    negatives: list[str] | None = None
+    # Retrieval: (query, relevant document) pairs as indices into `sentences` (scores unused).
+    retrieval: SentencePairs | None = None
 
     def __post_init__(self) -> None:
         if not self.sentences:
             raise SelfsupError(f"{self.name} holds no sentences")
+        for what, column in (("positives", self.positives), ("negatives", self.negatives)):
+            if column is not None and len(column) != len(self.sentences):
+                raise ValueError(f"{what} must have one row per sentence ({len(self.sentences)})")
         if self.labels is not None and self.labels.shape != (len(self.sentences),):
             raise ValueError(
                 f"labels must be shaped ({len(self.sentences)},), got {tuple(self.labels.shape)}"
@@ -68,14 +78,13 @@ class TextData:
             first, second = new[self.pairs.first], new[self.pairs.second]
             keep = (first >= 0) & (second >= 0)
             if bool(keep.any()):
-                genres = self.pairs.genres
+                genres, files, kept = self.pairs.genres, self.pairs.files, keep.tolist()
                 pairs = SentencePairs(
                     first[keep],
                     second[keep],
                     self.pairs.scores[keep],
-                    None
-                    if genres is None
-                    else [g for g, k in zip(genres, keep.tolist(), strict=True) if k],
+                    None if genres is None else [g for g, k in zip(genres, kept, strict=True) if k],
+                    None if files is None else [f for f, k in zip(files, kept, strict=True) if k],
                 )
         return TextData(
             sentences=[self.sentences[i] for i in positions],
@@ -83,7 +92,25 @@ class TextData:
             classes=self.classes,
             name=self.name,
             pairs=pairs,
+            positives=None if self.positives is None else [self.positives[i] for i in positions],
+            negatives=None if self.negatives is None else [self.negatives[i] for i in positions],
+            retrieval=_subset_pairs(self.retrieval, positions, len(self.sentences)),
         )
+
+
+def _subset_pairs(
+    pairs: SentencePairs | None, positions: list[int], total: int
+) -> SentencePairs | None:
+    """`pairs` re-indexed to the kept `positions`; a pair survives when both ends are kept."""
+    if pairs is None:
+        return None
+    new = torch.full((total,), -1, dtype=torch.long)
+    new[torch.as_tensor(positions, dtype=torch.long)] = torch.arange(len(positions))
+    first, second = new[pairs.first], new[pairs.second]
+    keep = (first >= 0) & (second >= 0)
+    if not bool(keep.any()):
+        return None
+    return SentencePairs(first[keep], second[keep], pairs.scores[keep])
 
 
 def _read_text(path: Path) -> str:
@@ -177,9 +204,33 @@ def load_sts_file(path: str | Path) -> TextData:
     return TextData(list(index), None, None, f"sts:{file}", pairs)
 
 
+def load_sts_files(paths: list[str]) -> TextData:
+    """Several STS files as one: every pair scored together (the "all" Spearman over their
+    union) and each pair tagged with its file's name, so `sts` also reports each file apart."""
+    parts = [load_sts_file(p.strip()) for p in paths]
+    names = [Path(p.strip()).name for p in paths]
+    if len(set(names)) < len(names):  # the same name in two folders: keep the folder too
+        names = [str(Path(p.strip()).expanduser()) for p in paths]
+    index: dict[str, int] = {}
+    first, second, scores, genres, files = [], [], [], [], []
+    for part, name in zip(parts, names, strict=True):
+        assert part.pairs is not None and part.pairs.genres is not None
+        remap = torch.tensor([index.setdefault(s, len(index)) for s in part.sentences])
+        first.append(remap[part.pairs.first])
+        second.append(remap[part.pairs.second])
+        scores.append(part.pairs.scores)
+        genres += part.pairs.genres
+        files += [name] * len(part.pairs)
+    pairs = SentencePairs(torch.cat(first), torch.cat(second), torch.cat(scores), genres, files)
+    return TextData(list(index), None, None, "sts:" + ",".join(paths), pairs)
+
+
 def load_sts(path: str | None, options: LoadOptions) -> DataSplits:
-    """`sts:DIR` (sts-train.csv + sts-test.csv) or `sts:FILE` (one file, no test split)."""
+    """`sts:DIR` (sts-train.csv + sts-test.csv), `sts:FILE` (one file, no test split) or
+    `sts:FILE1,FILE2,...` (several files evaluated together and each apart; no test split)."""
     assert path is not None, "the registry requires sts:DIR or sts:FILE"
+    if "," in path:
+        return DataSplits(load_sts_files([p for p in path.split(",") if p.strip()]), None)
     root = Path(path).expanduser()
     if root.is_file():
         return DataSplits(load_sts_file(root), None)
@@ -226,3 +277,161 @@ def load_wordnet(path: str | None, options: LoadOptions) -> DataSplits:
                 continue
             sentences.update(dict.fromkeys(wordnet_sentences(line)))
     return DataSplits(TextData(list(sentences), None, None, f"wordnet:{root}"), None)
+
+
+# Header names recognised when a pair/triplet file's columns are not named in the spec: the
+# SimCSE NLI file (sent0, sent1, hard_neg), sentence-transformers' (anchor, positive, negative),
+# and common alternatives. The first match, in this order, wins.
+ANCHOR_COLUMNS = ("sent0", "anchor", "premise", "sentence1", "query", "text", "question")
+POSITIVE_COLUMNS = ("sent1", "positive", "entailment", "hypothesis", "sentence2", "pos")
+NEGATIVE_COLUMNS = ("hard_neg", "negative", "contradiction", "sentence3", "neg")
+QUERY_COLUMNS = ("query", "question", "anchor", "sent0", "sentence1", "text")
+DOCUMENT_COLUMNS = ("document", "doc", "passage", "answer", "positive", "sent1", "sentence2")
+
+
+def read_table(file: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a CSV (,), TSV (tab, for .tsv/.tab) or JSON-lines (.jsonl) file.
+
+    The first row of a CSV/TSV is its header; a JSONL file's header is the keys of its first
+    object. Blank rows are skipped.
+    """
+    import json
+
+    text = _read_text(file)
+    if file.suffix.lower() in (".jsonl", ".ndjson"):
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise SelfsupError(f"{file} line {number} is not JSON: {err.msg}") from None
+            if not isinstance(record, dict):
+                raise SelfsupError(f"{file} line {number} is not a JSON object")
+            records.append(record)
+        if not records:
+            raise SelfsupError(f"{file} holds no rows")
+        header = list(records[0])
+        return header, [[str(r.get(k, "") or "") for k in header] for r in records]
+    delimiter = "\t" if file.suffix.lower() in (".tsv", ".tab") else ","
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise SelfsupError(f"{file} holds no rows")
+    return [cell.strip() for cell in rows[0]], rows[1:]
+
+
+def _pick_columns(
+    file: Path, header: list[str], asked: list[str], roles: list[tuple[str, tuple[str, ...]]]
+) -> list[int | None]:
+    """Column positions for each (role, candidate names): the names given after '#' in order,
+    else the first candidate the header holds. A role whose candidates are () is optional and
+    absent when not found; the others are required."""
+    lowered = [h.lower() for h in header]
+    found: list[int | None] = []
+    for i, (role, candidates) in enumerate(roles):
+        if i < len(asked) and asked[i]:
+            name = asked[i]
+            if name in header:
+                found.append(header.index(name))
+            elif name.lower() in lowered:
+                found.append(lowered.index(name.lower()))
+            else:
+                raise SelfsupError(
+                    f"{file} has no column {name!r} (asked for the {role}); its columns are: "
+                    f"{', '.join(header)}"
+                )
+            continue
+        match = next((lowered.index(c) for c in candidates if c in lowered), None)
+        found.append(match)
+    return found
+
+
+def _split_spec(path: str, form: str) -> tuple[Path, list[str]]:
+    file_part, sep, columns = path.rpartition("#")
+    if not sep:
+        file_part, columns = path, ""
+    file = Path(file_part).expanduser()
+    return file, [c.strip() for c in columns.split(",")] if columns else []
+
+
+def load_nli(path: str | None, options: LoadOptions) -> DataSplits:
+    """`nli:FILE[#ANCHOR,POSITIVE,NEGATIVE]`: NLI-format triplets for supervised SimCSE.
+
+    Each row: a premise (anchor), an entailed hypothesis (positive) and a contradiction (hard
+    negative). Columns by name after '#', else sniffed from the header (SimCSE's sent0, sent1,
+    hard_neg; anchor, positive, negative; premise, entailment, contradiction). CSV, TSV or
+    JSONL. Rows with an empty cell are dropped; no test split.
+    """
+    assert path is not None, "the registry requires nli:FILE"
+    return _load_supervised(path, "nli", with_negatives=True)
+
+
+def load_pairs(path: str | None, options: LoadOptions) -> DataSplits:
+    """`pairs:FILE[#ANCHOR,POSITIVE]`: (anchor, positive) pairs without hard negatives
+    (paraphrases, question duplicates); header sniffing as for `nli`."""
+    assert path is not None, "the registry requires pairs:FILE"
+    return _load_supervised(path, "pairs", with_negatives=False)
+
+
+def _load_supervised(path: str, form: str, with_negatives: bool) -> DataSplits:
+    file, asked = _split_spec(path, form)
+    header, rows = read_table(file)
+    roles = [("anchor", ANCHOR_COLUMNS), ("positive", POSITIVE_COLUMNS)]
+    if with_negatives:
+        roles.append(("hard negative", NEGATIVE_COLUMNS))
+    columns = _pick_columns(file, header, asked, roles)
+    missing = [role for (role, _), c in zip(roles, columns, strict=True) if c is None]
+    if missing:
+        shape = "ANCHOR,POSITIVE,NEGATIVE" if with_negatives else "ANCHOR,POSITIVE"
+        raise SelfsupError(
+            f"{file} has no {' or '.join(missing)} column among: {', '.join(header)}; name the "
+            f"columns as {form}:{file}#{shape}"
+        )
+    picked = [
+        [r[c].strip() if c < len(r) else "" for c in columns]  # type: ignore[operator]
+        for r in rows
+    ]
+    picked = [cells for cells in picked if all(cells)]
+    if not picked:
+        raise SelfsupError(f"{file} holds no complete {form} rows")
+    data = TextData(
+        [p[0] for p in picked],
+        None,
+        None,
+        f"{form}:{file}",
+        positives=[p[1] for p in picked],
+        negatives=[p[2] for p in picked] if with_negatives else None,
+    )
+    return DataSplits(data, None)
+
+
+def load_retrieval(path: str | None, options: LoadOptions) -> DataSplits:
+    """`retrieval:FILE[#QUERY,DOCUMENT]`: (query, relevant document) rows for the `retrieval`
+    protocol. Each distinct text is stored once; the documents searched are every distinct
+    document of the file, so a query may have several relevant ones (several rows)."""
+    assert path is not None, "the registry requires retrieval:FILE"
+    file, asked = _split_spec(path, "retrieval")
+    header, rows = read_table(file)
+    roles = [("query", QUERY_COLUMNS), ("document", DOCUMENT_COLUMNS)]
+    columns = _pick_columns(file, header, asked, roles)
+    if None in columns:
+        raise SelfsupError(
+            f"{file} has no query or document column among: {', '.join(header)}; name them as "
+            f"retrieval:{file}#QUERY,DOCUMENT"
+        )
+    q, d = columns
+    index: dict[str, int] = {}
+    first, second = [], []
+    for r in rows:
+        query = r[q].strip() if q < len(r) else ""  # type: ignore[operator]
+        doc = r[d].strip() if d < len(r) else ""  # type: ignore[operator]
+        if query and doc:
+            first.append(index.setdefault(query, len(index)))
+            second.append(index.setdefault(doc, len(index)))
+    if not first:
+        raise SelfsupError(f"{file} holds no (query, document) rows")
+    pairs = SentencePairs(torch.tensor(first), torch.tensor(second), torch.ones(len(first)))
+    data = TextData(list(index), None, None, f"retrieval:{file}", retrieval=pairs)
+    return DataSplits(data, None)

@@ -43,6 +43,7 @@ class Features:
     query_labels: Tensor | None = None
     pairs: Any = None  # selfsup.data.text.SentencePairs over the queries
     views: tuple[Tensor, Tensor] | None = None  # two augmented views of some queries
+    retrieval: Any = None  # SentencePairs (query, relevant document) over the queries
     knn_k: int = 200
     knn_t: float = 0.1
     model: EncoderInputs | None = None  # for protocols that train the encoder (fine-tuning)

@@ -16,6 +16,7 @@ from selfsup.evaluate.finetune import finetune_protocol
 from selfsup.evaluate.geometry import geometry_protocol
 from selfsup.evaluate.knn import knn_protocol
 from selfsup.evaluate.linear import linear_protocol
+from selfsup.evaluate.retrieval import retrieval_protocol
 from selfsup.evaluate.sts import sts_protocol
 
 
@@ -56,6 +57,12 @@ PROTOCOLS: dict[str, Protocol] = {
             "beside the same architecture from scratch",
             finetune_protocol,
             uses_encoder=True,
+        ),
+        Protocol(
+            "retrieval",
+            frozenset({"queries_docs"}),
+            "recall@1/5/10 and MRR@10 of (query, document) pairs over all documents",
+            retrieval_protocol,
         ),
     )
 }

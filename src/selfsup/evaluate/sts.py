@@ -43,17 +43,41 @@ def spearman(a: Tensor, b: Tensor) -> float:
 
 
 def sts_correlations(
-    first: Tensor, second: Tensor, scores: Tensor, genres: list[str] | None = None
+    first: Tensor,
+    second: Tensor,
+    scores: Tensor,
+    genres: list[str] | None = None,
+    files: list[str] | None = None,
 ) -> dict[str, float]:
-    """Correlations of cos(first_i, second_i) with the gold scores, all pairs and per genre."""
+    """Correlations of cos(first_i, second_i) with the gold scores: over all pairs (SimCSE's
+    "all" setting), per genre ("sts_spearman/GENRE") and, when the pairs come from several
+    files, per file ("sts_spearman@FILE", and per genre within it: "sts_spearman@FILE/GENRE")."""
     cosine = F.cosine_similarity(first.float(), second.float(), dim=1).cpu()
     gold = scores.cpu()
     results = {"sts_spearman": spearman(cosine, gold), "sts_pearson": pearson(cosine, gold)}
-    if genres is not None:
-        for genre in sorted(set(genres)):
-            picked = torch.tensor([g == genre for g in genres])
-            if int(picked.sum()) >= 3:
-                results[f"sts_spearman/{genre}"] = spearman(cosine[picked], gold[picked])
+    results |= _by_group(cosine, gold, genres, "sts_spearman/{}")
+    if files is not None and len(set(files)) > 1:
+        results |= _by_group(cosine, gold, files, "sts_spearman@{}")
+        for name in sorted(set(files)):
+            picked = torch.tensor([f == name for f in files])
+            sub = (
+                None
+                if genres is None
+                else [g for g, k in zip(genres, picked.tolist(), strict=True) if k]
+            )
+            results |= _by_group(cosine[picked], gold[picked], sub, "sts_spearman@" + name + "/{}")
+    return results
+
+
+def _by_group(cosine: Tensor, gold: Tensor, groups: list[str] | None, key: str) -> dict:
+    """Spearman within each group of at least 3 pairs, named by `key.format(group)`."""
+    results: dict[str, float] = {}
+    if groups is None:
+        return results
+    for group in sorted(set(groups)):
+        picked = torch.tensor([g == group for g in groups])
+        if int(picked.sum()) >= 3:
+            results[key.format(group)] = spearman(cosine[picked], gold[picked])
     return results
 
 
@@ -73,9 +97,9 @@ def sts_protocol(features: Features) -> dict[str, float]:
     pairs = features.pairs
     first, second = features.queries[pairs.first], features.queries[pairs.second]
     scores = pairs.scores.to(first.device)
-    return sts_correlations(first, second, pairs.scores, pairs.genres) | sts_alignment_uniformity(
-        first, second, scores, features.queries
-    )
+    return sts_correlations(
+        first, second, pairs.scores, pairs.genres, getattr(pairs, "files", None)
+    ) | sts_alignment_uniformity(first, second, scores, features.queries)
 
 
 TFIDF_VOCABULARY = 20_000  # most frequent terms kept: dense rows cost 80 kB each

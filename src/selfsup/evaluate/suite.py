@@ -36,6 +36,8 @@ class EvalData:
             have.add("label")
         if getattr(self.queries, "pairs", None) is not None:
             have.add("pairs")
+        if getattr(self.queries, "retrieval", None) is not None:
+            have.add("queries_docs")
         return have
 
 
@@ -73,6 +75,7 @@ def encoder_features(
         bank_labels=data.bank.labels,
         query_labels=data.queries.labels,
         pairs=getattr(data.queries, "pairs", None),
+        retrieval=getattr(data.queries, "retrieval", None),
         knn_k=cfg.eval.knn_k,
         knn_t=cfg.eval.knn_t,
     )
@@ -150,6 +153,7 @@ def evaluate_with_baselines(
             bank_labels=data.bank.labels,
             query_labels=data.queries.labels,
             pairs=getattr(data.queries, "pairs", None),
+            retrieval=getattr(data.queries, "retrieval", None),
             knn_k=cfg.eval.knn_k,
             knn_t=cfg.eval.knn_t,
         )

@@ -17,10 +17,12 @@ from selfsup.losses.memory import (
     nearest_neighbour,
 )
 from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
+from selfsup.losses.text import contrastive_tension, supervised_info_nce
 
 __all__ = [
     "block_contrastive",
     "contrastive_margin",
+    "contrastive_tension",
     "dino_loss",
     "info_nce",
     "instdisc_nce",
@@ -33,6 +35,7 @@ __all__ = [
     "nt_xent",
     "sinkhorn_knopp",
     "supcon",
+    "supervised_info_nce",
     "swav_loss",
     "triplet",
 ]

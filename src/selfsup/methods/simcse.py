@@ -20,6 +20,7 @@ from selfsup.distributed import gather_with_grad, gather_without_grad
 from selfsup.losses import info_nce
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
+from selfsup.models.gradcache import cached_embeddings
 
 # Multipliers of a polynomial rolling hash over token ids, in int64 arithmetic (wrapping).
 _HASH_BASE = 1_000_003
@@ -45,10 +46,13 @@ class SimCSEConfig:
     mlp: bool = True  # the pooler MLP during training (dropped from the exported encoder)
     gather_negatives: bool = True  # under DDP, negatives come from the global batch
     mask_duplicates: bool = True  # a repeated sentence is not its own negative
+    chunk_size: int | None = None  # GradCache: rows embedded at once (None: the whole batch)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError("chunk_size must be a positive number of sentences, or None")
 
 
 @register
@@ -64,14 +68,21 @@ class SimCSE(Method):
         dim = self.encoder.out_dim
         self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.Tanh()) if cfg.mlp else nn.Identity()
 
+    def embed(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training embedding g(f(x)) of token ids and masks."""
+        return self.mlp(self.encoder(inputs))
+
     def views(self, batch: Batch) -> list[Batch]:
         x = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if self.augment is not None:  # token augmentations (method.augment), then dropout
+            return [self.augment(x, view=0), self.augment(x, view=1)]
         return [x, x]  # the same sentences twice: dropout makes the two views
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # One forward of the doubled batch: each row gets its own dropout mask.
         both = {k: torch.cat([views[0][k], views[1][k]]) for k in views[0]}
-        z = self.mlp(self.encoder(both))
+        params = [p for p in self.parameters() if p.requires_grad]
+        z = cached_embeddings(self.embed, both, params, self.cfg.chunk_size)  # GradCache
         z1, z2 = z.chunk(2)
         self.watch(z1)
         exclude = None

@@ -12,14 +12,22 @@ from selfsup.errors import SelfsupError
 from selfsup.modalities.base import Batch, Modality
 
 TEXT_FIELDS = ("input_ids", "attention_mask")
+# Supervised pairs and NLI triplets (nli:, pairs: sources): the anchor is "input_ids", its
+# positive and hard negative these (supervised SimCSE).
+PAIR_FIELDS = (
+    "positive_input_ids",
+    "positive_attention_mask",
+    "negative_input_ids",
+    "negative_attention_mask",
+)
 
 
 class TextModality(Modality):
     """Text files, CSV/TSV columns, STS pair files, WordNet glosses."""
 
     name = "text"
-    fields = frozenset(TEXT_FIELDS)
-    default_protocols = ("sts", "geometry")
+    fields = frozenset(TEXT_FIELDS + PAIR_FIELDS)
+    default_protocols = ("sts", "retrieval", "geometry")
     online_protocols = ("sts",)
     initial_row = "untrained"
     raw_row = "tfidf"
@@ -44,11 +52,36 @@ class TextModality(Modality):
             max_length=cfg.model.max_length,
         )
 
+    def augment(self, cfg: Config, spec: Any) -> Any:
+        """Token augmentations named by `method.augment` (augment/text.py), or None: dropout
+        alone (SimCSE's default)."""
+        from selfsup.augment.text import build_token_augment, parse_token_recipe
+
+        if not parse_token_recipe(cfg.method.augment or "dropout"):
+            return None
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(spec.model, local_files_only=True)
+        except (OSError, ValueError):
+            # The model folder is gone (evaluating an exported run elsewhere): the augmentation
+            # only feeds the geometry protocol's alignment views then, which are skipped.
+            return None
+        return build_token_augment(cfg.method.augment, tokenizer)
+
     def describe_augment(self, augment: Any) -> str:
+        if augment is not None:
+            return f"augmentation: {augment!r} on the tokens, then the encoder's dropout"
         return "augmentation: none on the tokens (the method's dropout makes the views)"
 
     def tensors(self, data: Any, encoder: Any) -> Batch:
-        return encoder.tokenize_all(data.sentences)
+        fields = encoder.tokenize_all(data.sentences)
+        for prefix in ("positive", "negative"):
+            column = getattr(data, prefix + "s", None)
+            if column is not None:
+                tokens = encoder.tokenize_all(column)
+                fields |= {f"{prefix}_{k}": v for k, v in tokens.items()}
+        return fields
 
     def encoder_input(self, batch: Batch) -> Batch:
         return {name: batch[name] for name in TEXT_FIELDS}

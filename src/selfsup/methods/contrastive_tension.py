@@ -1,0 +1,69 @@
+"""Contrastive tension (Carlsson, Gyllensten, Gogoulou, Hellqvist & Sahlgren 2021, "Semantic
+re-tuning with contrastive tension", ICLR): two independently updated copies of a pretrained
+encoder; a sentence fed to both is a positive pair, two different sentences a negative one,
+and a binary logistic loss on the dot product of their pooled outputs pulls the two models'
+views of a sentence together and pushes different sentences apart. It counters the
+"task bias" of a pretrained model's last layers without labels or augmentation.
+
+Which model is kept: the paper (and sentence-transformers' reference loss) evaluates the model
+that encodes the *second* sentence of each pair, its "model 2". Here `self.encoder`, the
+exported one, plays that role; `self.partner` is the other copy (the paper's model 1), trained
+alongside and dropped at export.
+
+Paper settings (BERT-base, Wikipedia sentences): mean pooling, K = 7 negatives per positive,
+batch 16, Adam with lr 1e-5, about 50k steps; see `contrastive_tension` in losses/text.py for
+how the 1 : K ratio is kept here with every in-batch pair used.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from selfsup.distributed import gather_with_grad
+from selfsup.losses import contrastive_tension
+from selfsup.methods.base import Batch, Method
+from selfsup.methods.registry import register
+
+
+@dataclass
+class ContrastiveTensionConfig:
+    negatives_per_positive: float = 7.0  # K: negatives weigh K times the positive (paper: 7)
+    gather_negatives: bool = True  # under DDP, negative pairs span the global batch
+
+    def __post_init__(self) -> None:
+        if self.negatives_per_positive <= 0:
+            raise ValueError("negatives_per_positive must be positive")
+
+
+@register
+class ContrastiveTension(Method):
+    """Models f (exported; the paper's model 2) and f' (a copy at start, trained apart);
+    loss contrastive_tension(f'(x), f(x))."""
+
+    name = "contrastive_tension"
+    Config = ContrastiveTensionConfig
+    inputs = frozenset({"input_ids", "attention_mask"})
+
+    def __init__(self, spec: Any, cfg: ContrastiveTensionConfig, augment: Any):
+        super().__init__(spec, cfg, augment)
+        self.partner = copy.deepcopy(self.encoder)  # identical start, independent updates
+
+    def views(self, batch: Batch) -> list[Batch]:
+        x = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        return [x]
+
+    def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        first, second = self.partner(views[0]), self.encoder(views[0])
+        self.watch(second)
+        if self.cfg.gather_negatives:
+            first, second = gather_with_grad(first), gather_with_grad(second)
+        loss = contrastive_tension(first, second, self.cfg.negatives_per_positive)
+        with torch.no_grad():
+            dots = first.float() @ second.float().T
+            eye = torch.eye(len(dots), dtype=torch.bool, device=dots.device)
+            figures = {"positive_dot": dots[eye].mean(), "negative_dot": dots[~eye].mean()}
+        return loss, figures
