@@ -137,6 +137,8 @@ def test_resume_is_exact_and_restores_the_bank(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_instdisc_learns_on_digits(tmp_path):
-    learned, random = digits_knn(tmp_path, SMALL)
+    # NCE at the paper's T 0.07 measured 0.264 vs random 0.833 on digits (bank of ~1150: Z
+    # fixed at the first step makes the noise term repel every near neighbour); T 0.2 learns.
+    learned, random = digits_knn(tmp_path, SMALL | {"method.temperature": 0.2})
     print(f"instdisc digits knn: learned {learned:.3f} random {random:.3f}")
     assert learned > random + 0.05

@@ -150,3 +150,22 @@ def test_mocov3_learns_on_digits(tmp_path):
     learned, random = digits_knn(tmp_path, SMALL)
     print(f"mocov3 digits knn: learned {learned:.3f} random {random:.3f}")
     assert learned > random + 0.05
+
+
+def test_a_step_on_a_vit_backbone():
+    torch.manual_seed(0)
+    spec = ImageEncoderSpec("vit-mini", 3, 16, True, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    cfg = MoCoV3Config(proj_hidden_dim=32, proj_dim=16, pred_hidden_dim=32)
+    method = MoCoV3(spec, cfg, augment=None)
+    v1, v2 = fixed_views()
+    loss, _ = method.loss([v1, v2], {})
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in method.encoder.parameters() if p.requires_grad)
+    before = [p.clone() for p in method.key_encoder.parameters()]
+    with torch.no_grad():
+        for p in method.encoder.parameters():
+            p.add_(0.1)
+    method.after_step(0.5)
+    after = list(method.key_encoder.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
