@@ -68,6 +68,8 @@ class NNCLR(Method):
         support = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1)
         self.register_buffer("support", support)
         self.register_buffer("support_ptr", torch.zeros((), dtype=torch.long))
+        # Every rank enqueues the same gathered rows: DDP need not broadcast them each step.
+        self._ddp_params_and_buffers_to_ignore = ["support", "support_ptr"]
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
         x = batch["image"]
