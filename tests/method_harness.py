@@ -44,7 +44,13 @@ def _worker(rank: int, port: int, queue, make_method, make_inputs) -> None:
     if rank == 0:
         # numpy arrays travel by value; torch tensors would travel as shared memory that is
         # freed when this process exits, racing the parent's read.
-        queue.put({n: p.grad.numpy().copy() for n, p in method.named_parameters()})
+        queue.put(
+            {
+                n: p.grad.numpy().copy()
+                for n, p in method.named_parameters()
+                if p.grad is not None  # frozen teachers have none
+            }
+        )
     dist.barrier()
     dist.destroy_process_group()
 
