@@ -7,5 +7,19 @@ formula and paper in its docstring, and tested against a plain reference in test
 """
 
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.joint import (
+    barlow_twins_loss,
+    negative_cosine,
+    normalized_mse,
+    vicreg_loss,
+    vicreg_terms,
+)
 
 __all__ = ["info_nce", "nt_xent"]
+__all__ += [
+    "barlow_twins_loss",
+    "negative_cosine",
+    "normalized_mse",
+    "vicreg_loss",
+    "vicreg_terms",
+]
