@@ -86,9 +86,17 @@ def test_resume_is_exact(tmp_path, monkeypatch):
     assert_resume_exact(tmp_path, monkeypatch, {"method.name": "barlow_twins"} | SMALL)
 
 
+# Barlow Twins with a 64-d projector stayed at the random encoder's 0.833 after 20 epochs;
+# with 256-d it reaches 0.936 (LARS, lr 0.4, both). VICReg reaches 0.961 at 64-d.
+CONVERGE = {
+    "barlow_twins": {"method.proj_hidden_dim": 256, "method.proj_dim": 256},
+    "vicreg": SMALL,
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["barlow_twins", "vicreg"])
 def test_converges_on_digits(tmp_path, name):
-    learned, random = digits_knn(tmp_path, {"method.name": name} | SMALL, epochs=20)
+    learned, random = digits_knn(tmp_path, {"method.name": name} | CONVERGE[name], epochs=20)
     print(f"{name} digits kNN: learned {learned:.4f}, random {random:.4f}")
     assert learned > random + 0.05

@@ -64,8 +64,13 @@ def test_resume_is_exact(tmp_path, monkeypatch):
     assert_resume_exact(tmp_path, monkeypatch, {"method.name": "simsiam"} | SMALL | SGD)
 
 
+# The smallest heads (SMALL) reached only 0.844 against 0.833 at 20 epochs; these reach 0.925.
+CONVERGE = {"method.proj_hidden_dim": 128, "method.proj_dim": 64, "method.pred_hidden_dim": 32}
+
+
 @pytest.mark.slow
 def test_converges_on_digits(tmp_path):
-    learned, random = digits_knn(tmp_path, {"method.name": "simsiam"} | SMALL | SGD, epochs=20)
+    overrides = {"method.name": "simsiam"} | CONVERGE | SGD
+    learned, random = digits_knn(tmp_path, overrides, epochs=20)
     print(f"simsiam digits kNN: learned {learned:.4f}, random {random:.4f}")
     assert learned > random + 0.05
