@@ -8,6 +8,13 @@ formula and paper in its docstring, and tested against a plain reference in test
 
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.joint import (
+    barlow_twins_loss,
+    negative_cosine,
+    normalized_mse,
+    vicreg_loss,
+    vicreg_terms,
+)
 from selfsup.losses.memory import (
     instdisc_nce,
     instdisc_softmax,
@@ -20,6 +27,7 @@ from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, 
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
 
 __all__ = [
+    "barlow_twins_loss",
     "block_contrastive",
     "contrastive_margin",
     "contrastive_tension",
@@ -31,6 +39,8 @@ __all__ = [
     "moco_infonce",
     "mocov3_contrastive",
     "nearest_neighbour",
+    "negative_cosine",
+    "normalized_mse",
     "npair",
     "nt_xent",
     "sinkhorn_knopp",
@@ -38,4 +48,6 @@ __all__ = [
     "supervised_info_nce",
     "swav_loss",
     "triplet",
+    "vicreg_loss",
+    "vicreg_terms",
 ]

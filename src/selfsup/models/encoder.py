@@ -30,6 +30,10 @@ class ImageEncoderSpec:
     cifar_stem: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # Widths of projection-head layers (Linear-BN-ReLU each) kept on top of the backbone:
+    # SimCLR v2 fine-tunes from the head's first layer. Empty for every other method, and for
+    # encoder.json files written before this field existed.
+    head_dims: tuple[int, ...] = ()
 
     @property
     def height_width(self) -> tuple[int, int]:
@@ -51,6 +55,7 @@ class ImageEncoderSpec:
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
         size = d["image_size"]
         d["image_size"] = size if isinstance(size, int) else (int(size[0]), int(size[1]))
+        d["head_dims"] = tuple(int(n) for n in d.get("head_dims", ()))
         return cls(**{f.name: d[f.name] for f in fields(cls)})
 
 
@@ -68,6 +73,9 @@ class ImageEncoder(nn.Module):
         self.spec = spec
         self.backbone = build_backbone(spec.backbone, spec.in_channels, spec.cifar_stem)
         self.out_dim: int = self.backbone.out_dim
+        if spec.head_dims:
+            self.head = head_layers(self.out_dim, spec.head_dims)
+            self.out_dim = spec.head_dims[-1]
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1), persistent=False)
 
@@ -77,7 +85,8 @@ class ImageEncoder(nn.Module):
         x = (x - self.mean) / self.std
         if self._channels_last():
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.backbone(x)
+        features = self.backbone(x)
+        return self.head(features) if self.spec.head_dims else features
 
     def _channels_last(self) -> bool:
         """Whether the weights were moved to channels_last (the input then follows them)."""
@@ -102,6 +111,18 @@ class ImageEncoder(nn.Module):
             f"backbone={s.backbone}, in_channels={s.in_channels}, "
             f"image_size={s.image_size}, out_dim={self.out_dim}"
         )
+
+
+def head_layers(in_dim: int, dims: tuple[int, ...]) -> nn.Sequential:
+    """Projection-head layers Linear(bias=False)-BN-ReLU of widths `dims` on `in_dim` features,
+    laid out as the hidden layers of `selfsup.models.projection_head` (SimCLR v2's kept layers)."""
+    layers: list[nn.Module] = []
+    for dim in dims:
+        if dim < 1:
+            raise SelfsupError(f"head layer widths must be positive, got {dims}")
+        layers += [nn.Linear(in_dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True)]
+        in_dim = dim
+    return nn.Sequential(*layers)
 
 
 def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
