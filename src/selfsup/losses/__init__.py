@@ -7,5 +7,7 @@ formula and paper in its docstring, and tested against a plain reference in test
 """
 
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.predictive import cpc_accuracy, cpc_info_nce
 
 __all__ = ["info_nce", "nt_xent"]
+__all__ += ["cpc_accuracy", "cpc_info_nce"]
