@@ -22,7 +22,7 @@ from selfsup.data import load_data
 from selfsup.data.series import UCR_BUNDLED
 
 METHODS = {
-    "cpc": {"method.name": "cpc", "method.preset": "ucr"},
+    "cpc": {"method.name": "cpc"},
     "simclr": {"method.name": "simclr", "method.proj_hidden_dim": 128, "method.proj_dim": 64},
 }
 ROWS = ("selfsup", "random", "raw_signal")
