@@ -84,7 +84,7 @@ def test_wav_folder_resamples_labels_and_pads(tmp_path):
 
 def test_encoder_layout_by_length_export_round_trip_and_mask(tmp_path):
     assert series_spec(1, 20480).strides == (5, 4, 2, 2, 2)  # CPC's audio encoder
-    assert series_spec(1, 150).strides == (2, 2, 1) and series_spec(1, 24).strides == (1, 1, 1)
+    assert series_spec(1, 150).strides == (2, 2, 1) and series_spec(1, 24).kernels == (3, 3, 3)
     torch.manual_seed(0)
     encoder = build_encoder(series_spec(3, 60)).eval()
     save_encoder(encoder, tmp_path)
@@ -101,6 +101,10 @@ def test_encoder_layout_by_length_export_round_trip_and_mask(tmp_path):
     full = loaded({"series": padded, "mask": mask})[0]
     alone = loaded(x[:1, :, :40])[0]
     assert torch.allclose(full, alone, atol=1e-5)
+    short = torch.ones(2, 60, dtype=torch.bool)
+    short[1, 3:] = False  # 3 valid steps: fewer than the receptive field (7)
+    with pytest.raises(SelfsupError, match="receptive field"):
+        loaded({"series": x[:2], "mask": short})
 
 
 def test_augmentations_shapes_per_sample_parameters_and_properties():

@@ -6,8 +6,9 @@ Two layouts, chosen by the training series' length unless `model.backbone` names
 - "cpc" (series of at least 4,000 steps: audio): CPC's five layers, kernels 10, 8, 4, 4, 4 and
   strides 5, 4, 2, 2, 2 (160x down: 100 steps per second at 16 kHz), 512 channels, GRU 256;
 - "cpc-small" (shorter series: UCR/UEA): kernels 5, 3, 3 with strides 2, 2, 1 (4x down) for
-  series of at least 128 steps and strides 1, 1, 1 below, 64 channels, GRU 64, so that a series
-  of a few dozen steps keeps enough steps for predictions several steps ahead.
+  series of at least 128 steps, kernels 3, 3, 3 with strides 1, 1, 1 below (a receptive field
+  of 7 steps), 64 channels, GRU 64, so that a series of a few dozen steps keeps enough steps
+  for predictions several steps ahead.
 Each series is z-normalised per channel over its valid steps inside the encoder (UCR sets
 differ in scale; a loaded encoder needs no statistics of the training set). Normalisation
 between layers is per time step over channels (a LayerNorm): no statistic mixes samples or
@@ -67,8 +68,9 @@ def series_spec(in_channels: int, length: int, backbone: str | None = None) -> S
     if backbone == "cpc":
         return SeriesEncoderSpec(in_channels, (10, 8, 4, 4, 4), (5, 4, 2, 2, 2), 512, 256)
     if backbone == "cpc-small":
-        strides = (2, 2, 1) if length >= 128 else (1, 1, 1)
-        return SeriesEncoderSpec(in_channels, (5, 3, 3), strides, 64, 64)
+        if length >= 128:
+            return SeriesEncoderSpec(in_channels, (5, 3, 3), (2, 2, 1), 64, 64)
+        return SeriesEncoderSpec(in_channels, (3, 3, 3), (1, 1, 1), 64, 64)
     raise SelfsupError(
         f"unknown series backbone {backbone!r}; choose one of: {', '.join(SERIES_BACKBONES)}"
     )
@@ -137,7 +139,14 @@ class SeriesEncoder(nn.Module):
         invalid = (~mask)[:, None].float()  # a latent is valid when every step it sees is
         for k, s in zip(self.spec.kernels, self.spec.strides, strict=True):
             invalid = F.max_pool1d(invalid, k, s)
-        return z, invalid[:, 0] < 0.5
+        valid = invalid[:, 0] < 0.5
+        if not bool(valid.any(1).all()):
+            raise SelfsupError(
+                f"a series is shorter than the encoder's receptive field "
+                f"({self.spec.receptive_field} steps) and would have no features; drop such "
+                "series or set data.series_lengths=crop"
+            )
+        return z, valid
 
     def context(self, z: torch.Tensor) -> torch.Tensor:
         """The GRU's context c_t (B, T', context_dim), each from z_1..z_t only."""
