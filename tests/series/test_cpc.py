@@ -129,7 +129,7 @@ def test_resume_is_exact(tmp_path, monkeypatch, capsys):
 
     g = np.random.default_rng(0)
     file = tmp_path / "toy.npz"
-    np.savez(file, series=g.normal(size=(1437, 1, 24)).astype(np.float32))
+    np.savez(file, series=g.normal(size=(1437, 1, 16)).astype(np.float32))
     assert_resume_exact(
         tmp_path,
         monkeypatch,
@@ -137,6 +137,7 @@ def test_resume_is_exact(tmp_path, monkeypatch, capsys):
             "data.source": f"series:{file}",
             "method.name": "cpc",
             "method.prediction_steps": 2,
+            "method.negatives": "same",
             "optim.name": "adamw",
             "optim.lr": 1e-3,
         },
