@@ -40,6 +40,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 IMAGE_FIELDS = frozenset({"image", "label", "index"})
+MAIN = "main"  # a method that reads the modality's main field (SimCLR) runs on images too
 
 
 def image_methods(supervised: bool) -> list[str]:
@@ -49,7 +50,7 @@ def image_methods(supervised: bool) -> list[str]:
 
     names = []
     for name in available_methods():
-        inputs = get_method(name).inputs
+        inputs = {("image" if field == MAIN else field) for field in get_method(name).inputs}
         if "image" in inputs and inputs <= IMAGE_FIELDS and (supervised or "label" not in inputs):
             names.append(name)
     return names

@@ -35,6 +35,7 @@ from selfsup.evaluate.suite import (
 )
 from selfsup.export import save_encoder
 from selfsup.methods import Method, get_method
+from selfsup.methods.base import MAIN
 from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.modalities import Modality, get_modality
 from selfsup.optim import build_optimizer
@@ -78,13 +79,20 @@ def build_method(cfg: Config, modality: Modality, train_data: Any) -> Method:
 def _check_method_fits(method_cls: type, modality: Modality, source: str) -> None:
     """Fail before loading when the method needs fields this data's samples cannot provide."""
     provided = modality.fields | {"label", "index"}
-    missing = method_cls.inputs - provided
+    missing = resolved_inputs(method_cls.inputs, modality) - provided
     if missing:
         raise SelfsupError(
             f"method {method_cls.name!r} reads {', '.join(sorted(method_cls.inputs))} but "
             f"{source} holds {modality.name} samples ({', '.join(sorted(modality.fields))}); "
             f"see `selfsup methods` for the methods of each modality"
         )
+
+
+def resolved_inputs(inputs: frozenset[str], modality: Modality) -> frozenset[str]:
+    """A method's inputs with "main" replaced by the modality's main field (image, series)."""
+    if MAIN not in inputs:
+        return inputs
+    return (inputs - {MAIN}) | ({modality.main_field} if modality.main_field else {MAIN})
 
 
 def training_fields(method: Method, modality: Modality, data: Any) -> dict[str, torch.Tensor]:
@@ -102,14 +110,15 @@ def training_fields(method: Method, modality: Modality, data: Any) -> dict[str, 
         fields["label"] = data.labels
     if "index" in method.inputs:
         fields["index"] = torch.arange(len(data))
+    inputs = resolved_inputs(method.inputs, modality)
     optional = getattr(method, "optional_inputs", frozenset())
-    missing = sorted(name for name in method.inputs - optional if name not in fields)
+    missing = sorted(name for name in inputs - optional if name not in fields)
     if missing:
         raise SelfsupError(
             f"method {method.name!r} trains on {', '.join(missing)}, which {data.name} does not "
             "provide (sentence pairs come from nli:FILE or pairs:FILE sources)"
         )
-    return {name: fields[name] for name in method.inputs if name in fields}
+    return {name: fields[name] for name in inputs if name in fields}
 
 
 def write_figures(

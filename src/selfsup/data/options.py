@@ -12,3 +12,5 @@ class LoadOptions:
     download: bool = False
     skip_corrupt: bool = False
     image_size: int | None = None
+    series_lengths: str = "pad"  # series of different lengths: pad (with a mask) | crop
+    sample_rate: int = 16000  # wav: every file is resampled to this rate (Hz)

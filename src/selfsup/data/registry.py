@@ -20,6 +20,7 @@ from selfsup.data.images import DataSplits, ImageData, holdout
 from selfsup.data.npy import load_npy
 from selfsup.data.options import LoadOptions
 from selfsup.data.resize import resize_square
+from selfsup.data.series import load_series_npy, load_ucr, load_wav_folder
 from selfsup.data.text import (
     load_csv_column,
     load_nli,
@@ -117,6 +118,24 @@ SOURCES: dict[str, Source] = {
         ":FILE[#Q,D] (query, relevant document) rows for the retrieval protocol",
         "text",
     ),
+    "series": Source(
+        load_series_npy,
+        "required",
+        ":FILE a .npz (series, labels, test_series, test_labels) or .npy, (N, C, T) or (N, T)",
+        "series",
+    ),
+    "ucr": Source(
+        load_ucr,
+        "required",
+        ":NAME a UCR/UEA set through aeon (GunPoint, BasicMotions, ... bundled offline)",
+        "series",
+    ),
+    "wav": Source(
+        load_wav_folder,
+        "required",
+        ":DIR WAV files in class sub-folders (labelled) or flat, resampled to data.sample_rate",
+        "series",
+    ),
 }
 
 
@@ -136,12 +155,20 @@ def load_data(
     download: bool = False,
     skip_corrupt: bool = False,
     image_size: int | None = None,
+    series_lengths: str = "pad",
+    sample_rate: int = 16000,
 ) -> DataSplits:
     """Load `NAME` or `NAME:PATH`; with image_size, every split is resized to that square size."""
     if image_size is not None and (isinstance(image_size, bool) or image_size < 1):
         raise SelfsupError(f"image size must be a positive number of pixels; got {image_size}")
     name, path = _parse(spec)
-    options = LoadOptions(download=download, skip_corrupt=skip_corrupt, image_size=image_size)
+    options = LoadOptions(
+        download=download,
+        skip_corrupt=skip_corrupt,
+        image_size=image_size,
+        series_lengths=series_lengths,
+        sample_rate=sample_rate,
+    )
     splits = SOURCES[name].load(path, options)
     if image_size is None or SOURCES[name].modality != "image":
         return splits

@@ -24,6 +24,7 @@ from selfsup.losses.memory import (
     nearest_neighbour,
 )
 from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
+from selfsup.losses.predictive import cpc_accuracy, cpc_info_nce
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "block_contrastive",
     "contrastive_margin",
     "contrastive_tension",
+    "cpc_accuracy",
+    "cpc_info_nce",
     "dino_loss",
     "info_nce",
     "instdisc_nce",

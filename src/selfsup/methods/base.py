@@ -36,6 +36,11 @@ from selfsup.models import build_encoder
 
 Batch = dict[str, torch.Tensor]
 
+# In `inputs`, "main" stands for the modality's main field ("image" for images, "series" for
+# series): a joint-embedding method that only augments and encodes the sample (SimCLR) runs on
+# any modality that has one. The run hands the field under its own name; `main(batch)` reads it.
+MAIN = "main"
+
 
 class Method(nn.Module):
     """Base of every self-supervised method; subclasses set the class variables below."""
@@ -54,6 +59,8 @@ class Method(nn.Module):
         self.cfg = cfg
         self.augment = augment
         self.encoder = build_encoder(spec)
+        # a modality's main field is named after its encoder kind ("image", "series")
+        self.main_field: str = spec.kind
         self._watched: torch.Tensor | None = None
 
     @classmethod
@@ -88,6 +95,15 @@ class Method(nn.Module):
         """Told the training set's size before training (and before a resume loads state):
         a method with per-sample state (InstDisc's memory bank) allocates it here. Default:
         nothing."""
+
+    def main(self, batch: Batch) -> torch.Tensor:
+        """The batch's main field, for a method whose `inputs` name "main"."""
+        if self.main_field not in batch:
+            raise SelfsupError(
+                f"method {self.name!r} reads the {self.main_field!r} field; the batch holds "
+                f"{', '.join(sorted(batch)) or 'nothing'}"
+            )
+        return batch[self.main_field]
 
     def views(self, batch: Batch) -> list[Any]:
         """Augmented views of a batch, made on the batch's device."""

@@ -33,7 +33,7 @@ class SimCLR(Method):
 
     name = "simclr"
     Config = SimCLRConfig
-    inputs = frozenset({"image"})
+    inputs = frozenset({"main"})  # the modality's main field: images, series
     # SimCLR's ImageNet runs use temperature 0.1 (paper, appendix B.1); its CIFAR default is 0.5,
     # ours 0.2 (measured better at our short budgets on CIFAR-10).
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
@@ -45,7 +45,7 @@ class SimCLR(Method):
         )
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
+        x = self.main(batch)
         return [self.augment(x, view=0), self.augment(x, view=1)]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -23,6 +23,8 @@ class Modality:
 
     name: ClassVar[str]
     fields: ClassVar[frozenset[str]]  # batch fields every sample provides
+    # the field a method naming "main" in its inputs reads (SimCLR); None: no such field
+    main_field: ClassVar[str | None] = None
     default_protocols: ClassVar[tuple[str, ...]]  # final evaluation when eval.protocols is unset
     online_protocols: ClassVar[tuple[str, ...]]  # the periodic check during training
     initial_row: ClassVar[str]  # eval.json row of the encoder as it was before training

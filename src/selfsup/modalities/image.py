@@ -38,6 +38,7 @@ class ImageModality(Modality):
 
     name = "image"
     fields = frozenset({"image"})
+    main_field = "image"
     default_protocols = ("knn", "linear", "geometry")
     online_protocols = ("knn", "geometry")
     initial_row = "random"

@@ -16,6 +16,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "image": ("selfsup.models.encoder", "ImageEncoder", "ImageEncoderSpec"),
     "text": ("selfsup.models.text", "TextEncoder", "TextEncoderSpec"),
     "multiview": ("selfsup.models.multiview", "MultiViewEncoder", "MultiViewEncoderSpec"),
+    "series": ("selfsup.models.series", "SeriesEncoder", "SeriesEncoderSpec"),
 }
 
 
