@@ -7,5 +7,6 @@ formula and paper in its docstring, and tested against a plain reference in test
 """
 
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.pretext import ab_regression
 
-__all__ = ["info_nce", "nt_xent"]
+__all__ = ["ab_regression", "info_nce", "nt_xent"]

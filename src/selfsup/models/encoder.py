@@ -30,6 +30,9 @@ class ImageEncoderSpec:
     cifar_stem: bool
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # The backbone sees only CIE Lab lightness L / 100 of the RGB input (colorization): mean and
+    # std are then L's, one value each. Files written before this field load with False.
+    lightness: bool = False
 
     @property
     def height_width(self) -> tuple[int, int]:
@@ -51,7 +54,7 @@ class ImageEncoderSpec:
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
         size = d["image_size"]
         d["image_size"] = size if isinstance(size, int) else (int(size[0]), int(size[1]))
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 class ImageEncoder(nn.Module):
@@ -66,7 +69,8 @@ class ImageEncoder(nn.Module):
     def __init__(self, spec: ImageEncoderSpec):
         super().__init__()
         self.spec = spec
-        self.backbone = build_backbone(spec.backbone, spec.in_channels, spec.cifar_stem)
+        channels = 1 if spec.lightness else spec.in_channels
+        self.backbone = build_backbone(spec.backbone, channels, spec.cifar_stem)
         self.out_dim: int = self.backbone.out_dim
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1), persistent=False)
@@ -74,6 +78,10 @@ class ImageEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
+        if self.spec.lightness:
+            from selfsup.augment.color_space import rgb_to_lab
+
+            x = rgb_to_lab(x)[:, :1] / 100
         x = (x - self.mean) / self.std
         if self._channels_last():
             x = x.contiguous(memory_format=torch.channels_last)
