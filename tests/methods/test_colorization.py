@@ -73,6 +73,8 @@ def test_encoder_sees_only_lightness():
     grey = lab_to_rgb(lab)
     with torch.no_grad():
         assert torch.allclose(method.encoder(rgb), method.encoder(grey), atol=1e-3)
+        picture = method.figures({"image": (rgb * 255).to(torch.uint8)})["colorization"]
+    assert picture.shape == (3 * 8, 3 * 8, 3) and picture.dtype == np.uint8
 
 
 def test_colorization_resumes_exactly_and_loads_for_rgb(tmp_path, monkeypatch):

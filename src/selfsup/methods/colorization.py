@@ -33,7 +33,6 @@ from selfsup.errors import SelfsupError
 from selfsup.losses import ab_regression
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.models import build_encoder
 
 AB_SCALE = 110.0  # |a|, |b| of sRGB colours stay below about 110
 L_MEAN, L_STD = 0.5, 0.25  # normalisation of L / 100 in the encoder
@@ -77,8 +76,7 @@ class Colorization(Method):
 
     def __init__(self, spec: Any, cfg: ColorizationConfig, augment: Any):
         spec = lightness_spec(spec)
-        super().__init__(spec, cfg, augment)
-        self.encoder = build_encoder(spec)
+        super().__init__(spec, cfg, augment)  # builds the L-only encoder from the spec
         if augment is not None and not cfg.colour_augment:
             from selfsup.augment import build_augment
 
