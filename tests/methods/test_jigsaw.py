@@ -8,7 +8,12 @@ import pytest
 import torch
 from method_harness import assert_resume_exact, digits_knn
 
-from selfsup.augment.pretext import grid_tiles, hamming_matrix, maximal_hamming_permutations
+from selfsup.augment.pretext import (
+    grid_tiles,
+    hamming_matrix,
+    maximal_hamming_permutations,
+    resize_tiles,
+)
 from selfsup.methods.jigsaw import Jigsaw, JigsawConfig, shuffle_tiles
 from selfsup.models import ImageEncoderSpec
 
@@ -54,6 +59,14 @@ def test_tiles_come_from_their_cells_with_gap_and_jitter():
     )
     # neighbouring tiles never touch: at least the gap between them
     assert (left[:, 1] - (left[:, 0] + 3)).min() >= 2
+
+
+def test_resize_tiles_keeps_layout():
+    tiles = torch.rand(5, 4, 1, 3, 3)
+    out = resize_tiles(tiles, 8)
+    assert out.shape == (5, 4, 1, 8, 8)
+    assert torch.allclose(out.mean((-1, -2)), tiles.mean((-1, -2)), atol=0.15)
+    assert resize_tiles(tiles, 0) is tiles
 
 
 def test_shuffle_puts_tile_perm_j_at_position_j():

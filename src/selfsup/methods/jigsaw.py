@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from selfsup.augment.pretext import grid_tiles, maximal_hamming_permutations
+from selfsup.augment.pretext import grid_tiles, maximal_hamming_permutations, resize_tiles
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
@@ -43,6 +43,7 @@ class JigsawConfig:
     num_permutations: int = 100
     permutation_seed: int = 0
     head_hidden_dim: int = 512  # the classifier on the concatenated tile features; 0: linear
+    tile_resize: int = 0  # > 0: tiles resized to this side before the encoder (tiny images)
 
     def __post_init__(self) -> None:
         if not 2 <= self.grid <= 3:
@@ -95,7 +96,7 @@ class Jigsaw(Method):
     def views(self, batch: Batch) -> list[torch.Tensor]:
         x = self.augment(batch["image"], view=0)
         c = self.cfg
-        tiles = grid_tiles(x, c.grid, c.tile, c.gap, c.jitter)
+        tiles = resize_tiles(grid_tiles(x, c.grid, c.tile, c.gap, c.jitter), c.tile_resize)
         labels = torch.randint(0, len(self.permutations), (x.shape[0],)).to(x.device)
         return [shuffle_tiles(tiles, self.permutations, labels), labels]
 

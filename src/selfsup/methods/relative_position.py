@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from selfsup.augment.pretext import grid_tiles
+from selfsup.augment.pretext import grid_tiles, resize_tiles
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
 from selfsup.methods.rotation import classifier_head
@@ -39,6 +39,7 @@ class RelativePositionConfig:
     gap: int = 1  # pixels always left between neighbouring patches
     jitter: int = 1  # random extra offset of each patch inside its cell (pixels)
     head_hidden_dim: int = 512  # the classifier on the two concatenated features; 0: linear
+    tile_resize: int = 0  # > 0: patches resized to this side before the encoder (tiny images)
 
     def __post_init__(self) -> None:
         if self.tile < 1 or self.gap < 0 or self.jitter < 0:
@@ -76,7 +77,8 @@ class RelativePosition(Method):
         x = self.augment(batch["image"], view=0)
         labels = torch.randint(0, 8, (x.shape[0],)).to(x.device)
         centre, neighbour = patch_pairs(x, self.cfg.tile, self.cfg.gap, self.cfg.jitter, labels)
-        return [centre, neighbour, labels]
+        side = self.cfg.tile_resize
+        return [resize_tiles(centre, side), resize_tiles(neighbour, side), labels]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         centre, neighbour, labels = views
