@@ -113,3 +113,16 @@ def maximal_hamming_permutations(num_tiles: int, count: int, seed: int = 0) -> n
         min_dist = np.minimum(min_dist, dist)
         sum_dist += dist
     return every[chosen].astype(np.int64)
+
+
+def resize_tiles(tiles: Tensor, side: int) -> Tensor:
+    """Tiles (..., C, t, t) resized (bilinear) to (..., C, side, side); side 0 keeps them.
+
+    At tiny images (8 px digits) a tile of 3-4 px is far smaller than the images the encoder is
+    evaluated on; resizing tiles to the image size keeps the training scale close to it."""
+    if side <= 0 or tiles.shape[-1] == side:
+        return tiles
+    lead = tiles.shape[:-3]
+    flat = tiles.reshape(-1, *tiles.shape[-3:])
+    out = F.interpolate(flat, size=(side, side), mode="bilinear", align_corners=False)
+    return out.reshape(*lead, *out.shape[-3:])

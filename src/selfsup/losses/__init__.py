@@ -25,9 +25,11 @@ from selfsup.losses.memory import (
 )
 from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
 from selfsup.losses.predictive import cpc_accuracy, cpc_info_nce
+from selfsup.losses.pretext import ab_regression
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
 
 __all__ = [
+    "ab_regression",
     "barlow_twins_loss",
     "block_contrastive",
     "contrastive_margin",

@@ -34,6 +34,9 @@ class ImageEncoderSpec:
     # SimCLR v2 fine-tunes from the head's first layer. Empty for every other method, and for
     # encoder.json files written before this field existed.
     head_dims: tuple[int, ...] = ()
+    # The backbone sees only CIE Lab lightness L / 100 of the RGB input (colorization): mean and
+    # std are then L's, one value each. Files written before this field load with False.
+    lightness: bool = False
 
     @property
     def height_width(self) -> tuple[int, int]:
@@ -56,7 +59,7 @@ class ImageEncoderSpec:
         size = d["image_size"]
         d["image_size"] = size if isinstance(size, int) else (int(size[0]), int(size[1]))
         d["head_dims"] = tuple(int(n) for n in d.get("head_dims", ()))
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 class ImageEncoder(nn.Module):
@@ -71,7 +74,8 @@ class ImageEncoder(nn.Module):
     def __init__(self, spec: ImageEncoderSpec):
         super().__init__()
         self.spec = spec
-        self.backbone = build_backbone(spec.backbone, spec.in_channels, spec.cifar_stem)
+        channels = 1 if spec.lightness else spec.in_channels
+        self.backbone = build_backbone(spec.backbone, channels, spec.cifar_stem)
         self.out_dim: int = self.backbone.out_dim
         if spec.head_dims:
             self.head = head_layers(self.out_dim, spec.head_dims)
@@ -82,6 +86,10 @@ class ImageEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
+        if self.spec.lightness:
+            from selfsup.augment.color_space import rgb_to_lab
+
+            x = rgb_to_lab(x)[:, :1] / 100
         x = (x - self.mean) / self.std
         if self._channels_last():
             x = x.contiguous(memory_format=torch.channels_last)
