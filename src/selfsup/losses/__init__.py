@@ -7,5 +7,7 @@ formula and paper in its docstring, and tested against a plain reference in test
 """
 
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.reconstruction import normalise_patches, patch_mse, reconstruction_mse
 
 __all__ = ["info_nce", "nt_xent"]
+__all__ += ["normalise_patches", "patch_mse", "reconstruction_mse"]
