@@ -14,9 +14,10 @@ from selfsup.methods import get_method
 from selfsup.models import ImageEncoderSpec, build_encoder
 from selfsup.models.masking import patchify
 
+# Patch 4 on 8 px digits (4 patches): a cheap ViT for the resume test.
 SMALL = {
     "method.name": "autoregressive",
-    "model.backbone": "vit-mini-p2-causal",
+    "model.backbone": "vit-mini-p4-causal",
     "method.head_hidden_dim": 32,
     "optim.name": "adamw",
     "optim.lr": 0.001,
