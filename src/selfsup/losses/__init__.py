@@ -26,6 +26,7 @@ from selfsup.losses.memory import (
 from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
 from selfsup.losses.predictive import cpc_accuracy, cpc_info_nce
 from selfsup.losses.pretext import ab_regression
+from selfsup.losses.reconstruction import normalise_patches, patch_mse, reconstruction_mse
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
 
 __all__ = [
@@ -45,9 +46,12 @@ __all__ = [
     "mocov3_contrastive",
     "nearest_neighbour",
     "negative_cosine",
+    "normalise_patches",
     "normalized_mse",
     "npair",
     "nt_xent",
+    "patch_mse",
+    "reconstruction_mse",
     "sinkhorn_knopp",
     "supcon",
     "supervised_info_nce",

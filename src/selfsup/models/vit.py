@@ -8,7 +8,9 @@ embeddings for other image sizes (`dynamic_img_size`).
 
 Names: `vit-mini` (CPU-sized: width 128, depth 6), `vit-tiny`, `vit-small`, `vit-base`; the patch
 is 4 for small images (the CIFAR stem rule: at most 64 px) and 16 otherwise, or given by a
-suffix: `vit-tiny-p2` (patch 2, e.g. for 8 px digits).
+suffix: `vit-tiny-p2` (patch 2, e.g. for 8 px digits). A `-causal` suffix (`vit-mini-p2-causal`)
+makes every block attend only to earlier tokens in raster order ([CLS] first), the encoder of
+autoregressive next-patch prediction (AIM); its pooled feature is the mean of the patch tokens.
 """
 
 from __future__ import annotations
@@ -28,17 +30,21 @@ VIT_SIZES: dict[str, tuple[int, int, int]] = {
     "small": (384, 12, 6),
     "base": (768, 12, 12),
 }
-_NAME = re.compile(r"^vit-(?P<size>[a-z]+)(?:-p(?P<patch>\d+))?$")
+_NAME = re.compile(r"^vit-(?P<size>[a-z]+)(?:-p(?P<patch>\d+))?(?P<causal>-causal)?$")
 
 
 class ViTBackbone(nn.Module):
     """A ViT whose forward gives the final-norm [CLS] token (B, width): the pooled feature.
 
     `vit` is timm's model, for methods that need its tokens (`tokens`) or its parts (MAE).
+    A causal ViT (`causal`) attends only to earlier tokens and pools the mean patch token.
     """
 
-    def __init__(self, in_channels: int, img_size: int, patch: int, size: str):
+    def __init__(
+        self, in_channels: int, img_size: int, patch: int, size: str, causal: bool = False
+    ):
         super().__init__()
+        self.causal = causal
         width, depth, heads = VIT_SIZES[size]
         self.patch_size = patch
         self.vit = timm_vit.VisionTransformer(
@@ -56,10 +62,11 @@ class ViTBackbone(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """All output tokens after the final norm, (B, 1 + patches, width); [CLS] first."""
-        return self.vit.forward_features(x)
+        return self.vit.forward_features(x, is_causal=self.causal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tokens(x)[:, 0]
+        tokens = self.tokens(x)
+        return tokens[:, 1:].mean(dim=1) if self.causal else tokens[:, 0]
 
 
 def parse_vit_name(name: str) -> tuple[str, int | None] | None:
@@ -82,4 +89,5 @@ def build_vit(name: str, in_channels: int, cifar_stem: bool) -> ViTBackbone:
         raise SelfsupError(f"{name!r} is not a ViT backbone name (vit-tiny, vit-small-p8, ...)")
     size, patch = parsed
     patch = patch or (4 if cifar_stem else 16)
-    return ViTBackbone(in_channels, 32 if cifar_stem else 224, patch, size)
+    causal = name.endswith("-causal")
+    return ViTBackbone(in_channels, 32 if cifar_stem else 224, patch, size, causal=causal)
