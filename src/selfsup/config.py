@@ -39,6 +39,7 @@ class ModelConfig:
     pretrained: bool = True  # text: start from the folder's weights; false: random init
     pooling: str = "mean"  # text: cls | mean | first-last-avg
     max_length: int = 32  # text: tokens per sentence (SimCSE trains with 32)
+    embed_dim: int = 512  # image-text pairs: width of the shared image-text space (CLIP)
 
 
 @dataclass
@@ -102,6 +103,7 @@ class EvalConfig:
     knn_k: int = 200
     knn_t: float = 0.1
     baselines: bool = True  # also evaluate a random encoder and raw pixels
+    zeroshot_templates: str | None = None  # pairs: "a photo of a {}.|a {}." (None: data's)
 
 
 @dataclass

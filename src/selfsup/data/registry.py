@@ -19,6 +19,7 @@ from selfsup.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist
 from selfsup.data.images import DataSplits, ImageData, holdout
 from selfsup.data.npy import load_npy
 from selfsup.data.options import LoadOptions
+from selfsup.data.pairs import load_captions, load_cifar_captions
 from selfsup.data.resize import resize_square
 from selfsup.data.text import load_csv_column, load_sts, load_text_file, load_wordnet
 from selfsup.errors import SelfsupError
@@ -90,6 +91,18 @@ SOURCES: dict[str, Source] = {
         "optional",
         "[:DIR] WordNet's glosses and examples; default DIR /usr/share/wordnet (wordnet-base)",
         "text",
+    ),
+    "captions": Source(
+        load_captions,
+        "required",
+        ":FILE|DIR image-caption pairs: a CSV/TSV of (image path, caption), or sidecar .txt files",
+        "pair",
+    ),
+    "cifar-captions": Source(
+        load_cifar_captions,
+        "required",
+        ":DIR train/ and test/ class folders captioned from templates of the class names (demo)",
+        "pair",
     ),
 }
 

@@ -3,7 +3,7 @@ annotations the data has (labels, sentence pairs with gold scores, two augmented
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
@@ -25,3 +25,4 @@ class Features:
     views: tuple[Tensor, Tensor] | None = None  # two augmented views of some queries
     knn_k: int = 200
     knn_t: float = 0.1
+    extra: dict[str, Any] = field(default_factory=dict)  # the modality's extra_features

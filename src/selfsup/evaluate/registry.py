@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features
+from selfsup.evaluate.crossmodal import retrieval_protocol
 from selfsup.evaluate.geometry import geometry_protocol
 from selfsup.evaluate.knn import knn_protocol
 from selfsup.evaluate.linear import linear_protocol
 from selfsup.evaluate.sts import sts_protocol
+from selfsup.evaluate.zeroshot import zeroshot_protocol
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,18 @@ PROTOCOLS: dict[str, Protocol] = {
             frozenset({"pairs"}),
             "Spearman / Pearson of cosine vs gold similarity, all and per genre",
             sts_protocol,
+        ),
+        Protocol(
+            "zeroshot",
+            frozenset({"label", "captions"}),
+            "zero-shot top-1 from class-name prompts (image-text pairs)",
+            zeroshot_protocol,
+        ),
+        Protocol(
+            "retrieval",
+            frozenset({"captions"}),
+            "image-to-text and text-to-image recall@1/5/10",
+            retrieval_protocol,
         ),
     )
 }

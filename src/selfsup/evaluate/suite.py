@@ -35,6 +35,8 @@ class EvalData:
             have.add("label")
         if getattr(self.queries, "pairs", None) is not None:
             have.add("pairs")
+        if getattr(self.queries, "captions", None) is not None:
+            have.add("captions")
         return have
 
 
@@ -75,6 +77,7 @@ def encoder_features(
         knn_k=cfg.eval.knn_k,
         knn_t=cfg.eval.knn_t,
     )
+    features.extra = modality.extra_features(encoder, data, cfg, device)
     if augment is not None and "geometry" in names:
         subset = data.queries
         if len(subset) > ALIGNMENT_SAMPLES:

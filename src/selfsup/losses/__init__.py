@@ -7,5 +7,7 @@ formula and paper in its docstring, and tested against a plain reference in test
 """
 
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.crossmodal import clip_loss
 
 __all__ = ["info_nce", "nt_xent"]
+__all__ += ["clip_loss"]

@@ -11,6 +11,7 @@ from selfsup.modalities.base import Modality
 MODALITIES: dict[str, str] = {
     "image": "selfsup.modalities.image:ImageModality",
     "text": "selfsup.modalities.text:TextModality",
+    "pair": "selfsup.modalities.pair:PairModality",
 }
 
 

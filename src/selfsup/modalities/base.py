@@ -56,6 +56,11 @@ class Modality:
         the bank's own rows only `with_bank` (protocols with labels need them)."""
         raise NotImplementedError
 
+    def extra_features(self, encoder: Any, data: Any, cfg: Config, device: Any) -> dict[str, Any]:
+        """More than the queries' features that this modality's protocols read (the pair
+        modality's caption and class-prompt embeddings), into `Features.extra`; none here."""
+        return {}
+
     def sample_text(self, data: Any, index: int) -> str:
         """A short text naming a sample (search results, the report)."""
         return f"{data.name}[{index}]"

@@ -15,6 +15,7 @@ from selfsup.errors import SelfsupError
 ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "image": ("selfsup.models.encoder", "ImageEncoder", "ImageEncoderSpec"),
     "text": ("selfsup.models.text", "TextEncoder", "TextEncoderSpec"),
+    "clip": ("selfsup.models.clip", "ClipEncoder", "ClipEncoderSpec"),
 }
 
 
