@@ -28,6 +28,7 @@ class Modality:
     initial_row: ClassVar[str]  # eval.json row of the encoder as it was before training
     raw_row: ClassVar[str]  # eval.json row of the raw-input baseline
     row_titles: ClassVar[dict[str, str]]  # row -> what the report calls it
+    encoder_kind: ClassVar[str | None] = None  # the kind of its encoders when not `name` (pair)
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
         """The spec of the run's encoder, from the config and the training split."""

@@ -32,6 +32,7 @@ class PairModality(Modality):
     online_protocols = ("zeroshot", "retrieval")
     initial_row = "random"
     raw_row = "raw_pixels"
+    encoder_kind = "clip"
     row_titles: ClassVar[dict[str, str]] = {
         "selfsup": "learned encoder",
         "random": "untrained encoder (same towers, as initialised)",
