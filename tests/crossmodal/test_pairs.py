@@ -97,3 +97,11 @@ def test_export_load_round_trip_embeds_images_and_text(tmp_path, tiny_bert):
     assert a.shape == (2, 16) and torch.allclose(a, b, atol=1e-5)
     with pytest.raises(SelfsupError):
         loaded.preprocess(torch.zeros(2, 2, 5, 5, 5))
+    # text-to-image search over the run's images, and the CLI's embed of a pair run
+    from selfsup.cli import main
+    from selfsup.search import build_index, search
+
+    build_index(tmp_path / "run")
+    found = search(tmp_path / "run", "a photo of a red", k=3)
+    assert len(found) == 3 and all(isinstance(i, str) for i, _ in found)
+    assert main(["embed", str(tmp_path / "run"), "--out", str(tmp_path / "f.npy")]) == 0
