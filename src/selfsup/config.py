@@ -41,6 +41,7 @@ class ModelConfig:
     pretrained: bool = True  # text: start from the folder's weights; false: random init
     pooling: str = "mean"  # text: cls | mean | first-last-avg
     max_length: int = 32  # text: tokens per sentence (SimCSE trains with 32)
+    embed_dim: int = 512  # image-text pairs: width of the shared image-text space (CLIP)
 
 
 @dataclass
@@ -109,6 +110,7 @@ class EvalConfig:
     finetune_lr: float = 1e-3  # AdamW; the head's lr, ViT blocks decayed by finetune_llrd
     finetune_batch_size: int = 128
     finetune_llrd: float = 0.75  # layer-wise lr decay (ViT backbones only)
+    zeroshot_templates: str | None = None  # pairs: "a photo of a {}.|a {}." (None: data's)
 
 
 @dataclass

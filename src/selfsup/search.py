@@ -277,17 +277,20 @@ class SearchIndex:
 
     def search(self, query: Any, k: int = 10) -> list[tuple[str, float]]:
         """Top-k (id, cosine) of one query: a sentence for a text encoder; an image path, or a
-        uint8 image array or tensor, for an image encoder."""
+        uint8 image array or tensor, for an image encoder; either for a clip encoder (a sentence
+        finds images by their text embedding)."""
         from selfsup.api import embed
 
-        if self.encoder.kind == "text":
+        if self.encoder.kind == "clip" and isinstance(query, str) and not Path(query).is_file():
+            x: Any = [query]  # text-to-image search in CLIP's shared space
+        elif self.encoder.kind == "text":
             if not isinstance(query, str):
                 raise SelfsupError(
                     "this run's encoder is a text encoder; the query must be a sentence"
                 )
-            x: Any = [query]
+            x = [query]
         else:
-            x = query_image(query, self.encoder.spec)
+            x = query_image(query, getattr(self.encoder.spec, "image", self.encoder.spec))
         return self.search_vectors(embed(self.encoder, x, device=self.device), k)[0]
 
     def label_of(self, sample_id: str) -> str | None:

@@ -19,6 +19,7 @@ from selfsup.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist
 from selfsup.data.images import DataSplits, ImageData, holdout
 from selfsup.data.npy import load_npy
 from selfsup.data.options import LoadOptions
+from selfsup.data.pairs import load_captions, load_cifar_captions
 from selfsup.data.resize import resize_square
 from selfsup.data.series import load_series_npy, load_ucr, load_wav_folder
 from selfsup.data.text import (
@@ -135,6 +136,18 @@ SOURCES: dict[str, Source] = {
         "required",
         ":DIR WAV files in class sub-folders (labelled) or flat, resampled to data.sample_rate",
         "series",
+    ),
+    "captions": Source(
+        load_captions,
+        "required",
+        ":FILE|DIR image-caption pairs: a CSV/TSV of (image path, caption), or sidecar .txt files",
+        "pair",
+    ),
+    "cifar-captions": Source(
+        load_cifar_captions,
+        "required",
+        ":DIR train/ and test/ class folders captioned from templates of the class names (demo)",
+        "pair",
     ),
 }
 

@@ -4,7 +4,7 @@ annotations the data has (labels, sentence pairs with gold scores, two augmented
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
@@ -47,3 +47,4 @@ class Features:
     knn_k: int = 200
     knn_t: float = 0.1
     model: EncoderInputs | None = None  # for protocols that train the encoder (fine-tuning)
+    extra: dict[str, Any] = field(default_factory=dict)  # the modality's extra_features

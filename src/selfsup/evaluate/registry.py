@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features
+from selfsup.evaluate.crossmodal import image_text_retrieval_protocol
 from selfsup.evaluate.finetune import finetune_protocol
 from selfsup.evaluate.geometry import geometry_protocol
 from selfsup.evaluate.knn import knn_protocol
 from selfsup.evaluate.linear import linear_protocol
 from selfsup.evaluate.retrieval import retrieval_protocol
 from selfsup.evaluate.sts import sts_protocol
+from selfsup.evaluate.zeroshot import zeroshot_protocol
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,18 @@ PROTOCOLS: dict[str, Protocol] = {
             frozenset({"queries_docs"}),
             "recall@1/5/10 and MRR@10 of (query, document) pairs over all documents",
             retrieval_protocol,
+        ),
+        Protocol(
+            "zeroshot",
+            frozenset({"label", "captions"}),
+            "zero-shot top-1 from class-name prompts (image-text pairs)",
+            zeroshot_protocol,
+        ),
+        Protocol(
+            "image_text_retrieval",
+            frozenset({"captions"}),
+            "image-to-text and text-to-image recall@1/5/10",
+            image_text_retrieval_protocol,
         ),
     )
 }

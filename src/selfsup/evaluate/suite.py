@@ -38,6 +38,8 @@ class EvalData:
             have.add("pairs")
         if getattr(self.queries, "retrieval", None) is not None:
             have.add("queries_docs")
+        if getattr(self.queries, "captions", None) is not None:
+            have.add("captions")
         return have
 
 
@@ -94,6 +96,7 @@ def encoder_features(
             llrd=e.finetune_llrd,
             seed=cfg.train.seed,
         )
+    features.extra = modality.extra_features(encoder, data, cfg, device)
     if augment is not None and "geometry" in names:
         subset = data.queries
         if len(subset) > ALIGNMENT_SAMPLES:

@@ -8,6 +8,7 @@ formula and paper in its docstring, and tested against a plain reference in test
 
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.crossmodal import clip_loss
 from selfsup.losses.joint import (
     barlow_twins_loss,
     negative_cosine,
@@ -33,6 +34,7 @@ __all__ = [
     "ab_regression",
     "barlow_twins_loss",
     "block_contrastive",
+    "clip_loss",
     "contrastive_margin",
     "contrastive_tension",
     "cpc_accuracy",

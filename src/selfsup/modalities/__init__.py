@@ -12,6 +12,7 @@ MODALITIES: dict[str, str] = {
     "image": "selfsup.modalities.image:ImageModality",
     "text": "selfsup.modalities.text:TextModality",
     "series": "selfsup.modalities.series:SeriesModality",
+    "pair": "selfsup.modalities.pair:PairModality",
 }
 
 

@@ -30,6 +30,7 @@ class Modality:
     initial_row: ClassVar[str]  # eval.json row of the encoder as it was before training
     raw_row: ClassVar[str]  # eval.json row of the raw-input baseline
     row_titles: ClassVar[dict[str, str]]  # row -> what the report calls it
+    encoder_kind: ClassVar[str | None] = None  # the kind of its encoders when not `name` (pair)
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
         """The spec of the run's encoder, from the config and the training split."""
@@ -57,6 +58,11 @@ class Modality:
         """Features of the raw-input baseline for (bank, queries), fitted on the bank only;
         the bank's own rows only `with_bank` (protocols with labels need them)."""
         raise NotImplementedError
+
+    def extra_features(self, encoder: Any, data: Any, cfg: Config, device: Any) -> dict[str, Any]:
+        """More than the queries' features that this modality's protocols read (the pair
+        modality's caption and class-prompt embeddings), into `Features.extra`; none here."""
+        return {}
 
     def sample_text(self, data: Any, index: int) -> str:
         """A short text naming a sample (search results, the report)."""

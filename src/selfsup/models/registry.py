@@ -17,6 +17,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "text": ("selfsup.models.text", "TextEncoder", "TextEncoderSpec"),
     "multiview": ("selfsup.models.multiview", "MultiViewEncoder", "MultiViewEncoderSpec"),
     "series": ("selfsup.models.series", "SeriesEncoder", "SeriesEncoderSpec"),
+    "clip": ("selfsup.models.clip", "ClipEncoder", "ClipEncoderSpec"),
 }
 
 

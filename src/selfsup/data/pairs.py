@@ -1,0 +1,214 @@
+"""Image-caption pairs: a CSV/TSV of (image path, caption), a folder of images with sidecar
+`.txt` captions, and the demo source, CIFAR-10 JPEGs captioned from templates of class names.
+
+Images are decoded once into one uint8 tensor (resized to the first image's size, or to
+data.image_size, when sizes differ); captions stay Python strings, tokenised by the run's
+text tower. The demo source captions its training images with TRAIN_TEMPLATES and gives the
+test split captions from EVAL_TEMPLATES, which training never sees; zero-shot classification
+scores the test images with EVAL_TEMPLATES too (the class names are the data's `classes`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from selfsup.data.decode import IMAGE_EXTENSIONS, decode_image_file
+from selfsup.data.images import DataSplits
+from selfsup.data.options import LoadOptions
+from selfsup.data.resize import resize_to
+from selfsup.errors import SelfsupError
+
+# The demo's caption templates: training captions use only the first list, the held-out
+# captions and the zero-shot prompts only the second.
+TRAIN_TEMPLATES = (
+    "a photo of a {}.",
+    "a picture of a {}.",
+    "an image showing a {}.",
+    "a small photo of the {}.",
+    "a blurry photo of a {}.",
+    "this is a {}.",
+    "a close-up photo of a {}.",
+    "a low resolution picture of the {}.",
+)
+EVAL_TEMPLATES = (
+    "a snapshot of a {}.",
+    "there is a {} in this image.",
+    "a cropped photo of the {}.",
+    "a good photo of a {}.",
+)
+
+
+@dataclass
+class PairData:
+    """N images (uint8 (N, C, H, W)) each with one caption; labels and class names optional
+    (zero-shot classification needs them); `templates` are the prompts zero-shot should use
+    for this data (None: the evaluation's default prompts)."""
+
+    images: torch.Tensor
+    captions: list[str]
+    labels: torch.Tensor | None
+    classes: list[str] | None
+    name: str
+    templates: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        x = self.images
+        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"PairData wants uint8 (N, C, H, W) images; got {tuple(x.shape)}")
+        if len(self.captions) != len(x):
+            raise ValueError(f"{len(x)} images but {len(self.captions)} captions")
+        if len(x) == 0:
+            raise SelfsupError(f"{self.name} holds no image-caption pairs")
+        if self.labels is not None and self.labels.shape != (len(x),):
+            raise ValueError(f"labels must be shaped ({len(x)},), got {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def sentences(self) -> list[str]:
+        """The captions (what text-side code calls the sentences)."""
+        return self.captions
+
+    def subset(self, index: torch.Tensor) -> PairData:
+        """The pairs (and labels) at `index`."""
+        positions = index.tolist() if index.dtype != torch.bool else index.nonzero()[:, 0].tolist()
+        return PairData(
+            images=self.images[index].contiguous(),
+            captions=[self.captions[i] for i in positions],
+            labels=None if self.labels is None else self.labels[index],
+            classes=self.classes,
+            name=self.name,
+            templates=self.templates,
+        )
+
+
+def stack_images(files: list[Path], options: LoadOptions) -> torch.Tensor:
+    """Decode the files into one uint8 (N, C, H, W): RGB if any file is colour, one size."""
+    decoded = [decode_image_file(str(f)) for f in files]
+    channels = max(img.shape[0] for img in decoded)
+    size = (
+        (options.image_size, options.image_size)
+        if options.image_size
+        else tuple(decoded[0].shape[-2:])
+    )
+    out = torch.empty((len(decoded), channels, *size), dtype=torch.uint8)
+    for i, img in enumerate(decoded):
+        img = img.expand(channels, -1, -1) if img.shape[0] != channels else img
+        out[i] = img if tuple(img.shape[-2:]) == size else resize_to(img[None], size)[0]
+    return out
+
+
+def _read(path: Path) -> str:
+    if not path.is_file():
+        raise SelfsupError(f"caption file {path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SelfsupError(f"{path} is not UTF-8 text") from None
+
+
+def load_caption_table(file: Path, options: LoadOptions) -> PairData:
+    """A CSV (or TSV for .tsv/.tab) of rows (image path, caption); a header row naming
+    `path`/`image`/`file` first is skipped; relative paths are relative to the file's folder."""
+    delimiter = "\t" if file.suffix.lower() in (".tsv", ".tab") else ","
+    rows = [r for r in csv.reader(io.StringIO(_read(file)), delimiter=delimiter) if any(r)]
+    if rows and rows[0][0].strip().lower() in ("path", "image", "file", "filepath", "filename"):
+        rows = rows[1:]
+    files, captions = [], []
+    for number, row in enumerate(rows, 1):
+        if len(row) < 2 or not row[1].strip():
+            raise SelfsupError(
+                f"{file} row {number} needs two columns, image path and caption; got {row!r}"
+            )
+        image = Path(row[0].strip()).expanduser()
+        image = image if image.is_absolute() else file.parent / image
+        if not image.is_file():
+            raise SelfsupError(f"{file} row {number}: image {image} does not exist")
+        files.append(image)
+        captions.append(row[1].strip())
+    if not files:
+        raise SelfsupError(f"{file} holds no (image, caption) rows")
+    return PairData(stack_images(files, options), captions, None, None, f"captions:{file}")
+
+
+def load_caption_folder(root: Path, options: LoadOptions) -> PairData:
+    """Every image under `root` that has a sidecar caption file (same stem, `.txt`)."""
+    files, captions = [], []
+    for image in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+        side = image.with_suffix(".txt")
+        if side.is_file() and (caption := _read(side).strip()):
+            files.append(image)
+            captions.append(" ".join(caption.split()))
+    if not files:
+        raise SelfsupError(
+            f"no image in {root} has a caption: put NAME.txt beside each NAME.jpg/.png"
+        )
+    return PairData(stack_images(files, options), captions, None, None, f"captions:{root}")
+
+
+def load_captions(path: str | None, options: LoadOptions) -> DataSplits:
+    """`captions:FILE` (CSV/TSV of path, caption) or `captions:DIR` (sidecar .txt files)."""
+    assert path is not None, "the registry requires captions:FILE or captions:DIR"
+    root = Path(path).expanduser()
+    if root.is_dir():
+        return DataSplits(load_caption_folder(root, options), None)
+    return DataSplits(load_caption_table(root, options), None)
+
+
+def template_captions(
+    labels: list[int], classes: list[str], templates: tuple[str, ...], seed: int
+) -> list[str]:
+    """One caption per label: a template drawn at random (seeded) filled with the class name."""
+    rng = random.Random(seed)
+    return [rng.choice(templates).format(classes[y].replace("_", " ")) for y in labels]
+
+
+def _class_folder_split(folder: Path, classes: list[str] | None, options: LoadOptions):
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    classes = classes or found
+    files, labels = [], []
+    for y, name in enumerate(classes):
+        for f in sorted((folder / name).glob("*")) if (folder / name).is_dir() else []:
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(f)
+                labels.append(y)
+    if not files:
+        raise SelfsupError(f"{folder} holds no images in class folders")
+    return stack_images(files, options), labels, classes
+
+
+def load_cifar_captions(path: str | None, options: LoadOptions) -> DataSplits:
+    """`cifar-captions:DIR`: DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg (the CIFAR-10
+    JPEG layout, or any class folders), captioned from the class names: train captions from
+    TRAIN_TEMPLATES, test captions and zero-shot prompts from EVAL_TEMPLATES only."""
+    assert path is not None, "the registry requires cifar-captions:DIR"
+    root = Path(path).expanduser()
+    if not (root / "train").is_dir() or not (root / "test").is_dir():
+        raise SelfsupError(f"{root} needs train/<class>/ and test/<class>/ folders of images")
+    images, labels, classes = _class_folder_split(root / "train", None, options)
+    test_images, test_labels, _ = _class_folder_split(root / "test", classes, options)
+    name = f"cifar-captions:{root}"
+    train = PairData(
+        images,
+        template_captions(labels, classes, TRAIN_TEMPLATES, seed=0),
+        torch.tensor(labels),
+        classes,
+        name,
+        EVAL_TEMPLATES,
+    )
+    test = PairData(
+        test_images,
+        template_captions(test_labels, classes, EVAL_TEMPLATES, seed=1),
+        torch.tensor(test_labels),
+        classes,
+        name,
+        EVAL_TEMPLATES,
+    )
+    return DataSplits(train, test)
