@@ -82,7 +82,8 @@ def _check_method_fits(method_cls: type, modality: Modality, source: str) -> Non
     missing = resolved_inputs(method_cls.inputs, modality) - provided
     if missing:
         raise SelfsupError(
-            f"method {method_cls.name!r} reads {', '.join(sorted(method_cls.inputs))} but "
+            f"method {method_cls.name!r} reads "
+            f"{', '.join(sorted(method_cls.inputs)).replace(MAIN, 'images or series')} but "
             f"{source} holds {modality.name} samples ({', '.join(sorted(modality.fields))}); "
             f"see `selfsup methods` for the methods of each modality"
         )

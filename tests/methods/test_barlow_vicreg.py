@@ -55,7 +55,9 @@ def reference_gradients(method, loss_fn) -> dict[str, torch.Tensor]:
 def assert_grads_equal(grads, expected):
     assert grads.keys() == expected.keys()
     for name, g in expected.items():
-        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+        # Gradients of size ~50 summed in another order differ by ~1e-4 relative; a world-size
+        # error would be a factor of 2.
+        assert torch.allclose(grads[name], g, atol=1e-4, rtol=1e-3), name
 
 
 @pytest.mark.timeout(120)
