@@ -1,5 +1,5 @@
 """Every registered image method at the same CPU time budget, then kNN (and, if asked, a linear
-probe) on the held-out test set: one markdown table.
+probe and fine-tuning on a fraction of the labels) on the held-out test set: one markdown table.
 
 Each method trains in its own subprocess (so its peak memory, the subprocess's
 `resource.getrusage` maxrss, is its own) for `train.time_budget` minutes, with the settings of
@@ -10,6 +10,7 @@ Methods that train with labels (SupCon) run only with --supervised and are marke
 
     python benchmarks/methods.py                             # CIFAR-10 JPEG copy, 5 min each
     python benchmarks/methods.py --methods simclr,triplet --minutes 10 --linear
+    python benchmarks/methods.py --linear --finetune 0.01    # kNN, linear, fine-tuning on 1 %
     python benchmarks/methods.py --data digits --seconds 10  # a smoke test on sklearn digits
 """
 
@@ -37,6 +38,10 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "npair": {},
     "supcon": {"method.temperature": 0.1},
     "block_contrastive": {},
+    # The self-prediction methods that need a transformer get the CPU-sized ViT (width 128,
+    # depth 6; patch 4 at 32 px): the convnet has no patches to mask or to predict in order.
+    "mae": {"model.backbone": "vit-mini"},
+    "autoregressive": {"model.backbone": "vit-mini-causal"},
 }
 
 IMAGE_FIELDS = frozenset({"image", "label", "index"})
@@ -104,30 +109,49 @@ def percent(row: dict[str, Any] | None, key: str) -> str:
     return f"{100 * value:.2f}" if isinstance(value, (int, float)) else "-"
 
 
-def table(results: dict[str, dict[str, Any]], baselines: dict[str, Any], linear: bool) -> list[str]:
-    """The markdown table: one row per method, then the random encoder and raw pixels."""
-    head = ["method", "kNN top-1 (%)"] + (["linear top-1 (%)"] if linear else [])
+def finetuned(row: dict[str, Any] | None) -> str:
+    """Fine-tuned accuracy with, in brackets, the same architecture from random init."""
+    return f"{percent(row, 'finetune_top1')} ({percent(row, 'finetune_scratch_top1')})"
+
+
+def table(
+    results: dict[str, dict[str, Any]],
+    baselines: dict[str, dict[str, Any]],
+    backbones: dict[str, str],
+    linear: bool,
+    finetune: bool,
+) -> list[str]:
+    """The markdown table: one row per method, then the random encoder and raw pixels of each
+    backbone the methods used."""
+    head = ["method", "backbone", "kNN top-1 (%)"] + (["linear top-1 (%)"] if linear else [])
+    head += ["fine-tune top-1 (%) (from random init)"] if finetune else []
     head += ["epochs", "images/s", "peak RSS (MiB)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, res in results.items():
         label = f"{name} (supervised: trained with labels)" if is_supervised(name) else name
         if "error" in res:
-            cells = [label, f"failed ({res['error']})"] + ["-"] * (len(head) - 2)
+            cells = [label, backbones[name], f"failed ({res['error']})"]
+            cells += ["-"] * (len(head) - 3)
         else:
             row = res["evaluation"].get("selfsup")
-            cells = [label, percent(row, "knn_top1")]
+            cells = [label, backbones[name], percent(row, "knn_top1")]
             cells += [percent(row, "linear_top1")] if linear else []
+            cells += [finetuned(row)] if finetune else []
             cells += [
                 f"{res['epochs']:.2f}",
                 f"{res['images_per_second']:.0f}",
                 f"{res['peak_rss_mib']:.0f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
-    for key, label in (("random", "random encoder"), ("raw_pixels", "raw pixels")):
-        row = baselines.get(key)
-        cells = [label, percent(row, "knn_top1")]
-        cells += [percent(row, "linear_top1")] if linear else []
-        lines.append("| " + " | ".join([*cells, "-", "-", "-"]) + " |")
+    for i, (backbone, rows) in enumerate(baselines.items()):
+        for key, label in (("random", "random encoder"), ("raw_pixels", "raw pixels")):
+            if key == "raw_pixels" and i:
+                continue  # the same pixels whatever the backbone: one row
+            row = rows.get(key)
+            cells = [label, backbone if key == "random" else "-", percent(row, "knn_top1")]
+            cells += [percent(row, "linear_top1")] if linear else []
+            cells += ["-"] if finetune else []
+            lines.append("| " + " | ".join([*cells, "-", "-", "-"]) + " |")
     return lines
 
 
@@ -140,6 +164,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--methods", default=None, help="a,b,c (default: every image method)")
     parser.add_argument("--supervised", action="store_true", help="also methods with labels")
     parser.add_argument("--linear", action="store_true", help="also a linear probe")
+    parser.add_argument(
+        "--finetune",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="also fine-tune on this stratified fraction of the labels (e.g. 0.01)",
+    )
     parser.add_argument("--data", default="cifar10", help="cifar10 (the JPEG copy) or a source")
     parser.add_argument("--data-root", type=Path, default=Path("data/cifar10-jpg"))
     parser.add_argument("--tarball", type=Path, default=None)
@@ -182,10 +213,14 @@ def main(argv: list[str] | None = None) -> None:
         "train.eval_every": 0,
         "train.progress": False,
         "train.report": False,
-        "eval.protocols": "knn,linear" if args.linear else "knn",
+        "eval.protocols": ",".join(
+            ["knn"] + (["linear"] if args.linear else []) + (["finetune"] if args.finetune else [])
+        ),
         "eval.knn_k": 200,
         "eval.knn_t": 0.1,
     }
+    if args.finetune:
+        shared["eval.finetune_fraction"] = args.finetune
     if crop:
         shared["method.crop_size"] = crop
     for item in args.set:
@@ -194,19 +229,24 @@ def main(argv: list[str] | None = None) -> None:
     root = args.out or Path(f"runs/methods-{time.strftime('%Y%m%d-%H%M%S')}")
     root.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
-    baselines: dict[str, Any] = {}
+    baselines: dict[str, dict[str, Any]] = {}  # per backbone
+    backbones: dict[str, str] = {}
     for name in names:
         overrides = {**shared, "method.name": name, **METHOD_SETTINGS.get(name, {})}
-        overrides["eval.baselines"] = not baselines  # the first success evaluates them
+        backbone = backbones[name] = overrides["model.backbone"]
+        # The first success on each backbone also evaluates its random encoder and raw pixels.
+        overrides["eval.baselines"] = backbone not in baselines
         print(f"{name}: training {minutes:g} min ...", flush=True)
         res = run_method(overrides, root / name)
         results[name] = res
-        if "error" not in res and not baselines:
-            baselines = {k: v for k, v in res["evaluation"].items() if k != "selfsup"}
+        if "error" not in res and backbone not in baselines:
+            baselines[backbone] = {k: v for k, v in res["evaluation"].items() if k != "selfsup"}
         print(f"{name}: {res.get('error') or 'done'}", flush=True)
-    lines = table(results, baselines, args.linear)
-    where = baselines.get("queries", "?")
+    lines = table(results, baselines, backbones, args.linear, bool(args.finetune))
+    where = next(iter(baselines.values()), {}).get("queries", "?")
     lines += ["", f"Budget {minutes:g} min per method, data {source}; kNN k=200 T=0.1; {where}."]
+    if args.finetune:
+        lines[-1] += f" Fine-tuning on {100 * args.finetune:g} % of the training labels."
     (root / "table.md").write_text("\n".join(lines) + "\n")
     print("\n" + "\n".join(lines))
 
