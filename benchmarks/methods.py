@@ -88,8 +88,25 @@ def child(spec: str) -> None:
     )
 
 
+def finished(overrides: dict[str, Any], out: Path) -> dict[str, Any] | None:
+    """The RESULT of an earlier run of this method in the same runs folder with the same
+    settings (so that an interrupted benchmark, or one run in parts, goes on), else None."""
+    log, job = out.parent / f"{out.name}.log", out.parent / f"{out.name}.job.json"
+    if not (log.exists() and job.exists()):
+        return None
+    # Whether a run also evaluated the baselines depends on the order of the list: not a setting.
+    saved = {k: v for k, v in json.loads(job.read_text()).items() if k != "eval.baselines"}
+    if saved != {k: v for k, v in overrides.items() if k != "eval.baselines"}:
+        return None
+    for line in reversed(log.read_text().splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    return None
+
+
 def run_method(overrides: dict[str, Any], out: Path) -> dict[str, Any]:
     """Train and evaluate one method in a subprocess; its RESULT, or an "error" entry."""
+    (out.parent / f"{out.name}.job.json").write_text(json.dumps(overrides, sort_keys=True))
     job = json.dumps({"overrides": overrides, "out": str(out)})
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", job],
@@ -178,7 +195,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--crop-size", type=int, default=None, help="default 24 on CIFAR-10")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=None, help="runs folder")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="runs folder (methods finished there are kept)"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -236,10 +255,14 @@ def main(argv: list[str] | None = None) -> None:
         backbone = backbones[name] = overrides["model.backbone"]
         # The first success on each backbone also evaluates its random encoder and raw pixels.
         overrides["eval.baselines"] = backbone not in baselines
-        print(f"{name}: training {minutes:g} min ...", flush=True)
-        res = run_method(overrides, root / name)
+        res = finished(overrides, root / name)
+        if res is None:
+            print(f"{name}: training {minutes:g} min ...", flush=True)
+            res = run_method(overrides, root / name)
+        else:
+            print(f"{name}: finished earlier in {root}", flush=True)
         results[name] = res
-        if "error" not in res and backbone not in baselines:
+        if "error" not in res and backbone not in baselines and "random" in res["evaluation"]:
             baselines[backbone] = {k: v for k, v in res["evaluation"].items() if k != "selfsup"}
         print(f"{name}: {res.get('error') or 'done'}", flush=True)
     lines = table(results, baselines, backbones, args.linear, bool(args.finetune))
