@@ -145,6 +145,19 @@ def test_lazy_tokens_tokenise_only_the_rows_asked(tmp_path):
     assert fields["input_ids"][1:3].tolist() == [[3], [3]]
 
 
+@pytest.mark.parametrize(("n", "world"), [(100, 1), (103, 2), (7, 3), (64, 4)])
+def test_epoch_order_is_the_samplers_order_without_a_list(n, world):
+    from torch.utils.data import DistributedSampler
+
+    for rank in range(world):
+        sampler = DistributedSampler(
+            range(n), num_replicas=world, rank=rank, shuffle=True, seed=5, drop_last=True
+        )
+        for epoch in (0, 3):
+            sampler.set_epoch(epoch)
+            assert selfsup.train.epoch_order(sampler).tolist() == list(sampler)
+
+
 def run_config(tmp_path, tiny_bert, **extra):
     corpus = tmp_path / "corpus.txt"
     rows = CORPUS * 8
