@@ -188,7 +188,6 @@ def test_simcse_trains_on_a_streamed_file(tmp_path, tiny_bert, capsys):
         tmp_path,
         tiny_bert,
         **{
-            "train.report": True,
             "train.epochs": 1,
             "train.log_every": 1,
             "eval.data": None,
@@ -203,12 +202,19 @@ def test_simcse_trains_on_a_streamed_file(tmp_path, tiny_bert, capsys):
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["kind"] == "train"]
     assert len(losses) == 72 // 16 and all(np.isfinite(losses))
-    assert "Nearest sentences" in (tmp_path / "run" / "report.html").read_text()
     from selfsup.search import build_index, search
 
     build_index(tmp_path / "run")
     hits = search(tmp_path / "run", "a man is playing a guitar", k=3)
     assert len(hits) == 3
+
+
+@pytest.mark.slow  # the report imports sklearn, matplotlib: about 35 s alone on a busy core
+def test_report_of_a_streamed_run_shows_neighbours(tmp_path, tiny_bert):
+    overrides = {"train.epochs": 1, "train.report": True, "eval.data": None}
+    selfsup.pretrain(run_config(tmp_path, tiny_bert, **overrides), tmp_path / "run")
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "Nearest sentences" in report and "Held-out sentences searched among" in report
 
 
 def test_resume_on_a_streamed_file_is_exact(tmp_path, tiny_bert, monkeypatch):

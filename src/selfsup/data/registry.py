@@ -82,7 +82,12 @@ SOURCES: dict[str, Source] = {
         "required",
         ":FILE a .npz (images, labels, test_images, test_labels) or .npy [+ <stem>_labels.npy]",
     ),
-    "text": Source(load_text_file, "required", ":FILE sentences, one a line", "text"),
+    "text": Source(
+        load_text_file,
+        "required",
+        ":FILE sentences, one a line; over 256 MB streamed from disk (data.stream_text)",
+        "text",
+    ),
     "csv": Source(
         load_csv_column,
         "required",
