@@ -29,6 +29,7 @@ class DataConfig:
     skip_corrupt: bool = False  # skip undecodable images in a folder instead of failing
     series_lengths: str = "pad"  # series of different lengths: pad (with a mask) | crop
     sample_rate: int = 16000  # wav:DIR files are resampled to this rate (Hz)
+    stream_text: str = "auto"  # text:FILE read on demand: auto (above 256 MB) | true | false
 
 
 @dataclass

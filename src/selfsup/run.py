@@ -218,7 +218,11 @@ def pretrain(
         if "label" in method.inputs:
             print(SUPERVISED_LINE.format(name=method.name))
     data = training_fields(method, modality, train_data)
-    if device.type == "cuda" and sum(t.numel() * t.element_size() for t in data.values()) < 4 << 30:
+    if getattr(train_data, "note", None) and dist.is_main:
+        print(f"data: {train_data.note}")
+    on_host = all(isinstance(t, torch.Tensor) for t in data.values())  # not streamed text
+    size = sum(t.numel() * t.element_size() for t in data.values()) if on_host else 0
+    if device.type == "cuda" and on_host and size < 4 << 30:
         data = {k: v.to(device) for k, v in data.items()}  # one index_select per batch
     model = _place(method, cfg, device, dist)
     optimizer = build_optimizer(method.param_groups(), cfg.optim, cfg.train.batch_size)

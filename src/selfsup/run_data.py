@@ -33,6 +33,7 @@ def load_run_splits(cfg: Config, run: Path | None, *, source: str | None = None)
         image_size=cfg.data.image_size,
         series_lengths=cfg.data.series_lengths,
         sample_rate=cfg.data.sample_rate,
+        stream_text=cfg.data.stream_text,
     )
     record = load_heldout(run) if run is not None and source is None else None
     return apply_heldout(splits, record) if record is not None else splits

@@ -40,8 +40,12 @@ def _faiss():
 
 def sample_ids(data: Any, split: str) -> list[str]:
     """One id per sample: its file path when the loader kept one, else `split/index`."""
+    from selfsup.data.lines import LineStore
+
     for name in ("files", "paths", "ids", "sentences"):
         values = getattr(data, name, None)
+        if isinstance(values, LineStore):  # a streamed file: ids, not a copy of the corpus
+            continue
         if values is not None and len(values) == len(data):
             return [str(v) for v in values]
     return [f"{split}/{i}" for i in range(len(data))]

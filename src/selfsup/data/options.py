@@ -14,3 +14,4 @@ class LoadOptions:
     image_size: int | None = None
     series_lengths: str = "pad"  # series of different lengths: pad (with a mask) | crop
     sample_rate: int = 16000  # wav: every file is resampled to this rate (Hz)
+    stream_text: str = "auto"  # text:FILE read on demand: auto (above 256 MB) | true | false

@@ -82,7 +82,12 @@ SOURCES: dict[str, Source] = {
         "required",
         ":FILE a .npz (images, labels, test_images, test_labels) or .npy [+ <stem>_labels.npy]",
     ),
-    "text": Source(load_text_file, "required", ":FILE sentences, one a line", "text"),
+    "text": Source(
+        load_text_file,
+        "required",
+        ":FILE sentences, one a line; over 256 MB streamed from disk (data.stream_text)",
+        "text",
+    ),
     "csv": Source(
         load_csv_column,
         "required",
@@ -104,7 +109,9 @@ SOURCES: dict[str, Source] = {
     "nli": Source(
         load_nli,
         "required",
-        ":FILE[#A,P,N] NLI triplets (anchor, entailment, contradiction): CSV/TSV/JSONL",
+        ":FILE[#A,P,N] NLI triplets (anchor, entailment, contradiction): CSV/TSV/JSONL; "
+        "raw SNLI/MultiNLI rows (premise, hypothesis, gold_label|label; or #P,H,label=COL) "
+        "are grouped into triplets",
         "text",
     ),
     "pairs": Source(
@@ -170,6 +177,7 @@ def load_data(
     image_size: int | None = None,
     series_lengths: str = "pad",
     sample_rate: int = 16000,
+    stream_text: str = "auto",
 ) -> DataSplits:
     """Load `NAME` or `NAME:PATH`; with image_size, every split is resized to that square size."""
     if image_size is not None and (isinstance(image_size, bool) or image_size < 1):
@@ -181,6 +189,7 @@ def load_data(
         image_size=image_size,
         series_lengths=series_lengths,
         sample_rate=sample_rate,
+        stream_text=stream_text,
     )
     splits = SOURCES[name].load(path, options)
     if image_size is None or SOURCES[name].modality != "image":

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from selfsup.data.images import DataSplits
+from selfsup.data.lines import LineStore, should_stream
 from selfsup.data.options import LoadOptions
 from selfsup.errors import SelfsupError
 
@@ -39,9 +40,13 @@ class SentencePairs:
 
 @dataclass
 class TextData:
-    """N sentences, optional labels for evaluation, optional scored pairs among them."""
+    """N sentences, optional labels for evaluation, optional scored pairs among them.
 
-    sentences: list[str]
+    `sentences` is a list of str, or a `LineStore` (a large `text:` file read on demand): code
+    that reads it indexes it, slices it or calls `subset`, never copies it whole.
+    """
+
+    sentences: list[str] | LineStore
     labels: torch.Tensor | None
     classes: list[str] | None
     name: str
@@ -52,6 +57,7 @@ class TextData:
     negatives: list[str] | None = None
     # Retrieval: (query, relevant document) pairs as indices into `sentences` (scores unused).
     retrieval: SentencePairs | None = None
+    note: str | None = None  # how the data was read, printed as the run's data line
 
     def __post_init__(self) -> None:
         if not self.sentences:
@@ -86,8 +92,12 @@ class TextData:
                     None if genres is None else [g for g, k in zip(genres, kept, strict=True) if k],
                     None if files is None else [f for f, k in zip(files, kept, strict=True) if k],
                 )
+        if isinstance(self.sentences, LineStore):
+            sentences: list[str] | LineStore = self.sentences.subset(index)
+        else:
+            sentences = [self.sentences[i] for i in positions]
         return TextData(
-            sentences=[self.sentences[i] for i in positions],
+            sentences=sentences,
             labels=None if self.labels is None else self.labels[index],
             classes=self.classes,
             name=self.name,
@@ -95,6 +105,7 @@ class TextData:
             positives=None if self.positives is None else [self.positives[i] for i in positions],
             negatives=None if self.negatives is None else [self.negatives[i] for i in positions],
             retrieval=_subset_pairs(self.retrieval, positions, len(self.sentences)),
+            note=self.note,
         )
 
 
@@ -128,13 +139,53 @@ def _read_text(path: Path) -> str:
 
 
 def load_text_file(path: str | None, options: LoadOptions) -> DataSplits:
-    """`text:FILE`: one sentence a line, blank lines skipped; no test split."""
+    """`text:FILE`: one sentence a line, blank lines skipped; no test split.
+
+    A file above `data.stream_text`'s threshold (auto: 256 MB) is streamed instead: see
+    `load_text_stream`.
+    """
     assert path is not None, "the registry requires text:FILE"
     file = Path(path).expanduser()
+    if file.is_file() and should_stream(file, options.stream_text):
+        return load_text_stream(file)
     sentences = [line.strip() for line in _read_text(file).splitlines() if line.strip()]
     if not sentences:
         raise SelfsupError(f"{file} holds no sentences (every line is blank)")
     return DataSplits(TextData(sentences, None, None, f"text:{file}"), None)
+
+
+HELDOUT_LINES = 5_000  # a streamed file's last lines held out for evaluation (at most 10 %)
+
+
+def load_text_stream(file: Path) -> DataSplits:
+    """A large `text:FILE` as a `LineStore`: lines indexed once, read on demand.
+
+    Unlike the eager loader it holds out the file's LAST min(5000, 10 %) non-blank lines as the
+    test split (evaluation then embeds those, not the whole corpus) and does not de-duplicate
+    (neither does the eager loader); the run's data line says so.
+    """
+    store = LineStore.open(file)
+    n = len(store)
+    if n == 0:
+        raise SelfsupError(f"{file} holds no sentences (every line is blank)")
+    held = min(HELDOUT_LINES, n // 10)
+    size = file.stat().st_size / 2**20
+    where = getattr(store.offsets, "filename", None) or "memory"
+    note = (
+        f"text:{file} streamed ({size:,.1f} MB, {n:,} non-blank lines read on demand, "
+        f"no de-duplication; line index in {where})"
+    )
+    if held == 0:
+        data = TextData(store, None, None, f"text:{file}", note=note + "; no held-out lines")
+        return DataSplits(data, None)
+    note += f"; its last {held:,} lines held out for evaluation"
+    train = TextData(
+        LineStore(file, store.offsets[: n - held]), None, None, f"text:{file}", note=note
+    )
+    test = TextData(
+        LineStore(file, store.offsets[n - held :]), None, None, f"text:{file}", note=note
+    )
+    return DataSplits(train, test, test_from=f"the last {held:,} lines of the file (streamed)")
 
 
 def load_csv_column(path: str | None, options: LoadOptions) -> DataSplits:
@@ -375,9 +426,107 @@ def load_pairs(path: str | None, options: LoadOptions) -> DataSplits:
     return _load_supervised(path, "pairs", with_negatives=False)
 
 
+LABEL_COLUMNS = ("gold_label", "label")  # raw SNLI / MultiNLI rows: one hypothesis and its label
+# Raw NLI labels: SNLI/MultiNLI's words, and the Hugging Face datasets' integers (0, 1, 2).
+NLI_LABELS = {"entailment": "entailment", "neutral": "neutral", "contradiction": "contradiction"}
+NLI_LABELS |= {"0": "entailment", "1": "neutral", "2": "contradiction"}
+NLI_NO_LABEL = ("-", "", "-1")  # no gold label (annotators disagreed): the row is skipped
+
+
+def _raw_nli_label(file: Path, header: list[str], asked: list[str]) -> int | None:
+    """The label column when `file` holds raw NLI rows (premise, hypothesis, label), else None:
+    named as `label=NAME` third in the spec, or sniffed (gold_label, label) when the file has
+    no hard-negative column."""
+    if len(asked) >= 3 and asked[2].lower().startswith("label="):
+        return _pick_columns(file, header, [asked[2][6:].strip()], [("label", ())])[0]
+    if len(asked) >= 3 and asked[2]:
+        return None
+    lowered = [h.lower() for h in header]
+    if any(c in lowered for c in NEGATIVE_COLUMNS):
+        return None
+    return next((lowered.index(c) for c in LABEL_COLUMNS if c in lowered), None)
+
+
+def group_nli(
+    rows: list[tuple[str, str, str]], file: Path | str = "the NLI rows"
+) -> list[tuple[str, str, str]]:
+    """(premise, entailment hypothesis, contradiction hypothesis) triplets from raw NLI rows
+    (premise, hypothesis, label), as SimCSE (Gao et al. 2021, sec. 4) builds its supervised
+    data from SNLI + MultiNLI: the premise is the anchor, a hypothesis it entails the positive,
+    one it contradicts the hard negative; neutral rows are not used.
+
+    Rows are grouped by identical premise text, in order of first appearance; a premise with
+    several entailment and contradiction hypotheses gives one triplet per (k-th entailment,
+    k-th contradiction) pair, and none when it lacks either. Rows without a gold label ("-",
+    "", -1) are skipped; any other unknown label is an error.
+    """
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    for number, (premise, hypothesis, label) in enumerate(rows, 1):
+        raw = label.strip().lower()
+        if raw in NLI_NO_LABEL:
+            continue
+        if raw not in NLI_LABELS:
+            raise SelfsupError(
+                f"{file} data row {number}: label {label!r} is not entailment, neutral or "
+                "contradiction (nor 0, 1, 2 as in the Hugging Face SNLI/MultiNLI files, or - "
+                "for no gold label); raw NLI rows cannot be grouped into triplets"
+            )
+        if not premise or not hypothesis or NLI_LABELS[raw] == "neutral":
+            continue
+        entail, contra = groups.setdefault(premise, ([], []))
+        (entail if NLI_LABELS[raw] == "entailment" else contra).append(hypothesis)
+    triplets = [
+        (premise, e, c)
+        for premise, (entail, contra) in groups.items()
+        for e, c in zip(entail, contra, strict=False)
+    ]
+    if not triplets:
+        raise SelfsupError(
+            f"no premise of {file} has both an entailment and a contradiction hypothesis, so no "
+            "(premise, entailment, contradiction) triplet can be grouped from its rows "
+            "(rows are grouped by identical premise text)"
+        )
+    return triplets
+
+
+def _load_raw_nli(
+    file: Path, header: list[str], rows: list[list[str]], asked: list[str], label: int
+) -> DataSplits:
+    roles = [("premise", ANCHOR_COLUMNS), ("hypothesis", POSITIVE_COLUMNS)]
+    columns = _pick_columns(file, header, asked[:2], roles)
+    if None in columns:
+        raise SelfsupError(
+            f"{file} holds raw NLI rows (a {header[label]!r} column) but no premise or "
+            f"hypothesis column among: {', '.join(header)}; name them as "
+            f"nli:{file}#PREMISE,HYPOTHESIS,label={header[label]}"
+        )
+    p, h = columns
+
+    def cell(r: list[str], c: int) -> str:
+        return r[c].strip() if c < len(r) else ""
+
+    triplets = group_nli(
+        [(cell(r, p), cell(r, h), cell(r, label)) for r in rows],  # type: ignore[arg-type]
+        file,
+    )
+    data = TextData(
+        [t[0] for t in triplets],
+        None,
+        None,
+        f"nli:{file}",
+        positives=[t[1] for t in triplets],
+        negatives=[t[2] for t in triplets],
+        note=f"nli:{file}: {len(triplets):,} (premise, entailment, contradiction) triplets "
+        f"grouped from {len(rows):,} raw rows (column {header[label]!r} holds the labels)",
+    )
+    return DataSplits(data, None)
+
+
 def _load_supervised(path: str, form: str, with_negatives: bool) -> DataSplits:
     file, asked = _split_spec(path, form)
     header, rows = read_table(file)
+    if with_negatives and (label := _raw_nli_label(file, header, asked)) is not None:
+        return _load_raw_nli(file, header, rows, asked, label)
     roles = [("anchor", ANCHOR_COLUMNS), ("positive", POSITIVE_COLUMNS)]
     if with_negatives:
         roles.append(("hard negative", NEGATIVE_COLUMNS))

@@ -20,6 +20,7 @@ PAIR_FIELDS = (
     "negative_input_ids",
     "negative_attention_mask",
 )
+TFIDF_FIT_LINES = 100_000  # TF-IDF baseline on a streamed file: fitted on this many lines
 
 
 class TextModality(Modality):
@@ -75,6 +76,10 @@ class TextModality(Modality):
         return "augmentation: none on the tokens (the method's dropout makes the views)"
 
     def tensors(self, data: Any, encoder: Any) -> Batch:
+        from selfsup.data.lines import LineStore, Tokenized
+
+        if isinstance(data.sentences, LineStore):  # a streamed file: tokenised batch by batch
+            return Tokenized(data.sentences, encoder.tokenize_all).fields()  # type: ignore[return-value]
         fields = encoder.tokenize_all(data.sentences)
         for prefix in ("positive", "negative"):
             column = getattr(data, prefix + "s", None)
@@ -89,9 +94,15 @@ class TextModality(Modality):
     def raw_features(
         self, bank: Any, queries: Any, with_bank: bool = True
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        from selfsup.data.lines import LineStore
         from selfsup.evaluate.sts import tfidf_features
 
-        return tfidf_features(bank.sentences, queries.sentences, with_bank=with_bank)
+        fit_on = bank.sentences
+        if isinstance(fit_on, LineStore) and len(fit_on) > TFIDF_FIT_LINES and not with_bank:
+            # A streamed corpus: fit the vocabulary and IDF on a seeded sample of its lines.
+            gen = torch.Generator().manual_seed(0)
+            fit_on = fit_on.take(torch.randperm(len(fit_on), generator=gen)[:TFIDF_FIT_LINES])
+        return tfidf_features(fit_on, queries.sentences, with_bank=with_bank)
 
     def sample_text(self, data: Any, index: int) -> str:
         return data.sentences[index]

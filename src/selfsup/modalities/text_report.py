@@ -26,10 +26,11 @@ def neighbours_section(modality: Any, encoder: Any, bank: Any, queries: Any, dev
         return encode_rows(encoder, rows, modality.encoder_input, device=device).numpy()
 
     same = bank is queries
+    bank_text = np.array(list(bank_part.sentences))  # a streamed file's lines, read once
     exclude = (
         [np.flatnonzero(b_idx == i) for i in chosen]
         if same
-        else [np.flatnonzero(np.array(bank_part.sentences) == s) for s in query_part.sentences]
+        else [np.flatnonzero(bank_text == s) for s in query_part.sentences]
     )
     tf_bank, tf_queries = modality.raw_features(bank_part, query_part)
     spaces = {
@@ -37,7 +38,7 @@ def neighbours_section(modality: Any, encoder: Any, bank: Any, queries: Any, dev
         "TF-IDF": top_k(tf_queries.numpy(), tf_bank.numpy(), exclude),
     }
     rows = ""
-    for i, sentence in enumerate(query_part.sentences):
+    for i, sentence in enumerate(list(query_part.sentences)):
         cells = "".join(
             "<td><ol>"
             + "".join(f"<li>{esc(bank_part.sentences[j])}</li>" for j in top[i][:5])
