@@ -172,7 +172,7 @@ def mlm_config(tmp_path, tiny_bert, **extra):
         "data.source": f"text:{corpus_file(tmp_path)}",
         "method.name": "mlm",
         "model.path": str(tiny_bert),
-        "model.max_length": 16,
+        "model.max_length": 12,
         "optim.name": "adamw",
         "optim.lr": 1e-3,
         "train.amp": False,
