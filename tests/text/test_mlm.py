@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from lm_fixtures import STSB, corpus_file, make_small_minilm
+from lm_fixtures import STSB, corpus_file, make_small_bert, stsb_sentences
 from method_harness import assert_resume_exact
 from safetensors.torch import load_file
 from text_fixtures import CORPUS
@@ -241,7 +241,7 @@ def test_a_tokenizer_without_mask_token_is_refused(tmp_path, tiny_bert):
 @pytest.mark.slow
 @pytest.mark.skipif(not STSB.is_dir(), reason="needs STS-B")
 def test_mlm_from_random_init_lowers_heldout_loss_on_stsb(tmp_path):
-    folder = make_small_minilm(tmp_path / "small")
+    folder = make_small_bert(tmp_path / "small", stsb_sentences("train"))
     spec = TextEncoderSpec(str(folder), pretrained=False)
     cfg = selfsup.make_config(
         **{
@@ -253,10 +253,9 @@ def test_mlm_from_random_init_lowers_heldout_loss_on_stsb(tmp_path):
             "model.pretrained": False,
             "model.max_length": 32,
             "optim.name": "adamw",
-            "optim.lr": 2e-3,
-            "train.batch_size": 128,
-            "train.epochs": 3,
-            "train.time_budget": 0.75,
+            "optim.lr": 4e-3,  # per 256 samples: 1e-3 at batch 64
+            "train.batch_size": 64,
+            "train.epochs": 1,
             "train.amp": False,
             "train.progress": False,
             "train.eval_every": 0,
@@ -265,9 +264,7 @@ def test_mlm_from_random_init_lowers_heldout_loss_on_stsb(tmp_path):
     )
 
     def heldout_loss(m: MLM) -> float:
-        from selfsup.data.text import load_sts_file
-
-        sentences = load_sts_file(STSB / "sts-test.csv").sentences[:1000]
+        sentences = stsb_sentences("test")[:1000]
         batch = m.encoder.tokenize_all(sentences)
         m.eval()
         with torch.no_grad():
@@ -290,5 +287,5 @@ def test_mlm_from_random_init_lowers_heldout_loss_on_stsb(tmp_path):
         f"{acc_after:.3f}; STS-B spearman learned {ev['selfsup']['sts_spearman']:.4f} "
         f"untrained {ev['untrained']['sts_spearman']:.4f} tfidf {ev['tfidf']['sts_spearman']:.4f}"
     )
-    assert after < before - 2.0
+    assert after < before - 1.0
     assert acc_after > acc_before + 0.05
