@@ -16,6 +16,7 @@ from selfsup.losses.joint import (
     vicreg_loss,
     vicreg_terms,
 )
+from selfsup.losses.language import masked_token_loss, next_token_loss
 from selfsup.losses.memory import (
     instdisc_nce,
     instdisc_softmax,
@@ -44,10 +45,12 @@ __all__ = [
     "instdisc_nce",
     "instdisc_softmax",
     "instdisc_z",
+    "masked_token_loss",
     "moco_infonce",
     "mocov3_contrastive",
     "nearest_neighbour",
     "negative_cosine",
+    "next_token_loss",
     "normalise_patches",
     "normalized_mse",
     "npair",

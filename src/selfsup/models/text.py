@@ -34,6 +34,7 @@ class TextEncoderSpec:
     pretrained: bool = True  # False: the same architecture with random weights (from_config)
     pooling: str = "mean"  # cls | mean | first-last-avg (SimCSE's and BERT-whitening's)
     max_length: int = 32  # tokens per sentence, [CLS] and [SEP] included
+    causal: bool = False  # each token attends only to itself and earlier ones (causal_lm)
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -51,8 +52,14 @@ class TextEncoderSpec:
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
-def _load_parts(folder: Path, pretrained: bool) -> tuple[nn.Module, Any]:
-    """(model, tokenizer) from a local transformers folder, or one clear error."""
+def _load_parts(folder: Path, pretrained: bool, causal: bool = False) -> tuple[nn.Module, Any]:
+    """(model, tokenizer) from a local transformers folder, or one clear error.
+
+    `folder` may also be a selfsup run (or export) directory of a text encoder: its
+    `text_encoder/` architecture and tokenizer with the trained weights of
+    `encoder.safetensors`, so one run's encoder starts the next (MLM, then SimCSE).
+    `causal` builds the model as a decoder (`is_decoder`: a causal attention mask).
+    """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -64,6 +71,8 @@ def _load_parts(folder: Path, pretrained: bool) -> tuple[nn.Module, Any]:
             f"text model folder {folder} does not exist; pass --model PATH, a local folder "
             "with a transformers config.json and tokenizer files"
         )
+    if (folder / "encoder.json").is_file() and (folder / ASSETS).is_dir():
+        return _load_exported(folder, pretrained, causal)
     if not (folder / "config.json").is_file():
         raise SelfsupError(f"{folder} has no config.json: it is not a transformers model folder")
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
@@ -77,14 +86,18 @@ def _load_parts(folder: Path, pretrained: bool) -> tuple[nn.Module, Any]:
         raise SelfsupError(f"no tokenizer could be read from {folder}: {err}") from None
     kwargs: dict[str, Any] = {"add_pooling_layer": False}  # BERT's pooler is unused: drop it
     config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    if causal:
+        config.is_decoder, config.use_cache = True, False
     try:
         if pretrained:
-            model = AutoModel.from_pretrained(folder, local_files_only=True, **kwargs)
+            model = AutoModel.from_pretrained(
+                folder, local_files_only=True, config=config, **kwargs
+            )
         else:
             model = AutoModel.from_config(config, **kwargs)
     except TypeError:  # a model class without a pooling layer argument
         model = (
-            AutoModel.from_pretrained(folder, local_files_only=True)
+            AutoModel.from_pretrained(folder, local_files_only=True, config=config)
             if pretrained
             else AutoModel.from_config(config)
         )
@@ -98,6 +111,26 @@ def _load_parts(folder: Path, pretrained: bool) -> tuple[nn.Module, Any]:
     return model, tokenizer
 
 
+def _load_exported(folder: Path, pretrained: bool, causal: bool) -> tuple[nn.Module, Any]:
+    """(model, tokenizer) of a text encoder exported by a selfsup run, trained weights
+    included when `pretrained`."""
+    from safetensors.torch import load_file
+
+    model, tokenizer = _load_parts(folder / ASSETS, pretrained=False, causal=causal)
+    if pretrained:
+        weights = folder / "encoder.safetensors"
+        if not weights.is_file():
+            raise SelfsupError(f"{folder} has no encoder.safetensors: was its run finished?")
+        state = {
+            key.removeprefix("model."): value for key, value in load_file(str(weights)).items()
+        }
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise SelfsupError(f"the weights in {weights} do not fit its config: {err}") from None
+    return model, tokenizer
+
+
 class TextEncoder(nn.Module):
     """Token ids (B, L) and their attention mask -> pooled sentence features (B, out_dim)."""
 
@@ -107,7 +140,9 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.spec = spec
         if model is None or tokenizer is None:
-            model, tokenizer = _load_parts(Path(spec.model).expanduser(), spec.pretrained)
+            model, tokenizer = _load_parts(
+                Path(spec.model).expanduser(), spec.pretrained, spec.causal
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.out_dim: int = int(model.config.hidden_size)
@@ -172,7 +207,7 @@ class TextEncoder(nn.Module):
         folder = Path(directory) / ASSETS
         if not folder.is_dir():
             raise SelfsupError(f"{directory} lacks {ASSETS}/ (the text encoder's tokenizer)")
-        model, tokenizer = _load_parts(folder, pretrained=False)
+        model, tokenizer = _load_parts(folder, pretrained=False, causal=spec.causal)
         return cls(spec, model=model, tokenizer=tokenizer)
 
     def extra_repr(self) -> str:
