@@ -43,6 +43,11 @@ class ModelConfig:
     pooling: str = "mean"  # text: cls | mean | first-last-avg
     max_length: int = 32  # text: tokens per sentence (SimCSE trains with 32)
     embed_dim: int = 512  # image-text pairs: width of the shared image-text space (CLIP)
+    text_tower: str = "transformers"  # image-text: transformers (model.path) | scratch (bytes)
+    text_width: int = 256  # scratch text tower: width (CLIP: 512)
+    text_layers: int = 4  # scratch text tower: causal transformer blocks (CLIP: 12)
+    text_heads: int = 4  # scratch text tower: attention heads (CLIP: 8)
+    text_context: int = 77  # scratch text tower: byte tokens per caption (CLIP: 77 BPE tokens)
 
 
 @dataclass

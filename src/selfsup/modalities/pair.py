@@ -21,6 +21,8 @@ from selfsup.modalities.image import ImageModality
 PAIR_FIELDS = ("image", "input_ids", "attention_mask")
 # Zero-shot prompts when neither the data nor eval.zeroshot_templates names any.
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
+# model.text_tower: a local transformers folder (model.path) or the byte-level scratch tower
+TEXT_TOWERS = ("transformers", "scratch")
 
 
 class PairModality(Modality):
@@ -43,17 +45,30 @@ class PairModality(Modality):
         from selfsup.modalities.text import TextModality
         from selfsup.models.clip import ClipEncoderSpec
 
-        if not cfg.model.path:
+        tower = getattr(cfg.model, "text_tower", "transformers")
+        if tower not in TEXT_TOWERS:
             raise SelfsupError(
-                "an image-text run needs a transformers model folder for its text tower: pass "
-                "--model PATH (config + tokenizer; --set model.pretrained=false starts from "
-                "random weights)"
+                f"unknown model.text_tower {tower!r}; choose one of: {', '.join(TEXT_TOWERS)}"
             )
-        return ClipEncoderSpec(
-            ImageModality().encoder_spec(cfg, train),
-            TextModality().encoder_spec(cfg, train),
-            cfg.model.embed_dim,
-        )
+        if tower == "scratch":
+            from selfsup.models.text_scratch import ScratchTextSpec
+
+            text = ScratchTextSpec(
+                width=cfg.model.text_width,
+                layers=cfg.model.text_layers,
+                heads=cfg.model.text_heads,
+                context=cfg.model.text_context,
+            )
+        elif not cfg.model.path:
+            raise SelfsupError(
+                "an image-text run needs a text tower: pass --model PATH (a transformers folder "
+                "with config + tokenizer; --set model.pretrained=false starts from random "
+                "weights) or --set model.text_tower=scratch (a byte-level transformer trained "
+                "from scratch, no files needed)"
+            )
+        else:
+            text = TextModality().encoder_spec(cfg, train)
+        return ClipEncoderSpec(ImageModality().encoder_spec(cfg, train), text, cfg.model.embed_dim)
 
     def augment(self, cfg: Config, spec: Any) -> Any:
         from selfsup.augment import build_augment

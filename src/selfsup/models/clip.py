@@ -4,8 +4,9 @@
 encoder); `forward(token batch)` and `encode_text(strings or token batch)` give text
 embeddings in the same space, so zero-shot classification and retrieval compare them by
 cosine. The image tower is any image backbone (an `ImageEncoderSpec`), the text tower the text
-encoder kind (a local transformers folder, pretrained or randomly initialised from its config).
-Both towers' assets (the tokenizer and model config) travel with the exported weights.
+encoder kind (a local transformers folder, pretrained or randomly initialised from its config)
+or the `text-scratch` kind (a byte-level CLIP-style transformer that needs no files). Both
+towers' assets (the tokenizer and model config, if any) travel with the exported weights.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class ClipEncoderSpec:
     kind: ClassVar[str] = "clip"
 
     image: ImageEncoderSpec
-    text: Any  # selfsup.models.text.TextEncoderSpec
+    text: Any  # selfsup.models.text.TextEncoderSpec or text_scratch.ScratchTextSpec
     embed_dim: int = 512
 
     def __post_init__(self) -> None:
@@ -39,16 +40,17 @@ class ClipEncoderSpec:
         return {
             "image": self.image.to_dict(),
             "text": self.text.to_dict(),
+            "text_kind": self.text.kind,
             "embed_dim": self.embed_dim,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClipEncoderSpec:
-        from selfsup.models.text import TextEncoderSpec
+        from selfsup.models.registry import spec_class
 
         return cls(
             ImageEncoderSpec.from_dict(d["image"]),
-            TextEncoderSpec.from_dict(d["text"]),
+            spec_class(d.get("text_kind", "text")).from_dict(d["text"]),
             int(d["embed_dim"]),
         )
 
@@ -69,11 +71,11 @@ class ClipEncoder(nn.Module):
 
     def __init__(self, spec: ClipEncoderSpec, *, text_tower: nn.Module | None = None):
         super().__init__()
-        from selfsup.models.text import TextEncoder
+        from selfsup.models.registry import build_encoder
 
         self.spec = spec
         self.image = ImageEncoder(spec.image)
-        self.text = text_tower if text_tower is not None else TextEncoder(spec.text)
+        self.text = text_tower if text_tower is not None else build_encoder(spec.text)
         self.image_projection = nn.Linear(self.image.out_dim, spec.embed_dim, bias=False)
         self.text_projection = nn.Linear(self.text.out_dim, spec.embed_dim, bias=False)
         self.out_dim: int = spec.embed_dim
@@ -107,15 +109,17 @@ class ClipEncoder(nn.Module):
         return preprocess_images(raw, self.spec.image)
 
     def save_assets(self, directory: Path) -> None:
-        """The text tower's tokenizer and model config (the image tower needs none)."""
+        """The text tower's tokenizer and model config, if it has any (the image tower and the
+        scratch text tower need none)."""
         self.text.save_assets(directory)
 
     @classmethod
     def from_assets(cls, spec: ClipEncoderSpec, directory: Path) -> ClipEncoder:
         """Both towers' architecture from the exported assets (weights loaded after)."""
-        from selfsup.models.text import TextEncoder
+        from selfsup.models.registry import encoder_class
 
-        return cls(spec, text_tower=TextEncoder.from_assets(spec.text, directory))
+        tower = encoder_class(spec.text.kind).from_assets(spec.text, directory)
+        return cls(spec, text_tower=tower)
 
     def extra_repr(self) -> str:
         return f"embed_dim={self.spec.embed_dim}"

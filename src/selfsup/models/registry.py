@@ -18,6 +18,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "multiview": ("selfsup.models.multiview", "MultiViewEncoder", "MultiViewEncoderSpec"),
     "series": ("selfsup.models.series", "SeriesEncoder", "SeriesEncoderSpec"),
     "clip": ("selfsup.models.clip", "ClipEncoder", "ClipEncoderSpec"),
+    "text-scratch": ("selfsup.models.text_scratch", "ScratchTextEncoder", "ScratchTextSpec"),
 }
 
 
