@@ -1,10 +1,14 @@
-"""Unsupervised SimCSE on unlabelled sentences, scored by STS-B test Spearman, beside the model
-before training and TF-IDF cosine. Run by hand; prints a table.
+"""Unsupervised SimCSE (or another text method: --method mlm, causal_lm, ...) on unlabelled
+sentences, scored by STS-B test Spearman, beside the model before training and TF-IDF cosine.
+Run by hand; prints a table.
 
     # the packaged MiniLM-L6 as shipped, then after SimCSE on STS-B train sentences + WordNet
     python benchmarks/simcse_sts.py --steps 300
     # the same architecture from random init
     python benchmarks/simcse_sts.py --random-init --steps 300 --lr 5e-4
+    # MLM from random init, then SimCSE from that run (--model takes a finished text run)
+    python benchmarks/simcse_sts.py --method mlm --random-init --steps 300 --lr 5e-4 --out runs/m
+    python benchmarks/simcse_sts.py --model runs/m --steps 80 --lr 5e-4
 
 The training sentences are the STS-B train pairs' sentences without their scores plus WordNet's
 glosses and examples (Debian `wordnet-base`); the test pairs never reach training.
@@ -46,7 +50,13 @@ def training_corpus(sts: Path, wordnet: bool, limit: int | None, out: Path) -> P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", help="transformers model folder (default: packaged MiniLM-L6)")
+    parser.add_argument(
+        "--model",
+        help="transformers model folder or a finished text run (default: packaged MiniLM-L6)",
+    )
+    parser.add_argument(
+        "--method", default="simcse", help="simcse, or another text method (mlm, causal_lm, ...)"
+    )
     parser.add_argument("--random-init", action="store_true", help="same architecture, random")
     parser.add_argument("--sts", default=str(STS), help="folder with sts-{train,dev,test}.csv")
     parser.add_argument("--no-wordnet", action="store_true", help="STS-B train sentences only")
@@ -66,7 +76,7 @@ def main() -> None:
     epochs = max(1, -(-limit // n))
     overrides = {
         "data.source": f"text:{corpus}",
-        "method.name": "simcse",
+        "method.name": args.method,
         "model.path": args.model or minilm_path(),
         "model.pretrained": not args.random_init,
         "model.pooling": args.pooling,
@@ -92,7 +102,7 @@ def main() -> None:
     print(f"\n{'encoder':46s} {'STS-B test Spearman':>20s}")
     for row, title in (
         ("untrained", "before training (" + ("random init" if args.random_init else "as shipped")),
-        ("selfsup", "after unsupervised SimCSE"),
+        ("selfsup", f"after {args.method}"),
         ("tfidf", "TF-IDF cosine"),
     ):
         value = ev.get(row, {}).get("sts_spearman")
