@@ -5,6 +5,8 @@ and after; and GradCache's speed and peak memory against the plain batch. Run by
     python benchmarks/text_methods.py sts --steps 30
     # GradCache: training sentences/s and peak memory, plain batch vs chunks of 16
     python benchmarks/text_methods.py gradcache --batch-size 64 --chunk-size 16 --steps 3
+    # TSDAE: STS-B test Spearman as shipped, then after --steps on STS-B train sentences
+    python benchmarks/text_methods.py tsdae --steps 1000 --batch-size 8 --lr 3e-5
 
 The triplets are NOT the paper's NLI data (SNLI + MNLI, 275k triplets; not on this machine).
 They come from the STS-B train pairs: a pair scored >= 4 gives (anchor, positive); the hard
@@ -143,6 +145,58 @@ def run_sts(args: argparse.Namespace) -> None:
 GENRES = ("main-captions", "main-forums", "main-news")
 
 
+def print_sts_table(rows: list[tuple[str, dict[str, float]]]) -> None:
+    """STS-B test Spearman x 100, "all" and per genre, one row per encoder."""
+    print(f"\n{'encoder':28s} {'all':>7s} " + " ".join(f"{g[5:]:>9s}" for g in GENRES))
+    for title, figures in rows:
+        cells = [figures.get(f"sts_spearman/{g}") for g in GENRES]
+        print(
+            f"{title:28s} {100 * figures['sts_spearman']:7.2f} "
+            + " ".join(f"{100 * c:9.2f}" if c is not None else f"{'-':>9s}" for c in cells)
+        )
+
+
+def run_tsdae(args: argparse.Namespace) -> None:
+    """MiniLM-L6 before, then `steps` AdamW steps (constant lr, the paper's) of TSDAE on the
+    unique STS-B train sentences (no scores, no pairs: unlabelled text), then after."""
+    import torch
+
+    from selfsup.data.text import load_sts_file
+    from selfsup.methods.tsdae import TSDAE, TSDAEConfig
+    from selfsup.models.text import TextEncoderSpec
+
+    torch.manual_seed(0)
+    sentences = sorted(set(load_sts_file(Path(args.sts) / "sts-train.csv").sentences))
+    spec = TextEncoderSpec(
+        args.model or minilm_path(), pooling=args.pooling, max_length=args.max_length
+    )
+    method = TSDAE(spec, TSDAEConfig(deletion=args.deletion), None)
+    before = stsb_test_spearman(method.encoder, Path(args.sts))
+    tokens = method.encoder.tokenize_all(sentences)
+    optimizer = torch.optim.AdamW(method.parameters(), lr=args.lr, weight_decay=0.0)
+    order = torch.randperm(len(sentences))
+    method.train()
+    t0 = time.perf_counter()
+    for step in range(args.steps):
+        rows = order[(torch.arange(args.batch_size) + step * args.batch_size) % len(sentences)]
+        batch = {k: v[rows] for k, v in tokens.items()}
+        loss, figures = method.loss(method.views(batch), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 50 == 0 or step + 1 == args.steps:
+            accuracy = float(figures["token_accuracy"])
+            print(f"step {step + 1}: loss {loss.item():.4f}, token accuracy {accuracy:.3f}")
+    seconds = time.perf_counter() - t0
+    after = stsb_test_spearman(method.encoder, Path(args.sts))
+    print_sts_table([(f"MiniLM-L6 as shipped ({args.pooling})", before), ("after tsdae", after)])
+    print(
+        f"\n{len(sentences)} sentences; {args.steps} steps of {args.batch_size} "
+        f"({args.steps * args.batch_size / len(sentences):.2f} epochs), lr {args.lr:g}, "
+        f"deletion {args.deletion:g}, {args.steps * args.batch_size / seconds:.1f} sentences/s"
+    )
+
+
 def gradcache_worker(args: argparse.Namespace) -> None:
     """One configuration in its own process, so that peak RSS is this configuration's."""
     import torch
@@ -209,16 +263,22 @@ def run_gradcache(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=("sts", "gradcache", "gradcache-worker"))
+    parser.add_argument("mode", choices=("sts", "gradcache", "gradcache-worker", "tsdae"))
     parser.add_argument("--model", help="transformers model folder (default: packaged MiniLM-L6)")
     parser.add_argument("--sts", default=str(STS), help="folder with sts-{train,test}.csv")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=64, help="triplets a step")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows a step")
     parser.add_argument("--chunk-size", type=int, default=0, help="GradCache rows (0: off)")
     parser.add_argument("--max-length", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-5, help="AdamW lr (paper: 5e-5)")
+    parser.add_argument("--lr", type=float, help="AdamW lr (sts: 5e-5, tsdae: 3e-5, papers)")
+    parser.add_argument("--pooling", default="mean", help="tsdae: mean (MiniLM's), cls (paper)")
+    parser.add_argument("--deletion", type=float, default=0.6, help="tsdae: deleted fraction")
     args = parser.parse_args()
-    if args.mode == "sts":
+    if args.mode == "tsdae":
+        args.lr = args.lr or 3e-5
+        run_tsdae(args)
+    elif args.mode == "sts":
+        args.lr = args.lr or 5e-5
         args.chunk_size = args.chunk_size or None
         run_sts(args)
     elif args.mode == "gradcache":

@@ -9,6 +9,7 @@ formula and paper in its docstring, and tested against a plain reference in test
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.crossmodal import clip_loss
+from selfsup.losses.denoising_text import token_accuracy, token_cross_entropy
 from selfsup.losses.joint import (
     barlow_twins_loss,
     negative_cosine,
@@ -61,6 +62,8 @@ __all__ = [
     "supcon",
     "supervised_info_nce",
     "swav_loss",
+    "token_accuracy",
+    "token_cross_entropy",
     "triplet",
     "vicreg_loss",
     "vicreg_terms",
