@@ -80,3 +80,33 @@ def test_pickled_npy_refused(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(SelfsupError, match="cannot read"):
         load_data(f"npy:{tmp_path / 'obj.npy'}")
+
+
+def test_npz_of_named_channel_groups(tmp_path):
+    rgb, depth = _images((5, 6, 6, 3)), _images((5, 1, 6, 6), seed=1)
+    np.savez(tmp_path / "x.npz", rgb=rgb, depth=depth, labels=np.arange(5) % 2)
+    data = load_data(f"npy:{tmp_path / 'x.npz'}").train
+    assert data.images.shape == (5, 4, 6, 6) and data.channel_groups == (("rgb", 3), ("depth", 1))
+    assert np.array_equal(data.images[:, :3].permute(0, 2, 3, 1).numpy(), rgb)
+    assert np.array_equal(data.images[:, 3:].numpy(), depth)
+    assert data.subset(np.array([0, 2])).channel_groups == data.channel_groups
+
+
+def test_named_channel_groups_must_agree(tmp_path):
+    np.savez(tmp_path / "a.npz", rgb=_images((5, 6, 6, 3)), depth=_images((4, 1, 6, 6)))
+    with pytest.raises(SelfsupError, match=r"share N, H and W .*rgb \(5, 3, 6, 6\)"):
+        load_data(f"npy:{tmp_path / 'a.npz'}")
+    np.savez(
+        tmp_path / "b.npz",
+        rgb=_images((5, 6, 6, 3)),
+        depth=_images((5, 1, 6, 6)),
+        test_rgb=_images((2, 6, 6, 3)),
+    )
+    with pytest.raises(SelfsupError, match="test array for every channel group"):
+        load_data(f"npy:{tmp_path / 'b.npz'}")
+
+
+def test_four_channel_images_array_is_one_group(tmp_path):
+    np.save(tmp_path / "rgbd.npy", _images((3, 4, 5, 5)))
+    data = load_data(f"npy:{tmp_path / 'rgbd.npy'}").train
+    assert data.images.shape == (3, 4, 5, 5) and data.channel_groups == (("images", 4),)

@@ -120,6 +120,30 @@ def test_loss_estimates_z_once_and_updates_the_bank():
     soft.loss([x], batch)[0].backward()
 
 
+def test_z_estimate_step_follows_the_embeddings():
+    # With the paper's fixed Z, Z stays at its first value however the bank and embeddings
+    # move (on digits it went stale by ~1000x and training collapsed at T 0.07); "step"
+    # re-estimates it from each step's own noise samples.
+    method = small_method(z_estimate="step")
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    batch = {"image": x, "index": torch.tensor([0, 5, 6, 19])}
+    noise = torch.randint(20, (4, 16), generator=torch.Generator().manual_seed(3))
+    method.sample_negatives = lambda batch_size: noise
+    zs = []
+    for _ in range(2):
+        with torch.no_grad():
+            f = F.normalize(method.embed(method.encoder(x)), dim=1)
+            want = float(instdisc_z(f, method.bank[noise], 20, 0.07))
+        method.loss([x], batch)
+        zs.append(float(method.nce_z))
+        assert math.isclose(zs[-1], want, rel_tol=1e-4)
+        with torch.no_grad():
+            method.bank.copy_(F.normalize(method.bank + 2 * f.mean(0), dim=1))  # bank moves
+    assert zs[0] != zs[1]
+    with pytest.raises(SelfsupError):
+        InstDisc.make_config({"z_estimate": "sometimes"})
+
+
 def test_needs_the_data_size():
     method = InstDisc(SPEC, InstDiscConfig(embed_dim=8), augment=None)
     x = torch.rand(2, 3, 16, 16)

@@ -45,10 +45,20 @@ class Augment:
     Every sample draws its own parameters from `generator`, or the global RNG of x's device.
     """
 
-    def __init__(self, recipe: Recipe, image_size: ImageSize, num_channels: int) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        image_size: ImageSize,
+        num_channels: int,
+        colour_channels: tuple[int, ...] | None = None,
+    ) -> None:
         self.recipe = recipe
         self.image_size = image_size
         self.num_channels = num_channels
+        # The channels colour ops (jitter, grayscale, solarize) act on: all of a grey or RGB
+        # image (None), the RGB triple of an RGB-D image, or none (); crops, flips and blur
+        # act on every channel jointly.
+        self.colour_channels = colour_channels
         self.height, self.width = _height_width(image_size)
         self.crop_size = min(self.height, self.width)
 
@@ -90,13 +100,15 @@ class Augment:
         )
         flip = sample_flags(n, spec.flip_p, device, generator)
         x = ops.resized_crop(x, boxes, side, flip)
-        if spec.jitter is not None:
-            j = spec.jitter
-            ranges = jitter_ranges(j.brightness, j.contrast, j.saturation, j.hue)
-            factors, order = sample_jitter(n, ranges, j.p, device, generator)
-            x = ops.color_jitter(x, factors, order)
-        if spec.grayscale_p > 0:
-            x = ops.random_grayscale(x, sample_flags(n, spec.grayscale_p, device, generator))
+        colour = self.colour_channels
+        if colour is None or colour:
+            c = x if colour is None else x[:, list(colour)]
+            c = self._colour(c, spec, generator)
+            if colour is not None:
+                x = x.clone()
+                x[:, list(colour)] = c
+            else:
+                x = c
         kernel = blur_kernel_size(side)
         if spec.blur_p > 0 and kernel > 1:
             picked = sample_flags(n, spec.blur_p, device, generator)
@@ -104,7 +116,23 @@ class Augment:
             blur = partial(ops.gaussian_blur, kernel_size=kernel)
             x = ops.apply_picked(picked, x, blur, sigma)
         if spec.solarize_p > 0:
-            x = ops.solarize(x, sample_flags(n, spec.solarize_p, device, generator))
+            picked = sample_flags(n, spec.solarize_p, device, generator)
+            if colour is None:
+                x = ops.solarize(x, picked)
+            elif colour:
+                x[:, list(colour)] = ops.solarize(x[:, list(colour)].contiguous(), picked)
+        return x
+
+    def _colour(self, x: Tensor, spec: ViewRecipe, generator: torch.Generator | None) -> Tensor:
+        """Colour jitter and random grayscale of grey or RGB images x."""
+        n, device = x.shape[0], x.device
+        if spec.jitter is not None:
+            j = spec.jitter
+            ranges = jitter_ranges(j.brightness, j.contrast, j.saturation, j.hue)
+            factors, order = sample_jitter(n, ranges, j.p, device, generator)
+            x = ops.color_jitter(x, factors, order)
+        if spec.grayscale_p > 0:
+            x = ops.random_grayscale(x, sample_flags(n, spec.grayscale_p, device, generator))
         return x
 
 
@@ -123,12 +151,47 @@ def _height_width(image_size: ImageSize) -> tuple[int, int]:
     return sides[0], sides[1]
 
 
-def build_augment(recipe: str, image_size: ImageSize, num_channels: int) -> Augment:
-    """The named recipe as an Augment for images of image_size, an int or (height, width)."""
-    if num_channels not in (1, 3):
-        raise SelfsupError(f"augmentation supports 1 or 3 channels, got {num_channels}")
+def build_augment(
+    recipe: str,
+    image_size: ImageSize,
+    num_channels: int,
+    colour_channels: tuple[int, ...] | None = None,
+) -> Augment:
+    """The named recipe as an Augment for images of image_size, an int or (height, width).
+
+    Grey and RGB images get the whole recipe. Other channel counts (RGB-D) need
+    `colour_channels` (see `colour_channels()`): the RGB triple the colour ops act on, or ()
+    to leave colour out; crops, flips and blur act on all channels jointly."""
+    if colour_channels is None and num_channels not in (1, 3):
+        raise SelfsupError(
+            f"augmentation supports 1 or 3 channels, got {num_channels}; for other channel "
+            f"counts name the RGB channels (colour_channels) or none"
+        )
+    if colour_channels is not None and (
+        len(colour_channels) not in (0, 1, 3)
+        or not all(0 <= c < num_channels for c in colour_channels)
+    ):
+        raise SelfsupError(
+            f"colour_channels must be () or 1 or 3 of the {num_channels} channels, got "
+            f"{colour_channels}"
+        )
+    if colour_channels is not None and tuple(colour_channels) == tuple(range(num_channels)):
+        colour_channels = None  # all of them: the plain path
     _height_width(image_size)
-    return Augment(get_recipe(recipe), image_size, num_channels)
+    return Augment(get_recipe(recipe), image_size, num_channels, colour_channels)
+
+
+def colour_channels(num_channels: int, groups: tuple[tuple[str, int], ...] = ()) -> tuple[int, ...]:
+    """The channels colour augmentation acts on: every channel of a grey or RGB image; the
+    3 channels of a group named `rgb` of named channel groups (RGB-D); otherwise none."""
+    if not groups:
+        return tuple(range(num_channels)) if num_channels in (1, 3) else ()
+    start = 0
+    for name, size in groups:
+        if name.lower() == "rgb" and size == 3:
+            return (start, start + 1, start + 2)
+        start += size
+    return ()
 
 
 def clean_transform(image_size: ImageSize) -> Callable[[Tensor], Tensor]:

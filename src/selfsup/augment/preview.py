@@ -59,8 +59,11 @@ def augmented_grid(
 
 
 def _to_uint8_rgb(x: Tensor) -> Tensor:
-    """float [0, 1] (n, C, H, W) -> uint8 (n, 3, H, W), grey repeated over the channels."""
+    """float [0, 1] (n, C, H, W) -> uint8 (n, 3, H, W), grey repeated over the channels;
+    of other channel counts (RGB-D) the first three channels, or the first one, are shown."""
     x = x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    if x.shape[1] not in (1, 3):
+        x = x[:, :3] if x.shape[1] > 3 else x[:, :1]
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 

@@ -10,20 +10,29 @@ import torch
 
 @dataclass
 class ImageData:
-    """N images as one contiguous uint8 tensor (N, C, H, W), C in {1, 3}; labels for evaluation."""
+    """N images as one contiguous uint8 tensor (N, C, H, W); labels for evaluation.
+
+    C is 1 (grey) or 3 (RGB), or any number when `channel_groups` names the channels: the
+    arrays of an npz stacked along C, e.g. (("rgb", 3), ("depth", 1)) for RGB-D (CMC's views).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor | None
     classes: list[str] | None
     name: str
     skipped: int = 0  # undecodable files left out by the loader (skip_corrupt=True)
+    channel_groups: tuple[tuple[str, int], ...] = ()  # (name, channels) in channel order
 
     def __post_init__(self) -> None:
         x = self.images
-        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] not in (1, 3):
+        groups = self.channel_groups
+        fits = x.dim() == 4 and (
+            sum(c for _, c in groups) == x.shape[1] if groups else x.shape[1] in (1, 3)
+        )
+        if x.dtype != torch.uint8 or not fits:
             raise ValueError(
-                f"ImageData wants uint8 (N, C, H, W) with C in {{1, 3}}; "
-                f"got {x.dtype} {tuple(x.shape)}"
+                f"ImageData wants uint8 (N, C, H, W) with C in {{1, 3}} or C the channels of "
+                f"its channel_groups {groups}; got {x.dtype} {tuple(x.shape)}"
             )
         self.images = x.contiguous()
         if self.labels is not None:
@@ -65,6 +74,7 @@ class ImageData:
             classes=self.classes,
             name=self.name,
             skipped=self.skipped,
+            channel_groups=self.channel_groups,
         )
 
 

@@ -27,7 +27,9 @@ from selfsup.models.multiview import MultiViewEncoder, MultiViewEncoderSpec
 
 @dataclass
 class CMCConfig:
-    split: str = "lab"  # "lab" (L | ab of RGB) or channel groups like "0,1,2|3"
+    # "auto": L | ab of Lab for RGB images (the paper's), one view per named channel group for
+    # an npz of named arrays (rgb | depth); or "lab", or views like "rgb|depth", "0-2|3"
+    split: str = "auto"
     temperature: float = 0.07  # (paper: 0.07)
     proj_dim: int = 128  # per-view linear embedding, L2-normalised (paper: 128)
     gather_negatives: bool = True  # under DDP, negatives come from the global batch

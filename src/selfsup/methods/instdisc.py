@@ -43,8 +43,15 @@ class InstDiscConfig:
     loss: str = "nce"  # "nce" (the paper's) or "softmax" (exact, over the whole bank)
     nce_negatives: int = 4096  # m, noise samples per embedding
     bank_momentum: float = 0.5
+    # "fixed": Z estimated at the first step and held (the paper's); "step": re-estimated at
+    # every step from that step's noise samples. On small sets (digits, 1437 rows) the fixed Z
+    # goes stale by ~1000x as the embeddings learn, the noise term swamps the loss and the
+    # embeddings collapse at T 0.07 (kNN 0.264); "step" learns there (docs/methods-queues.md).
+    z_estimate: str = "fixed"
 
     def __post_init__(self) -> None:
+        if self.z_estimate not in ("fixed", "step"):
+            raise ValueError(f"z_estimate must be 'fixed' or 'step', got {self.z_estimate!r}")
         if self.loss not in ("nce", "softmax"):
             raise ValueError(f"loss must be 'nce' or 'softmax', got {self.loss!r}")
         if self.temperature <= 0:
@@ -108,9 +115,10 @@ class InstDisc(Method):
             loss = instdisc_softmax(f, self.bank.clone(), index, t)
         else:
             negatives = self.bank[self.sample_negatives(len(f))]
-            if not self._z_known:
-                if float(self.nce_z) == 0.0:
-                    self.nce_z.fill_(float(all_reduce_mean(instdisc_z(f, negatives, n, t))))
+            every_step = self.cfg.z_estimate == "step"
+            if every_step or not self._z_known:
+                if every_step or float(self.nce_z) == 0.0:
+                    self.nce_z.copy_(all_reduce_mean(instdisc_z(f, negatives, n, t)))
                 self._z_known = True
             loss = instdisc_nce(f, self.bank[index], negatives, n, self.nce_z, t)
         self.update_bank(index, f)

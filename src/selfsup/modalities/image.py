@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from selfsup.augment import build_augment
+from selfsup.augment.pipeline import colour_channels
 from selfsup.augment.recipes import default_recipe
 from selfsup.config import Config
 from selfsup.evaluate.raw import raw_pixel_features
@@ -55,13 +56,24 @@ class ImageModality(Modality):
         cifar_stem = cfg.model.cifar_stem if cfg.model.cifar_stem is not None else max(h, w) <= 64
         size: int | tuple[int, int] = h if h == w else (h, w)
         return ImageEncoderSpec(
-            cfg.model.backbone, train.images.shape[1], size, cifar_stem, mean, std
+            cfg.model.backbone,
+            train.images.shape[1],
+            size,
+            cifar_stem,
+            mean,
+            std,
+            channel_groups=tuple(getattr(train, "channel_groups", ())),
         )
 
     def augment(self, cfg: Config, spec: ImageEncoderSpec) -> Any:
+        if hasattr(spec, "image_spec"):  # CMC's multi-view spec: augment its input images
+            spec = spec.image_spec()
         h, w = spec.height_width
-        recipe = cfg.method.augment or default_recipe(spec.in_channels, h, w)
-        return build_augment(recipe, cfg.method.crop_size or min(h, w), spec.in_channels)
+        colour = colour_channels(spec.in_channels, spec.channel_groups)
+        recipe = cfg.method.augment or default_recipe(len(colour) or 3, h, w)
+        return build_augment(
+            recipe, cfg.method.crop_size or min(h, w), spec.in_channels, colour_channels=colour
+        )
 
     def describe_augment(self, augment: Any) -> str:
         recipe = augment.recipe

@@ -140,6 +140,8 @@ def _tile(image: torch.Tensor, border: tuple[int, int, int]) -> np.ndarray:
     from PIL import Image
 
     pixels = image.permute(1, 2, 0).numpy()
+    if pixels.shape[2] not in (1, 3):  # RGB-D and other channel groups: the first three
+        pixels = pixels[:, :, :3] if pixels.shape[2] > 3 else pixels[:, :, :1]
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     im = Image.fromarray(np.ascontiguousarray(pixels))

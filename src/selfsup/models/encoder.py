@@ -37,6 +37,9 @@ class ImageEncoderSpec:
     # The backbone sees only CIE Lab lightness L / 100 of the RGB input (colorization): mean and
     # std are then L's, one value each. Files written before this field load with False.
     lightness: bool = False
+    # Names and sizes of the input's channel groups, in channel order, when the data named them
+    # (an npz of `rgb` and `depth` arrays: (("rgb", 3), ("depth", 1))); empty for grey or RGB.
+    channel_groups: tuple[tuple[str, int], ...] = ()
 
     @property
     def height_width(self) -> tuple[int, int]:
@@ -59,6 +62,7 @@ class ImageEncoderSpec:
         size = d["image_size"]
         d["image_size"] = size if isinstance(size, int) else (int(size[0]), int(size[1]))
         d["head_dims"] = tuple(int(n) for n in d.get("head_dims", ()))
+        d["channel_groups"] = tuple((str(g), int(c)) for g, c in d.get("channel_groups", ()))
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
@@ -162,22 +166,35 @@ def preprocess_images(raw: Any, spec: ImageEncoderSpec) -> torch.Tensor:
         x = x.mul(255).round_().to(torch.uint8)
     elif x.dtype != torch.uint8:
         raise SelfsupError(f"images must be uint8 or float in [0, 1], got {x.dtype}")
+    ok = {1, 3, spec.in_channels}  # grey, RGB, or the encoder's own channels (RGB-D: 4)
     if x.dim() == 2:  # one grey image (H, W)
         x = x[None, None]
     elif x.dim() == 3:  # a stack of grey images (N, H, W), or one image (C, H, W) / (H, W, C)
-        if x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3):
+        if x.shape[0] in ok and x.shape[-1] not in ok:
             x = x[None]
-        elif x.shape[-1] in (1, 3) and x.shape[0] not in (1, 3):
+        elif x.shape[-1] in ok and x.shape[0] not in ok:
             x = x.permute(2, 0, 1)[None]
         else:
             x = x[:, None]
-    elif x.dim() == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
+    elif x.dim() == 4 and x.shape[1] not in ok and x.shape[-1] in ok:
         x = x.permute(0, 3, 1, 2)
-    if x.dim() != 4 or x.shape[1] not in (1, 3):
+    if x.dim() != 4 or x.shape[1] not in ok:
         raise SelfsupError(
-            f"images must be shaped (N, C, H, W), (N, H, W, C) or (N, H, W) with C in {{1, 3}}; "
-            f"got {tuple(x.shape)}"
+            f"images must be shaped (N, C, H, W), (N, H, W, C) or (N, H, W) with C in "
+            f"{sorted(ok)}; got {tuple(x.shape)}"
+        )
+    if x.shape[1] != spec.in_channels and {int(x.shape[1]), spec.in_channels} - {1, 3}:
+        raise SelfsupError(
+            f"this encoder takes images of {spec.in_channels} channels "
+            f"{_group_text(spec)}; got {x.shape[1]}"
         )
     x = match_channels(x, spec.in_channels)
     size = spec.image_size
     return resize_to(x, (size, size) if isinstance(size, int) else tuple(size)).contiguous()
+
+
+def _group_text(spec: ImageEncoderSpec) -> str:
+    """'(rgb 3 + depth 1)' for named channel groups, '' otherwise."""
+    if not spec.channel_groups:
+        return ""
+    return "(" + " + ".join(f"{name} {c}" for name, c in spec.channel_groups) + ")"

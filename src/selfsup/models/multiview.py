@@ -24,32 +24,89 @@ LAB_MEAN = (50.0, 0.0, 0.0)
 LAB_STD = (29.0, 20.0, 20.0)
 
 
-def parse_split(split: str, in_channels: int) -> tuple[tuple[int, ...], ...]:
-    """Channel groups of a split: "lab" is ((0,), (1, 2)) of Lab (3-channel RGB input only);
-    "0,1,2|3" names the input channels of each view, every channel in at most one view."""
+SPLIT_FORMS = (
+    "'auto' (Lab for RGB, one view per named channel group), 'lab' (L | ab of RGB), or views "
+    "split by '|', each a comma list of channel indices, ranges and group names: "
+    "'rgb|depth', '0-2|3', '0,1,2|3'"
+)
+
+
+def _describe(in_channels: int, groups: tuple[tuple[str, int], ...]) -> str:
+    if not groups:
+        return f"{in_channels} channel(s)"
+    names = ", ".join(f"{n} = {_span(groups, n)}" for n, _ in groups)
+    return f"{in_channels} channels: {names}"
+
+
+def _span(groups: tuple[tuple[str, int], ...], name: str) -> str:
+    start = 0
+    for n, c in groups:
+        if n == name:
+            return str(start) if c == 1 else f"{start}-{start + c - 1}"
+        start += c
+    raise KeyError(name)
+
+
+def parse_split(
+    split: str, in_channels: int, groups: tuple[tuple[str, int], ...] = ()
+) -> tuple[tuple[int, ...], ...]:
+    """Channel groups (one tuple of input channels per view) of a split.
+
+    "lab" is ((0,), (1, 2)) of Lab (3-channel RGB input only). "auto" is "lab" for RGB input and
+    one view per named channel group (`groups`, e.g. (("rgb", 3), ("depth", 1)) from an npz of
+    `rgb` and `depth` arrays). Otherwise views are split by "|", each a comma list of channel
+    indices ("3"), inclusive ranges ("0-2") and group names ("rgb"); at least two views, every
+    channel in at most one. Any other split is a SelfsupError that lists the channels.
+    """
+    where = _describe(in_channels, groups)
+    if split == "auto":
+        if len(groups) >= 2:
+            split = "|".join(n for n, _ in groups)
+        elif in_channels == 3:
+            split = "lab"
+        else:
+            raise SelfsupError(
+                f"split 'auto' needs RGB images or named channel groups; these images have "
+                f"{where}: name the views, e.g. method.split='0|1' ({SPLIT_FORMS})"
+            )
     if split == "lab":
         if in_channels != 3:
             raise SelfsupError(
-                f"split 'lab' needs RGB images (3 channels), these have {in_channels}; name "
-                f"channel groups instead, e.g. method.split='0|1,2'"
+                f"split 'lab' needs RGB images (3 channels), these have {where}; name channel "
+                f"groups instead, e.g. method.split='0|1,2' ({SPLIT_FORMS})"
             )
         return ((0,), (1, 2))
+    names = {n: c for n, c in groups}
+    views: list[tuple[int, ...]] = []
     try:
-        groups = tuple(
-            tuple(int(c) for c in part.split(",")) for part in split.split("|") if part.strip()
-        )
+        for part in split.split("|"):
+            channels: list[int] = []
+            for item in (i.strip() for i in part.split(",")):
+                if item in names:
+                    lo, _, hi = _span(groups, item).partition("-")
+                    channels += range(int(lo), int(hi or lo) + 1)
+                elif "-" in item:
+                    lo, hi = item.split("-")
+                    if int(hi) < int(lo):
+                        raise ValueError(item)
+                    channels += range(int(lo), int(hi) + 1)
+                elif item:
+                    channels.append(int(item))
+            views.append(tuple(channels))
     except ValueError:
+        views = []
+    used = [c for g in views for c in g]
+    if (
+        len(views) < 2
+        or any(not g for g in views)
+        or len(set(used)) != len(used)
+        or not all(0 <= c < in_channels for c in used)
+    ):
         raise SelfsupError(
-            f"bad split {split!r}: 'lab' or channel groups like '0,1,2|3' (views split by |)"
-        ) from None
-    used = [c for g in groups for c in g]
-    if len(groups) < 2 or any(not g for g in groups):
-        raise SelfsupError(f"split {split!r} must name at least two non-empty channel groups")
-    if len(set(used)) != len(used) or not all(0 <= c < in_channels for c in used):
-        raise SelfsupError(
-            f"split {split!r}: each channel in 0..{in_channels - 1} may appear in one view only"
+            f"bad split {split!r} for images of {where}: a split is {SPLIT_FORMS}; it needs two "
+            f"or more non-empty views and each channel in one view at most"
         )
-    return groups
+    return tuple(views)
 
 
 @dataclass(frozen=True)
@@ -65,10 +122,16 @@ class MultiViewEncoderSpec:
     mean: tuple[float, ...]  # of the input channels (used by channel-group splits)
     std: tuple[float, ...]
     split: str
+    channel_groups: tuple[tuple[str, int], ...] = ()  # the input's named groups, if any
 
     @classmethod
     def from_image_spec(cls, spec: ImageEncoderSpec, split: str) -> MultiViewEncoderSpec:
-        parse_split(split, spec.in_channels)
+        """The spec of `split` over the input of `spec`; a split naming channel groups or
+        ranges is stored as channel indices ("rgb|depth" -> "0,1,2|3"), so that a loaded
+        encoder needs no names."""
+        groups = parse_split(split, spec.in_channels, spec.channel_groups)
+        lab = split == "lab" or (split == "auto" and len(spec.channel_groups) < 2)
+        split = "lab" if lab else "|".join(",".join(str(c) for c in g) for g in groups)
         return cls(
             spec.backbone,
             spec.in_channels,
@@ -77,12 +140,19 @@ class MultiViewEncoderSpec:
             tuple(spec.mean),
             tuple(spec.std),
             split,
+            tuple(spec.channel_groups),
         )
 
     def image_spec(self) -> ImageEncoderSpec:
         """The plain image spec of the input (for preprocessing)."""
         return ImageEncoderSpec(
-            self.backbone, self.in_channels, self.image_size, self.cifar_stem, self.mean, self.std
+            self.backbone,
+            self.in_channels,
+            self.image_size,
+            self.cifar_stem,
+            self.mean,
+            self.std,
+            channel_groups=self.channel_groups,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +167,8 @@ class MultiViewEncoderSpec:
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
         size = d["image_size"]
         d["image_size"] = size if isinstance(size, int) else (int(size[0]), int(size[1]))
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        d["channel_groups"] = tuple((str(g), int(c)) for g, c in d.get("channel_groups", ()))
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 class MultiViewEncoder(nn.Module):
