@@ -38,6 +38,9 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "npair": {},
     "supcon": {"method.temperature": 0.1},
     "block_contrastive": {},
+    # A Z fixed at the first step collapses InstDisc at T 0.07 on small banks (digits 0.264 vs
+    # 0.981 re-estimated every step: docs/methods-queues.md).
+    "instdisc": {"method.z_estimate": "step"},
     # The self-prediction methods that need a transformer get the CPU-sized ViT (width 128,
     # depth 6; patch 4 at 32 px): the convnet has no patches to mask or to predict in order.
     "mae": {"model.backbone": "vit-mini"},
