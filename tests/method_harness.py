@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import socket
+import time
+from queue import Empty
 
 import torch
 import torch.distributed as dist
@@ -32,7 +34,7 @@ FAST = {
 DIGITS_TRAIN = 1437
 
 
-def _worker(rank: int, port: int, queue, make_method, make_inputs) -> None:
+def _worker(rank: int, port: int, queue, make_method, make_inputs, probe) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
@@ -41,39 +43,78 @@ def _worker(rank: int, port: int, queue, make_method, make_inputs) -> None:
     views, batch = make_inputs(rank)
     loss, _ = model(views, batch)
     loss.backward()
-    if rank == 0:
-        # numpy arrays travel by value; torch tensors would travel as shared memory that is
-        # freed when this process exits, racing the parent's read.
-        queue.put(
-            {
-                n: p.grad.numpy().copy()
-                for n, p in method.named_parameters()
-                if p.grad is not None  # frozen teachers have none
-            }
-        )
+    # numpy arrays travel by value; torch tensors would travel as shared memory that is
+    # freed when this process exits, racing the parent's read.
+    grads = {
+        n: p.grad.numpy().copy()
+        for n, p in method.named_parameters()
+        if p.grad is not None  # frozen teachers have none
+    }
+    state = {} if probe is None else probe(method)
+    state = {k: torch.as_tensor(v).detach().numpy().copy() for k, v in state.items()}
+    queue.put((rank, grads, state))
     dist.barrier()
     dist.destroy_process_group()
 
 
-def run_two_processes(make_method, make_inputs) -> dict[str, torch.Tensor]:
-    """Gradients of rank 0 when two gloo processes each run `make_inputs(rank)` through DDP.
+def run_two_processes_each_rank(
+    make_method, make_inputs, probe=None
+) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """Per rank, in rank order: (its gradients, `probe(method)`) after two gloo processes each
+    ran `make_inputs(rank)` through DDP and backward.
 
-    Both callables must be importable top-level functions (the processes are spawned).
+    `probe` returns the method state a test checks on every rank (a queue, a memory bank, a
+    centre: what the loss updates from the gathered batch); None checks gradients only. All
+    three callables must be importable top-level functions (the processes are spawned).
     """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
     procs = [
-        ctx.Process(target=_worker, args=(r, port, queue, make_method, make_inputs))
+        ctx.Process(target=_worker, args=(r, port, queue, make_method, make_inputs, probe))
         for r in range(2)
     ]
     for p in procs:
         p.start()
-    grads = {n: torch.from_numpy(g) for n, g in queue.get(timeout=100).items()}
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    return grads
+    try:
+        results = sorted(_collect(queue, procs, timeout=100), key=lambda t: t[0])
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0
+    finally:
+        for p in procs:  # a rank left waiting in a collective when the other one failed
+            if p.is_alive():
+                p.kill()
+    return [
+        (
+            {n: torch.from_numpy(g) for n, g in grads.items()},
+            {k: torch.from_numpy(v) for k, v in state.items()},
+        )
+        for _, grads, state in results
+    ]
+
+
+def _collect(queue, procs, timeout: float) -> list:
+    """One result per process; fails at once when a process died without sending one (an
+    exception in the method), rather than after the whole timeout."""
+    results, deadline = [], time.monotonic() + timeout
+    while len(results) < len(procs):
+        try:
+            results.append(queue.get(timeout=1))
+        except Empty:
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            assert not failed, f"a worker process failed (exit codes {failed}): see its stderr"
+            assert time.monotonic() < deadline, "the worker processes sent nothing in time"
+    return results
+
+
+def run_two_processes(make_method, make_inputs) -> dict[str, torch.Tensor]:
+    """Gradients of rank 0 when two gloo processes each run `make_inputs(rank)` through DDP
+    (DDP averages them: every rank holds the same).
+
+    Both callables must be importable top-level functions (the processes are spawned).
+    """
+    return run_two_processes_each_rank(make_method, make_inputs)[0][0]
 
 
 def _free_port() -> int:
