@@ -3,6 +3,9 @@
 A method's test file calls these with its own small settings:
 
     from method_harness import assert_resume_exact, digits_knn, run_two_processes
+
+The 1-vs-2 test compares `run_two_processes` (or `run_two_processes_each_rank`, which also
+returns method state of every rank) with one process on the whole batch.
 """
 
 import json
@@ -32,6 +35,9 @@ FAST = {
     "train.report": False,
 }
 DIGITS_TRAIN = 1437
+# Seconds the two gloo processes get to start (import torch and selfsup) and send their
+# results; a heavily loaded machine may need more (then also run pytest with -p no:timeout).
+GLOO_TIMEOUT = float(os.environ.get("SELFSUP_TEST_GLOO_TIMEOUT", "100"))
 
 
 def _worker(rank: int, port: int, queue, make_method, make_inputs, probe) -> None:
@@ -77,9 +83,9 @@ def run_two_processes_each_rank(
     for p in procs:
         p.start()
     try:
-        results = sorted(_collect(queue, procs, timeout=100), key=lambda t: t[0])
-        for p in procs:
-            p.join(timeout=60)
+        results = sorted(_collect(queue, procs, timeout=GLOO_TIMEOUT), key=lambda t: t[0])
+        for p in procs:  # the results are in: only the exit (slow on a loaded machine) is left
+            p.join(timeout=GLOO_TIMEOUT)
             assert p.exitcode == 0
     finally:
         for p in procs:  # a rank left waiting in a collective when the other one failed
@@ -104,7 +110,10 @@ def _collect(queue, procs, timeout: float) -> list:
         except Empty:
             failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
             assert not failed, f"a worker process failed (exit codes {failed}): see its stderr"
-            assert time.monotonic() < deadline, "the worker processes sent nothing in time"
+            assert time.monotonic() < deadline, (
+                f"{len(results)} of {len(procs)} worker processes sent results in {timeout:.0f} s"
+                " (SELFSUP_TEST_GLOO_TIMEOUT gives them longer)"
+            )
     return results
 
 
@@ -146,9 +155,15 @@ def assert_resume_exact(tmp_path, monkeypatch, overrides: dict) -> dict:
     Returns the straight run's saved method state, so a test can check what it holds.
     """
     cfg = selfsup.make_config(**(FAST | overrides))
-    selfsup.pretrain(cfg, tmp_path / "straight")
     steps_per_epoch = DIGITS_TRAIN // cfg.train.batch_size
-    interrupt_at(monkeypatch, steps_per_epoch + 3)
+    return assert_config_resumes_exactly(tmp_path, monkeypatch, cfg, steps_per_epoch + 3)
+
+
+def assert_config_resumes_exactly(tmp_path, monkeypatch, cfg, interrupt_call: int) -> dict:
+    """`assert_resume_exact` for any run's config (text, series, other data): Ctrl-C arrives
+    during training step `interrupt_call` (make it one of the second epoch)."""
+    selfsup.pretrain(cfg, tmp_path / "straight")
+    interrupt_at(monkeypatch, interrupt_call)
     try:
         selfsup.pretrain(cfg, tmp_path / "resumed")
     except SelfsupError as err:
@@ -171,6 +186,16 @@ def assert_resume_exact(tmp_path, monkeypatch, overrides: dict) -> dict:
     steps = [r["step"] for r in map(json.loads, records) if r["kind"] == "train"]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
     return state_a
+
+
+def assert_gradients_close(
+    got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], atol=1e-5, rtol=1e-4
+) -> None:
+    """Every gradient of the one-process reference `want` (not empty) is in `got` and close."""
+    assert want, "the reference has no gradients"
+    for name, g in want.items():
+        assert name in got, name
+        assert torch.allclose(got[name], g, atol=atol, rtol=rtol), name
 
 
 def digits_knn(tmp_path, overrides: dict, epochs: int = 20) -> tuple[float, float]:
