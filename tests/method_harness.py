@@ -3,12 +3,17 @@
 A method's test file calls these with its own small settings:
 
     from method_harness import assert_resume_exact, digits_knn, run_two_processes
+
+The 1-vs-2 test compares `run_two_processes` (or `run_two_processes_each_rank`, which also
+returns method state of every rank) with one process on the whole batch.
 """
 
 import json
 import os
 import signal
 import socket
+import time
+from queue import Empty
 
 import torch
 import torch.distributed as dist
@@ -30,9 +35,12 @@ FAST = {
     "train.report": False,
 }
 DIGITS_TRAIN = 1437
+# Seconds the two gloo processes get to start (import torch and selfsup) and send their
+# results; a heavily loaded machine may need more (then also run pytest with -p no:timeout).
+GLOO_TIMEOUT = float(os.environ.get("SELFSUP_TEST_GLOO_TIMEOUT", "100"))
 
 
-def _worker(rank: int, port: int, queue, make_method, make_inputs) -> None:
+def _worker(rank: int, port: int, queue, make_method, make_inputs, probe) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
@@ -41,39 +49,81 @@ def _worker(rank: int, port: int, queue, make_method, make_inputs) -> None:
     views, batch = make_inputs(rank)
     loss, _ = model(views, batch)
     loss.backward()
-    if rank == 0:
-        # numpy arrays travel by value; torch tensors would travel as shared memory that is
-        # freed when this process exits, racing the parent's read.
-        queue.put(
-            {
-                n: p.grad.numpy().copy()
-                for n, p in method.named_parameters()
-                if p.grad is not None  # frozen teachers have none
-            }
-        )
+    # numpy arrays travel by value; torch tensors would travel as shared memory that is
+    # freed when this process exits, racing the parent's read.
+    grads = {
+        n: p.grad.numpy().copy()
+        for n, p in method.named_parameters()
+        if p.grad is not None  # frozen teachers have none
+    }
+    state = {} if probe is None else probe(method)
+    state = {k: torch.as_tensor(v).detach().numpy().copy() for k, v in state.items()}
+    queue.put((rank, grads, state))
     dist.barrier()
     dist.destroy_process_group()
 
 
-def run_two_processes(make_method, make_inputs) -> dict[str, torch.Tensor]:
-    """Gradients of rank 0 when two gloo processes each run `make_inputs(rank)` through DDP.
+def run_two_processes_each_rank(
+    make_method, make_inputs, probe=None
+) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """Per rank, in rank order: (its gradients, `probe(method)`) after two gloo processes each
+    ran `make_inputs(rank)` through DDP and backward.
 
-    Both callables must be importable top-level functions (the processes are spawned).
+    `probe` returns the method state a test checks on every rank (a queue, a memory bank, a
+    centre: what the loss updates from the gathered batch); None checks gradients only. All
+    three callables must be importable top-level functions (the processes are spawned).
     """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
     procs = [
-        ctx.Process(target=_worker, args=(r, port, queue, make_method, make_inputs))
+        ctx.Process(target=_worker, args=(r, port, queue, make_method, make_inputs, probe))
         for r in range(2)
     ]
     for p in procs:
         p.start()
-    grads = {n: torch.from_numpy(g) for n, g in queue.get(timeout=100).items()}
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    return grads
+    try:
+        results = sorted(_collect(queue, procs, timeout=GLOO_TIMEOUT), key=lambda t: t[0])
+        for p in procs:  # the results are in: only the exit (slow on a loaded machine) is left
+            p.join(timeout=GLOO_TIMEOUT)
+            assert p.exitcode == 0
+    finally:
+        for p in procs:  # a rank left waiting in a collective when the other one failed
+            if p.is_alive():
+                p.kill()
+    return [
+        (
+            {n: torch.from_numpy(g) for n, g in grads.items()},
+            {k: torch.from_numpy(v) for k, v in state.items()},
+        )
+        for _, grads, state in results
+    ]
+
+
+def _collect(queue, procs, timeout: float) -> list:
+    """One result per process; fails at once when a process died without sending one (an
+    exception in the method), rather than after the whole timeout."""
+    results, deadline = [], time.monotonic() + timeout
+    while len(results) < len(procs):
+        try:
+            results.append(queue.get(timeout=1))
+        except Empty:
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            assert not failed, f"a worker process failed (exit codes {failed}): see its stderr"
+            assert time.monotonic() < deadline, (
+                f"{len(results)} of {len(procs)} worker processes sent results in {timeout:.0f} s"
+                " (SELFSUP_TEST_GLOO_TIMEOUT gives them longer)"
+            )
+    return results
+
+
+def run_two_processes(make_method, make_inputs) -> dict[str, torch.Tensor]:
+    """Gradients of rank 0 when two gloo processes each run `make_inputs(rank)` through DDP
+    (DDP averages them: every rank holds the same).
+
+    Both callables must be importable top-level functions (the processes are spawned).
+    """
+    return run_two_processes_each_rank(make_method, make_inputs)[0][0]
 
 
 def _free_port() -> int:
@@ -105,9 +155,15 @@ def assert_resume_exact(tmp_path, monkeypatch, overrides: dict) -> dict:
     Returns the straight run's saved method state, so a test can check what it holds.
     """
     cfg = selfsup.make_config(**(FAST | overrides))
-    selfsup.pretrain(cfg, tmp_path / "straight")
     steps_per_epoch = DIGITS_TRAIN // cfg.train.batch_size
-    interrupt_at(monkeypatch, steps_per_epoch + 3)
+    return assert_config_resumes_exactly(tmp_path, monkeypatch, cfg, steps_per_epoch + 3)
+
+
+def assert_config_resumes_exactly(tmp_path, monkeypatch, cfg, interrupt_call: int) -> dict:
+    """`assert_resume_exact` for any run's config (text, series, other data): Ctrl-C arrives
+    during training step `interrupt_call` (make it one of the second epoch)."""
+    selfsup.pretrain(cfg, tmp_path / "straight")
+    interrupt_at(monkeypatch, interrupt_call)
     try:
         selfsup.pretrain(cfg, tmp_path / "resumed")
     except SelfsupError as err:
@@ -130,6 +186,16 @@ def assert_resume_exact(tmp_path, monkeypatch, overrides: dict) -> dict:
     steps = [r["step"] for r in map(json.loads, records) if r["kind"] == "train"]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
     return state_a
+
+
+def assert_gradients_close(
+    got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], atol=1e-5, rtol=1e-4
+) -> None:
+    """Every gradient of the one-process reference `want` (not empty) is in `got` and close."""
+    assert want, "the reference has no gradients"
+    for name, g in want.items():
+        assert name in got, name
+        assert torch.allclose(got[name], g, atol=atol, rtol=rtol), name
 
 
 def digits_knn(tmp_path, overrides: dict, epochs: int = 20) -> tuple[float, float]:

@@ -2,15 +2,16 @@
 the negatives' sampling, resume (the bank restored) and convergence on digits."""
 
 import math
-import os
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
-from method_harness import DIGITS_TRAIN, _free_port, assert_resume_exact, digits_knn
-from torch.nn.parallel import DistributedDataParallel
+from method_harness import (
+    DIGITS_TRAIN,
+    assert_resume_exact,
+    digits_knn,
+    run_two_processes_each_rank,
+)
 
 from selfsup.errors import SelfsupError
 from selfsup.losses import instdisc_nce, instdisc_softmax, instdisc_z
@@ -177,19 +178,14 @@ def test_instdisc_learns_on_digits(tmp_path):
 # --- two gloo processes: every rank's bank gets the whole batch's update ------------------
 
 
-def _worker(r: int, port: int, out) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=r, world_size=2)
-    torch.set_num_threads(1)
-    method = small_method()
-    model = DistributedDataParallel(method)
+def half_batch(rank: int):
     x, index = two_rank_batch()
-    torch.manual_seed(10 + r)  # the noise samples differ across ranks, as in training
-    loss, _ = model([x[r * 2 : (r + 1) * 2]], {"index": index[r * 2 : (r + 1) * 2]})
-    loss.backward()
-    out.put((r, method.bank.numpy().copy(), float(method.nce_z)))
-    dist.barrier()
-    dist.destroy_process_group()
+    torch.manual_seed(10 + rank)  # the noise samples differ across ranks, as in training
+    return [x[rank * 2 : (rank + 1) * 2]], {"index": index[rank * 2 : (rank + 1) * 2]}
+
+
+def bank_state(method: InstDisc) -> dict[str, torch.Tensor]:
+    return {"bank": method.bank, "nce_z": method.nce_z}
 
 
 def two_rank_batch():
@@ -199,16 +195,7 @@ def two_rank_batch():
 
 @pytest.mark.timeout(120)
 def test_two_gloo_processes_keep_identical_banks():
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, out)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = sorted((out.get(timeout=100) for _ in procs), key=lambda t: t[0])
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = run_two_processes_each_rank(small_method, half_batch, bank_state)
     # One process: each half through the network alone (BatchNorm as on its rank), the bank
     # updated at all four indices.
     method = small_method()
@@ -217,6 +204,7 @@ def test_two_gloo_processes_keep_identical_banks():
         f = torch.cat([method.embed(method.encoder(x[i : i + 2])) for i in (0, 2)])
     f = F.normalize(f, dim=1)
     method.update_bank(index, f)
-    for _, bank, z in results:
-        assert torch.allclose(torch.from_numpy(bank), method.bank, atol=1e-5)
-        assert z == results[0][2] > 0  # Z averaged over ranks
+    z = float(results[0][1]["nce_z"])
+    for _, state in results:
+        assert torch.allclose(state["bank"], method.bank, atol=1e-5)
+        assert float(state["nce_z"]) == z > 0  # Z averaged over ranks

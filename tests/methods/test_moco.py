@@ -2,15 +2,10 @@
 order of the symmetric loss, split-batch BN, 1-vs-2 gloo processes (gradients and queue),
 exact resume and convergence on digits."""
 
-import os
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
-from method_harness import _free_port, assert_resume_exact, digits_knn
-from torch.nn.parallel import DistributedDataParallel
+from method_harness import assert_resume_exact, digits_knn, run_two_processes_each_rank
 
 from selfsup.errors import SelfsupError
 from selfsup.losses import moco_infonce
@@ -130,21 +125,15 @@ def fixed_views():
     return torch.rand(BATCH, 3, 16, 16, generator=g), torch.rand(BATCH, 3, 16, 16, generator=g)
 
 
-def _worker(r: int, port: int, out) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=r, world_size=2)
-    torch.set_num_threads(1)
-    method = make_method()
-    model = DistributedDataParallel(method)
+def half_views(rank: int):
     v1, v2 = fixed_views()
     h = BATCH // 2
     torch.manual_seed(7)  # the shuffle permutation is drawn on rank 0 and broadcast
-    loss, _ = model([v1[r * h : (r + 1) * h], v2[r * h : (r + 1) * h]], {})
-    loss.backward()
-    grads = {n: p.grad.numpy().copy() for n, p in method.named_parameters() if p.grad is not None}
-    out.put((r, grads, method.queue.numpy().copy(), int(method.queue_ptr)))
-    dist.barrier()
-    dist.destroy_process_group()
+    return [v1[rank * h : (rank + 1) * h], v2[rank * h : (rank + 1) * h]], {}
+
+
+def queue_state(method: MoCo) -> dict[str, torch.Tensor]:
+    return {"queue": method.queue, "queue_ptr": method.queue_ptr}
 
 
 def reference():
@@ -163,24 +152,15 @@ def reference():
 
 @pytest.mark.timeout(120)
 def test_two_gloo_processes_match_one_process_gradients_and_queue():
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, out)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = sorted((out.get(timeout=100) for _ in procs), key=lambda t: t[0])
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = run_two_processes_each_rank(make_method, half_views, queue_state)
     grads, queue = reference()
-    got = {n: torch.from_numpy(g) for n, g in results[0][1].items()}
+    got = results[0][0]
     assert got.keys() == grads.keys() and len(grads) > 0
     for name, g in grads.items():
         assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
-    for _, _, q, ptr in results:
-        assert ptr == BATCH
-        assert torch.allclose(torch.from_numpy(q), queue, atol=1e-5)
+    for _, state in results:
+        assert int(state["queue_ptr"]) == BATCH
+        assert torch.allclose(state["queue"], queue, atol=1e-5)
 
 
 # --- runs on digits -----------------------------------------------------------------------

@@ -1,14 +1,9 @@
 """NNCLR: nearest neighbours and the loss against plain references, the support-set queue,
 1-vs-2 gloo processes (same gradients, same support set on both ranks), resume, convergence."""
 
-import os
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from method_harness import _free_port, assert_resume_exact, digits_knn
-from torch.nn.parallel import DistributedDataParallel
+from method_harness import assert_resume_exact, digits_knn, run_two_processes_each_rank
 
 from selfsup.losses import nearest_neighbour
 from selfsup.methods.nnclr import NNCLR, NNCLRConfig
@@ -85,20 +80,14 @@ def make_method() -> NNCLR:
     return small_nnclr()
 
 
-def _worker(r: int, port: int, out) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=r, world_size=2)
-    torch.set_num_threads(1)
-    method = make_method()
-    model = DistributedDataParallel(method)
+def half_views(rank: int):
     v1, v2 = fixed_views()
     h = BATCH // 2
-    loss, _ = model([v1[r * h : (r + 1) * h], v2[r * h : (r + 1) * h]], {})
-    loss.backward()
-    grads = {n: p.grad.numpy().copy() for n, p in method.named_parameters()}
-    out.put((r, grads, method.support.numpy().copy(), int(method.support_ptr)))
-    dist.barrier()
-    dist.destroy_process_group()
+    return [v1[rank * h : (rank + 1) * h], v2[rank * h : (rank + 1) * h]], {}
+
+
+def support_state(method: NNCLR) -> dict[str, torch.Tensor]:
+    return {"support": method.support, "support_ptr": method.support_ptr}
 
 
 def reference():
@@ -124,25 +113,14 @@ def reference():
 
 @pytest.mark.timeout(120)
 def test_two_gloo_processes_match_one_process_gradients_and_support_set():
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, out)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = sorted((out.get(timeout=100) for _ in procs), key=lambda t: t[0])
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = run_two_processes_each_rank(make_method, half_views, support_state)
     grads, support = reference()
-    for r in range(2):  # DDP averages: both ranks hold the same gradients
-        got = {n: torch.from_numpy(g) for n, g in results[r][1].items()}
+    for got, state in results:  # DDP averages: both ranks hold the same gradients
         assert got.keys() == grads.keys()
         for name, g in grads.items():
             assert torch.allclose(got[name], g, atol=1e-5, rtol=1e-4), name
-    for _, _, s, ptr in results:
-        assert ptr == BATCH
-        assert torch.allclose(torch.from_numpy(s), support, atol=1e-5)
+        assert int(state["support_ptr"]) == BATCH
+        assert torch.allclose(state["support"], support, atol=1e-5)
 
 
 SMALL = {

@@ -5,14 +5,16 @@ import math
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from text_fixtures import CORPUS, make_tiny_bert
+from method_harness import (
+    assert_config_resumes_exactly,
+    assert_gradients_close,
+    run_two_processes,
+)
+from text_fixtures import CORPUS, TEXT_RUN, no_dropout_spec
 
 import selfsup
-from selfsup.errors import SelfsupError
 from selfsup.losses import contrastive_tension
 from selfsup.methods.contrastive_tension import ContrastiveTension, ContrastiveTensionConfig
-from selfsup.models.text import TextEncoderSpec
 
 
 def reference(first, second, k):
@@ -43,19 +45,9 @@ def test_loss_matches_plain_loop_values_and_gradients():
     assert got.item() == pytest.approx(0.5 * math.log(2), abs=1e-4)
 
 
-def _spec() -> TextEncoderSpec:
-    import tempfile
-    from pathlib import Path
-
-    folder = Path(tempfile.gettempdir()) / "selfsup-tiny-bert-nodrop"
-    if not (folder / "config.json").is_file():
-        make_tiny_bert(folder, dropout=0.0)
-    return TextEncoderSpec(str(folder))
-
-
 def make_method() -> ContrastiveTension:
     torch.manual_seed(0)
-    method = ContrastiveTension(_spec(), ContrastiveTensionConfig(), augment=None)
+    method = ContrastiveTension(no_dropout_spec(), ContrastiveTensionConfig(), augment=None)
     with torch.no_grad():  # the two models apart, as they are after some training
         for p in method.partner.parameters():
             p.add_(0.01 * torch.randn_like(p))
@@ -74,9 +66,7 @@ def half_batch(rank: int):
 
 @pytest.mark.timeout(120)
 def test_two_gloo_processes_match_one_process_gradients():
-    from method_harness import run_two_processes
-
-    _spec()
+    no_dropout_spec()  # build the model folder once, before the processes start
     grads = run_two_processes(make_method, half_batch)
     method = make_method()
     batch = _batch(slice(0, 6))
@@ -84,26 +74,18 @@ def test_two_gloo_processes_match_one_process_gradients():
     expected = {n: p.grad for n, p in method.named_parameters() if p.grad is not None}
     assert any(n.startswith("partner.") for n in expected)
     assert any(n.startswith("encoder.") for n in expected)
-    for name, g in expected.items():
-        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+    assert_gradients_close(grads, expected)
 
 
 def config(tmp_path, tiny_bert, **extra):
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(CORPUS) + "\n")
     return selfsup.make_config(
-        **{
+        **TEXT_RUN
+        | {
             "data.source": f"text:{corpus}",
             "method.name": "contrastive_tension",
             "model.path": str(tiny_bert),
-            "optim.name": "adamw",
-            "optim.lr": 1e-3,
-            "train.batch_size": 2,
-            "train.epochs": 2,
-            "train.progress": False,
-            "train.amp": False,
-            "train.eval_every": 0,
-            "train.report": False,
             "eval.protocols": "",
         }
         | extra
@@ -111,20 +93,6 @@ def config(tmp_path, tiny_bert, **extra):
 
 
 def test_resume_exact_and_models_trained_apart(tmp_path, tiny_bert, monkeypatch):
-    from method_harness import interrupt_at
-
-    cfg = config(tmp_path, tiny_bert)
-    selfsup.pretrain(cfg, tmp_path / "straight")
-    interrupt_at(monkeypatch, 7)
-    with pytest.raises(SelfsupError, match="--resume"):
-        selfsup.pretrain(cfg, tmp_path / "resumed")
-    monkeypatch.undo()
-    selfsup.pretrain(cfg, tmp_path / "resumed", resume=True)
-    a = load_file(str(tmp_path / "straight" / "encoder.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "encoder.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    state = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["method"]
-    other = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["method"]
-    assert all(torch.equal(v, other[k]) for k, v in state.items())
+    state = assert_config_resumes_exactly(tmp_path, monkeypatch, config(tmp_path, tiny_bert), 7)
     key = next(k for k in state if k.startswith("partner.") and k.endswith("query.weight"))
     assert not torch.equal(state[key], state[key.replace("partner.", "encoder.")])

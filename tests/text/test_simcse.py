@@ -2,37 +2,29 @@
 exact, a run trains, evaluates on STS pairs beside TF-IDF, exports, searches by sentence."""
 
 import json
-import signal
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from text_fixtures import CORPUS, make_tiny_bert, write_sts
+from method_harness import (
+    assert_config_resumes_exactly,
+    assert_gradients_close,
+    run_two_processes,
+)
+from text_fixtures import CORPUS, TEXT_RUN, no_dropout_spec, write_sts
 
 import selfsup
 import selfsup.train
 from selfsup.errors import SelfsupError
 from selfsup.losses import info_nce
 from selfsup.methods.simcse import SimCSE, SimCSEConfig, row_hashes
-from selfsup.models.text import TextEncoderSpec
 
 BATCH = 8
 SENTENCES = [*CORPUS[:6], CORPUS[0], CORPUS[1]]  # two duplicates across the two halves
 
 
-def _spec() -> TextEncoderSpec:
-    import tempfile
-    from pathlib import Path
-
-    folder = Path(tempfile.gettempdir()) / "selfsup-tiny-bert-nodrop"
-    if not (folder / "config.json").is_file():
-        make_tiny_bert(folder, dropout=0.0)  # no dropout: both processes see the same views
-    return TextEncoderSpec(str(folder))
-
-
 def make_method() -> SimCSE:
     torch.manual_seed(0)
-    return SimCSE(_spec(), SimCSEConfig(), augment=None)
+    return SimCSE(no_dropout_spec(), SimCSEConfig(), augment=None)
 
 
 def _batch(rows: slice):
@@ -61,18 +53,8 @@ def reference_gradients():
 
 @pytest.mark.timeout(180)
 def test_two_gloo_processes_match_one_process_gradients():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-    from method_harness import run_two_processes
-
-    _spec()  # build the model folder once, before the processes start
-    grads = run_two_processes(make_method, half_batch)
-    expected = reference_gradients()
-    assert expected
-    for name, g in expected.items():
-        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+    no_dropout_spec()  # build the model folder once, before the processes start
+    assert_gradients_close(run_two_processes(make_method, half_batch), reference_gradients())
 
 
 def test_duplicates_are_masked_as_negatives():
@@ -87,18 +69,13 @@ def config(tmp_path, tiny_bert, **extra):
     corpus.write_text("\n".join(CORPUS * 8) + "\n")
     sts = write_sts(tmp_path / "sts")
     return selfsup.make_config(
-        **{
+        **TEXT_RUN
+        | {
             "data.source": f"text:{corpus}",
             "method.name": "simcse",
             "model.path": str(tiny_bert),
-            "optim.name": "adamw",
-            "optim.lr": 1e-3,
             "train.batch_size": 16,
-            "train.epochs": 2,
-            "train.progress": False,
-            "train.amp": False,
             "train.eval_every": 1,
-            "train.report": False,
             "eval.data": f"sts:{sts}",
         }
         | extra
@@ -126,25 +103,7 @@ def test_simcse_run_trains_evaluates_exports_and_searches(tmp_path, tiny_bert):
 
 def test_simcse_resume_after_ctrl_c_is_exact(tmp_path, tiny_bert, monkeypatch):
     cfg = config(tmp_path, tiny_bert, **{"train.eval_every": 0, "eval.protocols": ""})
-    selfsup.pretrain(cfg, tmp_path / "straight")
-    original = selfsup.train.training_step
-    calls = {"n": 0}
-
-    def interrupt(*args, **kwargs):
-        out = original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 7:
-            signal.raise_signal(signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(selfsup.train, "training_step", interrupt)
-    with pytest.raises(SelfsupError, match="--resume"):
-        selfsup.pretrain(cfg, tmp_path / "resumed")
-    monkeypatch.undo()
-    selfsup.pretrain(cfg, tmp_path / "resumed", resume=True)
-    a = load_file(str(tmp_path / "straight" / "encoder.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "encoder.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_config_resumes_exactly(tmp_path, monkeypatch, cfg, 7)
 
 
 def test_text_run_errors(tmp_path, tiny_bert):

@@ -6,8 +6,12 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
-from text_fixtures import CORPUS, make_tiny_bert, write_sts
+from method_harness import (
+    assert_config_resumes_exactly,
+    assert_gradients_close,
+    run_two_processes,
+)
+from text_fixtures import CORPUS, TEXT_RUN, no_dropout_spec, write_sts
 
 import selfsup
 import selfsup.train
@@ -15,7 +19,6 @@ from selfsup.data import load_data
 from selfsup.errors import SelfsupError
 from selfsup.losses import supervised_info_nce
 from selfsup.methods.simcse_supervised import SupervisedSimCSE, SupervisedSimCSEConfig
-from selfsup.models.text import TextEncoderSpec
 
 BATCH = 6
 
@@ -89,19 +92,9 @@ def test_nli_and_pair_sources_sniff_headers_and_name_columns(tmp_path):
     assert sub.positives == [data.positives[2], data.positives[0]]
 
 
-def _spec() -> TextEncoderSpec:
-    import tempfile
-    from pathlib import Path
-
-    folder = Path(tempfile.gettempdir()) / "selfsup-tiny-bert-nodrop"
-    if not (folder / "config.json").is_file():
-        make_tiny_bert(folder, dropout=0.0)
-    return TextEncoderSpec(str(folder))
-
-
 def make_method() -> SupervisedSimCSE:
     torch.manual_seed(0)
-    return SupervisedSimCSE(_spec(), SupervisedSimCSEConfig(), augment=None)
+    return SupervisedSimCSE(no_dropout_spec(), SupervisedSimCSEConfig(), augment=None)
 
 
 def _batch(rows: slice):
@@ -134,32 +127,19 @@ def reference_gradients():
 
 @pytest.mark.timeout(120)
 def test_two_gloo_processes_match_one_process_gradients():
-    from method_harness import run_two_processes
-
-    _spec()
-    grads = run_two_processes(make_method, half_batch)
-    expected = reference_gradients()
-    assert expected
-    for name, g in expected.items():
-        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+    no_dropout_spec()  # build the model folder once, before the processes start
+    assert_gradients_close(run_two_processes(make_method, half_batch), reference_gradients())
 
 
 def config(tmp_path, tiny_bert, **extra):
     nli = write_triplets(tmp_path / "nli")
     sts = write_sts(tmp_path / "sts")
     return selfsup.make_config(
-        **{
+        **TEXT_RUN
+        | {
             "data.source": f"nli:{nli}",
             "method.name": "simcse_sup",
             "model.path": str(tiny_bert),
-            "optim.name": "adamw",
-            "optim.lr": 1e-3,
-            "train.batch_size": 2,
-            "train.epochs": 2,
-            "train.progress": False,
-            "train.amp": False,
-            "train.eval_every": 0,
-            "train.report": False,
             "eval.data": f"sts:{sts}",
         }
         | extra
@@ -182,21 +162,9 @@ def test_plain_text_is_refused_with_a_clear_error(tmp_path, tiny_bert):
 
 
 def test_resume_after_ctrl_c_is_exact(tmp_path, tiny_bert, monkeypatch):
-    from method_harness import interrupt_at
-
     cfg = config(tmp_path, tiny_bert, **{"eval.protocols": "", "method.chunk_size": 4})
-    selfsup.pretrain(cfg, tmp_path / "straight")
-    interrupt_at(monkeypatch, 7)  # 10 triplets at batch 2: 5 steps an epoch
-    with pytest.raises(SelfsupError, match="--resume"):
-        selfsup.pretrain(cfg, tmp_path / "resumed")
-    monkeypatch.undo()
-    selfsup.pretrain(cfg, tmp_path / "resumed", resume=True)
-    a = load_file(str(tmp_path / "straight" / "encoder.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "encoder.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    state_a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["method"]
-    state_b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["method"]
-    assert all(torch.equal(v, state_b[k]) for k, v in state_a.items())
+    # 10 triplets at batch 2: 5 steps an epoch
+    assert_config_resumes_exactly(tmp_path, monkeypatch, cfg, 7)
 
 
 def test_run_on_pairs_trains_without_hard_negatives(tmp_path, tiny_bert):

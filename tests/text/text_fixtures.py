@@ -3,6 +3,19 @@ here, saved as a local transformers folder (built in a second, no download), and
 
 from pathlib import Path
 
+# A short run on the tiny BERT (no AMP: the runs compare exactly), what the text methods' run
+# tests share; each adds its data source, method, model folder and evaluation.
+TEXT_RUN = {
+    "optim.name": "adamw",
+    "optim.lr": 1e-3,
+    "train.batch_size": 2,
+    "train.epochs": 2,
+    "train.progress": False,
+    "train.amp": False,
+    "train.eval_every": 0,
+    "train.report": False,
+}
+
 CORPUS = [
     "a man is playing a guitar",
     "a woman is slicing an onion",
@@ -66,3 +79,20 @@ def write_sts(folder: Path) -> Path:
     (folder / "sts-train.csv").write_text("\n".join(rows) + "\n")
     (folder / "sts-test.csv").write_text("\n".join(rows[::-1]) + "\n")
     return folder
+
+
+def no_dropout_spec():
+    """The tiny BERT without dropout as an encoder spec, built once in the temp folder.
+
+    The 1-vs-2 gloo tests rebuild their method inside each spawned process, where no pytest
+    fixture reaches; without dropout both processes see the same views as the one process.
+    Call it once in the test before the processes start, so they do not both build it.
+    """
+    import tempfile
+
+    from selfsup.models.text import TextEncoderSpec
+
+    folder = Path(tempfile.gettempdir()) / "selfsup-tiny-bert-nodrop"
+    if not (folder / "config.json").is_file():
+        make_tiny_bert(folder, dropout=0.0)
+    return TextEncoderSpec(str(folder))

@@ -1,10 +1,10 @@
 """The training loop end to end on digits: runs, exports, resumes exactly, protects run dirs."""
 
 import json
-import signal
 
 import pytest
 import torch
+from method_harness import interrupt_at
 from safetensors.torch import load_file
 
 import selfsup
@@ -59,26 +59,10 @@ def _weights(run):
     return load_file(str(run / "encoder.safetensors"))
 
 
-def _interrupt_at(monkeypatch, call: int) -> None:
-    """Make Ctrl-C arrive during the `call`-th training step (after the optimizer step, before
-    the step is counted: the place where a raised KeyboardInterrupt used to lose a batch)."""
-    original = selfsup.train.training_step
-    calls = {"n": 0}
-
-    def step_then_sigint(*args, **kwargs):
-        out = original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == call:
-            signal.raise_signal(signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(selfsup.train, "training_step", step_then_sigint)
-
-
 def test_resume_after_ctrl_c_continues_exactly(tmp_path, monkeypatch):
     selfsup.pretrain(config(), tmp_path / "straight")
     steps_per_epoch = 1437 // 128
-    _interrupt_at(monkeypatch, steps_per_epoch + 3)
+    interrupt_at(monkeypatch, steps_per_epoch + 3)
     with pytest.raises(SelfsupError, match="--resume"):
         selfsup.pretrain(config(), tmp_path / "resumed")
     monkeypatch.undo()

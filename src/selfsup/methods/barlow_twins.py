@@ -14,11 +14,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from selfsup.distributed import gather_with_grad
 from selfsup.losses import barlow_twins_loss
-from selfsup.methods.base import Batch, Method
+from selfsup.methods._joint_common import TwoViewJointMethod, check_projector
+from selfsup.methods.base import Batch
 from selfsup.methods.registry import register
-from selfsup.models import projection_head
 
 
 @dataclass
@@ -33,12 +32,11 @@ class BarlowTwinsConfig:
     def __post_init__(self) -> None:
         if self.lambd < 0:
             raise ValueError("lambd must be >= 0")
-        if self.proj_layers < 1 or min(self.proj_hidden_dim, self.proj_dim) < 1:
-            raise ValueError("the projector needs at least one layer of positive width")
+        check_projector(self, "projector")
 
 
 @register
-class BarlowTwins(Method):
+class BarlowTwins(TwoViewJointMethod):
     """Encoder f, projector g; loss sum (1 - C_ii)^2 + lambd sum_{i!=j} C_ij^2 (global batch)."""
 
     name = "barlow_twins"
@@ -48,18 +46,6 @@ class BarlowTwins(Method):
         "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
     }
 
-    def __init__(self, spec: Any, cfg: BarlowTwinsConfig, augment: Any):
-        super().__init__(spec, cfg, augment)
-        self.projector = projection_head(
-            self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
-        )
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z1, z2 = (self.projector(self.encoder(v)) for v in views)
-        self.watch(z1)
-        z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
+        z1, z2 = self.embed_pair(views)
         return barlow_twins_loss(z1, z2, self.cfg.lambd), {}

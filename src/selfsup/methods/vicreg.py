@@ -13,11 +13,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from selfsup.distributed import gather_with_grad
 from selfsup.losses import vicreg_terms
-from selfsup.methods.base import Batch, Method
+from selfsup.methods._joint_common import TwoViewJointMethod, check_projector
+from selfsup.methods.base import Batch
 from selfsup.methods.registry import register
-from selfsup.models import projection_head
 
 
 @dataclass
@@ -34,12 +33,11 @@ class VICRegConfig:
     def __post_init__(self) -> None:
         if min(self.sim_weight, self.var_weight, self.cov_weight) < 0:
             raise ValueError("the loss weights must be >= 0")
-        if self.proj_layers < 1 or min(self.proj_hidden_dim, self.proj_dim) < 1:
-            raise ValueError("the expander needs at least one layer of positive width")
+        check_projector(self, "expander")
 
 
 @register
-class VICReg(Method):
+class VICReg(TwoViewJointMethod):
     """Encoder f, expander g; loss 25 invariance + 25 variance + 1 covariance (global batch)."""
 
     name = "vicreg"
@@ -49,20 +47,8 @@ class VICReg(Method):
         "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
     }
 
-    def __init__(self, spec: Any, cfg: VICRegConfig, augment: Any):
-        super().__init__(spec, cfg, augment)
-        self.projector = projection_head(
-            self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
-        )
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z1, z2 = (self.projector(self.encoder(v)) for v in views)
-        self.watch(z1)
-        z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
+        z1, z2 = self.embed_pair(views)
         inv, var, cov = vicreg_terms(z1, z2)
         c = self.cfg
         loss = c.sim_weight * inv + c.var_weight * var + c.cov_weight * cov
