@@ -4,6 +4,7 @@ import pytest
 import torch
 from text_fixtures import CORPUS
 
+from selfsup.methods.contrastive_tension import ContrastiveTension, ContrastiveTensionConfig
 from selfsup.methods.simcse import SimCSE, SimCSEConfig
 from selfsup.methods.simcse_supervised import SupervisedSimCSE, SupervisedSimCSEConfig
 from selfsup.models.gradcache import cached_embeddings
@@ -65,6 +66,25 @@ def test_supervised_gradcache_equals_the_unchunked_batch_without_dropout(tiny_be
     method.cfg.chunk_size = 5
     chunked_loss, grads = _grads(method, batch, seed=1)
     assert torch.allclose(loss, chunked_loss, atol=1e-6)
+    for name, g in ref.items():
+        assert torch.allclose(grads[name], g, atol=1e-6, rtol=1e-4), name
+
+
+def test_contrastive_tension_gradcache_equals_the_unchunked_batch_without_dropout(
+    tiny_bert_no_dropout,
+):
+    torch.manual_seed(0)
+    spec = TextEncoderSpec(str(tiny_bert_no_dropout))
+    method = ContrastiveTension(spec, ContrastiveTensionConfig(), None)
+    with torch.no_grad():  # the two towers apart, as after some training
+        for p in method.partner.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    batch = method.encoder.tokenize_all(CORPUS[:7])
+    loss, ref = _grads(method, batch, seed=1)
+    method.cfg.chunk_size = 3
+    chunked_loss, grads = _grads(method, batch, seed=1)
+    assert torch.allclose(loss, chunked_loss, atol=1e-6)
+    assert any(n.startswith("partner.") for n in grads) and len(grads) == len(ref)
     for name, g in ref.items():
         assert torch.allclose(grads[name], g, atol=1e-6, rtol=1e-4), name
 

@@ -27,16 +27,20 @@ from selfsup.distributed import gather_with_grad
 from selfsup.losses import contrastive_tension
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
+from selfsup.models.gradcache import cached_embeddings
 
 
 @dataclass
 class ContrastiveTensionConfig:
     negatives_per_positive: float = 7.0  # K: negatives weigh K times the positive (paper: 7)
     gather_negatives: bool = True  # under DDP, negative pairs span the global batch
+    chunk_size: int | None = None  # GradCache: rows embedded at once (None: the whole batch)
 
     def __post_init__(self) -> None:
         if self.negatives_per_positive <= 0:
             raise ValueError("negatives_per_positive must be positive")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError("chunk_size must be a positive number of sentences, or None")
 
 
 @register
@@ -57,7 +61,11 @@ class ContrastiveTension(Method):
         return [x]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        first, second = self.partner(views[0]), self.encoder(views[0])
+        # Every in-batch pair enters the loss, so a batch larger than memory needs GradCache
+        # (each tower embedded chunk by chunk, then replayed with its dropout masks).
+        chunk = self.cfg.chunk_size
+        first = cached_embeddings(self.partner, views[0], list(self.partner.parameters()), chunk)
+        second = cached_embeddings(self.encoder, views[0], list(self.encoder.parameters()), chunk)
         self.watch(second)
         if self.cfg.gather_negatives:
             first, second = gather_with_grad(first), gather_with_grad(second)
