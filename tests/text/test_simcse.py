@@ -109,6 +109,9 @@ def test_simcse_resume_after_ctrl_c_is_exact(tmp_path, tiny_bert, monkeypatch):
 def test_text_run_errors(tmp_path, tiny_bert):
     with pytest.raises(SelfsupError, match="--model PATH"):
         selfsup.pretrain(config(tmp_path, tiny_bert, **{"model.path": None}), tmp_path / "r1")
+    with pytest.raises(SelfsupError, match="CLIP's text tower"):
+        scratch = config(tmp_path, tiny_bert, **{"model.text_tower": "scratch"})
+        selfsup.pretrain(scratch, tmp_path / "r1b")
     with pytest.raises(SelfsupError, match="method 'simclr' reads images or series"):
         selfsup.pretrain(config(tmp_path, tiny_bert, **{"method.name": "simclr"}), tmp_path / "r2")
     with pytest.raises(SelfsupError, match="'knn' needs label"):

@@ -41,6 +41,12 @@ class TextModality(Modality):
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
         from selfsup.models.text import TextEncoderSpec
 
+        if cfg.model.text_tower != "transformers":
+            raise SelfsupError(
+                f"model.text_tower={cfg.model.text_tower} is CLIP's text tower for image-text "
+                "pairs; a text run trains a transformers model: drop model.text_tower and pass "
+                "--model PATH"
+            )
         if not cfg.model.path:
             raise SelfsupError(
                 "a text run needs a transformers model folder: pass --model PATH (its config and "
