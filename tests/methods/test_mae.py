@@ -125,6 +125,7 @@ def test_learns_to_predict_masked_pixels_on_digits(tmp_path):
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # a crash is a failure, not the expected shortfall
     reason="measured at these settings: fine-tuned 0.319 vs 0.317 from scratch (and kNN 0.294 vs "
     "random 0.314; mean-pooled patch tokens 0.325 vs 0.322); see docs/methods-reconstruction.md",
 )
