@@ -99,18 +99,14 @@ def test_colorization_resumes_exactly_and_loads_for_rgb(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not CIFAR_JPG.is_dir(), reason=f"no CIFAR-10 JPEG folders in {CIFAR_JPG}")
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # a crash is a failure, not the expected shortfall
-    reason="measured at these settings: kNN 0.280 vs random 0.232 (+0.048, short of +0.05; "
-    "raw pixels 0.286); at 32 px and 10 epochs 0.302 vs 0.268; see docs/methods-pretext.md",
-)
 def test_colorization_learns_cifar_subset(tmp_path):
     """Colour needs colour images, and digits is grey. Digits coloured per class would leak
     the label into the target (predicting the colour = recognising the class: supervised
-    learning in disguise), so this uses real colour photographs: 150 CIFAR-10 training images
-    per class (1,500) and 50 test images per class, resized to 16 px, kNN on the held-out 500."""
-    data = cifar_subset_npz(tmp_path / "cifar.npz", 150, 50)
+    learning in disguise), so this uses real colour photographs: 300 CIFAR-10 training images
+    per class (3,000) and 50 test images per class, resized to 16 px, kNN on the held-out 500.
+    Measured kNN 0.294 vs random 0.230 (raw pixels 0.316: colour from lightness beats the random
+    convnet, not pixels); 1,500 images for 20 or 35 epochs fell short (+0.048, +0.044)."""
+    data = cifar_subset_npz(tmp_path / "cifar.npz", 300, 50)
     settings = {
         "data.source": f"npy:{data}",
         "data.image_size": 16,
@@ -122,7 +118,7 @@ def test_colorization_learns_cifar_subset(tmp_path):
         "optim.weight_decay": 1e-4,
         "eval.protocols": "knn",
     }
-    rows = pretrain_scores(tmp_path, settings, epochs=20)
+    rows = pretrain_scores(tmp_path, settings, epochs=10)
     learned, random = rows["selfsup"]["knn_top1"], rows["random"]["knn_top1"]
-    print(f"colorization kNN on CIFAR-10 (1,500 images): learned {learned:.4f} random {random:.4f}")
+    print(f"colorization kNN on CIFAR-10 (3,000 images): learned {learned:.4f} random {random:.4f}")
     assert learned > random + 0.05
