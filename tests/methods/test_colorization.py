@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from method_harness import assert_resume_exact
+from selfpred_eval import CIFAR_JPG, cifar_subset_npz, pretrain_scores
 
 import selfsup
 from selfsup.augment.color_space import lab_to_rgb, rgb_to_lab
@@ -94,3 +95,30 @@ def test_colorization_resumes_exactly_and_loads_for_rgb(tmp_path, monkeypatch):
     with torch.no_grad():
         direct = encoder(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
     assert np.allclose(emb, direct.numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR_JPG.is_dir(), reason=f"no CIFAR-10 JPEG folders in {CIFAR_JPG}")
+def test_colorization_learns_cifar_subset(tmp_path):
+    """Colour needs colour images, and digits is grey. Digits coloured per class would leak
+    the label into the target (predicting the colour = recognising the class: supervised
+    learning in disguise), so this uses real colour photographs: 300 CIFAR-10 training images
+    per class (3,000) and 50 test images per class, resized to 16 px, kNN on the held-out 500.
+    Measured kNN 0.294 vs random 0.230 (raw pixels 0.316: colour from lightness beats the random
+    convnet, not pixels); 1,500 images for 20 or 35 epochs fell short (+0.048, +0.044)."""
+    data = cifar_subset_npz(tmp_path / "cifar.npz", 300, 50)
+    settings = {
+        "data.source": f"npy:{data}",
+        "data.image_size": 16,
+        "method.name": "colorization",
+        "method.ab_side": 8,
+        "method.decoder_hidden_dim": 256,
+        "optim.name": "adamw",
+        "optim.lr": 1e-3,
+        "optim.weight_decay": 1e-4,
+        "eval.protocols": "knn",
+    }
+    rows = pretrain_scores(tmp_path, settings, epochs=10)
+    learned, random = rows["selfsup"]["knn_top1"], rows["random"]["knn_top1"]
+    print(f"colorization kNN on CIFAR-10 (3,000 images): learned {learned:.4f} random {random:.4f}")
+    assert learned > random + 0.05

@@ -102,21 +102,18 @@ def test_jigsaw_resumes_exactly(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured at these settings: kNN 0.825 vs random 0.833 (digits tiles of 4 px carry "
-    "little shape); see docs/methods-pretext.md",
-)
 def test_jigsaw_learns_digits(tmp_path):
     settings = DIGITS | {
-        "method.tile": 4,  # a 10 px grid (the 8 px image upsampled), tiles resized to 8 px
+        "data.image_size": 16,  # digits upsampled: 2 x (6 + 1 + 1) px, tiles of 6 px
+        "method.tile": 6,
+        "method.gap": 1,
         "method.num_permutations": 24,
-        "method.tile_resize": 8,
         "optim.name": "adamw",
         "optim.lr": 5e-4,
         "optim.weight_decay": 1e-4,
         "method.augment": "light",
     }
-    learned, random = digits_knn(tmp_path, settings, epochs=20)
+    # measured: kNN 0.903 vs random 0.839 (20 epochs: 0.881, +0.042, short of the bar)
+    learned, random = digits_knn(tmp_path, settings, epochs=30)
     print(f"jigsaw kNN: learned {learned:.4f} random {random:.4f}")
     assert learned > random + 0.05
