@@ -59,3 +59,29 @@ def stsb_sentences(split: str) -> list[str]:
     from selfsup.data.text import load_sts_file
 
     return load_sts_file(STSB / f"sts-{split}.csv").sentences
+
+
+def stsb_run_config(folder: Path, method: str):
+    """One epoch of `method` from random init on the STS-B train sentences, scored on STS-B test
+    (the convergence runs of the language-modelling tests)."""
+    import selfsup
+
+    return selfsup.make_config(
+        **{
+            "data.source": f"sts:{STSB / 'sts-train.csv'}",
+            "eval.data": f"sts:{STSB / 'sts-test.csv'}",
+            "eval.protocols": "sts",
+            "method.name": method,
+            "model.path": str(folder),
+            "model.pretrained": False,
+            "model.max_length": 32,
+            "optim.name": "adamw",
+            "optim.lr": 4e-3,  # per 256 samples: 1e-3 at batch 64
+            "train.batch_size": 64,
+            "train.epochs": 1,
+            "train.amp": False,
+            "train.progress": False,
+            "train.eval_every": 0,
+            "train.report": False,
+        }
+    )

@@ -4,7 +4,7 @@ held-out next-token loss falls from random init on STS-B sentences."""
 
 import pytest
 import torch
-from lm_fixtures import STSB, corpus_file, make_small_bert, stsb_sentences
+from lm_fixtures import STSB, corpus_file, make_small_bert, stsb_run_config, stsb_sentences
 from method_harness import assert_resume_exact
 from text_fixtures import CORPUS
 
@@ -90,25 +90,7 @@ def test_resume_is_exact_and_the_export_stays_causal(tmp_path, tiny_bert, monkey
 def test_causal_lm_from_random_init_lowers_heldout_loss_on_stsb(tmp_path):
     folder = make_small_bert(tmp_path / "small", stsb_sentences("train"))
     spec = TextEncoderSpec(str(folder), pretrained=False)
-    cfg = selfsup.make_config(
-        **{
-            "data.source": f"sts:{STSB / 'sts-train.csv'}",
-            "eval.data": f"sts:{STSB / 'sts-test.csv'}",
-            "eval.protocols": "sts",
-            "method.name": "causal_lm",
-            "model.path": str(folder),
-            "model.pretrained": False,
-            "model.max_length": 32,
-            "optim.name": "adamw",
-            "optim.lr": 4e-3,  # per 256 samples: 1e-3 at batch 64
-            "train.batch_size": 64,
-            "train.epochs": 1,
-            "train.amp": False,
-            "train.progress": False,
-            "train.eval_every": 0,
-            "train.report": False,
-        }
-    )
+    cfg = stsb_run_config(folder, "causal_lm")
 
     def heldout(m: CausalLM) -> tuple[float, float]:
         sentences = stsb_sentences("test")[:1000]

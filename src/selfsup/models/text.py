@@ -24,6 +24,20 @@ ASSETS = "text_encoder"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model")
 
 
+def sentence_list(raw: Any) -> list[str]:
+    """A sentence or a list of sentences as a non-empty list of str, or one clear error (what a
+    text encoder's `preprocess` accepts)."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(s, str) for s in raw):
+        raise SelfsupError(
+            f"this is a text encoder; pass a list of strings, not {type(raw).__name__}"
+        )
+    if not raw:
+        raise SelfsupError("no sentences to embed")
+    return list(raw)
+
+
 @dataclass(frozen=True)
 class TextEncoderSpec:
     """Everything needed to rebuild a text encoder: where its model came from, and how it pools."""
@@ -164,15 +178,7 @@ class TextEncoder(nn.Module):
 
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
         """Token ids and mask of a sentence or a list of sentences (truncated to max_length)."""
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, (list, tuple)) or not all(isinstance(s, str) for s in raw):
-            raise SelfsupError(
-                f"this is a text encoder; pass a list of strings, not {type(raw).__name__}"
-            )
-        if not raw:
-            raise SelfsupError("no sentences to embed")
-        return self._tokenize(list(raw), padding="longest")
+        return self._tokenize(sentence_list(raw), padding="longest")
 
     def tokenize_all(
         self, sentences: list[str], batch_size: int = 10_000

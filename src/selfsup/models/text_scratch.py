@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from selfsup.errors import SelfsupError
+from selfsup.models.text import sentence_list
 
 PAD, SOT, EOT = 0, 1, 2
 SPECIALS = 3
@@ -139,15 +140,7 @@ class ScratchTextEncoder(nn.Module):
 
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
         """Token ids and mask of a sentence or a list of sentences (cut to the context)."""
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, (list, tuple)) or not all(isinstance(s, str) for s in raw):
-            raise SelfsupError(
-                f"this is a text encoder; pass a list of strings, not {type(raw).__name__}"
-            )
-        if not raw:
-            raise SelfsupError("no sentences to embed")
-        return byte_tokenize(list(raw), self.spec.context)
+        return byte_tokenize(sentence_list(raw), self.spec.context)
 
     def tokenize_all(self, sentences: list[str]) -> dict[str, torch.Tensor]:
         """Token ids and masks of a whole data set, padded to the context (rows of one width)."""
