@@ -101,7 +101,7 @@ def main() -> None:
     ev = result.evaluation
     print(f"\n{'encoder':46s} {'STS-B test Spearman':>20s}")
     for row, title in (
-        ("untrained", "before training (" + ("random init" if args.random_init else "as shipped")),
+        ("untrained", "before training (" + ("random init" if args.random_init else "as loaded")),
         ("selfsup", f"after {args.method}"),
         ("tfidf", "TF-IDF cosine"),
     ):
