@@ -150,7 +150,8 @@ def table(
     for name, res in results.items():
         label = f"{name} (supervised: trained with labels)" if is_supervised(name) else name
         if "error" in res:
-            cells = [label, backbones[name], f"failed ({res['error']})"]
+            failed = "not run" if res["error"] == "not run" else f"failed ({res['error']})"
+            cells = [label, backbones[name], failed]
             cells += ["-"] * (len(head) - 3)
         else:
             row = res["evaluation"].get("selfsup")
@@ -202,6 +203,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=None, help="runs folder (methods finished there are kept)"
     )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--table-only", action="store_true", help="train nothing: the table of what --out holds"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -259,7 +263,9 @@ def main(argv: list[str] | None = None) -> None:
         # The first success on each backbone also evaluates its random encoder and raw pixels.
         overrides["eval.baselines"] = backbone not in baselines
         res = finished(overrides, root / name)
-        if res is None:
+        if res is None and args.table_only:
+            res = {"error": "not run"}
+        elif res is None:
             print(f"{name}: training {minutes:g} min ...", flush=True)
             res = run_method(overrides, root / name)
         else:
