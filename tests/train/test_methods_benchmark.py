@@ -42,7 +42,7 @@ def test_methods_benchmark_smoke_on_digits(tmp_path):
     assert (tmp_path / "triplet" / "encoder.safetensors").is_file()
     assert "Budget 0.0666667 min per method, data digits; kNN k=200 T=0.1" in table
     # The same folder again: both methods are kept, nothing trains, the table is the same.
-    again = subprocess.run(cmd + ["--table-only"], env=env, capture_output=True, text=True)
+    again = subprocess.run([*cmd, "--table-only"], env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "triplet: finished earlier" in again.stdout and "training" not in again.stdout
     assert (tmp_path / "table.md").read_text() == table
