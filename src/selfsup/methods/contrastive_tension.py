@@ -27,7 +27,7 @@ from selfsup.distributed import gather_with_grad
 from selfsup.losses import contrastive_tension
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.models.gradcache import cached_embeddings
+from selfsup.models.gradcache import cached_embeddings, check_chunk_size
 
 
 @dataclass
@@ -39,8 +39,7 @@ class ContrastiveTensionConfig:
     def __post_init__(self) -> None:
         if self.negatives_per_positive <= 0:
             raise ValueError("negatives_per_positive must be positive")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError("chunk_size must be a positive number of sentences, or None")
+        check_chunk_size(self.chunk_size)
 
 
 @register

@@ -20,7 +20,7 @@ from selfsup.distributed import gather_with_grad, gather_without_grad
 from selfsup.losses import info_nce
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.models.gradcache import cached_embeddings
+from selfsup.models.gradcache import cached_embeddings, check_chunk_size
 
 # Multipliers of a polynomial rolling hash over token ids, in int64 arithmetic (wrapping).
 _HASH_BASE = 1_000_003
@@ -51,8 +51,7 @@ class SimCSEConfig:
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError("chunk_size must be a positive number of sentences, or None")
+        check_chunk_size(self.chunk_size)
 
 
 @register

@@ -24,7 +24,7 @@ from selfsup.distributed import gather_with_grad
 from selfsup.losses import supervised_info_nce
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.models.gradcache import cached_embeddings
+from selfsup.models.gradcache import cached_embeddings, check_chunk_size
 
 ANCHOR = ("input_ids", "attention_mask")
 POSITIVE = ("positive_input_ids", "positive_attention_mask")
@@ -42,8 +42,7 @@ class SupervisedSimCSEConfig:
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError("chunk_size must be a positive number of sentences, or None")
+        check_chunk_size(self.chunk_size)
 
 
 @register

@@ -100,3 +100,9 @@ def cached_embeddings(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size}")
     return _CachedEmbedding.apply(embed, inputs, chunk_size, *params)
+
+
+def check_chunk_size(chunk_size: int | None) -> None:
+    """The `method.chunk_size` check every GradCache method's config shares."""
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError("chunk_size must be a positive number of sentences, or None")
