@@ -249,20 +249,16 @@ def test_rgbd_wrong_split_fails_before_training(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 0.764 learned vs 0.831 random after 10 epochs (adamw 1e-3, simclr-cifar); "
-    "not tuned yet, see docs/methods-queues.md",
-)
 def test_cmc_learns_from_depth(tmp_path):
     # The rgb tower sees the digit in random colours, the depth tower its ink alone: what the
     # two views share is the digit's shape, and kNN on the concatenated features must beat the
-    # random encoder.
+    # random encoder. 8 px digits take the mild `digits` crops: `simclr-cifar` (the default for
+    # colour images up to 64 px) crops to 8 % of an 8 px digit and fell below the random encoder
+    # (docs/methods-queues.md).
     source = rgbd_digits(tmp_path / "rgbd.npz")
+    settings = {"data.source": source, "method.augment": "digits"}
     learned, random = digits_knn(
-        tmp_path,
-        RGBD_RUN | {"data.source": source, "optim.name": "adamw", "optim.lr": 1e-3},
-        epochs=10,
+        tmp_path, RGBD_RUN | settings | {"optim.name": "adamw", "optim.lr": 1e-3}, epochs=30
     )
     print(f"cmc rgb+depth kNN: learned {learned:.3f} random {random:.3f}")
     assert learned > random + 0.05
