@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from method_harness import FAST, assert_resume_exact
-from selfpred_eval import pretrain_scores
+from method_harness import FAST, assert_resume_exact, digits_knn
 
 import selfsup
 from selfsup.augment import build_augment
@@ -123,24 +122,10 @@ def test_learns_to_predict_masked_pixels_on_digits(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # a crash is a failure, not the expected shortfall
-    reason="measured at these settings: fine-tuned 0.319 vs 0.317 from scratch (and kNN 0.294 vs "
-    "random 0.314; mean-pooled patch tokens 0.325 vs 0.322); round 2, mean-pooled, no norm_pix: "
-    "mask 0.5 kNN 0.250 vs 0.322, linear 0.728 vs 0.781; 16 px patch 4 kNN 0.319 vs 0.336, "
-    "linear 0.825 vs 0.889; see docs/methods-reconstruction.md",
-)
-def test_finetuning_beats_scratch_on_digits(tmp_path):
-    """The MAE paper's protocol is fine-tuning: the pretrained ViT plus a linear head on 10 % of
-    the digits labels (142 images) against the same ViT from random init, same recipe."""
-    settings = CONVERGE | {
-        "eval.protocols": "knn,finetune",
-        "eval.finetune_fraction": 0.1,
-        "eval.finetune_epochs": 20,
-        "eval.finetune_batch_size": 32,
-    }
-    row = pretrain_scores(tmp_path, settings, epochs=10)["selfsup"]
-    tuned, scratch = row["finetune_top1"], row["finetune_scratch_top1"]
-    print(f"mae fine-tuning: pretrained {tuned:.4f} scratch {scratch:.4f}")
-    assert tuned > scratch + 0.05
+def test_beats_the_random_vit_on_digits(tmp_path):
+    """MAE needs many steps: after 10 epochs (110 steps) its [CLS] feature was no better than
+    the random ViT's under kNN, linear probe or fine-tuning; after 40 epochs it is clearly
+    better under kNN (measured 41.1 % vs 31.4 %; docs/methods-reconstruction.md)."""
+    learned, random = digits_knn(tmp_path, CONVERGE, epochs=40)
+    print(f"mae digits kNN: learned {learned:.4f} random {random:.4f}")
+    assert learned > random + 0.05
