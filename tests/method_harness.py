@@ -13,6 +13,8 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from queue import Empty
 
 import torch
@@ -196,6 +198,18 @@ def assert_gradients_close(
     for name, g in want.items():
         assert name in got, name
         assert torch.allclose(got[name], g, atol=atol, rtol=rtol), name
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` intra-op threads: a convergence margin measured with one thread can
+    move by a few of the 360 digits queries with two (the sums run in another order)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def digits_knn(tmp_path, overrides: dict, epochs: int = 20) -> tuple[float, float]:
