@@ -114,8 +114,8 @@ def test_jigsaw_learns_digits(tmp_path):
         "method.augment": "light",
     }
     # measured: kNN 0.903 vs random 0.839 (20 epochs: 0.881, +0.042, short of the bar)
-    # One thread, as measured: with two the same run gave +0.04 to +0.047 (30 epochs) and
-    # +0.036 (40 epochs), within the noise of 360 queries (docs/methods-pretext.md).
+    # One thread, as measured: with two, jigsaw gave +0.044, relative_position +0.047 (30 epochs),
+    # both +0.036 at 40 epochs: within the noise of 360 queries (docs/methods-pretext.md).
     with torch_threads(1):
         learned, random = digits_knn(tmp_path, settings, epochs=30)
     print(f"jigsaw kNN: learned {learned:.4f} random {random:.4f}")

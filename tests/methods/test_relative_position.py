@@ -69,8 +69,8 @@ def test_relative_position_learns_digits(tmp_path):
         "optim.weight_decay": 1e-4,
         "method.augment": "light",
     }
-    # One thread, as measured: with two the same run gave +0.04 to +0.047 (30 epochs) and
-    # +0.036 (40 epochs), within the noise of 360 queries (docs/methods-pretext.md).
+    # One thread, as measured: with two, jigsaw gave +0.044, relative_position +0.047 (30 epochs),
+    # both +0.036 at 40 epochs: within the noise of 360 queries (docs/methods-pretext.md).
     with torch_threads(1):
         learned, random = digits_knn(tmp_path, settings, epochs=30)
     print(f"relative_position kNN: learned {learned:.4f} random {random:.4f}")
