@@ -30,6 +30,7 @@ from selfsup.evaluate.registry import check_needs
 from selfsup.evaluate.suite import (
     EvalData,
     evaluate_with_baselines,
+    final_and_online,
     format_table,
     online_evaluation,
 )
@@ -250,22 +251,24 @@ def pretrain(
 
     loop = Loop(cfg, model, method, optimizer, data, run, device, dist, log, progress)
     loop.evaluate = evaluate_now
+    loop.evaluate_at_end = not protocols  # else `finish` logs the last point from its features
     try:
-        train(loop)
-    except TrainingInterrupted as stop:
-        raise SelfsupError(
-            f"interrupted at step {stop.step}; checkpoint saved. Continue with: "
-            f"selfsup pretrain --resume --out {run.root}"
-        ) from None
+        try:
+            train(loop)
+        except TrainingInterrupted as stop:
+            raise SelfsupError(
+                f"interrupted at step {stop.step}; checkpoint saved. Continue with: "
+                f"selfsup pretrain --resume --out {run.root}"
+            ) from None
+        per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
+        result = RunResult(run.root, method.encoder, epochs=progress.step / per_epoch)
+        result.samples_per_second = (
+            progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
+        )
+        if dist.is_main:  # the other ranks leave now: nothing waits on rank 0's long evaluation
+            finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
     finally:
         log.close()
-    per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
-    result = RunResult(run.root, method.encoder, epochs=progress.step / per_epoch)
-    result.samples_per_second = (
-        progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
-    )
-    if dist.is_main:  # the other ranks leave now: nothing waits on rank 0's long evaluation
-        finish(cfg, method, modality, eval_data, protocols, run, result, device)
     return result
 
 
@@ -339,8 +342,10 @@ def finish(
     run: RunDir,
     result: RunResult,
     device: torch.device,
+    loop: Loop | None = None,
 ) -> None:
-    """Export the encoder, evaluate it beside the baselines, write eval.json and the report."""
+    """Export the encoder, evaluate it beside the baselines, write eval.json and the report;
+    with the training `loop`, also log the online figures as the curve's last point."""
     save_encoder(method.encoder, run.root)
     write_figures(method, modality, eval_data.queries, run.root, device)
     print(
@@ -349,8 +354,21 @@ def finish(
     )
     try:
         if protocols:
-            result.evaluation = evaluate_with_baselines(
+            learned, online = final_and_online(
                 method.encoder, modality, eval_data, cfg, protocols, device, method.augment
+            )
+            if loop is not None and not loop.evaluate_at_end:
+                step, epoch = loop.progress.step, loop.progress.epoch
+                loop.log.log({"kind": "eval", "step": step, "epoch": epoch} | online)
+            result.evaluation = evaluate_with_baselines(
+                method.encoder,
+                modality,
+                eval_data,
+                cfg,
+                protocols,
+                device,
+                method.augment,
+                learned=learned,
             )
             run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")
             print(format_table(result.evaluation))

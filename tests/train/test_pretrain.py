@@ -55,6 +55,33 @@ def test_pretrain_writes_run_and_loadable_encoder(tmp_path):
     assert result.run_dir == run
 
 
+def test_final_evaluation_is_the_curves_last_point(tmp_path, monkeypatch):
+    """The held-out features are computed once at the end: the loop does not run its online
+    check when the final evaluation follows, and the final one logs the curve's last point."""
+    import selfsup.evaluate.suite as suite
+
+    passes = []
+    features = suite.encoder_features
+    monkeypatch.setattr(
+        suite, "encoder_features", lambda enc, *a, **k: passes.append(enc) or features(enc, *a, **k)
+    )
+    result = selfsup.pretrain(config(**{"eval.protocols": "knn"}), tmp_path / "run")
+    learned = [enc for enc in passes if enc is result.encoder]
+    assert len(learned) == 1  # the random encoder's pass is the other one
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert evals == records[-1:] and evals[0]["step"] == max(r["step"] for r in records)
+    # the online figures (kNN and the collapse figures), the kNN the same as eval.json's
+    assert {"knn_top1", "alignment", "uniformity"} <= set(evals[0])
+    assert evals[0]["knn_top1"] == result.evaluation["selfsup"]["knn_top1"]
+
+
+def test_without_final_protocols_the_loop_logs_the_last_point(tmp_path):
+    selfsup.pretrain(config(), tmp_path / "run")  # eval.protocols "": no final evaluation
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert records[-1]["kind"] == "eval" and "knn_top1" in records[-1]
+
+
 def _weights(run):
     return load_file(str(run / "encoder.safetensors"))
 
