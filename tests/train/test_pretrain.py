@@ -1,5 +1,6 @@
 """The training loop end to end on digits: runs, exports, resumes exactly, protects run dirs."""
 
+import importlib
 import json
 
 import pytest
@@ -58,8 +59,7 @@ def test_pretrain_writes_run_and_loadable_encoder(tmp_path):
 def test_final_evaluation_is_the_curves_last_point(tmp_path, monkeypatch):
     """The held-out features are computed once at the end: the loop does not run its online
     check when the final evaluation follows, and the final one logs the curve's last point."""
-    import selfsup.evaluate.suite as suite
-
+    suite = importlib.import_module("selfsup.evaluate.suite")  # selfsup.evaluate: the function
     passes = []
     features = suite.encoder_features
     monkeypatch.setattr(
@@ -333,7 +333,6 @@ def test_ctrl_c_in_the_final_evaluation_says_what_is_saved(tmp_path, monkeypatch
     with pytest.raises(SelfsupError, match=r"encoder is saved.*selfsup evaluate .*selfsup report"):
         selfsup.pretrain(config(**{"eval.protocols": "knn"}), tmp_path / "run")
     assert (tmp_path / "run" / "encoder.safetensors").is_file()
-    import importlib
 
     suite = importlib.import_module("selfsup.evaluate.suite")  # selfsup.evaluate is the function
     monkeypatch.setattr(suite, "evaluate_with_baselines", interrupted)
