@@ -342,10 +342,10 @@ def finish(
     run: RunDir,
     result: RunResult,
     device: torch.device,
-    loop: Loop | None = None,
+    loop: Loop,
 ) -> None:
     """Export the encoder, evaluate it beside the baselines, write eval.json and the report;
-    with the training `loop`, also log the online figures as the curve's last point."""
+    log the online figures as the training curve's last point (the loop left it to us)."""
     save_encoder(method.encoder, run.root)
     write_figures(method, modality, eval_data.queries, run.root, device)
     print(
@@ -357,9 +357,8 @@ def finish(
             learned, online = final_and_online(
                 method.encoder, modality, eval_data, cfg, protocols, device, method.augment
             )
-            if loop is not None and not loop.evaluate_at_end:
-                step, epoch = loop.progress.step, loop.progress.epoch
-                loop.log.log({"kind": "eval", "step": step, "epoch": epoch} | online)
+            step, epoch = loop.progress.step, loop.progress.epoch
+            loop.log.log({"kind": "eval", "step": step, "epoch": epoch} | online)
             result.evaluation = evaluate_with_baselines(
                 method.encoder,
                 modality,
