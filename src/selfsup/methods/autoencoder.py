@@ -36,6 +36,7 @@ class Autoencoder(Method):
     name = "autoencoder"
     Config = AutoencoderConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
 
     def __init__(self, spec: Any, cfg: Any, augment: Any):
         super().__init__(spec, cfg, augment)

@@ -58,6 +58,7 @@ class Autoregressive(Method):
     name = "autoregressive"
     Config = AutoregressiveConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"head_hidden_dim": 2048}}
 
     def __init__(self, spec: Any, cfg: AutoregressiveConfig, augment: Any):

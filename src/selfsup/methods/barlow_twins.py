@@ -42,6 +42,7 @@ class BarlowTwins(TwoViewJointMethod):
     name = "barlow_twins"
     Config = BarlowTwinsConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
     }

@@ -48,6 +48,12 @@ class Method(nn.Module):
     name: ClassVar[str]
     Config: ClassVar[type]
     inputs: ClassVar[frozenset[str]]
+    # The modalities whose data it trains on (image, text, series, pair); a run on any other is
+    # refused before its data is read, naming the methods that serve that modality.
+    modalities: ClassVar[frozenset[str]]
+    # Whether it trains with human labels (SupCon's classes, NLI's entailment labels): the run,
+    # eval.json and the report then say that it is not self-supervised.
+    uses_labels: ClassVar[bool] = False
     find_unused_parameters: ClassVar[bool] = False
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
     # entry here names another preset (e.g. "imagenet") by the parameters it changes.

@@ -46,6 +46,7 @@ class BlockContrastive(MetricMethod):
     name = "block_contrastive"
     Config = BlockContrastiveConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
 
     def __init__(self, spec: Any, cfg: BlockContrastiveConfig, augment: Any):
         super().__init__(spec, cfg, augment)

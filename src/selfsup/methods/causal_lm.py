@@ -72,6 +72,7 @@ class CausalLM(Method):
     name = "causal_lm"
     Config = CausalLMConfig
     inputs = frozenset({"input_ids", "attention_mask"})
+    modalities = frozenset({"text"})
 
     def __init__(self, spec: Any, cfg: CausalLMConfig, augment: Any):
         if getattr(spec, "pooling", "mean") == "cls":

@@ -46,6 +46,7 @@ class CMC(Method):
     name = "cmc"
     Config = CMCConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
 
     def __init__(self, spec: Any, cfg: CMCConfig, augment: Any):
         super().__init__(spec, cfg, augment)

@@ -70,6 +70,7 @@ class Colorization(Method):
     name = "colorization"
     Config = ColorizationConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"ab_side": 56, "decoder_hidden_dim": 2048}
     }

@@ -41,6 +41,7 @@ class ContrastiveMargin(MetricMethod):
     name = "contrastive_margin"
     Config = ContrastiveMarginConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = self.embed(views)

@@ -50,6 +50,7 @@ class ContrastiveTension(Method):
     name = "contrastive_tension"
     Config = ContrastiveTensionConfig
     inputs = frozenset({"input_ids", "attention_mask"})
+    modalities = frozenset({"text"})
 
     def __init__(self, spec: Any, cfg: ContrastiveTensionConfig, augment: Any):
         super().__init__(spec, cfg, augment)

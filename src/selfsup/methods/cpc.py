@@ -49,6 +49,7 @@ class CPC(Method):
     name = "cpc"
     Config = CPCConfig
     inputs = frozenset({"series", "mask"})
+    modalities = frozenset({"series"})
     # predictors of steps beyond a short series' length get no gradient (DDP must know)
     find_unused_parameters = True
     # No other preset: on GunPoint K = 12 (the paper's) gave a better kNN than K = 4 or 8.

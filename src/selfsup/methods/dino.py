@@ -129,6 +129,7 @@ class DINO(Method):
     name = "dino"
     Config = DINOConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # ViT-S/16 on ImageNet, 100 epochs (the paper's main setting; 10 local crops)
         "imagenet": {"out_dim": 65536, "local_crops": 10, "teacher_temperature_warmup": 0.3}

@@ -69,6 +69,7 @@ class InstDisc(Method):
     name = "instdisc"
     Config = InstDiscConfig
     inputs = frozenset({"image", "index"})
+    modalities = frozenset({"image"})
 
     def __init__(self, spec: Any, cfg: InstDiscConfig, augment: Any):
         super().__init__(spec, cfg, augment)

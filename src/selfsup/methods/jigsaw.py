@@ -74,6 +74,7 @@ class Jigsaw(Method):
     name = "jigsaw"
     Config = JigsawConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {
             "grid": 3,

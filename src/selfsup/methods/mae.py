@@ -66,6 +66,7 @@ class MAE(Method):
     name = "mae"
     Config = MAEConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"decoder_dim": 512, "decoder_depth": 8, "decoder_heads": 16}
     }

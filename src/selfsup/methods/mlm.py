@@ -63,6 +63,7 @@ class MLM(Method):
     name = "mlm"
     Config = MLMConfig
     inputs = frozenset({"input_ids", "attention_mask"})
+    modalities = frozenset({"text"})
 
     def __init__(self, spec: Any, cfg: MLMConfig, augment: Any):
         super().__init__(spec, cfg, augment)

@@ -134,6 +134,7 @@ class MoCo(Method):
     name = "moco"
     Config = MoCoConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"queue_size": 65536, "momentum": 0.999}
     }

@@ -52,6 +52,7 @@ class MoCoV3(Method):
     name = "mocov3"
     Config = MoCoV3Config
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {},  # the paper's ViT ImageNet values are the defaults
         "resnet": {"temperature": 1.0},

@@ -57,6 +57,7 @@ class NNCLR(Method):
     name = "nnclr"
     Config = NNCLRConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"queue_size": 98304}}
 
     def __init__(self, spec: Any, cfg: NNCLRConfig, augment: Any):

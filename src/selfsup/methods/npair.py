@@ -37,6 +37,7 @@ class NPair(MetricMethod):
     name = "npair"
     Config = NPairConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = self.embed(views)

@@ -65,6 +65,7 @@ class RelativePosition(Method):
     name = "relative_position"
     Config = RelativePositionConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"tile": 96, "gap": 48, "jitter": 7, "head_hidden_dim": 4096}
     }

@@ -62,6 +62,7 @@ class Rotation(Method):
     name = "rotation"
     Config = RotationConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     # The paper's ImageNet runs put the classifier on AlexNet's conv5 (no extra MLP needed at
     # that width); the linear head is the closest choice on a pooled ResNet/ViT output.
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"head_hidden_dim": 0}}

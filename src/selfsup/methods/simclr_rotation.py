@@ -55,6 +55,7 @@ class SimCLRRotation(Method):
     name = "simclr_rotation"
     Config = SimCLRRotationConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
 
     def __init__(self, spec: Any, cfg: SimCLRRotationConfig, augment: Any):

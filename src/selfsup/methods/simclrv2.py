@@ -55,6 +55,7 @@ class SimCLRv2(Method):
     name = "simclrv2"
     Config = SimCLRv2Config
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
 
     def __init__(self, spec: Any, cfg: SimCLRv2Config, augment: Any):

@@ -61,6 +61,7 @@ class SimCSE(Method):
     name = "simcse"
     Config = SimCSEConfig
     inputs = frozenset({"input_ids", "attention_mask"})
+    modalities = frozenset({"text"})
 
     def __init__(self, spec: Any, cfg: SimCSEConfig, augment: Any):
         super().__init__(spec, cfg, augment)

@@ -53,6 +53,8 @@ class SupervisedSimCSE(Method):
     name = "simcse_sup"
     Config = SupervisedSimCSEConfig
     inputs = frozenset(ANCHOR + POSITIVE + NEGATIVE)
+    modalities = frozenset({"text"})
+    uses_labels = True  # human labels: NLI's entailment / contradiction
     optional_inputs = frozenset(NEGATIVE)  # pair files have no hard negatives
 
     def __init__(self, spec: Any, cfg: SupervisedSimCSEConfig, augment: Any):

@@ -47,6 +47,7 @@ class SimSiam(Method):
     name = "simsiam"
     Config = SimSiamConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"proj_layers": 3}}
 
     def __init__(self, spec: Any, cfg: SimSiamConfig, augment: Any):

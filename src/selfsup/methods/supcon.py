@@ -36,6 +36,8 @@ class SupCon(MetricMethod):
     name = "supcon"
     Config = SupConConfig
     inputs = frozenset({"image", "label"})
+    modalities = frozenset({"image"})
+    uses_labels = True  # human labels: the classes
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

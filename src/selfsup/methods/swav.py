@@ -62,6 +62,7 @@ class SwAV(Method):
     name = "swav"
     Config = SwAVConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # ResNet-50, batch 256 on ImageNet: a queue of 3840 from epoch 15 (of 200: 0.075)
         "imagenet": {"queue_start": 0.075}

@@ -40,6 +40,7 @@ class Triplet(MetricMethod):
     name = "triplet"
     Config = TripletConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = (F.normalize(z, dim=1) for z in self.embed(views))

@@ -117,6 +117,7 @@ class TSDAE(Method):
     name = "tsdae"
     Config = TSDAEConfig
     inputs = frozenset({"input_ids", "attention_mask"})
+    modalities = frozenset({"text"})
 
     def __init__(self, spec: Any, cfg: TSDAEConfig, augment: Any):
         if augment is not None:

@@ -43,6 +43,7 @@ class VICReg(TwoViewJointMethod):
     name = "vicreg"
     Config = VICRegConfig
     inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
     }
