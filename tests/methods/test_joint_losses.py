@@ -60,6 +60,9 @@ def ref_barlow(z1, z2, lambd, eps=1e-5):
 
 
 def ref_vicreg(z1, z2, sim, var_w, cov_w, eps=1e-4):
+    """facebookresearch/vicreg main_vicreg.py: the variance hinge AVERAGED over the two
+    branches (std_loss = mean(relu(1 - std_x)) / 2 + mean(relu(1 - std_y)) / 2), the
+    covariance term summed over them."""
     n, d = z1.shape
     inv = sum((z1[s, k] - z2[s, k]) ** 2 for s in range(n) for k in range(d)) / (n * d)
     var = 0.0
@@ -68,7 +71,7 @@ def ref_vicreg(z1, z2, sim, var_w, cov_w, eps=1e-4):
         means = [z[:, k].sum() / n for k in range(d)]
         for k in range(d):
             v = sum((z[s, k] - means[k]) ** 2 for s in range(n)) / (n - 1)
-            var = var + torch.clamp(1 - torch.sqrt(v + eps), min=0) / d
+            var = var + torch.clamp(1 - torch.sqrt(v + eps), min=0) / d / 2
         for k in range(d):
             for m in range(d):
                 if k != m:
@@ -124,6 +127,16 @@ def test_vicreg_matches_reference():
     )
     inv, var, cov = vicreg_terms(z1, z2)
     assert inv > 0 and var > 0 and cov > 0
+
+
+def test_vicreg_variance_is_the_mean_of_the_two_branches_hinges():
+    """The 25/25/1 coefficients were tuned with the variance averaged over the branches: a
+    batch whose two branches both have std 0.5 in every dimension has variance term 0.5."""
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(64, 4, generator=g, dtype=torch.float64)
+    z = (z - z.mean(0)) / z.std(0) * 0.5  # unbiased std exactly 0.5 per dimension
+    _, var, _ = vicreg_terms(z, z.clone(), eps=0.0)
+    assert math.isclose(var.item(), 0.5, rel_tol=1e-9)
 
 
 LOSSES = [normalized_mse, negative_cosine, barlow_twins_loss, vicreg_loss]

@@ -80,7 +80,8 @@ def vicreg_terms(
 
     - invariance: mean squared error mean_{i,k} (z1_ik - z2_ik)^2;
     - variance: for each branch, mean_k max(0, 1 - sqrt(Var(z_k) + eps)) (unbiased variance),
-      summed over the two branches;
+      averaged over the two branches (as facebookresearch/vicreg and lightly: the published
+      25 / 25 / 1 coefficients were tuned on the average, not the sum);
     - covariance: for each branch, sum_{k != l} Cov(z)_kl^2 / D with Cov = (z - mean)^T
       (z - mean) / (N - 1), summed over the two branches.
     """
@@ -94,7 +95,7 @@ def vicreg_terms(
         for z in (z1, z2):
             z = z - z.mean(0)
             std = torch.sqrt(z.var(0) + eps)
-            variance = variance + F.relu(1 - std).mean()
+            variance = variance + F.relu(1 - std).mean() / 2
             cov = z.T @ z / (n - 1)
             covariance = covariance + (cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()) / d
     return invariance, variance, covariance
