@@ -43,6 +43,19 @@ def make_method() -> MoCoV3:
     return MoCoV3(SPEC, cfg, augment=None)
 
 
+def test_projector_ends_in_batchnorm_without_affine_as_the_reference_build_mlp():
+    """moco-v3's `_build_mlp(..., last_bn=True)`: the projector's last layer is followed by
+    BatchNorm1d(affine=False), so in training its outputs have zero mean and unit variance
+    per dimension; the predictor has no final BN."""
+    method = make_method()
+    last = method.projector[-1]
+    assert isinstance(last, torch.nn.BatchNorm1d) and not last.affine
+    assert not isinstance(method.predictor[-1], torch.nn.BatchNorm1d)
+    z = method.projector(method.encoder(torch.rand(BATCH, 3, 16, 16)))
+    assert torch.allclose(z.mean(0), torch.zeros(z.shape[1]), atol=1e-5)
+    assert torch.allclose(z.var(0, unbiased=False), torch.ones(z.shape[1]), atol=1e-3)
+
+
 def fixed_views():
     g = torch.Generator().manual_seed(1)
     return torch.rand(BATCH, 3, 16, 16, generator=g), torch.rand(BATCH, 3, 16, 16, generator=g)

@@ -1,7 +1,7 @@
 """MoCo v3 (Chen, Xie & He 2021): a query network with a predictor, a momentum key network,
 and a symmetric contrastive loss over the keys of the (global) batch, with no queue.
 
-q = h(g(f(v))) (backbone, projector, predictor); k = g'(f'(v)) from the momentum copy of
+q = h(g(f(v))) (backbone, projector ending in BatchNorm without affine, predictor); k = g'(f'(v)) from the momentum copy of
 backbone and projector. The loss (`mocov3_contrastive`, Algorithm 1):
 
     loss = ctr(q1, k2) + ctr(q2, k1),   ctr(q, k) = 2 T * CE(q . k^T / T, own index),  T 0.2
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from selfsup.distributed import gather_without_grad, rank
 from selfsup.losses import mocov3_contrastive
@@ -60,9 +61,12 @@ class MoCoV3(Method):
 
     def __init__(self, spec: Any, cfg: MoCoV3Config, augment: Any):
         super().__init__(spec, cfg, augment)
-        self.projector = projection_head(
+        # The reference `_build_mlp(..., last_bn=True)` ends the projector in BatchNorm
+        # without affine parameters (after SimCLR's head); the predictor has no final BN.
+        head = projection_head(
             self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
         )
+        self.projector = nn.Sequential(*head, nn.BatchNorm1d(cfg.proj_dim, affine=False))
         self.predictor = projection_head(cfg.proj_dim, cfg.pred_hidden_dim, cfg.proj_dim, 2)
         self.key_encoder = momentum_teacher(self.encoder)
         self.key_projector = momentum_teacher(self.projector)
