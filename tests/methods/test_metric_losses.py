@@ -76,7 +76,38 @@ def test_triplet_hardest_matches_loops(margin):
             terms.append(torch.clamp(d_pos - d_neg + margin, min=0))
         return sum(terms) / len(terms)
 
+    assert_same(lambda: triplet(z1, z2, margin, "hardest"), ref, z1, z2)
+
+
+@pytest.mark.parametrize("margin", [0.2, 5.0])
+def test_triplet_semi_hard_matches_loops_and_is_the_default(margin):
+    """FaceNet sec. 3.2 (and TF's triplet_semihard_loss): the negative of anchor i is the
+    closest one farther than its positive; where none is farther, the farthest negative."""
+    z1, z2 = inputs(4)
+
+    def ref():
+        u, p, sample = pool(z1, z2)
+        terms = []
+        for i in range(len(u)):
+            d_pos = dist(u[i], u[p(i)]) ** 2
+            negs = [dist(u[i], u[j]) ** 2 for j in range(len(u)) if sample(j) != sample(i)]
+            outside = [d for d in negs if d > d_pos]
+            d_neg = min(outside) if outside else max(negs)
+            terms.append(torch.clamp(d_pos - d_neg + margin, min=0))
+        return sum(terms) / len(terms)
+
+    assert_same(lambda: triplet(z1, z2, margin, "semi-hard"), ref, z1, z2)
     assert_same(lambda: triplet(z1, z2, margin), ref, z1, z2)
+
+
+def test_triplet_semi_hard_uses_the_farthest_negative_when_none_is_outside():
+    # Sample 0's views are far apart and every other sample sits between them: no negative
+    # is farther from anchor 0 than its positive, so the farthest one is used.
+    z1 = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    z2 = torch.tensor([[10.0, 0.0], [1.0, 0.1], [2.0, 0.1]])
+    loss_semi = triplet(z1, z2, 0.0, "semi-hard")
+    loss_hard = triplet(z1, z2, 0.0, "hardest")
+    assert loss_semi < loss_hard  # hardest picks the closest negative (distance 1)
 
 
 def test_triplet_given_negatives_matches_loops():
@@ -107,7 +138,9 @@ def test_npair_matches_loops():
             s = sum(torch.exp(z1[i] @ z2[j] - z1[i] @ z2[i]) for j in range(N) if j != i)
             terms.append(torch.log(1 + s))
             reg.append((z1[i] ** 2).sum() + (z2[i] ** 2).sum())
-        return sum(terms) / N + 0.01 * sum(reg) / N
+        # TF's npairs_loss (the reference implementation): 0.25 * reg_lambda * (mean ||a||^2
+        # + mean ||p||^2)
+        return sum(terms) / N + 0.25 * 0.01 * sum(reg) / N
 
     assert_same(lambda: npair(z1, z2, 0.01), ref, z1, z2)
 

@@ -1,4 +1,4 @@
-"""The metric-learning methods end to end: 1-vs-2 gloo gradients (triplet, hardest negatives
+"""The metric-learning methods end to end: 1-vs-2 gloo gradients (triplet, semi-hard negatives
 from the global batch), exact resume, SupCon's labels and its supervised marks, convergence."""
 
 import json
@@ -45,7 +45,7 @@ def test_triplet_two_gloo_processes_match_one_process_gradients():
         parts = [method.projection_head(method.encoder(v[s])) for s in halves]
         return torch.nn.functional.normalize(torch.cat(parts), dim=1)
 
-    # The hardest negative of an anchor of rank 0 may be a sample of rank 1: only the global
+    # The negative mined for an anchor of rank 0 may be a sample of rank 1: only the global
     # batch gives these gradients.
     triplet(embed(v1), embed(v2), method.cfg.margin).backward()
     assert grads.keys() == dict(method.named_parameters()).keys()
@@ -143,6 +143,12 @@ def test_self_supervised_runs_carry_no_supervised_mark(tmp_path, capsys):
     selfsup.pretrain(cfg, tmp_path / "run")
     assert "SUPERVISED" not in capsys.readouterr().out
     assert "SUPERVISED" not in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_triplet_defaults_to_semi_hard_negatives():
+    """FaceNet sec. 3.2: semi-hard negatives by default; the hardest ones stay an option."""
+    assert TripletConfig().negatives == "semi-hard"
+    assert Triplet.make_config({"negatives": "hardest"}).negatives == "hardest"
 
 
 def test_bad_parameters_are_named():

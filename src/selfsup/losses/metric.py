@@ -68,7 +68,7 @@ def triplet(
     z1: torch.Tensor,
     z2: torch.Tensor,
     margin: float = 0.2,
-    negatives: torch.Tensor | None = None,
+    negatives: torch.Tensor | str = "semi-hard",
 ) -> torch.Tensor:
     """Triplet loss with a margin (Schroff, Kalenichenko & Philbin 2015, FaceNet, eq. 1;
     Weinberger & Saul 2009), on squared Euclidean distances of the embeddings given (FaceNet
@@ -79,13 +79,20 @@ def triplet(
 
         loss = mean_i max(0, ||u_i - u_p(i)||^2 - ||u_i - u_n(i)||^2 + margin)
 
-    `negatives` None: n(i) is the hardest negative, the closest row of another sample (batch
-    hard mining). Otherwise a (2N,) long tensor naming n(i) for each anchor (random mining:
-    the method draws them); naming the anchor itself or its positive is an error.
+    `negatives` names how n(i) is mined in the batch:
+
+    - "semi-hard" (FaceNet sec. 3.2, as TF's `triplet_semihard_loss`): the closest negative
+      that is farther from the anchor than its positive; where no negative is farther, the
+      farthest negative. FaceNet warns that the hardest negatives collapse the model early.
+    - "hardest": the closest row of another sample (batch-hard mining).
+    - a (2N,) long tensor naming n(i) for each anchor (random mining: the method draws them);
+      naming the anchor itself or its positive is an error.
     """
     _check_pair("triplet", z1, z2)
     if margin < 0:
         raise ValueError(f"margin must be non-negative, got {margin}")
+    if isinstance(negatives, str) and negatives not in ("semi-hard", "hardest"):
+        raise ValueError(f"negatives must be 'semi-hard', 'hardest' or indices; got {negatives!r}")
     with torch.autocast(z1.device.type, enabled=False):
         u, positive = _pool(z1, z2)
         sq = u.pow(2).sum(1)
@@ -93,9 +100,16 @@ def triplet(
         n2 = len(u)
         idx = torch.arange(n2, device=u.device)
         d_pos = d2[idx, (idx + n2 // 2) % n2]
-        if negatives is None:
-            same = positive | torch.eye(n2, dtype=torch.bool, device=u.device)
-            d_neg = d2.masked_fill(same, float("inf")).min(dim=1).values
+        if isinstance(negatives, str):
+            other = ~(positive | torch.eye(n2, dtype=torch.bool, device=u.device))
+            closest = d2.masked_fill(~other, float("inf")).min(dim=1).values
+            if negatives == "hardest":
+                d_neg = closest
+            else:
+                outside = other & (d2 > d_pos[:, None])
+                semi = d2.masked_fill(~outside, float("inf")).min(dim=1).values
+                farthest = d2.masked_fill(~other, float("-inf")).max(dim=1).values
+                d_neg = torch.where(outside.any(dim=1), semi, farthest)
         else:
             if negatives.shape != (n2,):
                 raise ValueError(f"negatives must have shape ({n2},), got {negatives.shape}")
@@ -115,11 +129,12 @@ def npair(anchors: torch.Tensor, positives: torch.Tensor, l2_reg: float = 0.002)
     batch are its negatives. On raw (unnormalised) embeddings, no temperature:
 
         loss = mean_i log(1 + sum_{j != i} exp(f_i . f_j^+ - f_i . f_i^+))
-               + l2_reg * mean_i (||f_i||^2 + ||f_i^+||^2)
+               + l2_reg / 4 * mean_i (||f_i||^2 + ||f_i^+||^2)
 
     The first term is the cross-entropy of the logits f_i . f_j^+ with target i. The penalty
     keeps the norms small, which is what stops the unnormalised logits from growing without
-    bound.
+    bound; its factor 1/4 is the reference implementation's (TF's `npairs_loss`:
+    `0.25 * reg_lambda * (reg_anchor + reg_positive)`, reg_lambda 0.002).
     """
     _check_pair("npair", anchors, positives)
     if l2_reg < 0:
@@ -129,7 +144,7 @@ def npair(anchors: torch.Tensor, positives: torch.Tensor, l2_reg: float = 0.002)
         logits = a @ p.T
         targets = torch.arange(len(a), device=a.device)
         reg = (a.pow(2).sum(1) + p.pow(2).sum(1)).mean()
-        return F.cross_entropy(logits, targets) + l2_reg * reg
+        return F.cross_entropy(logits, targets) + 0.25 * l2_reg * reg
 
 
 def supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:

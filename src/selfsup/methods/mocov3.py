@@ -1,8 +1,9 @@
 """MoCo v3 (Chen, Xie & He 2021): a query network with a predictor, a momentum key network,
 and a symmetric contrastive loss over the keys of the (global) batch, with no queue.
 
-q = h(g(f(v))) (backbone, projector ending in BatchNorm without affine, predictor); k = g'(f'(v)) from the momentum copy of
-backbone and projector. The loss (`mocov3_contrastive`, Algorithm 1):
+q = h(g(f(v))) (backbone, projector ending in BatchNorm without affine, predictor);
+k = g'(f'(v)) from the momentum copy of backbone and projector. The loss
+(`mocov3_contrastive`, Algorithm 1):
 
     loss = ctr(q1, k2) + ctr(q2, k1),   ctr(q, k) = 2 T * CE(q . k^T / T, own index),  T 0.2
 

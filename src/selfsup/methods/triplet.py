@@ -1,6 +1,8 @@
 """Triplet loss (Schroff et al. 2015, FaceNet; Weinberger & Saul 2009), self-supervised: each
 view is an anchor, the other view of its sample the positive, and the negative another sample
-of the (global) batch, the hardest one (batch-hard mining) or a random one."""
+of the (global) batch: by default a semi-hard one (FaceNet sec. 3.2: the closest negative
+farther than the positive), or the hardest one (batch-hard mining, which FaceNet warns can
+collapse the model early), or a random one."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from selfsup.methods.registry import register
 @dataclass
 class TripletConfig:
     margin: float = 0.2  # FaceNet's alpha, on L2-normalised 128-d embeddings
-    negatives: str = "hardest"  # hardest | random
+    negatives: str = "semi-hard"  # semi-hard (FaceNet's) | hardest | random
     proj_hidden_dim: int = 2048
     proj_dim: int = 128  # FaceNet's embedding size
     proj_layers: int = 2
@@ -29,8 +31,10 @@ class TripletConfig:
     def __post_init__(self) -> None:
         if self.margin < 0:
             raise ValueError("margin must be non-negative")
-        if self.negatives not in ("hardest", "random"):
-            raise ValueError(f"negatives must be 'hardest' or 'random', got {self.negatives!r}")
+        if self.negatives not in ("semi-hard", "hardest", "random"):
+            raise ValueError(
+                f"negatives must be 'semi-hard', 'hardest' or 'random', got {self.negatives!r}"
+            )
 
 
 @register
@@ -46,7 +50,7 @@ class Triplet(MetricMethod):
         z1, z2 = (F.normalize(z, dim=1) for z in self.embed(views))
         if self.cfg.gather_negatives:
             z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
-        chosen = None
+        chosen: torch.Tensor | str = self.cfg.negatives
         if self.cfg.negatives == "random":
             n = len(z1)
             # Another sample: an offset in 1..N-1 from the anchor's sample, either view.
