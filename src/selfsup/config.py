@@ -181,6 +181,32 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
+# Keys under `method.` that are the section's own, not the method's parameters.
+METHOD_KEYS = ("name", "augment", "crop_size")
+
+
+def coerce_params(config_cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """A method's parameters converted to the types of its Config dataclass's fields, exactly
+    as the core sections' keys are (`--set method.predictor=no` is False), each bad value
+    refused naming its key. Keys that are not fields ("preset", unknown ones) pass unchanged:
+    the method's `make_config` names those."""
+    hints = get_type_hints(config_cls)
+    return {
+        key: _coerce(value, hints[key], f"method.{key}") if key in hints else value
+        for key, value in params.items()
+    }
+
+
+def _coerce_method_params(cfg: Config) -> None:
+    """Type the method's parameters in place when the method is registered (an unknown method
+    is reported when it is built)."""
+    from selfsup.methods import available_methods, get_method  # lazily: methods import torch
+
+    if cfg.method.params and cfg.method.name in available_methods():
+        config_cls = get_method(cfg.method.name).Config
+        cfg.method.params = coerce_params(config_cls, cfg.method.params)
+
+
 def parse_scalar(text: str) -> Any:
     """Read a command-line value: JSON where it parses (numbers, true, lists), else the string."""
     try:
@@ -192,8 +218,9 @@ def parse_scalar(text: str) -> Any:
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     """Set dotted keys (`optim.lr`, `method.temperature`) on `cfg`, checking each key and value.
 
-    Keys under `method.` other than `name`, `augment` and `crop_size` are the method's own; they
-    are checked against the method's config when the method is built.
+    Keys under `method.` other than `name`, `augment` and `crop_size` are the method's own: they
+    are typed by the method's Config dataclass once all keys are set (`coerce_params`), and
+    checked against it when the method is built.
     """
     classes = _section_classes()
     for key, value in overrides.items():
@@ -205,7 +232,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
             )
         target = getattr(cfg, section)
         hints = get_type_hints(classes[section])
-        if section == "method" and name not in ("name", "augment", "crop_size"):
+        if section == "method" and name not in METHOD_KEYS:
             if name == "params" and isinstance(value, dict):
                 target.params.update(value)
             else:
@@ -216,6 +243,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
                 f"unknown config key {key!r}; valid keys in [{section}]: {', '.join(hints)}"
             )
         setattr(target, name, _coerce(value, hints[name], key))
+    _coerce_method_params(cfg)
     validate(cfg)
     return cfg
 
@@ -292,7 +320,7 @@ def _resolved(cfg: Config, key: str) -> Any:
     """The value `key` has in `cfg`; a method parameter the user never set reads as its default."""
     section, _, name = key.partition(".")
     target = getattr(cfg, section)
-    if section == "method" and name not in ("name", "augment", "crop_size"):
+    if section == "method" and name not in METHOD_KEYS:
         from selfsup.methods import get_method  # lazily: methods import torch
 
         return getattr(get_method(cfg.method.name).make_config(cfg.method.params), name)

@@ -171,3 +171,35 @@ def test_config_changes_are_the_keys_off_the_defaults():
     assert config_changes(cfg) == {"train.epochs": 3, "method.temperature": 0.1}
     assert config_changes(cfg, cfg) == {}
     assert resume_config(cfg, config_changes(cfg)) == cfg
+
+
+def test_method_parameters_are_typed_like_the_core_sections():
+    """`--set method.predictor=no` must mean False (a string 'no' is truthy: BYOL kept its
+    predictor), numbers from the command line become the field's type, and a value that does
+    not convert is refused naming its key."""
+    cfg = apply_overrides(
+        Config(),
+        {
+            "method.name": "byol",
+            "method.predictor": "no",
+            "method.proj_dim": "128",
+            "method.momentum_base": "0.99",
+        },
+    )
+    assert cfg.method.params == {"predictor": False, "proj_dim": 128, "momentum_base": 0.99}
+    assert config_from_dict(cfg.to_dict()) == cfg
+    from selfsup.methods import get_method
+
+    byol = get_method("byol")
+    assert byol.make_config({"predictor": "off"}).predictor is False
+    assert byol.make_config({"predictor": "true"}).predictor is True
+    with pytest.raises(SelfsupError, match=r"'method\.proj_dim' expects int, got 128\.5"):
+        apply_overrides(Config(), {"method.name": "byol", "method.proj_dim": 128.5})
+    with pytest.raises(SelfsupError, match=r"'method\.proj_dim' expects int"):
+        byol.make_config({"proj_dim": "128.5"})
+    with pytest.raises(SelfsupError, match=r"'method\.predictor' expects true or false"):
+        byol.make_config({"predictor": "maybe"})
+    # Optional fields take none; strings stay strings
+    moco = get_method("moco").make_config({"temperature": "none"})
+    assert moco.temperature == 0.2  # None: the version's default
+    assert get_method("triplet").make_config({"negatives": "hardest"}).negatives == "hardest"

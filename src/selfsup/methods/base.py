@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from selfsup.config import coerce_params
 from selfsup.errors import SelfsupError
 from selfsup.models import build_encoder
 
@@ -74,9 +75,11 @@ class Method(nn.Module):
         """Build the method's config from user parameters, naming any unknown key.
 
         A "preset" parameter ("cifar", the dataclass defaults, or a key of `presets`) starts
-        from that preset's values; the other parameters override them.
+        from that preset's values; the other parameters override them. Values are typed as the
+        Config's fields (`--set method.predictor=no` is False); one that does not convert is
+        refused naming its key.
         """
-        params = dict(params)
+        params = coerce_params(cls.Config, params)
         preset = params.pop("preset", "cifar")
         if preset != "cifar":
             if preset not in cls.presets:
