@@ -14,8 +14,10 @@ import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
+from selfsup.coerce import coerce as _coerce
+from selfsup.coerce import coerce_params
 from selfsup.errors import SelfsupError
 
 
@@ -142,59 +144,8 @@ def _section_classes() -> dict[str, type]:
     return {name: hints[name] for name in SECTIONS}
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert `value` (often a string from the command line) to the annotated type."""
-    origin, args = get_origin(annotation), get_args(annotation)
-    if args and type(None) in args:  # Optional[X]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is tuple or annotation is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        return tuple(_coerce(v, args[0] if args else str, key) for v in value)
-    if origin is dict or annotation is dict:
-        if not isinstance(value, dict):
-            raise SelfsupError(f"config key {key!r} expects a mapping, got {value!r}")
-        return dict(value)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-            return False
-        raise SelfsupError(f"config key {key!r} expects true or false, got {value!r}")
-    if annotation in (int, float):
-        if isinstance(value, bool):
-            raise SelfsupError(f"config key {key!r} expects a number, got {value!r}")
-        try:
-            number = float(value) if annotation is float else int(str(value), 0)
-        except ValueError:
-            raise SelfsupError(
-                f"config key {key!r} expects {annotation.__name__}, got {value!r}"
-            ) from None
-        return number
-    if annotation is str:
-        return str(value)
-    return value
-
-
 # Keys under `method.` that are the section's own, not the method's parameters.
 METHOD_KEYS = ("name", "augment", "crop_size")
-
-
-def coerce_params(config_cls: type, params: dict[str, Any]) -> dict[str, Any]:
-    """A method's parameters converted to the types of its Config dataclass's fields, exactly
-    as the core sections' keys are (`--set method.predictor=no` is False), each bad value
-    refused naming its key. Keys that are not fields ("preset", unknown ones) pass unchanged:
-    the method's `make_config` names those."""
-    hints = get_type_hints(config_cls)
-    return {
-        key: _coerce(value, hints[key], f"method.{key}") if key in hints else value
-        for key, value in params.items()
-    }
 
 
 def _coerce_method_params(cfg: Config) -> None:

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from selfsup.config import coerce_params
+from selfsup.coerce import coerce_params
 from selfsup.errors import SelfsupError
 from selfsup.models import build_encoder
 
