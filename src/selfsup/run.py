@@ -72,9 +72,7 @@ def build_method(cfg: Config, modality: Modality, train_data: Any) -> Method:
     method_cls = get_method(cfg.method.name)
     spec = modality.encoder_spec(cfg, train_data)
     augment = modality.augment(cfg, spec)
-    method = method_cls(spec, method_cls.make_config(cfg.method.params), augment)
-    method.train_epochs = cfg.train.epochs  # methods that freeze a part for whole epochs
-    return method
+    return method_cls(spec, method_cls.make_config(cfg.method.params), augment)
 
 
 def _check_method_fits(method_cls: type, modality: Modality, source: str) -> None:

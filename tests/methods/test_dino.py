@@ -18,6 +18,7 @@ from selfsup.optim import build_optimizer, set_lr
 
 SPEC = ImageEncoderSpec("convnet", 3, 16, True, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 SMALL = dict(out_dim=32, hidden_dim=16, bottleneck_dim=8, local_crops=1)
+RUN_SMALL = {"method.out_dim": 32, "method.hidden_dim": 16, "method.bottleneck_dim": 8}
 BATCH = 8
 
 
@@ -85,11 +86,32 @@ def test_teacher_temperature_warms_up_then_stays():
     assert figures["teacher_temperature"].item() == pytest.approx(0.055)
 
 
-def test_last_layer_frozen_in_first_epoch_then_trained():
+def test_last_layer_freeze_is_a_fraction_of_progress_whatever_drives_the_run():
+    """The freeze is given as a fraction of training (paper: the first epoch of 100), so it
+    means the same under train.epochs and train.time_budget; no epoch count is needed."""
+    assert DINOConfig().freeze_last_layer == 0.01
+    method = small_method(freeze_last_layer=0.25)
+    groups = method.param_groups()
+    assert [g.get("frozen_until", 0.0) for g in groups] == [0.0, 0.25]
+    assert not hasattr(method, "train_epochs")
+    # The run builds it without telling it any epoch count, also under a time budget.
+    import selfsup
+    from selfsup.modalities import get_modality
+    from selfsup.run import build_method
+    from selfsup.run_data import load_run_splits
+
+    cfg = selfsup.make_config(
+        **{"method.name": "dino", "train.time_budget": 1.0, "train.epochs": 60, **RUN_SMALL}
+    )
+    built = build_method(cfg, get_modality("image"), load_run_splits(cfg, None).train)
+    assert not hasattr(built, "train_epochs")
+    assert built.param_groups()[1]["frozen_until"] == 0.01
+
+
+def test_last_layer_frozen_in_first_quarter_then_trained():
     from selfsup.config import OptimConfig
 
-    method = small_method()
-    method.train_epochs = 4  # one epoch is a quarter of training
+    method = small_method(freeze_last_layer=0.25)
     optimizer = build_optimizer(method.param_groups(), OptimConfig(name="sgd", lr=1.0), 256)
     last = method.head.last_layer.weight
     views = [torch.rand(4, 3, 16, 16) for _ in range(3)]
@@ -105,9 +127,9 @@ def test_last_layer_frozen_in_first_epoch_then_trained():
             not torch.equal(before[1], method.head.mlp[0].weight.detach()),
         )
 
-    assert step(0.1) == (False, True)  # first epoch: the last layer stays, the rest moves
+    assert step(0.1) == (False, True)  # first quarter: the last layer stays, the rest moves
     assert step(0.24) == (False, True)
-    assert step(0.3) == (True, True)  # second epoch: everything trains
+    assert step(0.3) == (True, True)  # then everything trains
     assert last.requires_grad
     assert all(not p.requires_grad for p in method.teacher_head.parameters())
 

@@ -102,12 +102,19 @@ def test_queue_fills_then_is_used_after_queue_start():
     assert with_queue.shape == alone.shape and not torch.allclose(with_queue, alone)
 
 
-def test_prototypes_frozen_in_first_epoch_and_normalised():
+def test_prototype_freeze_is_a_fraction_of_progress_whatever_drives_the_run():
+    """Given as a fraction of training, it means the same under train.epochs and
+    train.time_budget; no epoch count is needed."""
+    method = small_method(freeze_prototypes=0.25)
+    assert [g.get("frozen_until", 0.0) for g in method.param_groups()] == [0.0, 0.25]
+    assert not hasattr(method, "train_epochs")
+
+
+def test_prototypes_frozen_in_first_quarter_and_normalised():
     from selfsup.config import OptimConfig
     from selfsup.optim import build_optimizer, set_lr
 
-    method = small_method()
-    method.train_epochs = 4
+    method = small_method(freeze_prototypes=0.25)
     optimizer = build_optimizer(method.param_groups(), OptimConfig(name="sgd", lr=1.0), 256)
     views = [torch.rand(4, 3, 16, 16) for _ in range(3)]
     w = method.prototypes.weight

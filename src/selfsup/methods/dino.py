@@ -84,7 +84,9 @@ class DINOConfig:
     center_momentum: float = 0.9  # (paper: 0.9)
     momentum: float = 0.996  # teacher EMA, cosine to 1 (paper: 0.996 -> 1)
     local_crops: int = 6  # local views beside the 2 global ones (multicrop recipe: 6)
-    freeze_last_layer_epochs: float = 1.0  # last layer's lr is 0 for this many epochs (paper: 1)
+    # The last layer's lr is 0 for this fraction of training (paper: the first epoch of 100),
+    # so that it means the same under train.epochs and train.time_budget.
+    freeze_last_layer: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("student_temperature", "teacher_temperature", "teacher_temperature_final"):
@@ -96,8 +98,8 @@ class DINOConfig:
             raise ValueError("center_momentum must lie in [0, 1) and momentum in [0, 1]")
         if self.local_crops < 0 or min(self.out_dim, self.hidden_dim, self.bottleneck_dim) < 1:
             raise ValueError("local_crops must be >= 0 and the head sizes >= 1")
-        if self.freeze_last_layer_epochs < 0:
-            raise ValueError("freeze_last_layer_epochs must be >= 0")
+        if not 0 <= self.freeze_last_layer < 1:
+            raise ValueError("freeze_last_layer is a fraction of training in [0, 1)")
 
 
 def teacher_temperature_at(cfg: DINOConfig, progress: float) -> float:
@@ -113,15 +115,6 @@ def teacher_temperature_at(cfg: DINOConfig, progress: float) -> float:
     return start + (end - start) * max(progress, 0.0) / warm
 
 
-def frozen_fraction(epochs_frozen: float, train_epochs: int | None) -> float:
-    """`frozen_until` (a fraction of training) for a part frozen during `epochs_frozen` epochs."""
-    if epochs_frozen <= 0:
-        return 0.0
-    if not train_epochs:
-        raise SelfsupError("freezing a layer for some epochs needs the run's train.epochs")
-    return min(epochs_frozen / train_epochs, 0.999)
-
-
 @register
 class DINO(Method):
     """Student f, h (DINO head); teacher = EMA of both; loss dino_loss over view pairs."""
@@ -134,8 +127,6 @@ class DINO(Method):
         # ViT-S/16 on ImageNet, 100 epochs (the paper's main setting; 10 local crops)
         "imagenet": {"out_dim": 65536, "local_crops": 10, "teacher_temperature_warmup": 0.3}
     }
-    # Set by run.build_method from train.epochs (the last layer is frozen for whole epochs).
-    train_epochs: int | None = None
 
     def __init__(self, spec: Any, cfg: DINOConfig, augment: Any):
         super().__init__(spec, cfg, augment)
@@ -199,8 +190,7 @@ class DINO(Method):
     def param_groups(self) -> list[dict[str, Any]]:
         last = list(self.head.last_layer.parameters())
         rest = [*self.encoder.parameters(), *self.head.mlp.parameters()]
-        frozen = frozen_fraction(self.cfg.freeze_last_layer_epochs, self.train_epochs)
-        return [{"params": rest}, {"params": last, "frozen_until": frozen}]
+        return [{"params": rest}, {"params": last, "frozen_until": self.cfg.freeze_last_layer}]
 
     def after_step(self, progress: float) -> None:
         self.progress.fill_(progress)

@@ -22,7 +22,6 @@ from selfsup.distributed import gather_without_grad, rank, world_size
 from selfsup.errors import SelfsupError
 from selfsup.losses import sinkhorn_knopp, swav_loss
 from selfsup.methods.base import Batch, Method
-from selfsup.methods.dino import frozen_fraction
 from selfsup.methods.registry import register
 from selfsup.models import projection_head
 
@@ -40,7 +39,9 @@ class SwAVConfig:
     epsilon: float = 0.05  # Sinkhorn's entropy weight (paper: 0.05)
     sinkhorn_iterations: int = 3  # (paper: 3)
     local_crops: int = 6  # local views beside the 2 global ones (paper: 6 at 96 px)
-    freeze_prototypes_epochs: float = 1.0  # (paper: the first 313 iterations, one epoch)
+    # The prototypes' lr is 0 for this fraction of training, so that it means the same under
+    # train.epochs and train.time_budget (paper: 313 iterations, one epoch of 800).
+    freeze_prototypes: float = 0.002
     queue_length: int = 3840  # past features per process (paper: 3840 at batch 256; 0: none)
     queue_start: float = 0.15  # fraction of training before the queue is used (paper: 15/100)
 
@@ -51,8 +52,8 @@ class SwAVConfig:
             raise ValueError("sinkhorn_iterations must be >= 1 and prototypes >= 2")
         if self.local_crops < 0 or self.queue_length < 0 or not 0 <= self.queue_start <= 1:
             raise ValueError("local_crops, queue_length >= 0; queue_start in [0, 1]")
-        if self.freeze_prototypes_epochs < 0:
-            raise ValueError("freeze_prototypes_epochs must be >= 0")
+        if not 0 <= self.freeze_prototypes < 1:
+            raise ValueError("freeze_prototypes is a fraction of training in [0, 1)")
 
 
 @register
@@ -67,7 +68,6 @@ class SwAV(Method):
         # ResNet-50, batch 256 on ImageNet: a queue of 3840 from epoch 15 (of 200: 0.075)
         "imagenet": {"queue_start": 0.075}
     }
-    train_epochs: int | None = None  # set by run.build_method from train.epochs
 
     def __init__(self, spec: Any, cfg: SwAVConfig, augment: Any):
         super().__init__(spec, cfg, augment)
@@ -152,8 +152,11 @@ class SwAV(Method):
 
     def param_groups(self) -> list[dict[str, Any]]:
         rest = [*self.encoder.parameters(), *self.projection_head.parameters()]
-        frozen = frozen_fraction(self.cfg.freeze_prototypes_epochs, self.train_epochs)
-        return [{"params": rest}, {"params": [self.prototypes.weight], "frozen_until": frozen}]
+        prototypes = {
+            "params": [self.prototypes.weight],
+            "frozen_until": self.cfg.freeze_prototypes,
+        }
+        return [{"params": rest}, prototypes]
 
     def after_step(self, progress: float) -> None:
         self.progress.fill_(progress)
