@@ -5,7 +5,9 @@ A method's test file calls these with its own small settings:
     from method_harness import assert_resume_exact, digits_knn, run_two_processes
 
 The 1-vs-2 test compares `run_two_processes` (or `run_two_processes_each_rank`, which also
-returns method state of every rank) with one process on the whole batch.
+returns method state of every rank) with one process on the whole batch. A method that keeps
+state across steps (a queue, a memory bank) also gets `assert_steps_match_one_process`: several
+steps with the state in use, each rank's state and gradients against one process's.
 """
 
 import json
@@ -126,6 +128,81 @@ def run_two_processes(make_method, make_inputs) -> dict[str, torch.Tensor]:
     Both callables must be importable top-level functions (the processes are spawned).
     """
     return run_two_processes_each_rank(make_method, make_inputs)[0][0]
+
+
+def _steps(method, model, make_batch, probe, steps: int, part):
+    """`steps` forward/backward passes of `model` on `part` of `make_batch(step)`, each followed
+    by the method's `after_step`; the last step's gradients and `probe(method)` as numpy."""
+    for step in range(steps):
+        views, batch = make_batch(step)
+        views = [part(v) for v in views]
+        batch = {k: part(v) for k, v in batch.items()}
+        method.zero_grad(set_to_none=True)
+        loss, _ = model(views, batch)
+        loss.backward()
+        method.after_step((step + 1) / steps)
+    grads = {n: p.grad.numpy().copy() for n, p in method.named_parameters() if p.grad is not None}
+    state = {k: torch.as_tensor(v).detach().numpy().copy() for k, v in probe(method).items()}
+    return grads, state
+
+
+def _steps_worker(rank: int, port: int, queue, make_method, make_batch, probe, steps) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    method = make_method().eval()
+    model = DistributedDataParallel(method)
+
+    def half(t):
+        h = len(t) // 2
+        return t[rank * h : (rank + 1) * h]
+
+    grads, state = _steps(method, model, make_batch, probe, steps, half)
+    queue.put((rank, grads, state))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def assert_steps_match_one_process(make_method, make_batch, probe, steps: int = 3) -> None:
+    """Two gloo processes, each on its half of `make_batch(step)` for `steps` steps, against
+    one process on the whole batch: the last step's gradients and every rank's `probe(method)`
+    (the queue or bank) must equal the one process's.
+
+    BatchNorm runs in eval mode in both, so that the split of the batch changes nothing but
+    what the method itself does across processes (gathering, queues, banks, DDP's broadcast of
+    buffers from rank 0); draw nothing at random in the method (InstDisc: the exact softmax).
+    `make_batch(step)` returns (views, batch) of the whole batch; the callables must be
+    importable top-level functions (the processes are spawned).
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = _free_port()
+    args = (port, queue, make_method, make_batch, probe, steps)
+    procs = [ctx.Process(target=_steps_worker, args=(r, *args)) for r in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        results = sorted(_collect(queue, procs, timeout=GLOO_TIMEOUT), key=lambda t: t[0])
+        for p in procs:
+            p.join(timeout=GLOO_TIMEOUT)
+            assert p.exitcode == 0
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    method = make_method().eval()
+    want_grads, want_state = _steps(method, method, make_batch, probe, steps, lambda t: t)
+    assert want_grads and want_state, "nothing to compare"
+    for rank, grads, state in results:
+        assert grads.keys() == want_grads.keys()
+        for name, g in want_grads.items():
+            assert torch.allclose(
+                torch.from_numpy(grads[name]), torch.from_numpy(g), atol=1e-5, rtol=1e-4
+            ), (rank, name)
+        for key, value in want_state.items():
+            assert torch.allclose(
+                torch.from_numpy(state[key]), torch.from_numpy(value), atol=1e-5
+            ), (rank, key)
 
 
 def _free_port() -> int:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from method_harness import (
     DIGITS_TRAIN,
     assert_resume_exact,
+    assert_steps_match_one_process,
     digits_knn,
     run_two_processes_each_rank,
 )
@@ -179,6 +180,27 @@ def test_instdisc_learns_on_digits(tmp_path):
     learned, random = digits_knn(tmp_path, SMALL)
     print(f"instdisc digits knn: learned {learned:.3f} random {random:.3f}")
     assert learned > random + 0.05
+
+
+def softmax_instdisc() -> InstDisc:
+    return small_method(loss="softmax")  # exact over the bank: nothing drawn at random
+
+
+def batch_at(step: int):
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(30 + step))
+    index = torch.tensor([[1, 7, 12, 18], [7, 2, 18, 5], [12, 1, 5, 9]][step])  # rows recur
+    return [x], {"index": index}
+
+
+def bank_only(method: InstDisc) -> dict[str, torch.Tensor]:
+    return {"bank": method.bank}
+
+
+@pytest.mark.timeout(180)
+def test_bank_over_steps_on_two_processes_matches_one_process():
+    """Several steps whose batches revisit rows the earlier steps updated: each rank's bank
+    and the gradients equal one process's on the whole batch."""
+    assert_steps_match_one_process(softmax_instdisc, batch_at, bank_only, steps=3)
 
 
 # --- two gloo processes: every rank's bank gets the whole batch's update ------------------

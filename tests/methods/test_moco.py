@@ -5,7 +5,12 @@ exact resume and convergence on digits."""
 import pytest
 import torch
 import torch.nn.functional as F
-from method_harness import assert_resume_exact, digits_knn, run_two_processes_each_rank
+from method_harness import (
+    assert_resume_exact,
+    assert_steps_match_one_process,
+    digits_knn,
+    run_two_processes_each_rank,
+)
 
 from selfsup.errors import SelfsupError
 from selfsup.losses import moco_infonce
@@ -59,7 +64,7 @@ def test_queue_wraps_whole_batch_and_moves_pointer():
 
 def small_moco(**kw) -> MoCo:
     torch.manual_seed(0)
-    cfg = MoCoConfig(proj_hidden_dim=16, proj_dim=8, queue_size=20, **kw)
+    cfg = MoCoConfig(**({"proj_hidden_dim": 16, "proj_dim": 8, "queue_size": 20} | kw))
     return MoCo(SPEC, cfg, augment=None)
 
 
@@ -161,6 +166,22 @@ def test_two_gloo_processes_match_one_process_gradients_and_queue():
     for _, state in results:
         assert int(state["queue_ptr"]) == BATCH
         assert torch.allclose(state["queue"], queue, atol=1e-5)
+
+
+def moco_for_steps() -> MoCo:
+    return small_moco(bn_splits=2, queue_size=12)  # 8 keys a step: the queue wraps
+
+
+def views_at(step: int):
+    g = torch.Generator().manual_seed(50 + step)
+    return [torch.rand(BATCH, 3, 16, 16, generator=g) for _ in range(2)], {}
+
+
+@pytest.mark.timeout(180)
+def test_queue_over_steps_on_two_processes_matches_one_process():
+    """Several steps with the queue in use (and wrapping): each rank's queue, pointer and
+    gradients equal one process's on the whole batch."""
+    assert_steps_match_one_process(moco_for_steps, views_at, queue_state, steps=3)
 
 
 # --- runs on digits -----------------------------------------------------------------------

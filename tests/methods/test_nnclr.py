@@ -3,7 +3,12 @@
 
 import pytest
 import torch
-from method_harness import assert_resume_exact, digits_knn, run_two_processes_each_rank
+from method_harness import (
+    assert_resume_exact,
+    assert_steps_match_one_process,
+    digits_knn,
+    run_two_processes_each_rank,
+)
 
 from selfsup.losses import nearest_neighbour
 from selfsup.methods.nnclr import NNCLR, NNCLRConfig
@@ -47,7 +52,9 @@ def test_nearest_neighbour_matches_loop():
 
 def small_nnclr(**kw) -> NNCLR:
     torch.manual_seed(0)
-    cfg = NNCLRConfig(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16, queue_size=24, **kw)
+    cfg = NNCLRConfig(
+        **({"proj_hidden_dim": 16, "proj_dim": 8, "pred_hidden_dim": 16, "queue_size": 24} | kw)
+    )
     return NNCLR(SPEC, cfg, augment=None)
 
 
@@ -109,6 +116,22 @@ def reference():
     new_support = support.clone()
     new_support[:BATCH] = z1.detach() / z1.detach().norm(dim=1, keepdim=True)
     return {n: p.grad.clone() for n, p in method.named_parameters()}, new_support
+
+
+def nnclr_for_steps() -> NNCLR:
+    return small_nnclr(queue_size=12)  # 8 rows a step: the support set wraps
+
+
+def views_at(step: int):
+    g = torch.Generator().manual_seed(60 + step)
+    return [torch.rand(BATCH, 3, 16, 16, generator=g) for _ in range(2)], {}
+
+
+@pytest.mark.timeout(180)
+def test_support_set_over_steps_on_two_processes_matches_one_process():
+    """Several steps, the neighbours drawn from a support set filled by earlier steps: each
+    rank's support set and gradients equal one process's on the whole batch."""
+    assert_steps_match_one_process(nnclr_for_steps, views_at, support_state, steps=3)
 
 
 @pytest.mark.timeout(120)

@@ -4,7 +4,12 @@ gloo processes, exact resume and convergence on digits."""
 
 import pytest
 import torch
-from method_harness import assert_resume_exact, digits_knn, run_two_processes
+from method_harness import (
+    assert_resume_exact,
+    assert_steps_match_one_process,
+    digits_knn,
+    run_two_processes,
+)
 
 from selfsup.losses import sinkhorn_knopp, swav_loss
 from selfsup.methods.swav import SwAV, SwAVConfig
@@ -172,6 +177,33 @@ def test_two_gloo_processes_match_one_process_gradients():
     assert grads.keys() == expected.keys()
     for name, g in expected.items():
         assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+
+
+def swav_with_queue() -> SwAV:
+    return small_method(queue_length=BATCH, queue_start=0.0)
+
+
+def batch_at(step: int):
+    g = torch.Generator().manual_seed(100 + step)
+    return [torch.rand(BATCH, 3, 16, 16, generator=g) for _ in range(3)], {}
+
+
+def queue_state(method: SwAV) -> dict[str, torch.Tensor]:
+    return {"queue": method.queue, "queue_filled": method.queue_filled}
+
+
+@pytest.mark.timeout(180)
+def test_queue_in_use_over_steps_on_two_processes_matches_one_process():
+    """The queue holds the global batch's projections and is the same on every rank: with it
+    in use (steps 2 and 3), codes, gradients and queue equal one process's on the whole batch.
+    A queue kept per rank and broadcast by DDP from rank 0 made Sinkhorn see rank 0's past
+    features twice and rank 1's never."""
+    method = swav_with_queue()
+    for step in range(2):
+        method.loss(*batch_at(step))
+        method.after_step((step + 1) / 3)
+    assert method.use_queue()  # the comparison below covers steps with the queue in use
+    assert_steps_match_one_process(swav_with_queue, batch_at, queue_state, steps=3)
 
 
 def test_resume_exact_restores_queue(tmp_path, monkeypatch):

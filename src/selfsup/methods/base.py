@@ -55,6 +55,9 @@ class Method(nn.Module):
     # Whether it trains with human labels (SupCon's classes, NLI's entailment labels): the run,
     # eval.json and the report then say that it is not self-supervised.
     uses_labels: ClassVar[bool] = False
+    # Buffers every process keeps identical itself (a queue or memory bank updated from the
+    # gathered batch): DDP must not overwrite them from rank 0 before every forward.
+    unsynced_buffers: ClassVar[tuple[str, ...]] = ()
     find_unused_parameters: ClassVar[bool] = False
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
     # entry here names another preset (e.g. "imagenet") by the parameters it changes.
@@ -69,6 +72,14 @@ class Method(nn.Module):
         # a modality's main field is named after its encoder kind ("image", "series")
         self.main_field: str = spec.kind
         self._watched: torch.Tensor | None = None
+
+    @property
+    def _ddp_params_and_buffers_to_ignore(self) -> list[str]:
+        """What DDP leaves alone: `unsynced_buffers`. The one place the project names this
+        attribute, which DDP reads from the module it wraps: torch has no public per-buffer
+        switch (`broadcast_buffers` / `forward_sync_buffers` turn every buffer's broadcast on or
+        off at once)."""
+        return list(self.unsynced_buffers)
 
     @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:

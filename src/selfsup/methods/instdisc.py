@@ -72,6 +72,9 @@ class InstDisc(Method):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.07}}
     inputs = frozenset({"image", "index"})
     modalities = frozenset({"image"})
+    # DDP would broadcast the whole bank from rank 0 at every step (655 MB on ImageNet);
+    # the ranks keep it identical themselves (gathered updates), so DDP leaves it alone.
+    unsynced_buffers = ("bank",)
 
     def __init__(self, spec: Any, cfg: InstDiscConfig, augment: Any):
         super().__init__(spec, cfg, augment)
@@ -80,9 +83,6 @@ class InstDisc(Method):
         # Z of the NCE loss; 0 until the first step estimates it.
         self.register_buffer("nce_z", torch.zeros(()))
         self._z_known = False  # read the buffer once per process, not at every step
-        # DDP would broadcast the whole bank from rank 0 at every step (655 MB on ImageNet);
-        # the ranks keep it identical themselves (gathered updates), so DDP leaves it alone.
-        self._ddp_params_and_buffers_to_ignore = ["bank"]
 
     def bind_data(self, num_samples: int) -> None:
         """Allocate the memory bank: one random unit vector per training sample."""

@@ -135,6 +135,8 @@ class MoCo(Method):
     Config = MoCoConfig
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    # Every rank enqueues the same gathered keys: DDP need not broadcast the queue each step.
+    unsynced_buffers = ("queue", "queue_ptr")
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"queue_size": 65536, "momentum": 0.999}
     }
@@ -147,8 +149,6 @@ class MoCo(Method):
         queue = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1)
         self.register_buffer("queue", queue)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        # Every rank enqueues the same gathered keys: DDP need not broadcast the queue each step.
-        self._ddp_params_and_buffers_to_ignore = ["queue", "queue_ptr"]
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
         x = batch["image"]

@@ -58,6 +58,8 @@ class NNCLR(Method):
     Config = NNCLRConfig
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    # Every rank enqueues the same gathered rows: DDP need not broadcast them each step.
+    unsynced_buffers = ("support", "support_ptr")
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"queue_size": 98304}}
 
     def __init__(self, spec: Any, cfg: NNCLRConfig, augment: Any):
@@ -69,8 +71,6 @@ class NNCLR(Method):
         support = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1)
         self.register_buffer("support", support)
         self.register_buffer("support_ptr", torch.zeros((), dtype=torch.long))
-        # Every rank enqueues the same gathered rows: DDP need not broadcast them each step.
-        self._ddp_params_and_buffers_to_ignore = ["support", "support_ptr"]
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
         x = batch["image"]

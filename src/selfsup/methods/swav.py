@@ -6,7 +6,10 @@ small), and each view predicts the code of the other views.
 
 Under DDP the prototype scores are gathered (without gradient) so that Sinkhorn's sums run over
 the global batch; each process keeps the codes of its own samples. Gathering the (B, K) scores is
-equivalent to all-reducing Sinkhorn's sums, and keeps `sinkhorn_knopp` a pure function.
+equivalent to all-reducing Sinkhorn's sums, and keeps `sinkhorn_knopp` a pure function. The
+queue holds the projections of the global batch (gathered before they are enqueued), so every
+process holds the same queue, its length counts samples of the global batch (as the reference's
+`queue_length`, split there over processes), and a checkpoint from rank 0 restores it exactly.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class SwAVConfig:
     # The prototypes' lr is 0 for this fraction of training, so that it means the same under
     # train.epochs and train.time_budget (paper: 313 iterations, one epoch of 800).
     freeze_prototypes: float = 0.002
-    queue_length: int = 3840  # past features per process (paper: 3840 at batch 256; 0: none)
+    queue_length: int = 3840  # past global-batch features (paper: 3840 at batch 256; 0: none)
     queue_start: float = 0.15  # fraction of training before the queue is used (paper: 15/100)
 
     def __post_init__(self) -> None:
@@ -64,6 +67,8 @@ class SwAV(Method):
     Config = SwAVConfig
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    # Every process enqueues the same gathered projections: DDP need not broadcast the queue.
+    unsynced_buffers = ("queue", "queue_filled")
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # ResNet-50, batch 256 on ImageNet: a queue of 3840 from epoch 15 (of 200: 0.075)
         "imagenet": {"queue_start": 0.075}
@@ -118,24 +123,26 @@ class SwAV(Method):
     @torch.no_grad()
     def codes(self, scores: torch.Tensor, view: int) -> torch.Tensor:
         """Sinkhorn codes of this process's samples of global view `view`, equipartitioned over
-        the global batch (and every process's queue once the queue is in use)."""
-        local = scores.detach()
+        the global batch (and the queue once it is in use)."""
+        pooled = gather_without_grad(scores.detach())
+        start = rank() * len(scores) if world_size() > 1 else 0
         if self.use_queue():
-            local = torch.cat([self.prototypes(self.queue[view]), local])
-        pooled = gather_without_grad(local)
+            pooled = torch.cat([self.prototypes(self.queue[view]), pooled])
+            start += self.cfg.queue_length
         q = sinkhorn_knopp(pooled, self.cfg.epsilon, self.cfg.sinkhorn_iterations)
-        start = rank() * len(local) if world_size() > 1 else 0
-        return q[start : start + len(local)][-len(scores) :]
+        return q[start : start + len(scores)]
 
     @torch.no_grad()
     def _enqueue(self, z: list[torch.Tensor]) -> None:
+        """Put the global batch's projections of the global views at the queue's front."""
         n = self.cfg.queue_length
         if n == 0:
             return
-        b = min(len(z[0]), n)
+        new = [gather_without_grad(z[v].detach()) for v in range(GLOBAL_VIEWS)]
+        b = min(len(new[0]), n)
         self.queue.copy_(torch.roll(self.queue, b, dims=1))
         for v in range(GLOBAL_VIEWS):
-            self.queue[v, :b] = z[v][:b].detach()
+            self.queue[v, :b] = new[v][:b]
         self.queue_filled.add_(b).clamp_(max=n)
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
