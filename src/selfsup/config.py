@@ -64,16 +64,25 @@ class MethodConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimizer and learning-rate schedule (linear warm-up, then cosine decay)."""
+    """Optimizer and learning-rate schedule (linear warm-up, then cosine decay).
 
-    name: str = "lars"  # lars | sgd | adamw
-    lr: float = 0.4  # base learning rate for a global batch of 256; scaled linearly with batch
-    weight_decay: float = 1e-5
-    momentum: float = 0.9
-    lars_eta: float = 0.02  # LARS trust coefficient (see lars_clip_lr)
-    exclude_bias_and_norm: bool = True  # no weight decay / LARS adaptation for biases and norms
-    warmup: float = 0.05  # fraction of training spent warming up
-    final_lr_fraction: float = 0.0  # cosine decays to lr * this
+    A field left None is not yours: it takes the method's published small-data setting (each
+    method's `optimiser`, e.g. SimSiam's SGD at 0.03, MAE's AdamW at 1.5e-4), and what the
+    method does not give comes from LIBRARY_OPTIM below. Naming another optimiser than the
+    method's (`optim.name`) starts from LIBRARY_OPTIM instead of the method's setting. A run
+    saves the resolved values in its config.json (resume and compare see them) and prints
+    where each came from.
+    """
+
+    name: str | None = None  # lars | sgd | adamw
+    lr: float | None = None  # base learning rate for a global batch of 256; scaled linearly
+    weight_decay: float | None = None
+    momentum: float | None = None  # SGD and LARS
+    betas: tuple[float, float] | None = None  # AdamW
+    lars_eta: float | None = None  # LARS trust coefficient (see lars_clip_lr)
+    exclude_bias_and_norm: bool | None = None  # no weight decay / LARS adaptation for 1-d params
+    warmup: float | None = None  # fraction of training spent warming up
+    final_lr_fraction: float | None = None  # cosine decays to lr * this
     # LARS moves a layer by lr * eta of its norm per step. Clipped as in solo-learn's CIFAR
     # recipes (min(eta * |w| / |update|, scheduled lr)), a step moves it by at most eta (2 %)
     # whatever the batch; unclipped at batch 4096 under linear scaling it is 0.4 * 16 * 0.02 =
@@ -82,6 +91,23 @@ class OptimConfig:
     # the clip changes the dynamics for the worse on a short budget: 10 minutes of CIFAR-10 on
     # 2 CPU cores gave kNN 60.28 % unclipped and 57.20 % clipped (batch 256, fp32).
     lars_clip_lr: bool | None = None
+
+
+# What fills every optimiser setting a method does not give, and the whole setting of a method
+# without a published small-data one (the metric losses, the autoencoders): LARS at 0.4 per
+# 256 samples, as solo-learn's CIFAR SimCLR, measured here (docs/benchmarks.md).
+LIBRARY_OPTIM = OptimConfig(
+    name="lars",
+    lr=0.4,
+    weight_decay=1e-5,
+    momentum=0.9,
+    betas=(0.9, 0.999),
+    lars_eta=0.02,
+    exclude_bias_and_norm=True,
+    warmup=0.05,
+    final_lr_fraction=0.0,
+    lars_clip_lr=None,
+)
 
 
 @dataclass
@@ -334,17 +360,24 @@ def validate(cfg: Config) -> None:
     checks = [
         (t.epochs >= 1, "train.epochs must be at least 1"),
         (t.batch_size >= 2, "train.batch_size must be at least 2"),
-        (o.lr > 0 and math.isfinite(o.lr), "optim.lr must be a positive number"),
-        (0 <= o.warmup < 1, "optim.warmup is a fraction of training in [0, 1)"),
-        (o.name in ("lars", "sgd", "adamw"), "optim.name must be lars, sgd or adamw"),
+        (o.lr is None or (o.lr > 0 and math.isfinite(o.lr)), "optim.lr must be a positive number"),
+        (o.warmup is None or 0 <= o.warmup < 1, "optim.warmup is a fraction of training in [0, 1)"),
+        (o.name in (None, "lars", "sgd", "adamw"), "optim.name must be lars, sgd or adamw"),
         (
-            o.weight_decay >= 0 and math.isfinite(o.weight_decay),
+            o.weight_decay is None or (o.weight_decay >= 0 and math.isfinite(o.weight_decay)),
             "optim.weight_decay must be a number >= 0",
         ),
-        (0 <= o.momentum < 1, "optim.momentum must be in [0, 1)"),
-        (o.lars_eta > 0 and math.isfinite(o.lars_eta), "optim.lars_eta must be a positive number"),
+        (o.momentum is None or 0 <= o.momentum < 1, "optim.momentum must be in [0, 1)"),
         (
-            0 <= o.final_lr_fraction <= 1,
+            o.betas is None or (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas)),
+            "optim.betas must be two numbers in [0, 1), e.g. 0.9,0.95",
+        ),
+        (
+            o.lars_eta is None or (o.lars_eta > 0 and math.isfinite(o.lars_eta)),
+            "optim.lars_eta must be a positive number",
+        ),
+        (
+            o.final_lr_fraction is None or 0 <= o.final_lr_fraction <= 1,
             "optim.final_lr_fraction (the cosine's end, as a fraction of the peak lr) must be "
             "in [0, 1]",
         ),

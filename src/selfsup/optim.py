@@ -10,10 +10,14 @@ Methods hand the optimizer parameter groups, `[{"params": [...], **options}]`; t
   decay touch it (DINO's last layer during the first epoch).
 - `weight_decay` (float >= 0): replaces the config's weight decay for the group.
 - `lars_adapt` (bool, default True): whether LARS adapts the group's lr layer by layer.
+
+Which optimiser a run uses: `resolve_optim` starts from the method's published small-data
+setting (its `optimiser`) and lets every `optim.*` key the user gave win (see OptimConfig).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -21,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from selfsup.config import OptimConfig
+from selfsup.config import LIBRARY_OPTIM, OptimConfig
 
 GROUP_OPTIONS = ("lr_scale", "fixed_lr", "frozen_until", "weight_decay", "lars_adapt")
 
@@ -96,6 +100,94 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
+OPTIM_FIELDS = tuple(f.name for f in dataclasses.fields(OptimConfig))
+
+
+def complete(cfg: OptimConfig, base: OptimConfig = LIBRARY_OPTIM) -> OptimConfig:
+    """`cfg` with every field it leaves None taken from `base` (lars_clip_lr None stays None:
+    it means "clip when the scaled lr exceeds 1")."""
+    return dataclasses.replace(
+        cfg, **{f: getattr(base, f) for f in OPTIM_FIELDS if getattr(cfg, f) is None}
+    )
+
+
+def method_optim(settings: dict[str, Any], method: str = "?") -> OptimConfig:
+    """A method's `optimiser` mapping as an OptimConfig (its other fields None); a key that is
+    not an optimiser setting is a bug in the method."""
+    unknown = sorted(set(settings) - set(OPTIM_FIELDS))
+    if unknown:
+        raise ValueError(f"method {method!r} declares unknown optimiser settings {unknown}")
+    return OptimConfig(**settings)
+
+
+def resolve_optim(
+    user: OptimConfig, settings: dict[str, Any], method: str = "?"
+) -> tuple[OptimConfig, dict[str, str]]:
+    """The optimiser a run trains with, and where each setting came from ("yours", "method",
+    "library").
+
+    The user's keys (fields of `user` that are not None) win; the rest come from the method's
+    published setting `settings` when the user kept its optimiser (or named none), else from
+    LIBRARY_OPTIM; what the method does not give comes from LIBRARY_OPTIM too.
+    """
+    theirs = method_optim(settings, method)
+    own = user.name is None or user.name == (theirs.name or LIBRARY_OPTIM.name)
+    base = complete(theirs) if own else LIBRARY_OPTIM
+    resolved = complete(user, base)
+    sources = {}
+    for f in OPTIM_FIELDS:
+        if getattr(user, f) is not None:
+            sources[f] = "yours"
+        elif own and f in settings:
+            sources[f] = "method"
+        else:
+            sources[f] = "library"
+    return resolved, sources
+
+
+def describe_optim(
+    cfg: OptimConfig,
+    global_batch: int,
+    sources: dict[str, str] | None = None,
+    method: str = "",
+    reference: str = "",
+) -> str:
+    """The start-up line: optimiser, learning rate (base and scaled to the batch), schedule and
+    where each setting came from."""
+    cfg = complete(cfg)
+    parts = [
+        f"{cfg.name}, lr {cfg.lr:g} per 256 samples = {scaled_lr(cfg, global_batch):g} "
+        f"at batch {global_batch}",
+        f"weight decay {cfg.weight_decay:g}",
+    ]
+    if cfg.name in ("sgd", "lars"):
+        parts.append(f"momentum {cfg.momentum:g}")
+    if cfg.name == "adamw":
+        parts.append(f"betas ({cfg.betas[0]:g}, {cfg.betas[1]:g})")
+    if cfg.name == "lars":
+        clip = {None: "when the scaled lr > 1", True: "on", False: "off"}[cfg.lars_clip_lr]
+        parts.append(f"eta {cfg.lars_eta:g}, clip {clip}")
+    warmup = f"linear warm-up over {100 * cfg.warmup:g} % of training, then " if cfg.warmup else ""
+    schedule = f"{warmup}cosine to {100 * cfg.final_lr_fraction:g} % of the peak"
+    line = f"optimiser: {', '.join(parts)}; {schedule}"
+    if sources is None:
+        return line + " (as saved in the run's config.json)"
+    groups: dict[str, list[str]] = {}
+    for f in OPTIM_FIELDS:
+        groups.setdefault(sources[f], []).append(f)
+    said = []
+    if "method" in groups:
+        note = f": {reference}" if reference else ""
+        said.append(f"{method}'s published setting{note} ({', '.join(groups['method'])})")
+    if "yours" in groups:
+        said.append(f"your optim.* keys ({', '.join(groups['yours'])})")
+    if groups.get("library") and len(groups) > 1:
+        said.append("the library's defaults for the rest")
+    elif "library" in groups:
+        said.append(f"the library's defaults ({reference or 'the method publishes none we use'})")
+    return f"{line}. From {'; '.join(said)}. Change any with --set optim.KEY=VALUE"
+
+
 def parameter_groups(model: nn.Module, exclude_bias_and_norm: bool) -> list[dict]:
     """Split parameters into those with weight decay / LARS and 1-d ones (biases, norms)."""
     if not exclude_bias_and_norm:
@@ -109,7 +201,7 @@ def parameter_groups(model: nn.Module, exclude_bias_and_norm: bool) -> list[dict
 
 def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
     """Linear scaling rule (Goyal et al., 2017): lr = base_lr * global_batch / 256."""
-    return cfg.lr * global_batch / 256
+    return complete(cfg).lr * global_batch / 256
 
 
 def _checked_options(group: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +233,7 @@ def split_groups(
     (biases, norms: no weight decay, no LARS adaptation), both carrying the group's options.
     Parameters with requires_grad=False and groups left empty are dropped.
     """
+    cfg = complete(cfg)
     out: list[dict[str, Any]] = []
     for group in groups:
         options = _checked_options(group)
@@ -199,6 +292,7 @@ def build_optimizer(
     """
     if isinstance(groups, nn.Module):
         groups = [{"params": [p for p in groups.parameters() if p.requires_grad]}]
+    cfg = complete(cfg)
     lr = scaled_lr(cfg, global_batch)
     parts = split_groups(list(groups), cfg, lr)
     if cfg.name == "lars":
@@ -218,13 +312,16 @@ def build_optimizer(
                 parts, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
             )
         else:
-            optimizer = torch.optim.AdamW(parts, lr=lr, weight_decay=cfg.weight_decay)
+            optimizer = torch.optim.AdamW(
+                parts, lr=lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas)
+            )
     optimizer.register_step_pre_hook(_drop_frozen_grads)
     return optimizer
 
 
 def lr_at(progress: float, cfg: OptimConfig, peak_lr: float) -> float:
     """Learning rate at `progress` in [0, 1]: linear warm-up to `peak_lr`, then cosine decay."""
+    cfg = complete(cfg)
     progress = min(max(progress, 0.0), 1.0)
     if cfg.warmup > 0 and progress < cfg.warmup:
         return peak_lr * progress / cfg.warmup

@@ -9,6 +9,7 @@ modality or a method: those answer through `selfsup.modalities` and `selfsup.met
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from selfsup.methods import Method, get_method
 from selfsup.methods.base import MAIN
 from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.modalities import Modality, get_modality
-from selfsup.optim import build_optimizer
+from selfsup.optim import build_optimizer, describe_optim, resolve_optim
 from selfsup.run_data import load_run_splits, requested_protocols, run_evaluation_data
 from selfsup.rundir import (
     RunDir,
@@ -179,6 +180,10 @@ def pretrain(
     modality = get_modality(source_modality(cfg.data.source))
     method_cls = get_method(cfg.method.name)
     method_cls.make_config(cfg.method.params)
+    # The method's published optimiser, the user's optim.* keys winning; config.json keeps the
+    # resolved values (a resumed run's are already whole: they print as saved).
+    optim, optim_sources = resolve_optim(cfg.optim, method_cls.optimiser, method_cls.name)
+    cfg = dataclasses.replace(cfg, optim=optim)
     _check_method_fits(method_cls, modality, cfg.data.source)
     protocols = requested_protocols(cfg, modality)
     if cfg.eval.data:
@@ -214,6 +219,15 @@ def pretrain(
     method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
     if dist.is_main:
         print(modality.describe_augment(method.augment))
+        print(
+            describe_optim(
+                cfg.optim,
+                cfg.train.batch_size,
+                None if resume else optim_sources,
+                method.name,
+                method_cls.optimiser_reference,
+            )
+        )
         if "label" in method.inputs:
             print(SUPERVISED_LINE.format(name=method.name))
     data = training_fields(method, modality, train_data)

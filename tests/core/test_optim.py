@@ -1,17 +1,22 @@
 """LARS (plain and clipped) against a restatement of its update; the warm-up + cosine schedule;
 per-group options."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
-from selfsup.config import OptimConfig
+from selfsup.config import LIBRARY_OPTIM, OptimConfig
 from selfsup.optim import (
     LARS,
+    OPTIM_FIELDS,
     build_optimizer,
+    describe_optim,
     lars_clips,
     lr_at,
     parameter_groups,
+    resolve_optim,
     scaled_lr,
     set_lr,
 )
@@ -125,13 +130,13 @@ def _relative_steps(cfg: OptimConfig, batch: int) -> dict[str, tuple[float, floa
 
 
 def test_default_lars_step_is_bounded_at_large_batch():
-    cfg = OptimConfig()
+    cfg = LIBRARY_OPTIM
     assert cfg.name == "lars" and scaled_lr(cfg, 4096) == 6.4
     assert lars_clips(cfg, scaled_lr(cfg, 4096)) and not lars_clips(cfg, scaled_lr(cfg, 256))
     for relative, of_scheduled in _relative_steps(cfg, 4096).values():
         assert relative <= cfg.lars_eta * (1 + 1e-5)  # at most eta of the layer's norm
         assert of_scheduled <= 1 + 1e-5  # the layer's lr never exceeds the scheduled lr
-    unclipped = _relative_steps(OptimConfig(lars_clip_lr=False), 4096)
+    unclipped = _relative_steps(dataclasses.replace(cfg, lars_clip_lr=False), 4096)
     for relative, _ in unclipped.values():  # what clipping prevents: lr * eta = 0.128
         assert abs(relative - 6.4 * 0.02) < 1e-4
 
@@ -246,3 +251,90 @@ def test_optimizer_state_round_trip_keeps_group_options():
     assert all(g["clip_lr"] is False for g in again.param_groups)
     set_lr(again, 0.1)
     assert [g["lr"] for g in again.param_groups] == [0.1] * 4
+
+
+# --- which optimiser a run trains with: the method's published one, the user's keys win -----
+
+MAE_LIKE = {"name": "adamw", "lr": 1.5e-4, "weight_decay": 0.05, "betas": (0.9, 0.95)}
+
+
+def test_the_method_setting_applies_when_the_user_sets_nothing():
+    cfg, sources = resolve_optim(OptimConfig(), MAE_LIKE, "mae")
+    assert (cfg.name, cfg.lr, cfg.weight_decay, cfg.betas) == ("adamw", 1.5e-4, 0.05, (0.9, 0.95))
+    assert cfg.warmup == LIBRARY_OPTIM.warmup  # what the method leaves out: the library's
+    assert all(getattr(cfg, f) is not None for f in OPTIM_FIELDS if f != "lars_clip_lr")
+    assert sources["lr"] == "method" and sources["warmup"] == "library"
+
+
+def test_the_users_keys_win_one_by_one():
+    cfg, sources = resolve_optim(OptimConfig(lr=1e-3, name="adamw"), MAE_LIKE, "mae")
+    assert (cfg.lr, cfg.weight_decay, cfg.betas) == (1e-3, 0.05, (0.9, 0.95))
+    assert sources["lr"] == sources["name"] == "yours" and sources["weight_decay"] == "method"
+
+
+def test_naming_another_optimiser_starts_from_the_library_setting():
+    """MAE's AdamW lr 1.5e-4 would be no setting for LARS: the method's values go with it."""
+    cfg, sources = resolve_optim(OptimConfig(name="lars"), MAE_LIKE, "mae")
+    assert cfg == dataclasses.replace(LIBRARY_OPTIM, name="lars")
+    assert "method" not in sources.values()
+
+
+def test_a_method_without_a_setting_trains_with_the_library_one():
+    cfg, sources = resolve_optim(OptimConfig(), {}, "triplet")
+    assert cfg == LIBRARY_OPTIM and set(sources.values()) == {"library"}
+
+
+def test_unknown_method_settings_are_a_bug_in_the_method():
+    with pytest.raises(ValueError, match="lrr"):
+        resolve_optim(OptimConfig(), {"lrr": 0.1}, "broken")
+
+
+def test_adamw_gets_its_betas():
+    model = nn.Linear(3, 2)
+    opt = build_optimizer(model, dataclasses.replace(LIBRARY_OPTIM, **MAE_LIKE), 256)
+    assert isinstance(opt, torch.optim.AdamW)
+    assert all(
+        g["betas"] == (0.9, 0.95) and g["weight_decay"] in (0.05, 0.0) for g in opt.param_groups
+    )
+
+
+def test_the_startup_line_says_optimiser_lr_schedule_and_sources():
+    cfg, sources = resolve_optim(OptimConfig(weight_decay=0.1), MAE_LIKE, "mae")
+    line = describe_optim(cfg, 128, sources, "mae", "MAE, ImageNet")
+    assert line.startswith("optimiser: adamw, lr 0.00015 per 256 samples = 7.5e-05 at batch 128")
+    assert "weight decay 0.1" in line and "betas (0.9, 0.95)" in line
+    assert "linear warm-up over 5 % of training, then cosine to 0 % of the peak" in line
+    assert "mae's published setting: MAE, ImageNet (name, lr, betas)" in line
+    assert "your optim.* keys (weight_decay)" in line
+
+
+def test_a_run_trains_with_the_methods_optimiser_prints_it_and_saves_it(tmp_path, capsys):
+    """SimSiam with no optim.* keys trains with its CIFAR SGD; the start-up line says so, and
+    config.json holds the resolved optimiser (what resume and compare read)."""
+    import json
+
+    import selfsup
+
+    small = {
+        "method.name": "simsiam",
+        "method.proj_hidden_dim": 32,
+        "method.proj_dim": 32,
+        "method.pred_hidden_dim": 16,
+        "train.epochs": 1,
+        "train.batch_size": 128,
+        "train.progress": False,
+        "train.report": False,
+        "eval.protocols": "",
+        "optim.weight_decay": 1e-4,
+    }
+    selfsup.pretrain(selfsup.make_config(**small), tmp_path / "run")
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("optimiser: "))
+    assert "sgd, lr 0.03 per 256 samples = 0.015 at batch 128" in line
+    assert "simsiam's published setting" in line and "your optim.* keys (weight_decay)" in line
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["optim"]
+    assert (saved["name"], saved["lr"], saved["weight_decay"]) == ("sgd", 0.03, 1e-4)
+    assert all(v is not None for k, v in saved.items() if k != "lars_clip_lr")
+    selfsup.pretrain(out=tmp_path / "run", resume=True, train__epochs=2)
+    resumed = capsys.readouterr().out
+    assert "sgd, lr 0.03 per 256" in resumed and "as saved in the run's config.json" in resumed

@@ -35,6 +35,7 @@ class Autoencoder(Method):
 
     name = "autoencoder"
     Config = AutoencoderConfig
+    optimiser_reference = "no small-data setting published: the library's"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
 

@@ -57,6 +57,13 @@ class Autoregressive(Method):
 
     name = "autoregressive"
     Config = AutoregressiveConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "adamw",
+        "lr": 1.5e-4,
+        "weight_decay": 0.05,
+        "betas": (0.9, 0.95),
+    }
+    optimiser_reference = "MAE's AdamW (AIM trains with AdamW, betas 0.9 / 0.95, wd 0.05, as MAE)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"head_hidden_dim": 2048}}

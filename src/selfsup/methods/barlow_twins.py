@@ -41,6 +41,10 @@ class BarlowTwins(TwoViewJointMethod):
 
     name = "barlow_twins"
     Config = BarlowTwinsConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4}
+    optimiser_reference = (
+        "solo-learn's CIFAR Barlow Twins (the paper's ImageNet: LARS 0.2, wd 1.5e-6 at batch 2048)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {

@@ -58,6 +58,12 @@ class Method(nn.Module):
     # Buffers every process keeps identical itself (a queue or memory bank updated from the
     # gathered batch): DDP must not overwrite them from rank 0 before every forward.
     unsynced_buffers: ClassVar[tuple[str, ...]] = ()
+    # The optimiser the method was published with at small scale (CIFAR-size where the authors
+    # or solo-learn give one), as OptimConfig fields ({"name": "sgd", "lr": 0.03, ...}; lr per
+    # 256 samples); what it leaves out comes from config.LIBRARY_OPTIM, and the user's optim.*
+    # keys win. `optimiser_reference` says where the values come from (printed at start-up).
+    optimiser: ClassVar[dict[str, Any]] = {}
+    optimiser_reference: ClassVar[str] = ""
     find_unused_parameters: ClassVar[bool] = False
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
     # entry here names another preset (e.g. "imagenet") by the parameters it changes.

@@ -45,6 +45,9 @@ class BlockContrastive(MetricMethod):
 
     name = "block_contrastive"
     Config = BlockContrastiveConfig
+    optimiser_reference = (
+        "no self-supervised setting published: the library's (SimCLR's measured one)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
 

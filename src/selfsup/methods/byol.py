@@ -46,6 +46,10 @@ class BYOL(Method):
 
     name = "byol"
     Config = BYOLConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 1.0, "weight_decay": 1e-5}
+    optimiser_reference = (
+        "solo-learn's CIFAR BYOL (the paper's ImageNet: LARS 0.2 x batch/256, wd 1.5e-6)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     # ImageNet: tau_base 0.996 (paper, sec. 3.2), heads 4096 -> 256 as at CIFAR.

@@ -49,6 +49,16 @@ class CLIP(Method):
 
     name = "clip"
     Config = CLIPConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "adamw",
+        "lr": 2e-3,
+        "weight_decay": 0.1,
+        "betas": (0.9, 0.98),
+    }
+    optimiser_reference = (
+        "open_clip's small-data example (CC3M: AdamW 1e-3 at batch 128, wd 0.1; the paper: "
+        "5e-4 at batch 32768, wd 0.2)"
+    )
     inputs = frozenset({"image", "input_ids", "attention_mask"})
     modalities = frozenset({"pair"})
     # The paper's ImageNet-scale run (ViT-B/32 ... ViT-L/14) keeps the same loss settings;

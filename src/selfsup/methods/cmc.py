@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -45,6 +45,13 @@ class CMC(Method):
 
     name = "cmc"
     Config = CMCConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "sgd",
+        "lr": 0.03,
+        "weight_decay": 1e-4,
+        "momentum": 0.9,
+    }
+    optimiser_reference = "the authors' code (train_CMC.py: SGD 0.03 at batch 256, wd 1e-4)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
 

@@ -69,6 +69,13 @@ class Colorization(Method):
 
     name = "colorization"
     Config = ColorizationConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "adamw",
+        "lr": 1.92e-4,
+        "weight_decay": 1e-3,
+        "betas": (0.9, 0.99),
+    }
+    optimiser_reference = "the paper's (Adam 3e-5 at batch 40, betas 0.9 / 0.99, weight decay 1e-3)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {

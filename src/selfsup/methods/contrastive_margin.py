@@ -40,6 +40,9 @@ class ContrastiveMargin(MetricMethod):
 
     name = "contrastive_margin"
     Config = ContrastiveMarginConfig
+    optimiser_reference = (
+        "no self-supervised setting published: the library's (SimCLR's measured one)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
 

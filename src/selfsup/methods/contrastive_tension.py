@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -49,6 +49,8 @@ class ContrastiveTension(Method):
 
     name = "contrastive_tension"
     Config = ContrastiveTensionConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 1.6e-4, "weight_decay": 0.01}
+    optimiser_reference = "sentence-transformers' CT example (AdamW 1e-5 at batch 16)"
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
 

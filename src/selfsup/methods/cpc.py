@@ -29,8 +29,8 @@ from selfsup.methods.registry import register
 @dataclass
 class CPCConfig:
     # The paper's audio setting (LibriSpeech, 16 kHz): K = 12 steps ahead (120 ms), negatives
-    # from the same and other sequences of the mini-batch, Adam at lr 2e-4 (set the optimizer
-    # with optim.name / optim.lr). Steps beyond the sequence's length are left out.
+    # from the same and other sequences of the mini-batch, Adam at lr 2e-4 at batch 64 (the
+    # method's default optimiser). Steps beyond the sequence's length are left out.
     prediction_steps: int = 12
     negatives: str = "all"  # all | batch (other sequences, same step) | same (same sequence)
     gather_negatives: bool = True  # under DDP, negatives come from the global batch
@@ -48,6 +48,8 @@ class CPC(Method):
 
     name = "cpc"
     Config = CPCConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 8e-4, "weight_decay": 0.0}
+    optimiser_reference = "the paper's (Adam 2e-4 at batch 64: 8 GPUs of 8)"
     inputs = frozenset({"series", "mask"})
     modalities = frozenset({"series"})
     # predictors of steps beyond a short series' length get no gradient (DDP must know)

@@ -43,6 +43,7 @@ class DenoisingAutoencoder(Autoencoder):
 
     name = "dae"
     Config = DAEConfig
+    optimiser_reference = "no small-data setting published: the library's"
 
     def encoder_input(self, clean: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg

@@ -121,6 +121,11 @@ class DINO(Method):
 
     name = "dino"
     Config = DINOConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-6}
+    optimiser_reference = (
+        "solo-learn's CIFAR DINO (the paper: AdamW 5e-4 x batch/256, wd 0.04 -> 0.4 for ViTs;"
+        " SGD 0.03, wd 1e-4 for ResNet-50)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {

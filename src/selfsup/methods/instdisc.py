@@ -69,6 +69,15 @@ class InstDisc(Method):
 
     name = "instdisc"
     Config = InstDiscConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "sgd",
+        "lr": 0.06,
+        "weight_decay": 5e-4,
+        "momentum": 0.9,
+    }
+    optimiser_reference = (
+        "the authors' CIFAR-10 script (lemniscate cifar.py: SGD 0.03 at batch 128, wd 5e-4)"
+    )
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.07}}
     inputs = frozenset({"image", "index"})
     modalities = frozenset({"image"})

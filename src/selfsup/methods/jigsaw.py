@@ -73,6 +73,7 @@ class Jigsaw(Method):
 
     name = "jigsaw"
     Config = JigsawConfig
+    optimiser_reference = "ImageNet only (Caffe); no setting we could check: the library's"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {

@@ -23,7 +23,7 @@ own chosen tokens (as BERT's and transformers' data-parallel training do); nothi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -62,6 +62,13 @@ class MLM(Method):
 
     name = "mlm"
     Config = MLMConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "adamw",
+        "lr": 1e-4,
+        "weight_decay": 0.01,
+        "warmup": 0.01,
+    }
+    optimiser_reference = "BERT's (Adam 1e-4 at batch 256, wd 0.01, 10k warm-up steps of 1M)"
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
 

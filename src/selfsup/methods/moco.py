@@ -133,6 +133,16 @@ class MoCo(Method):
 
     name = "moco"
     Config = MoCoConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "sgd",
+        "lr": 0.03,
+        "weight_decay": 5e-4,
+        "momentum": 0.9,
+    }
+    optimiser_reference = (
+        "the authors' CIFAR-10 demo (SGD 0.06 at batch 512, wd 5e-4; MoCo v2 ImageNet: 0.03 "
+        "at 256, wd 1e-4)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     # Every rank enqueues the same gathered keys: DDP need not broadcast the queue each step.

@@ -53,6 +53,11 @@ class MoCoV3(Method):
 
     name = "mocov3"
     Config = MoCoV3Config
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-6}
+    optimiser_reference = (
+        "solo-learn's CIFAR MoCo v3 (the paper: AdamW 1.5e-4, wd 0.1 for ViTs; LARS 0.6, wd "
+        "1e-6 for ResNets)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {

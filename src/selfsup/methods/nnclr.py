@@ -56,6 +56,10 @@ class NNCLR(Method):
 
     name = "nnclr"
     Config = NNCLRConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.4, "weight_decay": 1e-5}
+    optimiser_reference = (
+        "solo-learn's CIFAR NNCLR (the paper's ImageNet: LARS 0.3 x batch/256, wd 1e-6)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     # Every rank enqueues the same gathered rows: DDP need not broadcast them each step.

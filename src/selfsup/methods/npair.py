@@ -36,6 +36,9 @@ class NPair(MetricMethod):
 
     name = "npair"
     Config = NPairConfig
+    optimiser_reference = (
+        "no self-supervised setting published: the library's (SimCLR's measured one)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
 

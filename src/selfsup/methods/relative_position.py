@@ -64,6 +64,7 @@ class RelativePosition(Method):
 
     name = "relative_position"
     Config = RelativePositionConfig
+    optimiser_reference = "ImageNet only (Caffe); no setting we could check: the library's"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {

@@ -33,6 +33,11 @@ class SimCLR(Method):
 
     name = "simclr"
     Config = SimCLRConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.4, "weight_decay": 1e-4}
+    optimiser_reference = (
+        "solo-learn's CIFAR SimCLR (LARS 0.4 x batch/256, wd 1e-4; the paper's ImageNet: LARS"
+        " 0.3 x batch/256, wd 1e-6)"
+    )
     inputs = frozenset({"main"})  # the modality's main field: images, series
     modalities = frozenset({"image", "series"})
     # SimCLR's ImageNet runs use temperature 0.1 (paper, appendix B.1); its CIFAR default is 0.5,

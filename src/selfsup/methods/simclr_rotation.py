@@ -54,6 +54,8 @@ class SimCLRRotation(Method):
 
     name = "simclr_rotation"
     Config = SimCLRRotationConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.4, "weight_decay": 1e-4}
+    optimiser_reference = "SimCLR's CIFAR setting (solo-learn)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}

@@ -54,6 +54,8 @@ class SimCLRv2(Method):
 
     name = "simclrv2"
     Config = SimCLRv2Config
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.4, "weight_decay": 1e-4}
+    optimiser_reference = "SimCLR's CIFAR setting (solo-learn; the paper gives ImageNet only)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}

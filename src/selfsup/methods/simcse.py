@@ -11,7 +11,7 @@ denominator by hashing the token rows, across ranks too, so that no Python loop 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -60,6 +60,15 @@ class SimCSE(Method):
 
     name = "simcse"
     Config = SimCSEConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "adamw",
+        "lr": 1.2e-4,
+        "weight_decay": 0.0,
+        "warmup": 0.0,
+    }
+    optimiser_reference = (
+        "the paper's BERT-base setting (AdamW 3e-5 at batch 64, no weight decay, no warm-up)"
+    )
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
 

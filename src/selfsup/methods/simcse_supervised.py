@@ -15,7 +15,7 @@ Paper settings (BERT-base, SNLI+MNLI, 275k triplets): temperature 0.05, batch 51
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -52,6 +52,15 @@ class SupervisedSimCSE(Method):
 
     name = "simcse_sup"
     Config = SupervisedSimCSEConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "adamw",
+        "lr": 2.5e-5,
+        "weight_decay": 0.0,
+        "warmup": 0.0,
+    }
+    optimiser_reference = (
+        "the paper's BERT-base setting (AdamW 5e-5 at batch 512, no weight decay, no warm-up)"
+    )
     inputs = frozenset(ANCHOR + POSITIVE + NEGATIVE)
     modalities = frozenset({"text"})
     uses_labels = True  # human labels: NLI's entailment / contradiction

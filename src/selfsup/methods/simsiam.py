@@ -46,6 +46,15 @@ class SimSiam(Method):
 
     name = "simsiam"
     Config = SimSiamConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "sgd",
+        "lr": 0.03,
+        "weight_decay": 5e-4,
+        "momentum": 0.9,
+    }
+    optimiser_reference = (
+        "the paper's CIFAR-10 setting (SGD 0.03 x batch/256, wd 5e-4; ImageNet: 0.05, wd 1e-4)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"proj_layers": 3}}

@@ -35,6 +35,13 @@ class SupCon(MetricMethod):
 
     name = "supcon"
     Config = SupConConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "sgd",
+        "lr": 0.125,
+        "weight_decay": 1e-4,
+        "momentum": 0.9,
+    }
+    optimiser_reference = "the authors' CIFAR setting (SupContrast: SGD 0.5 at batch 1024, wd 1e-4)"
     inputs = frozenset({"image", "label"})
     modalities = frozenset({"image"})
     uses_labels = True  # human labels: the classes

@@ -65,6 +65,10 @@ class SwAV(Method):
 
     name = "swav"
     Config = SwAVConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.6, "weight_decay": 1e-6}
+    optimiser_reference = (
+        "solo-learn's CIFAR SwAV (the paper's ImageNet: LARS 0.6 at batch 256, wd 1e-6)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     # Every process enqueues the same gathered projections: DDP need not broadcast the queue.

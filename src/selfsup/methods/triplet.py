@@ -43,6 +43,9 @@ class Triplet(MetricMethod):
 
     name = "triplet"
     Config = TripletConfig
+    optimiser_reference = (
+        "no self-supervised setting published: the library's (SimCLR's measured one)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
 

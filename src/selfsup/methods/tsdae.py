@@ -29,7 +29,7 @@ DDP averages the processes (as sentence-transformers does), so nothing is gather
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -116,6 +116,13 @@ class TSDAE(Method):
 
     name = "tsdae"
     Config = TSDAEConfig
+    optimiser: ClassVar[dict[str, Any]] = {
+        "name": "adamw",
+        "lr": 9.6e-4,
+        "weight_decay": 0.0,
+        "warmup": 0.0,
+    }
+    optimiser_reference = "the paper's (AdamW 3e-5 at batch 8, constant)"
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
 

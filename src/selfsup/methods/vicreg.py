@@ -42,6 +42,10 @@ class VICReg(TwoViewJointMethod):
 
     name = "vicreg"
     Config = VICRegConfig
+    optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4}
+    optimiser_reference = (
+        "solo-learn's CIFAR VICReg (the paper's ImageNet: LARS 0.2 x batch/256, wd 1e-6)"
+    )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     presets: ClassVar[dict[str, dict[str, Any]]] = {
