@@ -62,3 +62,82 @@ def test_text_methods_never_get_the_image_lars():
         cls = get_method(name)
         if cls.modalities == {"text"}:
             assert cls.optimiser.get("name") == "adamw", name
+
+
+@pytest.mark.parametrize("name", available_methods())
+def test_image_methods_declare_their_published_augmentation(name):
+    from selfsup.augment.recipes import FAMILIES
+
+    cls = get_method(name)
+    if cls.modalities & {"image", "pair"}:
+        assert cls.augment_family in FAMILIES, name
+    else:
+        assert cls.augment_family is None, name  # text and series make no image views
+
+
+CIFAR_SIZE = {
+    "mae": "mae",  # crop and flip only: no colour jitter, no grayscale
+    "autoregressive": "aim",
+    "rotation": "pad-crop-flip",
+    "jigsaw": "none",
+    "autoencoder": "none",
+    "dae": "none",
+    "byol": "byol-cifar",  # BYOL's asymmetric solarize
+    "vicreg": "byol-cifar",
+    "dino": "byol-cifar",
+    "swav": "simclr-cifar",
+    "instdisc": "instdisc-cifar",
+    "simclr": "simclr-cifar",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CIFAR_SIZE))
+def test_default_recipe_follows_the_methods_family_on_cifar_size_images(name):
+    """Until issue 18 every image method got SimCLR's CIFAR colour recipe; now the method's
+    family, at the images' size, and the start-up line says which and why."""
+    import selfsup
+    from selfsup.modalities import get_modality
+    from selfsup.models import ImageEncoderSpec
+
+    spec = ImageEncoderSpec("convnet", 3, 32, True, (0.5,) * 3, (0.25,) * 3)
+    image = get_modality("image")
+    augment = image.augment(selfsup.make_config(**{"method.name": name}), spec)
+    assert augment.recipe.name == CIFAR_SIZE[name]
+    line = image.describe_augment(augment)
+    assert f"augmentation: {CIFAR_SIZE[name]} (" in line
+    assert f"{name}'s published augmentation: the {get_method(name).augment_family} family" in line
+    assert "CIFAR-size colour images (32x32 px, colour)" in line
+    chosen = image.augment(
+        selfsup.make_config(**{"method.name": name, "method.augment": "light"}), spec
+    )
+    assert chosen.recipe.name == "light" and "set with --augment" in image.describe_augment(chosen)
+
+
+@pytest.mark.parametrize("name", ["dino", "swav"])
+def test_multicrop_methods_take_their_local_crops_from_the_recipe(name):
+    """At CIFAR size two global views (no full-size "local" crops); with the multi-crop
+    recipe, its 6 local views; local crops asked of a two-view recipe are refused."""
+    from selfsup.augment import build_augment
+    from selfsup.errors import SelfsupError
+    from selfsup.models import ImageEncoderSpec
+
+    spec = ImageEncoderSpec("convnet", 3, 32, True, (0.5,) * 3, (0.25,) * 3)
+    small = {
+        "dino": {"out_dim": 32, "hidden_dim": 16, "bottleneck_dim": 8},
+        "swav": {"prototypes": 10, "proj_hidden_dim": 16, "proj_dim": 8},
+    }[name]
+    cls = get_method(name)
+    two = cls(spec, cls.make_config(small), build_augment("simclr-cifar", 32, 3))
+    x = torch_uint8_images()
+    assert two.local_crops == 0 and len(two.views({"image": x})) == 2
+    multi = "multicrop" if name == "dino" else "swav-multicrop"
+    many = cls(spec, cls.make_config(small), build_augment(multi, 32, 3))
+    assert many.local_crops == 6 and len(many.views({"image": x})) == 8
+    with pytest.raises(SelfsupError, match="multi-crop recipe"):
+        cls(spec, cls.make_config(small | {"local_crops": 2}), build_augment("byol-cifar", 32, 3))
+
+
+def torch_uint8_images():
+    import torch
+
+    return torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)

@@ -61,6 +61,9 @@ class Augment:
         self.colour_channels = colour_channels
         self.height, self.width = _height_width(image_size)
         self.crop_size = min(self.height, self.width)
+        # Why this recipe (the method's family for these images, or the user's choice): set by
+        # the modality that chose it, shown at start-up and in the report.
+        self.reason: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -95,9 +98,12 @@ class Augment:
         if spec.crop_scale is None:
             return ops.resize(x, size)
         side = size[0]
-        boxes = sample_crop_boxes(
-            n, x.shape[2], x.shape[3], spec.crop_scale, spec.crop_ratio, device, generator
-        )
+        if spec.pad > 0:
+            x, boxes = _padded_boxes(x, spec.pad, generator)
+        else:
+            boxes = sample_crop_boxes(
+                n, x.shape[2], x.shape[3], spec.crop_scale, spec.crop_ratio, device, generator
+            )
         flip = sample_flags(n, spec.flip_p, device, generator)
         x = ops.resized_crop(x, boxes, side, flip)
         colour = self.colour_channels
@@ -134,6 +140,19 @@ class Augment:
         if spec.grayscale_p > 0:
             x = ops.random_grayscale(x, sample_flags(n, spec.grayscale_p, device, generator))
         return x
+
+
+def _padded_boxes(
+    x: Tensor, pad: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """x zero-padded by `pad` of its shorter side on every side, and per sample a box of x's
+    own size at a random place in it (torchvision's RandomCrop(size, padding))."""
+    n, _, height, width = x.shape
+    p = max(1, round(pad * min(height, width)))
+    padded = torch.nn.functional.pad(x, (p, p, p, p))
+    offsets = uniform((n, 2), 0.0, 1.0, x.device, generator).mul_(2 * p + 1).floor_()
+    sizes = torch.tensor([height, width], dtype=offsets.dtype, device=x.device).expand(n, 2)
+    return padded, torch.cat([offsets, sizes], dim=1)
 
 
 def _height_width(image_size: ImageSize) -> tuple[int, int]:

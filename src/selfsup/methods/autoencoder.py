@@ -38,6 +38,7 @@ class Autoencoder(Method):
     optimiser_reference = "no small-data setting published: the library's"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "none"
 
     def __init__(self, spec: Any, cfg: Any, augment: Any):
         super().__init__(spec, cfg, augment)

@@ -66,6 +66,7 @@ class Autoregressive(Method):
     optimiser_reference = "MAE's AdamW (AIM trains with AdamW, betas 0.9 / 0.95, wd 0.05, as MAE)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "aim"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"head_hidden_dim": 2048}}
 
     def __init__(self, spec: Any, cfg: AutoregressiveConfig, augment: Any):

@@ -47,6 +47,7 @@ class BarlowTwins(TwoViewJointMethod):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "byol"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
     }

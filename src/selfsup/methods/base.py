@@ -64,6 +64,10 @@ class Method(nn.Module):
     # keys win. `optimiser_reference` says where the values come from (printed at start-up).
     optimiser: ClassVar[dict[str, Any]] = {}
     optimiser_reference: ClassVar[str] = ""
+    # The augmentation the method was published with (a family of `augment.recipes.FAMILIES`:
+    # simclr, byol, dino, swav, mae, none, ...); the image modality picks the family's recipe
+    # for the images' size and channels. None: the method makes no image views (text, series).
+    augment_family: ClassVar[str | None] = None
     find_unused_parameters: ClassVar[bool] = False
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
     # entry here names another preset (e.g. "imagenet") by the parameters it changes.

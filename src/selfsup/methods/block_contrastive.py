@@ -50,6 +50,7 @@ class BlockContrastive(MetricMethod):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
 
     def __init__(self, spec: Any, cfg: BlockContrastiveConfig, augment: Any):
         super().__init__(spec, cfg, augment)

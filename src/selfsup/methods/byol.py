@@ -52,6 +52,7 @@ class BYOL(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "byol"
     # ImageNet: tau_base 0.996 (paper, sec. 3.2), heads 4096 -> 256 as at CIFAR.
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"momentum_base": 0.996}}
 

@@ -61,6 +61,7 @@ class CLIP(Method):
     )
     inputs = frozenset({"image", "input_ids", "attention_mask"})
     modalities = frozenset({"pair"})
+    augment_family = "light"
     # The paper's ImageNet-scale run (ViT-B/32 ... ViT-L/14) keeps the same loss settings;
     # what changes there is the data and the model, set with --backbone and --model.
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {}}

@@ -54,6 +54,7 @@ class CMC(Method):
     optimiser_reference = "the authors' code (train_CMC.py: SGD 0.03 at batch 256, wd 1e-4)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "crop-flip"
 
     def __init__(self, spec: Any, cfg: CMCConfig, augment: Any):
         super().__init__(spec, cfg, augment)

@@ -78,6 +78,7 @@ class Colorization(Method):
     optimiser_reference = "the paper's (Adam 3e-5 at batch 40, betas 0.9 / 0.99, weight decay 1e-3)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "light"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"ab_side": 56, "decoder_hidden_dim": 2048}
     }

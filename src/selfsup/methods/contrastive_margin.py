@@ -45,6 +45,7 @@ class ContrastiveMargin(MetricMethod):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = self.embed(views)

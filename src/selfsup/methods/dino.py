@@ -21,11 +21,10 @@ from torch import nn
 from selfsup.distributed import world_size
 from selfsup.errors import SelfsupError
 from selfsup.losses import dino_loss
+from selfsup.methods._multicrop import GLOBAL_VIEWS, local_crop_count
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
 from selfsup.models import cosine_momentum, ema_update, momentum_teacher
-
-GLOBAL_VIEWS = 2
 
 
 class NormalizedLinear(nn.Module):
@@ -83,7 +82,9 @@ class DINOConfig:
     teacher_temperature_warmup: float = 0.3  # fraction of training (paper: 30 of 100 epochs)
     center_momentum: float = 0.9  # (paper: 0.9)
     momentum: float = 0.996  # teacher EMA, cosine to 1 (paper: 0.996 -> 1)
-    local_crops: int = 6  # local views beside the 2 global ones (multicrop recipe: 6)
+    # local views beside the 2 global ones; None: as many as the recipe defines (multicrop: 6;
+    # the CIFAR-size recipe: none, as solo-learn's CIFAR DINO)
+    local_crops: int | None = None
     # The last layer's lr is 0 for this fraction of training (paper: the first epoch of 100),
     # so that it means the same under train.epochs and train.time_budget.
     freeze_last_layer: float = 0.01
@@ -96,7 +97,9 @@ class DINOConfig:
             raise ValueError("teacher_temperature_warmup is a fraction of training in [0, 1]")
         if not 0 <= self.center_momentum < 1 or not 0 <= self.momentum <= 1:
             raise ValueError("center_momentum must lie in [0, 1) and momentum in [0, 1]")
-        if self.local_crops < 0 or min(self.out_dim, self.hidden_dim, self.bottleneck_dim) < 1:
+        if (self.local_crops or 0) < 0 or min(
+            self.out_dim, self.hidden_dim, self.bottleneck_dim
+        ) < 1:
             raise ValueError("local_crops must be >= 0 and the head sizes >= 1")
         if not 0 <= self.freeze_last_layer < 1:
             raise ValueError("freeze_last_layer is a fraction of training in [0, 1)")
@@ -128,6 +131,7 @@ class DINO(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "dino"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # ViT-S/16 on ImageNet, 100 epochs (the paper's main setting; 10 local crops)
         "imagenet": {"out_dim": 65536, "local_crops": 10, "teacher_temperature_warmup": 0.3}
@@ -135,13 +139,7 @@ class DINO(Method):
 
     def __init__(self, spec: Any, cfg: DINOConfig, augment: Any):
         super().__init__(spec, cfg, augment)
-        views = 2 + cfg.local_crops
-        if augment is not None and 1 < len(augment.recipe.views) < views:
-            raise SelfsupError(
-                f"dino uses {views} views (2 global + method.local_crops={cfg.local_crops}); "
-                f"augmentation recipe {augment.recipe.name!r} defines only "
-                f"{len(augment.recipe.views)}: lower method.local_crops or choose another recipe"
-            )
+        self.local_crops = local_crop_count("dino", cfg.local_crops, augment)
         self.head = DINOHead(
             self.encoder.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.out_dim, cfg.head_layers
         )
@@ -152,7 +150,7 @@ class DINO(Method):
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
         x = batch["image"]
-        return [self.augment(x, view=v) for v in range(GLOBAL_VIEWS + self.cfg.local_crops)]
+        return [self.augment(x, view=v) for v in range(GLOBAL_VIEWS + self.local_crops)]
 
     def _student(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         """Student logits of every view; views of one size go through the network together."""

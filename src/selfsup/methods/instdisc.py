@@ -81,6 +81,7 @@ class InstDisc(Method):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.07}}
     inputs = frozenset({"image", "index"})
     modalities = frozenset({"image"})
+    augment_family = "instdisc"
     # DDP would broadcast the whole bank from rank 0 at every step (655 MB on ImageNet);
     # the ranks keep it identical themselves (gathered updates), so DDP leaves it alone.
     unsynced_buffers = ("bank",)

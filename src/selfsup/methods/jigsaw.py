@@ -76,6 +76,7 @@ class Jigsaw(Method):
     optimiser_reference = "ImageNet only (Caffe); no setting we could check: the library's"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "none"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {
             "grid": 3,

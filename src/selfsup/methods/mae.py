@@ -77,6 +77,7 @@ class MAE(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "mae"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"decoder_dim": 512, "decoder_depth": 8, "decoder_heads": 16}
     }

@@ -145,6 +145,7 @@ class MoCo(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
     # Every rank enqueues the same gathered keys: DDP need not broadcast the queue each step.
     unsynced_buffers = ("queue", "queue_ptr")
     presets: ClassVar[dict[str, dict[str, Any]]] = {

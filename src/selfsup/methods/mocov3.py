@@ -60,6 +60,7 @@ class MoCoV3(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "byol"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {},  # the paper's ViT ImageNet values are the defaults
         "resnet": {"temperature": 1.0},

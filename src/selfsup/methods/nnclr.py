@@ -62,6 +62,7 @@ class NNCLR(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "byol"
     # Every rank enqueues the same gathered rows: DDP need not broadcast them each step.
     unsynced_buffers = ("support", "support_ptr")
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"queue_size": 98304}}

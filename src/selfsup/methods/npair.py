@@ -41,6 +41,7 @@ class NPair(MetricMethod):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = self.embed(views)

@@ -67,6 +67,7 @@ class RelativePosition(Method):
     optimiser_reference = "ImageNet only (Caffe); no setting we could check: the library's"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "none"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"tile": 96, "gap": 48, "jitter": 7, "head_hidden_dim": 4096}
     }

@@ -73,6 +73,7 @@ class Rotation(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "rotnet"
     # The paper's ImageNet runs put the classifier on AlexNet's conv5 (no extra MLP needed at
     # that width); the linear head is the closest choice on a pooled ResNet/ViT output.
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"head_hidden_dim": 0}}

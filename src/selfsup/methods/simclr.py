@@ -40,6 +40,7 @@ class SimCLR(Method):
     )
     inputs = frozenset({"main"})  # the modality's main field: images, series
     modalities = frozenset({"image", "series"})
+    augment_family = "simclr"
     # SimCLR's ImageNet runs use temperature 0.1 (paper, appendix B.1); its CIFAR default is 0.5,
     # ours 0.2 (measured better at our short budgets on CIFAR-10).
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}

@@ -58,6 +58,7 @@ class SimCLRRotation(Method):
     optimiser_reference = "SimCLR's CIFAR setting (solo-learn)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
 
     def __init__(self, spec: Any, cfg: SimCLRRotationConfig, augment: Any):

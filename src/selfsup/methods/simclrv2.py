@@ -58,6 +58,7 @@ class SimCLRv2(Method):
     optimiser_reference = "SimCLR's CIFAR setting (solo-learn; the paper gives ImageNet only)"
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
 
     def __init__(self, spec: Any, cfg: SimCLRv2Config, augment: Any):

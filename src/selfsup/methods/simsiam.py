@@ -57,6 +57,7 @@ class SimSiam(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"proj_layers": 3}}
 
     def __init__(self, spec: Any, cfg: SimSiamConfig, augment: Any):

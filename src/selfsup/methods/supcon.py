@@ -44,6 +44,7 @@ class SupCon(MetricMethod):
     optimiser_reference = "the authors' CIFAR setting (SupContrast: SGD 0.5 at batch 1024, wd 1e-4)"
     inputs = frozenset({"image", "label"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
     uses_labels = True  # human labels: the classes
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
 

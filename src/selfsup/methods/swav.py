@@ -24,11 +24,10 @@ from torch import nn
 from selfsup.distributed import gather_without_grad, rank, world_size
 from selfsup.errors import SelfsupError
 from selfsup.losses import sinkhorn_knopp, swav_loss
+from selfsup.methods._multicrop import GLOBAL_VIEWS, local_crop_count
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
 from selfsup.models import projection_head
-
-GLOBAL_VIEWS = 2
 
 
 @dataclass
@@ -41,7 +40,9 @@ class SwAVConfig:
     temperature: float = 0.1  # (paper: 0.1)
     epsilon: float = 0.05  # Sinkhorn's entropy weight (paper: 0.05)
     sinkhorn_iterations: int = 3  # (paper: 3)
-    local_crops: int = 6  # local views beside the 2 global ones (paper: 6 at 96 px)
+    # local views beside the 2 global ones (paper: 6 at 96 px); None: as many as the recipe
+    # defines (swav-multicrop: 6; the CIFAR-size recipe: none, as solo-learn's CIFAR SwAV)
+    local_crops: int | None = None
     # The prototypes' lr is 0 for this fraction of training, so that it means the same under
     # train.epochs and train.time_budget (paper: 313 iterations, one epoch of 800).
     freeze_prototypes: float = 0.002
@@ -53,7 +54,7 @@ class SwAVConfig:
             raise ValueError("temperature and epsilon must be positive")
         if self.sinkhorn_iterations < 1 or self.prototypes < 2:
             raise ValueError("sinkhorn_iterations must be >= 1 and prototypes >= 2")
-        if self.local_crops < 0 or self.queue_length < 0 or not 0 <= self.queue_start <= 1:
+        if (self.local_crops or 0) < 0 or self.queue_length < 0 or not 0 <= self.queue_start <= 1:
             raise ValueError("local_crops, queue_length >= 0; queue_start in [0, 1]")
         if not 0 <= self.freeze_prototypes < 1:
             raise ValueError("freeze_prototypes is a fraction of training in [0, 1)")
@@ -71,6 +72,7 @@ class SwAV(Method):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "swav"
     # Every process enqueues the same gathered projections: DDP need not broadcast the queue.
     unsynced_buffers = ("queue", "queue_filled")
     presets: ClassVar[dict[str, dict[str, Any]]] = {
@@ -80,13 +82,7 @@ class SwAV(Method):
 
     def __init__(self, spec: Any, cfg: SwAVConfig, augment: Any):
         super().__init__(spec, cfg, augment)
-        views = GLOBAL_VIEWS + cfg.local_crops
-        if augment is not None and 1 < len(augment.recipe.views) < views:
-            raise SelfsupError(
-                f"swav uses {views} views (2 global + method.local_crops={cfg.local_crops}); "
-                f"augmentation recipe {augment.recipe.name!r} defines only "
-                f"{len(augment.recipe.views)}: lower method.local_crops or choose another recipe"
-            )
+        self.local_crops = local_crop_count("swav", cfg.local_crops, augment)
         self.projection_head = projection_head(
             self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, 2
         )
@@ -102,7 +98,7 @@ class SwAV(Method):
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
         x = batch["image"]
-        return [self.augment(x, view=v) for v in range(GLOBAL_VIEWS + self.cfg.local_crops)]
+        return [self.augment(x, view=v) for v in range(GLOBAL_VIEWS + self.local_crops)]
 
     def _embed(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         """Normalised projections of every view; views of one size go through together."""

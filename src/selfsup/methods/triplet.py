@@ -48,6 +48,7 @@ class Triplet(MetricMethod):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "simclr"
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = (F.normalize(z, dim=1) for z in self.embed(views))

@@ -48,6 +48,7 @@ class VICReg(TwoViewJointMethod):
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
+    augment_family = "byol"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
     }

@@ -9,7 +9,7 @@ import torch
 
 from selfsup.augment import build_augment
 from selfsup.augment.pipeline import colour_channels
-from selfsup.augment.recipes import default_recipe
+from selfsup.augment.recipes import choose_recipe
 from selfsup.config import Config
 from selfsup.evaluate.raw import raw_pixel_features
 from selfsup.modalities.base import Batch, Modality
@@ -32,6 +32,16 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     mean = total / count
     std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt().clamp_min(1e-3)
     return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def augment_family(method: str) -> str:
+    """The augmentation family the method was published with (`Method.augment_family`);
+    SimCLR's for a name that is not a registered method (it is reported elsewhere)."""
+    from selfsup.methods import available_methods, get_method
+
+    if method not in available_methods():
+        return "simclr"
+    return get_method(method).augment_family or "simclr"
 
 
 class ImageModality(Modality):
@@ -70,16 +80,25 @@ class ImageModality(Modality):
             spec = spec.image_spec()
         h, w = spec.height_width
         colour = colour_channels(spec.in_channels, spec.channel_groups)
-        recipe = cfg.method.augment or default_recipe(len(colour) or 3, h, w)
-        return build_augment(
+        if cfg.method.augment:
+            recipe, why = cfg.method.augment, "set with --augment / method.augment"
+        else:
+            family = augment_family(cfg.method.name)
+            recipe, why = choose_recipe(family, len(colour) or 3, h, w)
+            why = f"{cfg.method.name}'s published augmentation: {why}"
+        augment = build_augment(
             recipe, cfg.method.crop_size or min(h, w), spec.in_channels, colour_channels=colour
         )
+        augment.reason = why
+        return augment
 
     def describe_augment(self, augment: Any) -> str:
         recipe = augment.recipe
+        reason = getattr(augment, "reason", None)
         return (
-            f"augmentation: {recipe.name} ({recipe.summary}) at {augment.image_size} px; "
-            "set another with --augment NAME"
+            f"augmentation: {recipe.name} ({recipe.summary}) at {augment.image_size} px"
+            + (f", {reason}" if reason else "")
+            + "; set another with --augment NAME"
         )
 
     def tensors(self, data: Any, encoder: Any) -> Batch:
