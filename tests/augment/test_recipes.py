@@ -156,3 +156,28 @@ def test_pad_crop_is_a_zero_filled_shift_of_at_most_the_pad():
         assert found, i
         shifts.add(found[0][:2])
     assert len(shifts) > 4  # the place is drawn per sample
+
+
+def test_the_reports_augmentation_section_says_which_recipe_and_why():
+    from types import SimpleNamespace
+
+    import torch
+
+    import selfsup
+    from selfsup.modalities import get_modality
+    from selfsup.modalities.image_report import augmentation_section
+    from selfsup.models import ImageEncoderSpec
+
+    spec = ImageEncoderSpec("convnet", 3, 32, True, (0.5,) * 3, (0.25,) * 3)
+    augment = get_modality("image").augment(selfsup.make_config(**{"method.name": "mae"}), spec)
+
+    class Queries(SimpleNamespace):
+        def __len__(self):
+            return len(self.images)
+
+    queries = Queries(images=torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8))
+    html = augmentation_section(queries, augment, SimpleNamespace(preprocess=lambda x: x))
+    assert "training recipe mae (" in html
+    assert "chosen as mae&#x27;s published augmentation: the mae family" in html or (
+        "chosen as mae's published augmentation: the mae family" in html
+    )

@@ -72,8 +72,9 @@ def augmentation_section(queries: Any, augment: Any, encoder: Any) -> str:
     Image.fromarray(grid).save(buf, format="PNG")
     return (
         f"<p class='sub'>Each row: a sample, then views drawn by the training recipe "
-        f"{esc(augment.recipe.name)} ({esc(augment.recipe.summary)}). Views that no longer show "
-        f"what the sample is make a weak recipe.</p>"
+        f"{esc(augment.recipe.name)} ({esc(augment.recipe.summary)})"
+        + (f", chosen as {esc(augment.reason)}" if getattr(augment, "reason", None) else "")
+        + ". Views that no longer show what the sample is make a weak recipe.</p>"
         f'<img class="px" alt="augmented views" src="{png_uri(buf.getvalue())}">'
     )
 
