@@ -4,9 +4,11 @@ probe and fine-tuning on a fraction of the labels) on the held-out test set: one
 Each method trains in its own subprocess (so its peak memory, the subprocess's
 `resource.getrusage` maxrss, is its own) for `train.time_budget` minutes, with the settings of
 METHOD_SETTINGS below on top of the shared ones (the small convnet, 24 px training views of
-CIFAR-10 as in benchmarks/cifar10_budget.py, batch 256). The random encoder and raw pixels rows
-come from the first method's evaluation (the random encoder is seeded and the same for all).
-Methods that train with labels (SupCon) run only with --supervised and are marked as such.
+CIFAR-10 as in benchmarks/cifar10_budget.py, batch 256), and with its own published optimiser
+and augmentation (`Method.optimiser`, `Method.augment_family`): the table names both for each
+row. The random encoder and raw pixels rows come from the first method's evaluation (the random
+encoder is seeded and the same for all). Methods that train with labels (SupCon) run only with
+--supervised and are marked as such.
 
     python benchmarks/methods.py                             # CIFAR-10 JPEG copy, 5 min each
     python benchmarks/methods.py --methods simclr,triplet --minutes 10 --linear
@@ -25,22 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The settings each method trains with, on top of SHARED. Our choices for short CPU budgets,
-# not the papers' ImageNet-scale recipes (FaceNet trained with AdaGrad, N-pair with Adam, SupCon
-# and SimCLR with LARS at batches of thousands): every method here uses the library's default
-# LARS (optim.lr 0.4 per 256, warm-up then cosine) unless its entry says otherwise, so that the
-# table compares losses rather than optimisers. The metric methods' entries are the settings
-# their digits convergence runs used (docs/methods-metric.md).
+# What a method needs on top of SHARED. Nothing about its optimiser or augmentation: each
+# trains with its own published setting (the method's defaults, printed in the table).
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
-    "simclr": {"method.temperature": 0.2},  # as benchmarks/cifar10_budget.py
-    "contrastive_margin": {},
-    "triplet": {},
-    "npair": {},
-    "supcon": {"method.temperature": 0.1},
-    "block_contrastive": {},
-    # A Z fixed at the first step collapses InstDisc at T 0.07 on small banks (digits 0.264 vs
-    # 0.981 re-estimated every step: docs/methods-queues.md).
-    "instdisc": {"method.z_estimate": "step"},
     # The self-prediction methods that need a transformer get the CPU-sized ViT (width 128,
     # depth 6; patch 4 at 32 px): the convnet has no patches to mask or to predict in order.
     "mae": {"model.backbone": "vit-mini"},
@@ -73,11 +62,15 @@ def is_supervised(name: str) -> bool:
 def child(spec: str) -> None:
     """Run one method (in this subprocess) and print its figures as one RESULT line."""
     import selfsup
+    from selfsup.modalities import get_modality
 
     job = json.loads(spec)
     cfg = selfsup.make_config(**job["overrides"])
     result = selfsup.pretrain(cfg, job["out"])
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # What it trained with: the resolved optimiser as saved, the recipe as the run chose it.
+    optim = json.loads((result.run_dir / "config.json").read_text())["config"]["optim"]
+    recipe = get_modality("image").augment(cfg, result.encoder.spec).recipe.name
     print(
         "RESULT "
         + json.dumps(
@@ -86,6 +79,8 @@ def child(spec: str) -> None:
                 "epochs": result.epochs,
                 "images_per_second": result.samples_per_second,
                 "peak_rss_mib": peak_kib / 1024,
+                "optimiser": f"{optim['name']} {optim['lr']:g}",
+                "augmentation": recipe,
             }
         )
     )
@@ -143,7 +138,8 @@ def table(
 ) -> list[str]:
     """The markdown table: one row per method, then the random encoder and raw pixels of each
     backbone the methods used."""
-    head = ["method", "backbone", "kNN top-1 (%)"] + (["linear top-1 (%)"] if linear else [])
+    head = ["method", "backbone", "optimiser (lr per 256)", "augmentation", "kNN top-1 (%)"]
+    head += ["linear top-1 (%)"] if linear else []
     head += ["fine-tune top-1 (%) (from random init)"] if finetune else []
     head += ["epochs", "images/s", "peak RSS (MiB)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -151,11 +147,17 @@ def table(
         label = f"{name} (supervised: trained with labels)" if is_supervised(name) else name
         if "error" in res:
             failed = "not run" if res["error"] == "not run" else f"failed ({res['error']})"
-            cells = [label, backbones[name], failed]
-            cells += ["-"] * (len(head) - 3)
+            cells = [label, backbones[name], "-", "-", failed]
+            cells += ["-"] * (len(head) - 5)
         else:
             row = res["evaluation"].get("selfsup")
-            cells = [label, backbones[name], percent(row, "knn_top1")]
+            cells = [
+                label,
+                backbones[name],
+                res.get("optimiser", "?"),
+                res.get("augmentation", "?"),
+            ]
+            cells += [percent(row, "knn_top1")]
             cells += [percent(row, "linear_top1")] if linear else []
             cells += [finetuned(row)] if finetune else []
             cells += [
@@ -169,7 +171,8 @@ def table(
             if key == "raw_pixels" and i:
                 continue  # the same pixels whatever the backbone: one row
             row = rows.get(key)
-            cells = [label, backbone if key == "random" else "-", percent(row, "knn_top1")]
+            cells = [label, backbone if key == "random" else "-", "-", "-"]
+            cells += [percent(row, "knn_top1")]
             cells += [percent(row, "linear_top1")] if linear else []
             cells += ["-"] if finetune else []
             lines.append("| " + " | ".join([*cells, "-", "-", "-"]) + " |")
@@ -276,7 +279,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {res.get('error') or 'done'}", flush=True)
     lines = table(results, baselines, backbones, args.linear, bool(args.finetune))
     where = next(iter(baselines.values()), {}).get("queries", "?")
-    lines += ["", f"Budget {minutes:g} min per method, data {source}; kNN k=200 T=0.1; {where}."]
+    lines += [
+        "",
+        f"Budget {minutes:g} min per method, data {source}; kNN k=200 T=0.1; {where}. Each "
+        "method trains with its own published optimiser (lr per 256 samples, scaled to the "
+        "batch) and its family's augmentation recipe.",
+    ]
     if args.finetune:
         lines[-1] += f" Fine-tuning on {100 * args.finetune:g} % of the training labels."
     (root / "table.md").write_text("\n".join(lines) + "\n")

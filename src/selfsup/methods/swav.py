@@ -47,7 +47,9 @@ class SwAVConfig:
     # train.epochs and train.time_budget (paper: 313 iterations, one epoch of 800).
     freeze_prototypes: float = 0.002
     queue_length: int = 3840  # past global-batch features (paper: 3840 at batch 256; 0: none)
-    queue_start: float = 0.15  # fraction of training before the queue is used (paper: 15/100)
+    # fraction of training before the queue is used (solo-learn's CIFAR: epoch 50 of 1000; the
+    # paper's batch-256 ImageNet run: epoch 15 of 200, the "imagenet" preset)
+    queue_start: float = 0.05
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or self.epsilon <= 0:
