@@ -85,25 +85,36 @@ def small_method(**over) -> SwAV:
     return SwAV(SPEC, SwAVConfig(**(SMALL | over)), augment=None)
 
 
-def test_queue_fills_then_is_used_after_queue_start():
-    method = small_method(queue_length=8, queue_start=0.5)
+def test_defaults_are_the_cifar_recipe_that_learns():
+    """3000 prototypes and a queue of 3840 as the paper's batch-256 run and solo-learn's CIFAR
+    SwAV; epsilon 0.03 (the SwAV README's remedy for a loss stuck at ln K) and the queue from
+    epoch 15 reached: both measured on CIFAR-10 (docs/methods-clustering.md)."""
+    cfg = SwAVConfig()
+    assert (cfg.prototypes, cfg.epsilon, cfg.queue_length) == (3000, 0.03, 3840)
+    assert cfg.queue_start_epochs == 15.0 and cfg.local_crops is None
+    assert SwAV.make_config({"preset": "imagenet"}).epsilon == 0.05
+
+
+def test_queue_fills_then_is_used_after_the_epochs_it_waits_for():
+    method = small_method(queue_length=8, queue_start_epochs=1.0)
+    method.bind_data(8)  # a training set of 8: each batch of 4 is half an epoch
     views = [torch.rand(4, 3, 16, 16) for _ in range(3)]
     _, fig = method.loss(views, {})
     assert fig["queue_used"] == 0 and int(method.queue_filled) == 4
+    assert method.epochs_reached() == 0.5
     z = method._embed(views)
     assert torch.allclose(method.queue[0, :4], z[0].detach(), atol=1e-6)
-    method.after_step(0.6)
     other = [torch.rand(4, 3, 16, 16) for _ in range(3)]
     _, fig = method.loss(other, {})
-    assert fig["queue_used"] == 0  # past queue_start but the queue was not yet full
+    assert fig["queue_used"] == 0  # full only now, and half an epoch trained before this step
     assert int(method.queue_filled) == 8
     assert torch.allclose(method.queue[0, 4:], z[0].detach(), atol=1e-6)  # shifted along
     _, fig = method.loss(views, {})
-    assert fig["queue_used"] == 1
+    assert fig["queue_used"] == 1  # one epoch reached, the queue full
     # With the queue, the codes differ from those of the batch alone.
     scores = method.prototypes(method._embed(views)[0])
     with_queue = method.codes(scores, 0)
-    alone = sinkhorn_knopp(scores.detach(), 0.05, 3)
+    alone = sinkhorn_knopp(scores.detach(), method.cfg.epsilon, 3)
     assert with_queue.shape == alone.shape and not torch.allclose(with_queue, alone)
 
 
@@ -165,7 +176,7 @@ def reference_gradients():
     ]
     z = [torch.cat([p[v] for p in parts]) for v in range(3)]
     scores = [method.prototypes(zv) for zv in z]
-    codes = [sinkhorn_knopp(scores[v].detach(), 0.05, 3) for v in range(2)]
+    codes = [sinkhorn_knopp(scores[v].detach(), method.cfg.epsilon, 3) for v in range(2)]
     swav_loss(scores, codes, 0.1).backward()
     return {n: p.grad.clone() for n, p in method.named_parameters()}
 
@@ -180,7 +191,7 @@ def test_two_gloo_processes_match_one_process_gradients():
 
 
 def swav_with_queue() -> SwAV:
-    return small_method(queue_length=BATCH, queue_start=0.0)
+    return small_method(queue_length=BATCH, queue_start_epochs=0.0)
 
 
 def batch_at(step: int):
@@ -217,10 +228,11 @@ def test_resume_exact_restores_queue(tmp_path, monkeypatch):
             "method.proj_dim": 16,
             "method.local_crops": 0,
             "method.queue_length": 256,
-            "method.queue_start": 0.3,
+            "method.queue_start_epochs": 1.0,
         },
     )
     assert int(state["queue_filled"]) == 256 and state["queue"].abs().sum() > 0
+    assert float(state["samples_seen"]) == 2 * (1437 // 128) * 128  # the epochs reached
 
 
 @pytest.mark.slow
@@ -232,7 +244,6 @@ def test_swav_learns_digits(tmp_path):
             "method.prototypes": 30,
             "method.proj_hidden_dim": 256,
             "method.proj_dim": 64,
-            "method.local_crops": 2,
             "method.queue_length": 512,
             "optim.name": "adamw",
             "optim.lr": 1e-3,
