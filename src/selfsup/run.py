@@ -182,7 +182,8 @@ def pretrain(
     method_cls.make_config(cfg.method.params)
     # The method's published optimiser, the user's optim.* keys winning; config.json keeps the
     # resolved values (a resumed run's are already whole: they print as saved).
-    optim, optim_sources = resolve_optim(cfg.optim, method_cls.optimiser, method_cls.name)
+    optim, sources = resolve_optim(cfg.optim, method_cls.optimiser, method_cls.name)
+    optim_sources = None if resume and RunDir(out).config.is_file() else sources
     cfg = dataclasses.replace(cfg, optim=optim)
     _check_method_fits(method_cls, modality, cfg.data.source)
     protocols = requested_protocols(cfg, modality)
@@ -223,7 +224,7 @@ def pretrain(
             describe_optim(
                 cfg.optim,
                 cfg.train.batch_size,
-                None if resume else optim_sources,
+                optim_sources,
                 method.name,
                 method_cls.optimiser_reference,
             )
