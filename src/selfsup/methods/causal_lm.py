@@ -71,8 +71,8 @@ class CausalLM(Method):
 
     name = "causal_lm"
     Config = CausalLMConfig
-    optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01}
-    optimiser_reference = "GPT's (Adam 2.5e-4 at batch 64, wd 0.01)"
+    optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 2.5e-4, "weight_decay": 0.01}
+    optimiser_reference = "GPT's, Adam 2.5e-4, wd 0.01 (at batch 64, not scaled with batch)"
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
 

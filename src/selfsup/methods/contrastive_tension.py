@@ -49,8 +49,10 @@ class ContrastiveTension(Method):
 
     name = "contrastive_tension"
     Config = ContrastiveTensionConfig
-    optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 1.6e-4, "weight_decay": 0.01}
-    optimiser_reference = "sentence-transformers' CT example (AdamW 1e-5 at batch 16)"
+    optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 1e-5, "weight_decay": 0.01}
+    optimiser_reference = (
+        "sentence-transformers' CT example, AdamW 1e-5 (at batch 16, not scaled with batch)"
+    )
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
 

@@ -68,7 +68,7 @@ class MLM(Method):
         "weight_decay": 0.01,
         "warmup": 0.01,
     }
-    optimiser_reference = "BERT's (Adam 1e-4 at batch 256, wd 0.01, 10k warm-up steps of 1M)"
+    optimiser_reference = "BERT's, Adam 1e-4 at batch 256, wd 0.01, 10k warm-up steps of 1M"
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
 

@@ -54,12 +54,13 @@ class SupervisedSimCSE(Method):
     Config = SupervisedSimCSEConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",
-        "lr": 2.5e-5,
+        "lr": 5e-5,
         "weight_decay": 0.0,
         "warmup": 0.0,
     }
     optimiser_reference = (
-        "the paper's BERT-base setting (AdamW 5e-5 at batch 512, no weight decay, no warm-up)"
+        "the paper's BERT-base setting, AdamW 5e-5, no weight decay, no warm-up (at batch "
+        "512, not scaled with batch)"
     )
     inputs = frozenset(ANCHOR + POSITIVE + NEGATIVE)
     modalities = frozenset({"text"})

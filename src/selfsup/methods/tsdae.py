@@ -118,11 +118,11 @@ class TSDAE(Method):
     Config = TSDAEConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",
-        "lr": 9.6e-4,
+        "lr": 3e-5,
         "weight_decay": 0.0,
         "warmup": 0.0,
     }
-    optimiser_reference = "the paper's (AdamW 3e-5 at batch 8, constant)"
+    optimiser_reference = "the paper's, AdamW 3e-5, constant (at batch 8, not scaled with batch)"
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
 
