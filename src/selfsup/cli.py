@@ -181,8 +181,10 @@ def _run_listing(args: argparse.Namespace) -> int:
         from selfsup.methods import available_methods, get_method
 
         for name in available_methods():
-            inputs = ", ".join(sorted(get_method(name).inputs))
-            print(f"{name:16s} reads {inputs}")
+            method = get_method(name)
+            inputs = ", ".join(sorted(method.inputs))
+            modalities = ", ".join(sorted(method.modalities))
+            print(f"{name:20s} {modalities:14s} reads {inputs}")
     elif args.command == "backbones":
         from selfsup.models import available_backbones
 

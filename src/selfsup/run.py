@@ -35,7 +35,7 @@ from selfsup.evaluate.suite import (
     online_evaluation,
 )
 from selfsup.export import save_encoder
-from selfsup.methods import Method, get_method
+from selfsup.methods import Method, available_methods, get_method
 from selfsup.methods.base import MAIN
 from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.modalities import Modality, get_modality
@@ -78,7 +78,18 @@ def build_method(cfg: Config, modality: Modality, train_data: Any) -> Method:
 
 
 def _check_method_fits(method_cls: type, modality: Modality, source: str) -> None:
-    """Fail before loading when the method needs fields this data's samples cannot provide."""
+    """Fail before loading when the method does not serve this data's modality (its declared
+    `modalities`), naming the methods that do, or needs fields its samples cannot provide."""
+    if modality.name not in method_cls.modalities:
+        serving = [
+            name for name in available_methods() if modality.name in get_method(name).modalities
+        ]
+        raise SelfsupError(
+            f"method {method_cls.name!r} trains on {' or '.join(sorted(method_cls.modalities))} "
+            f"data, but {source} holds {modality.name} samples; the methods for "
+            f"{modality.name} data are: {', '.join(serving)} (`selfsup methods` lists each "
+            "method's modalities)"
+        )
     provided = modality.fields | {"label", "index"}
     missing = resolved_inputs(method_cls.inputs, modality) - provided
     if missing:
