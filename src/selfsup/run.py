@@ -45,6 +45,7 @@ from selfsup.rundir import (
     RunDir,
     check_run_dir,
     default_run_name,
+    never_checkpointed,
     prepare_run_dir,
     source_paths,
 )
@@ -188,6 +189,13 @@ def pretrain(
             cfg = resume_config(
                 config_from_dict(json.loads(saved.read_text())["config"]), overrides or {}
             )
+        if never_checkpointed(out):  # nothing to continue from: the same run from step 0
+            resume = False
+            if distributed.is_main_process():
+                print(
+                    f"{out}: the run stopped before it wrote a checkpoint; starting it again "
+                    "from step 0 with its saved config"
+                )
     validate(cfg)
     modality = get_modality(source_modality(cfg.data.source))
     method_cls = get_method(cfg.method.name)
@@ -312,8 +320,9 @@ def _open_run_dir(
     if distributed.is_main_process():
         run = prepare_run_dir(out, resume=resume, overwrite=overwrite, data_paths=data)
         if run.removed:
+            what = "--overwrite: deleted" if overwrite else "started again in place: deleted"
             print(
-                f"--overwrite: deleted {len(run.removed)} entries of the old run in {out}: "
+                f"{what} {len(run.removed)} entries of the old run in {out}: "
                 + ", ".join(p.name for p in run.removed)
             )
         if not resume:
