@@ -63,7 +63,7 @@ def _pretrain_parser(sub) -> None:
         "--skip-corrupt",
         action="store_const",
         const=True,
-        help="skip undecodable images instead of failing",
+        help="leave out undecodable images and WAV files (counted) instead of failing",
     )
     p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model")
     p.add_argument(

@@ -26,7 +26,7 @@ class DataConfig:
     source: str = "digits"  # NAME or NAME:PATH, see `selfsup datasets`
     image_size: int | None = None  # resize a folder of mixed sizes; None keeps the native size
     download: bool = False  # fetch CIFAR with torchvision (needs internet)
-    skip_corrupt: bool = False  # skip undecodable images in a folder instead of failing
+    skip_corrupt: bool = False  # leave out undecodable images / WAV files instead of failing
     series_lengths: str = "pad"  # series of different lengths: pad (with a mask) | crop
     sample_rate: int = 16000  # wav:DIR files are resampled to this rate (Hz)
     stream_text: str = "auto"  # text:FILE read on demand: auto (above 256 MB) | true | false

@@ -9,6 +9,7 @@ cut to the shortest one's length, announced on loading).
 
 from __future__ import annotations
 
+import warnings
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ class SeriesData:
     labels: torch.Tensor | None
     classes: list[str] | None
     name: str
+    files: list[str] | None = None  # each series' file (wav:DIR), for search results
+    skipped: int = 0  # files left out on loading (--skip-corrupt)
 
     def __post_init__(self) -> None:
         x = self.series
@@ -70,7 +73,14 @@ class SeriesData:
             labels=None if self.labels is None else self.labels[index],
             classes=self.classes,
             name=self.name,
+            files=None if self.files is None else [self.files[i] for i in _positions(index)],
+            skipped=self.skipped,
         )
+
+
+def _positions(index: torch.Tensor) -> list[int]:
+    """Row positions of an index tensor (integer positions or a boolean mask)."""
+    return index.nonzero()[:, 0].tolist() if index.dtype == torch.bool else index.tolist()
 
 
 def stack_series(
@@ -249,19 +259,41 @@ def load_wav_folder(path: str | None, options: LoadOptions) -> DataSplits:
     if not files:
         raise SelfsupError(f"no .wav files in {root}")
     rate = options.sample_rate
-    items = []
+    items, kept, skipped = [], [], []
     for file in files:
-        x, r = read_wav(file)
+        try:
+            x, r = read_wav(file)
+            if x.shape[1] == 0:
+                raise SelfsupError(f"{file} holds no samples (a zero-length WAV file)")
+        except SelfsupError as err:
+            if not options.skip_corrupt:
+                raise SelfsupError(
+                    f"{err}; delete or replace it, or pass --skip-corrupt to leave such files out"
+                ) from None
+            skipped.append(file)
+            continue
+        kept.append(file)
         x = x.mean(0, keepdims=True)
         if r != rate:
             g = gcd(r, rate)
             x = resample_poly(x, rate // g, r // g, axis=1).astype(np.float32)
         items.append(x)
     name = f"wav:{root}"
+    if skipped:
+        warnings.warn(
+            f"{name}: left out unreadable or empty WAV files (--skip-corrupt): {len(skipped)} "
+            f"(first: {skipped[0]})",
+            stacklevel=3,
+        )
+    if not kept:
+        raise SelfsupError(f"none of the {len(files)} WAV files in {root} could be read")
     series, mask = stack_series(items, options.series_lengths, name)
-    parents = [f.parent.relative_to(root) for f in files]
+    parents = [f.parent.relative_to(root) for f in kept]
     labels, classes = None, None
     if all(str(p) != "." for p in parents):
         classes = sorted({str(p) for p in parents})
         labels = torch.tensor([classes.index(str(p)) for p in parents], dtype=torch.int64)
-    return DataSplits(SeriesData(series, mask, labels, classes, name), None)
+    data = SeriesData(
+        series, mask, labels, classes, name, [str(f) for f in kept], skipped=len(skipped)
+    )
+    return DataSplits(data, None)
