@@ -23,7 +23,7 @@ from selfsup import distributed
 from selfsup.checkpoint import load_checkpoint, set_rng_state
 from selfsup.config import Config, config_from_dict, resume_config, validate
 from selfsup.data.heldout import carve_heldout, save_heldout
-from selfsup.data.registry import source_modality
+from selfsup.data.registry import check_compatible, source_modality
 from selfsup.devices import bf16_is_fast, resolve_device
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import check_needs
@@ -227,6 +227,10 @@ def pretrain(
             f"({len(train_data)} samples); pass a smaller --batch-size"
         )
     eval_data = run_evaluation_data(cfg, splits)
+    if cfg.eval.data:  # checked now, not after training: the encoder must take its samples
+        check_compatible(
+            train_data, eval_data.queries, f"eval.data {cfg.eval.data}", encoder_only=True
+        )
     if cfg.eval.protocols is not None:
         check_needs(protocols, eval_data.available(), eval_data.queries_from)
 

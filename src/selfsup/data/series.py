@@ -118,9 +118,56 @@ def _series_array(array: np.ndarray, what: str) -> np.ndarray:
             f"{what} is {array.dtype} {array.shape}; wanted numbers (N, C, T) or (N, T)"
         )
     array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise SelfsupError(f"{what} holds NaN or infinite values")
     return array[:, None] if array.ndim == 2 else array
+
+
+def valid_lengths(x: np.ndarray, what: str, first_row: int = 0) -> np.ndarray:
+    """Each series' length in (N, C, T) `x` when NaN at its end is padding (the aeon and tsai
+    convention for unequal lengths): the steps up to its last real value. An infinite value, a
+    NaN followed by real values (a gap inside the series) and an all-NaN row are errors that
+    name the row (counted from `first_row`)."""
+    if np.isinf(x).any():
+        row, channel, step = np.argwhere(np.isinf(x))[0]
+        row += first_row
+        raise SelfsupError(
+            f"{what}: row {row} holds an infinite value (channel {channel}, step {step})"
+        )
+    nan = np.isnan(x)
+    if not nan.any():
+        return np.full(len(x), x.shape[2])
+    real = ~nan.all(axis=1)  # (N, T): steps where some channel holds a value
+    lengths = np.where(real.any(axis=1), x.shape[2] - np.argmax(real[:, ::-1], axis=1), 0)
+    if (lengths == 0).any():
+        row = first_row + int(np.argmin(lengths))
+        raise SelfsupError(f"{what}: row {row} is all NaN (an empty series)")
+    inside = nan & (np.arange(x.shape[2]) < lengths[:, None, None])
+    if inside.any():
+        row, channel, step = np.argwhere(inside)[0]
+        row += first_row
+        raise SelfsupError(
+            f"{what}: row {row} holds NaN at step {step} (channel {channel}) followed by real "
+            "values; NaN is accepted only as padding at the end of a series (unequal lengths, "
+            "the aeon/tsai convention), not as a gap inside one: fill or drop that row"
+        )
+    return lengths
+
+
+def padded_series(x: np.ndarray, mode: str, what: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """float32 (N, C, T) series whose NaN at the end is padding (`valid_lengths`), as tensors:
+    with "pad" the padding becomes zeros and a mask of the valid steps (None when every series
+    is whole), with "crop" every series is cut to the shortest one's length (announced)."""
+    lengths = valid_lengths(x, what)
+    longest, shortest = int(lengths.max()), int(lengths.min())
+    if shortest == x.shape[2]:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), None
+    if mode not in LENGTH_MODES:
+        raise SelfsupError(f"data.series_lengths must be one of {LENGTH_MODES}; got {mode!r}")
+    if mode == "crop":
+        print(f"selfsup: {what}: lengths {shortest}..{longest}; every series cut to {shortest}")
+        return torch.from_numpy(np.ascontiguousarray(x[:, :, :shortest], dtype=np.float32)), None
+    x = np.nan_to_num(x[:, :, :longest], nan=0.0).astype(np.float32)
+    mask = np.arange(longest) < lengths[:, None]
+    return torch.from_numpy(x), torch.from_numpy(mask)
 
 
 def _labels(y: np.ndarray, n: int, what: str) -> torch.Tensor:
@@ -147,6 +194,14 @@ def load_series_npy(path: str | None, options: LoadOptions) -> DataSplits:
         else:
             with loaded:
                 arrays = {key: loaded[key] for key in loaded.files}
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise SelfsupError(f"cannot read {file} as a numpy file: {e}") from e
+        raise SelfsupError(
+            f"{file} holds an object array (series of unequal lengths?), which is not read "
+            "(loading it would run pickled code); store the series in one float array "
+            "(N, C, T) padded at the end with NaN: the padding is masked"
+        ) from None
     except Exception as e:
         raise SelfsupError(f"cannot read {file} as a numpy file: {e}") from e
     if "series" not in arrays:
@@ -159,17 +214,40 @@ def load_series_npy(path: str | None, options: LoadOptions) -> DataSplits:
     def split(key: str, label_key: str) -> SeriesData | None:
         if key not in arrays:
             return None
-        x = torch.from_numpy(_series_array(arrays[key], f"'{key}' in {name}"))
+        what = f"'{key}' in {name}"
+        x, mask = padded_series(_series_array(arrays[key], what), options.series_lengths, what)
         y = (
             _labels(arrays[label_key], len(x), f"'{label_key}' in {name}")
             if label_key in arrays
             else None
         )
-        return SeriesData(x, None, y, classes, name)
+        return SeriesData(x, mask, y, classes, name)
 
     train = split("series", "labels")
     assert train is not None
-    return DataSplits(train=train, test=split("test_series", "test_labels"))
+    return match_splits(train, split("test_series", "test_labels"), options.series_lengths)
+
+
+def match_splits(train: SeriesData, test: SeriesData | None, mode: str) -> DataSplits:
+    """The splits checked against each other before any training: one channel count (else an
+    error naming both), and one length (the shorter split padded with a mask, or with "crop"
+    the longer one cut), so that the raw baseline and the encoder see alike samples."""
+    if test is None:
+        return DataSplits(train=train, test=None)
+    if train.num_channels != test.num_channels:
+        raise SelfsupError(
+            f"{train.name}: the training series have {train.num_channels} channels and the test "
+            f"series {test.num_channels}; both splits need the same channels"
+        )
+    if train.length != test.length:
+        t = max(train.length, test.length) if mode == "pad" else min(train.length, test.length)
+        how = "padded with a mask" if mode == "pad" else "cut (data.series_lengths=crop)"
+        print(
+            f"selfsup: {train.name}: training series are {train.length} steps, test series "
+            f"{test.length}; both brought to {t} ({how})"
+        )
+        train, test = _to_length(train, t), _to_length(test, t)
+    return DataSplits(train=train, test=test)
 
 
 def load_ucr(path: str | None, options: LoadOptions) -> DataSplits:
@@ -193,19 +271,19 @@ def load_ucr(path: str | None, options: LoadOptions) -> DataSplits:
     lookup = {c: i for i, c in enumerate(classes)}
     mode = options.series_lengths
 
-    def split(x: Any, y: Any) -> SeriesData:
+    def split(x: Any, y: Any, part: str) -> SeriesData:
         items = [np.asarray(a, dtype=np.float64) for a in x]
         items = [a[None] if a.ndim == 1 else a for a in items]
-        items = [np.nan_to_num(a) for a in items]
+        # NaN at a series' end is padding (masked); NaN inside a series is an error
+        items = [
+            a[:, : int(valid_lengths(a[None], f"{name} ({part} split)", first_row=i)[0])]
+            for i, a in enumerate(items)
+        ]
         series, mask = stack_series(items, mode, name)
         labels = torch.tensor([lookup[str(v)] for v in y], dtype=torch.int64)
         return SeriesData(series, mask, labels, classes, name)
 
-    train, test = split(x_train, y_train), split(x_test, y_test)
-    if train.length != test.length:  # pad (or crop) both splits to one length
-        t = max(train.length, test.length) if mode == "pad" else min(train.length, test.length)
-        train, test = (_to_length(d, t) for d in (train, test))
-    return DataSplits(train=train, test=test)
+    return match_splits(split(x_train, y_train, "train"), split(x_test, y_test, "test"), mode)
 
 
 def _to_length(data: SeriesData, t: int) -> SeriesData:
@@ -217,7 +295,7 @@ def _to_length(data: SeriesData, t: int) -> SeriesData:
         series = torch.cat([data.series, torch.zeros(n, c, t - length)], dim=2)
         mask = torch.cat([mask, torch.zeros(n, t - length, dtype=torch.bool)], dim=1)
     keep = None if bool(mask.all()) else mask
-    return SeriesData(series, keep, data.labels, data.classes, data.name)
+    return SeriesData(series, keep, data.labels, data.classes, data.name, data.files, data.skipped)
 
 
 def read_wav(file: Path) -> tuple[np.ndarray, int]:
