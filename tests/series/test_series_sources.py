@@ -138,3 +138,38 @@ def test_image_splits_of_other_sizes_are_refused_at_load(tmp_path):
     with pytest.raises(SelfsupError, match=r"1 x 6 x 6 .* training images 1 x 8 x 8.*--image-size"):
         load_data(f"npy:{file}")
     assert load_data(f"npy:{file}", image_size=8).test.images.shape == (4, 1, 8, 8)
+
+
+def test_search_a_series_run_with_a_series_query(tmp_path, capsys):
+    """Item 7: `selfsup search RUN --query x.npy` on a series run takes a series, not an image."""
+    import argparse
+
+    from selfsup.search import add_cli, build_index, load_index
+
+    g = np.random.default_rng(0)
+    x = g.normal(size=(16, 1, 64)).astype(np.float32)
+    np.save(tmp_path / "s.npy", x)
+    cfg = {
+        "data.source": f"series:{tmp_path / 's.npy'}",
+        "train.epochs": 1,
+        "train.batch_size": 8,
+        "train.progress": False,
+        "train.report": False,
+        "eval.protocols": "",
+        "method.proj_hidden_dim": 16,
+        "method.proj_dim": 8,
+    }
+    selfsup.pretrain(selfsup.make_config(**cfg), tmp_path / "run")
+    build_index(tmp_path / "run")
+    query = np.concatenate([x[5, 0], np.full(10, np.nan)])  # NaN padding at its end is cut
+    np.save(tmp_path / "q.npy", query)
+    index = load_index(tmp_path / "run")
+    assert index.search(tmp_path / "q.npy", k=1)[0][0] == "train/5"
+    assert index.search(x[9], k=1)[0][0] == "train/9"  # an array (C, T)
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["search", str(tmp_path / "run"), "--query", str(tmp_path / "q.npy")])
+    capsys.readouterr()
+    assert args.handler(args) == 0 and "train/5" in capsys.readouterr().out.splitlines()[1]
+    with pytest.raises(SelfsupError, match=r"neither a \.npy nor a \.wav"):
+        index.search(tmp_path / "run" / "config.json")
