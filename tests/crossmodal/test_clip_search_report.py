@@ -65,3 +65,26 @@ def test_search_names_images_with_their_captions(clip_run, capsys, monkeypatch):
     with pytest.raises(selfsup.SelfsupError, match="give one query"):
         args = parser.parse_args(["search", str(run), "x", "--query", "y"])
         args.handler(args)
+
+
+def test_the_clip_report_shows_its_evaluation_curves_and_retrieval_examples(clip_run):
+    """Item 9: the eval lines are plotted (no "no evaluation lines" note), zero-shot and
+    retrieval figures have panels, and retrieval examples show captions with their images and
+    images with their captions."""
+    from selfsup.metrics import read_metrics
+    from selfsup.report import curve_panels
+
+    run, _ = clip_run
+    page = (run / "report.html").read_text()
+    assert "no evaluation lines" not in page
+    panels = {p.title: p.keys for p in curve_panels(read_metrics(run / "metrics.jsonl"))}
+    assert panels["online i2t r@k (%)"] == ("i2t_r@1", "i2t_r@5", "i2t_r@10")
+    assert panels["online t2i r@k (%)"] == ("t2i_r@1", "t2i_r@5", "t2i_r@10")
+    assert panels["online zeroshot top-1 (%)"] == ("zeroshot_top1",)
+    assert '<section id="retrieval"><h2>Retrieval examples</h2>' in page
+    assert "Caption to images" in page and "Image to captions" in page
+    assert page.count("own image&#x27;s rank") + page.count("own image's rank") == 1
+    # item 10: one unit rule; recall@k is a percentage like top-1, the column says so
+    table = page[page.index('<section id="evaluation">') :]
+    assert "zeroshot_top1 (%)" in table and "i2t_r@1 (%)" in table and "t2i_r@10 (%)" in table
+    assert "Accuracies (…top1) in %" not in page

@@ -380,3 +380,10 @@ def test_a_crashed_run_with_results_or_other_files_is_still_refused(tmp_path, mo
     with pytest.raises(SelfsupError, match="cannot resume"):
         selfsup.pretrain(config(), run, resume=True)
     assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_shorter_than_log_every_logs_its_first_and_last_step(tmp_path):
+    """Issue 19 item 11: 22 steps with log_every 100 still give a curve (steps 1 and 22)."""
+    selfsup.pretrain(config(**{"train.log_every": 100}), tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 22]
