@@ -31,6 +31,7 @@ FLAG_KEYS = {
     "weight_decay": "optim.weight_decay",
     "temperature": "method.temperature",
     "protocols": "eval.protocols",
+    "eval_data": "eval.data",
 }
 
 
@@ -58,6 +59,12 @@ def _pretrain_parser(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--eval-every", type=int, help="epochs between online kNN evaluations")
     p.add_argument("--protocols", help="final evaluation protocols, comma separated")
+    p.add_argument(
+        "--eval-data",
+        metavar="SOURCE",
+        help="evaluate on this NAME[:PATH] (a text run: sts:DIR with scored pairs, e.g. STS-B); "
+        "the same as --set eval.data=SOURCE",
+    )
     p.add_argument("--download", action="store_const", const=True, help="download CIFAR if missing")
     p.add_argument(
         "--skip-corrupt",
@@ -208,7 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol",
         help="comma separated: knn, linear, geometry, sts (default: the run's protocols)",
     )
-    e.add_argument("--data", help="evaluate on this NAME[:PATH] instead of the training data")
+    e.add_argument(
+        "--data",
+        "--eval-data",
+        dest="data",
+        help="evaluate on this NAME[:PATH] instead of the training data",
+    )
     e.add_argument("--device", default="cpu")
     m = sub.add_parser("embed", help="write embeddings of a dataset with a run's encoder")
     m.add_argument("run")

@@ -102,6 +102,14 @@ def _check_method_fits(method_cls: type, modality: Modality, source: str) -> Non
         )
 
 
+def describe_views(modality: Modality, method: Method) -> str:
+    """The start-up line saying what makes the training views: the modality's augmentation, or,
+    for a method that never applies it (MLM, CPC), what the method does instead."""
+    if method.views_note:
+        return f"augmentation: {method.views_note.format(cfg=method.cfg)}"
+    return modality.describe_augment(method.augment)
+
+
 def resolved_inputs(inputs: frozenset[str], modality: Modality) -> frozenset[str]:
     """A method's inputs with "main" replaced by the modality's main field (image, series)."""
     if MAIN not in inputs:
@@ -238,12 +246,15 @@ def pretrain(
     method = build_method(cfg, modality, train_data)
     method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
     if dist.is_main:
-        print(modality.describe_augment(method.augment))
+        print(describe_views(modality, method))
         if "label" in method.inputs:
             print(SUPERVISED_LINE.format(name=method.name))
     data = training_fields(method, modality, train_data)
     if getattr(train_data, "note", None) and dist.is_main:
         print(f"data: {train_data.note}")
+    if dist.is_main:
+        for line in modality.startup_notes(cfg, method.encoder, train_data, eval_data):
+            print(line)
     on_host = all(isinstance(t, torch.Tensor) for t in data.values())  # not streamed text
     size = sum(t.numel() * t.element_size() for t in data.values()) if on_host else 0
     if device.type == "cuda" and on_host and size < 4 << 30:
@@ -393,6 +404,9 @@ def finish(
                 method.augment,
                 learned=learned,
             )
+            caveat = modality.evaluation_caveat(eval_data)  # e.g. nothing measured quality
+            if caveat:
+                result.evaluation["caveat"] = caveat
             run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")
             print(format_table(result.evaluation))
         if cfg.train.report:

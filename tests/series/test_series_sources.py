@@ -173,3 +173,24 @@ def test_search_a_series_run_with_a_series_query(tmp_path, capsys):
     assert args.handler(args) == 0 and "train/5" in capsys.readouterr().out.splitlines()[1]
     with pytest.raises(SelfsupError, match=r"neither a \.npy nor a \.wav"):
         index.search(tmp_path / "run" / "config.json")
+
+
+def test_cpc_start_up_line_says_it_uses_no_augmentation(tmp_path, capsys):
+    """Item 12: CPC does not print the series augmentation it never applies."""
+    g = np.random.default_rng(0)
+    np.save(tmp_path / "s.npy", g.normal(size=(32, 1, 16)).astype(np.float32))
+    cfg = {
+        "data.source": f"series:{tmp_path / 's.npy'}",
+        "method.name": "cpc",
+        "method.prediction_steps": 2,
+        "method.negatives": "same",
+        "train.epochs": 1,
+        "train.batch_size": 16,
+        "train.progress": False,
+        "train.report": False,
+        "eval.protocols": "",
+    }
+    selfsup.pretrain(selfsup.make_config(**cfg), tmp_path / "run")
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("augmentation: none; the method predicts the series' future")
+    assert "series-default" not in first
