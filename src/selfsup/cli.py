@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selfsup.errors import SelfsupError
+
+if TYPE_CHECKING:
+    from selfsup.config import Config
 
 # Command-line flags that are shorthands for config keys.
 FLAG_KEYS = {
@@ -91,10 +95,9 @@ def _pretrain_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _run_pretrain(args: argparse.Namespace) -> int:
-    from selfsup import distributed
+def pretrain_config(args: argparse.Namespace) -> tuple[Config, dict]:
+    """The run's Config from `selfsup pretrain` arguments, and the dotted keys the user gave."""
     from selfsup.config import Config, apply_overrides, load_config_file, parse_scalar
-    from selfsup.run import pretrain
 
     overrides = load_config_file(args.config) if args.config else {}
     for flag, key in FLAG_KEYS.items():
@@ -108,7 +111,14 @@ def _run_pretrain(args: argparse.Namespace) -> int:
         overrides[key.strip()] = parse_scalar(value)
     if args.no_progress:
         overrides["train.progress"] = False
-    cfg = apply_overrides(Config(), overrides)
+    return apply_overrides(Config(), overrides), overrides
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from selfsup import distributed
+    from selfsup.run import pretrain
+
+    cfg, overrides = pretrain_config(args)
     try:
         pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite, overrides=overrides)
     finally:
