@@ -176,6 +176,9 @@ def _run_embed(args: argparse.Namespace) -> int:
             for d in parts
         ]
     )
+    unit = bool(getattr(encoder.spec, "normalize", False))  # as selfsup.embed does by default
+    if unit:
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     labels = None
     if all(d.labels is not None for d in parts):
         labels = np.concatenate([d.labels.numpy() for d in parts])
@@ -187,7 +190,9 @@ def _run_embed(args: argparse.Namespace) -> int:
         if labels is not None:
             np.save(labels_path, labels)
     print(
-        f"{features.shape[0]} embeddings of dimension {features.shape[1]} written to {out}"
+        f"{features.shape[0]} embeddings of dimension {features.shape[1]}"
+        + (" (unit length: the model's Normalize module)" if unit else "")
+        + f" written to {out}"
         + (f" (labels in {labels_path})" if labels is not None and out.suffix == ".npy" else "")
     )
     return 0

@@ -205,3 +205,18 @@ def test_a_labelled_evaluation_set_silences_the_caveat(tiny_bert, tmp_path, caps
     # item 12: the MLM line says what the method does, not that dropout makes views
     assert "augmentation: none of the data's; the method hides 15% of the tokens" in printed
     assert "dropout" not in printed.splitlines()[0]
+
+
+def test_embeddings_of_a_run_from_a_normalising_folder_are_unit_vectors(st_run, tmp_path):
+    """Item 15: the run keeps the folder's Normalize module (encoder.json), so selfsup.embed and
+    `selfsup embed` give unit vectors; normalize=False gives the pooled output."""
+    from selfsup.cli import main
+
+    run, _, _ = st_run
+    assert json.loads((run / "encoder.json").read_text())["spec"]["normalize"] is True
+    vectors = selfsup.embed(run, ["a dog runs", "the cat sits"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    raw = selfsup.embed(run, ["a dog runs"], normalize=False)
+    assert not np.isclose(np.linalg.norm(raw), 1.0)
+    assert main(["embed", str(run), "--out", str(tmp_path / "e.npy")]) == 0
+    assert np.allclose(np.linalg.norm(np.load(tmp_path / "e.npy"), axis=1), 1.0, atol=1e-5)
