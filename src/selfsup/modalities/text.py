@@ -33,11 +33,16 @@ NO_QUALITY = (
 )
 SENTENCE_TUNED = (
     "{model} is a sentence-transformers folder, already trained for sentence similarity: "
-    "an unsupervised objective on a small corpus often lowers such a model rather than "
-    "raising it (measured here: {measured}). Judge the run on a labelled evaluation set "
-    "(--eval-data), beside the 'as_loaded' row"
+    "an unsupervised objective on a small corpus seldom raises such a model much and can "
+    "lower it ({measured}). Judge the run on a labelled evaluation set (--eval-data), beside "
+    "the 'as_loaded' row"
 )
-MEASURED = "docs/text.md, 'Adapting a sentence-tuned model'"
+# docs/text.md, "Adapting a sentence-tuned model": the commands and the per-genre figures
+MEASURED = (
+    "STS-B test Spearman of all-MiniLM-L6-v2 as loaded 0.8203; after unsupervised SimCSE, "
+    "1 epoch of 10,496 STS-B train sentences 0.8214 (captions 0.9217 -> 0.8834), 80 steps "
+    "of WordNet 0.8249; a user's held-out document-similarity set fell 0.656 -> 0.590"
+)
 
 
 class TextModality(Modality):
