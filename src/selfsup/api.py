@@ -57,10 +57,15 @@ def embed(
     *,
     batch_size: int = 512,
     device: str | torch.device = "cpu",
+    normalize: bool | None = None,
 ) -> np.ndarray:
     """Embeddings (N, D) float32 of what a user holds: images for an image encoder (uint8, or
     float in [0, 1]; (N, C, H, W), (N, H, W, C) or (N, H, W); resized to the encoder's size),
-    a list of strings for a text encoder. `encoder` may be a run directory."""
+    a list of strings for a text encoder. `encoder` may be a run directory.
+
+    `normalize`: rows scaled to unit length; None (the default) does what the encoder's model
+    says: a text encoder from a sentence-transformers folder with a Normalize module (or
+    trained from one) gives unit vectors, as sentence-transformers' `encode` does."""
     from selfsup.evaluate.features import encode_rows
 
     device = resolve_device(str(device))
@@ -72,7 +77,12 @@ def embed(
     else:
         rows, to_input = {"input": model_input}, _the_input
     encoder.to(device)
-    return encode_rows(encoder, rows, to_input, batch_size=batch_size, device=device).numpy()
+    out = encode_rows(encoder, rows, to_input, batch_size=batch_size, device=device).numpy()
+    if normalize is None:
+        normalize = bool(getattr(encoder.spec, "normalize", False))
+    if normalize:
+        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ from selfsup import distributed
 from selfsup.checkpoint import load_checkpoint, set_rng_state
 from selfsup.config import Config, config_from_dict, resume_config, validate
 from selfsup.data.heldout import carve_heldout, save_heldout
-from selfsup.data.registry import source_modality
+from selfsup.data.registry import check_compatible, source_modality
 from selfsup.devices import bf16_is_fast, resolve_device
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import check_needs
@@ -35,7 +35,7 @@ from selfsup.evaluate.suite import (
     online_evaluation,
 )
 from selfsup.export import save_encoder
-from selfsup.methods import Method, get_method
+from selfsup.methods import Method, available_methods, get_method
 from selfsup.methods.base import MAIN
 from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.modalities import Modality, get_modality
@@ -45,6 +45,7 @@ from selfsup.rundir import (
     RunDir,
     check_run_dir,
     default_run_name,
+    never_checkpointed,
     prepare_run_dir,
     source_paths,
 )
@@ -78,7 +79,18 @@ def build_method(cfg: Config, modality: Modality, train_data: Any) -> Method:
 
 
 def _check_method_fits(method_cls: type, modality: Modality, source: str) -> None:
-    """Fail before loading when the method needs fields this data's samples cannot provide."""
+    """Fail before loading when the method does not serve this data's modality (its declared
+    `modalities`), naming the methods that do, or needs fields its samples cannot provide."""
+    if modality.name not in method_cls.modalities:
+        serving = [
+            name for name in available_methods() if modality.name in get_method(name).modalities
+        ]
+        raise SelfsupError(
+            f"method {method_cls.name!r} trains on {' or '.join(sorted(method_cls.modalities))} "
+            f"data, but {source} holds {modality.name} samples; the methods for "
+            f"{modality.name} data are: {', '.join(serving)} (`selfsup methods` lists each "
+            "method's modalities)"
+        )
     provided = modality.fields | {"label", "index"}
     missing = resolved_inputs(method_cls.inputs, modality) - provided
     if missing:
@@ -88,6 +100,14 @@ def _check_method_fits(method_cls: type, modality: Modality, source: str) -> Non
             f"{source} holds {modality.name} samples ({', '.join(sorted(modality.fields))}); "
             f"see `selfsup methods` for the methods of each modality"
         )
+
+
+def describe_views(modality: Modality, method: Method) -> str:
+    """The start-up line saying what makes the training views: the modality's augmentation, or,
+    for a method that never applies it (MLM, CPC), what the method does instead."""
+    if method.views_note:
+        return f"augmentation: {method.views_note.format(cfg=method.cfg)}"
+    return modality.describe_augment(method.augment)
 
 
 def resolved_inputs(inputs: frozenset[str], modality: Modality) -> frozenset[str]:
@@ -177,6 +197,13 @@ def pretrain(
             cfg = resume_config(
                 config_from_dict(json.loads(saved.read_text())["config"]), overrides or {}
             )
+        if never_checkpointed(out):  # nothing to continue from: the same run from step 0
+            resume = False
+            if distributed.is_main_process():
+                print(
+                    f"{out}: the run stopped before it wrote a checkpoint; starting it again "
+                    "from step 0 with its saved config"
+                )
     validate(cfg)
     modality = get_modality(source_modality(cfg.data.source))
     method_cls = get_method(cfg.method.name)
@@ -208,6 +235,10 @@ def pretrain(
             f"({len(train_data)} samples); pass a smaller --batch-size"
         )
     eval_data = run_evaluation_data(cfg, splits)
+    if cfg.eval.data:  # checked now, not after training: the encoder must take its samples
+        check_compatible(
+            train_data, eval_data.queries, f"eval.data {cfg.eval.data}", encoder_only=True
+        )
     if cfg.eval.protocols is not None:
         check_needs(protocols, eval_data.available(), eval_data.queries_from)
 
@@ -215,12 +246,15 @@ def pretrain(
     method = build_method(cfg, modality, train_data)
     method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
     if dist.is_main:
-        print(modality.describe_augment(method.augment))
+        print(describe_views(modality, method))
         if "label" in method.inputs:
             print(SUPERVISED_LINE.format(name=method.name))
     data = training_fields(method, modality, train_data)
     if getattr(train_data, "note", None) and dist.is_main:
         print(f"data: {train_data.note}")
+    if dist.is_main:
+        for line in modality.startup_notes(cfg, method.encoder, train_data, eval_data):
+            print(line)
     on_host = all(isinstance(t, torch.Tensor) for t in data.values())  # not streamed text
     size = sum(t.numel() * t.element_size() for t in data.values()) if on_host else 0
     if device.type == "cuda" and on_host and size < 4 << 30:
@@ -301,8 +335,9 @@ def _open_run_dir(
     if distributed.is_main_process():
         run = prepare_run_dir(out, resume=resume, overwrite=overwrite, data_paths=data)
         if run.removed:
+            what = "--overwrite: deleted" if overwrite else "started again in place: deleted"
             print(
-                f"--overwrite: deleted {len(run.removed)} entries of the old run in {out}: "
+                f"{what} {len(run.removed)} entries of the old run in {out}: "
                 + ", ".join(p.name for p in run.removed)
             )
         if not resume:
@@ -369,6 +404,9 @@ def finish(
                 method.augment,
                 learned=learned,
             )
+            caveat = modality.evaluation_caveat(eval_data)  # e.g. nothing measured quality
+            if caveat:
+                result.evaluation["caveat"] = caveat
             run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")
             print(format_table(result.evaluation))
         if cfg.train.report:

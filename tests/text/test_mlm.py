@@ -266,7 +266,7 @@ def test_mlm_from_random_init_lowers_heldout_loss_on_stsb(tmp_path):
     print(
         f"held-out masked loss {before:.3f} -> {after:.3f}, accuracy {acc_before:.3f} -> "
         f"{acc_after:.3f}; STS-B spearman learned {ev['selfsup']['sts_spearman']:.4f} "
-        f"untrained {ev['untrained']['sts_spearman']:.4f} tfidf {ev['tfidf']['sts_spearman']:.4f}"
+        f"as loaded {ev['as_loaded']['sts_spearman']:.4f} tfidf {ev['tfidf']['sts_spearman']:.4f}"
     )
     assert after < before - 1.0
     assert acc_after > acc_before + 0.05

@@ -219,27 +219,26 @@ def final_and_online(
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """A plain-text table: one row per encoder, one column per figure, then the queries' source."""
+    """A plain-text table: one row per encoder, one column per figure, then the queries' source.
+    Every figure follows `selfsup.units`: percentages (their column says "(%)") or plain
+    numbers."""
+    from selfsup.units import column, format_figure
+
     rows = {name: row for name, row in results.items() if isinstance(row, dict)}
     keys = list(dict.fromkeys(k for row in rows.values() for k in row))
     if not keys:
         return "no evaluation figures"
-    widths = [max(len(k), 9) + 2 for k in keys]
+    widths = [max(len(column(k)), 9) + 2 for k in keys]
     first = max(len(name) for name in rows) + 2
-    lines = ["".ljust(first) + "".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
+    head = "".ljust(first) + "".join(column(k).rjust(w) for k, w in zip(keys, widths, strict=True))
+    lines = [head]
     for name, row in rows.items():
-        cells = []
-        for k, w in zip(keys, widths, strict=True):
-            v = row.get(k)
-            if v is None:
-                cells.append("-".rjust(w))
-            elif k.endswith("top1"):
-                cells.append(f"{100 * v:.2f} %".rjust(w))
-            else:
-                cells.append(f"{v:.4g}".rjust(w))
+        cells = [format_figure(k, row.get(k)).rjust(w) for k, w in zip(keys, widths, strict=True)]
         lines.append(name.ljust(first) + "".join(cells))
     if "queries" in results:
         lines.append(f"queries: {results['queries']}")
     if "note" in results:
         lines.append(f"note: {results['note']}")
+    if "caveat" in results:
+        lines.append(f"caveat: {results['caveat']}")
     return "\n".join(lines)

@@ -54,6 +54,11 @@ class Method(nn.Module):
     # Whether it trains with human labels (SupCon's classes, NLI's entailment labels): the run,
     # eval.json and the report then say that it is not self-supervised.
     uses_labels: ClassVar[bool] = False
+    # Set by a method that never applies the modality's augmentation (MLM masks tokens itself,
+    # CPC predicts the series' future): what makes its training signal instead, printed at
+    # start-up in place of the augmentation line, so that the line says what the run does;
+    # "{cfg.NAME}" fields are filled from the method's config.
+    views_note: ClassVar[str | None] = None
     find_unused_parameters: ClassVar[bool] = False
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
     # entry here names another preset (e.g. "imagenet") by the parameters it changes.

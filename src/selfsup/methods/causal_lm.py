@@ -70,6 +70,7 @@ class CausalLM(Method):
     """Causal encoder f, head g tied to f's embeddings; CE(g(f(x)_t), x_{t+1})."""
 
     name = "causal_lm"
+    views_note = "none; the method predicts each next token from the tokens before it"
     Config = CausalLMConfig
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})

@@ -48,6 +48,10 @@ class ContrastiveTension(Method):
     loss contrastive_tension(f'(x), f(x))."""
 
     name = "contrastive_tension"
+    views_note = (
+        "none; two copies of the model encode the same sentence (a positive) or two "
+        "different ones (negatives)"
+    )
     Config = ContrastiveTensionConfig
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})

@@ -47,6 +47,10 @@ class CPC(Method):
     """Series encoder (convolutions + GRU), one linear predictor per step k; InfoNCE per k."""
 
     name = "cpc"
+    views_note = (
+        "none; the method predicts the series' future latent steps from its past (the "
+        "series itself is the input)"
+    )
     Config = CPCConfig
     inputs = frozenset({"series", "mask"})
     modalities = frozenset({"series"})

@@ -115,6 +115,17 @@ class PairModality(Modality):
     def sample_text(self, data: Any, index: int) -> str:
         return data.captions[index]
 
+    def report_sections(
+        self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
+    ) -> list[tuple[str, str, str]]:
+        from selfsup.modalities.image_report import neighbours_section
+        from selfsup.modalities.pair_report import retrieval_section
+
+        return [
+            ("retrieval", "Retrieval examples", retrieval_section(encoder, queries, device)),
+            ("neighbours", "Nearest images", neighbours_section(encoder, bank, queries, device)),
+        ]
+
 
 def zeroshot_templates(cfg: Config, data: Any) -> tuple[str, ...]:
     """eval.zeroshot_templates ("|"-separated, each with {}), else the data's, else the default."""
