@@ -50,7 +50,8 @@ from selfsup.rundir import (
 )
 from selfsup.train import Loop, Progress, TrainingInterrupted, steps_per_epoch, train
 
-# Printed when a run starts with a method that reads labels (SupCon): it is not self-supervised.
+# Printed when a run starts with a method that trains with human labels (SupCon, supervised
+# SimCSE): it is not self-supervised.
 SUPERVISED_LINE = (
     "SUPERVISED: method {name!r} trains with the labels; this run is not self-supervised"
 )
@@ -216,7 +217,7 @@ def pretrain(
     method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
     if dist.is_main:
         print(modality.describe_augment(method.augment))
-        if "label" in method.inputs:
+        if method.uses_labels:
             print(SUPERVISED_LINE.format(name=method.name))
     data = training_fields(method, modality, train_data)
     if getattr(train_data, "note", None) and dist.is_main:

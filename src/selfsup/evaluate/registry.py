@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.context import Features
+from selfsup.evaluate.context import Features, NonFiniteError, check_finite
 from selfsup.evaluate.crossmodal import image_text_retrieval_protocol
 from selfsup.evaluate.finetune import finetune_protocol
 from selfsup.evaluate.geometry import geometry_protocol
@@ -114,9 +114,20 @@ def usable(names: Sequence[str], available: set[str]) -> tuple[str, ...]:
     return tuple(n for n in names if PROTOCOLS[n].needs <= available)
 
 
-def run_protocols(features: Features, names: Sequence[str]) -> dict[str, float]:
-    """Every named protocol on the features, as one flat dict of figures."""
+def run_protocols(
+    features: Features, names: Sequence[str], who: str = "the encoder"
+) -> dict[str, float]:
+    """Every named protocol on the features, as one flat dict of figures.
+
+    Features that are not finite are refused first, with one error naming `who` made them
+    (the run and the step, or the baseline): NaN would otherwise rank as a perfect match.
+    """
+    if names:
+        check_finite(features, who)
     results: dict[str, float] = {}
     for name in names:
-        results.update(PROTOCOLS[name].run(features))
+        try:
+            results.update(PROTOCOLS[name].run(features))
+        except NonFiniteError as err:  # found inside a protocol (a fine-tuning that diverged)
+            raise SelfsupError(f"{who}: {err}") from None
     return results

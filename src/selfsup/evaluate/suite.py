@@ -169,9 +169,10 @@ def evaluate_with_baselines(
 
 
 def _supervised(name: str) -> bool:
-    """Whether the method called `name` trains with labels (its `inputs` name "label")."""
+    """Whether the method called `name` trains with human labels (`Method.uses_labels`: SupCon's
+    classes, supervised SimCSE's NLI labels)."""
     try:
-        return "label" in get_method(name).inputs
+        return get_method(name).uses_labels
     except SelfsupError:
         return False
 
