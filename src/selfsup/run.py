@@ -210,7 +210,7 @@ def pretrain(
         )
     eval_data = run_evaluation_data(cfg, splits)
     if cfg.eval.protocols is not None:
-        check_needs(protocols, eval_data.available(), eval_data.queries_from)
+        check_needs(protocols, eval_data.available(), eval_data.queries_from, eval_data.withheld)
 
     torch.manual_seed(cfg.train.seed)
     method = build_method(cfg, modality, train_data)
@@ -248,7 +248,10 @@ def pretrain(
     )
 
     def evaluate_now() -> dict[str, float]:
-        return online_evaluation(method.encoder, modality, eval_data, cfg, device, method.augment)
+        who = f"the learned encoder of {run.root} at step {progress.step}"
+        return online_evaluation(
+            method.exported(), modality, eval_data, cfg, device, method.augment, who
+        )
 
     loop = Loop(cfg, model, method, optimizer, data, run, device, dist, log, progress)
     loop.evaluate = evaluate_now
@@ -262,7 +265,7 @@ def pretrain(
                 f"selfsup pretrain --resume --out {run.root}"
             ) from None
         per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
-        result = RunResult(run.root, method.encoder, epochs=progress.step / per_epoch)
+        result = RunResult(run.root, method.exported(), epochs=progress.step / per_epoch)
         result.samples_per_second = (
             progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
         )
@@ -347,21 +350,23 @@ def finish(
 ) -> None:
     """Export the encoder, evaluate it beside the baselines, write eval.json and the report;
     log the online figures as the training curve's last point (the loop left it to us)."""
-    save_encoder(method.encoder, run.root)
+    step = loop.progress.step
+    encoder = method.exported()  # DINO: the teacher backbone, which its paper evaluates
+    save_encoder(encoder, run.root, exported=method.exported_as, step=step)
     write_figures(method, modality, eval_data.queries, run.root, device)
     print(
         f"trained {result.epochs:.1f} epochs at {result.samples_per_second:.0f} samples/s; "
         f"encoder saved in {run.root}"
     )
+    who = f"the learned encoder of {run.root} at step {step} (the end of training)"
     try:
         if protocols:
             learned, online = final_and_online(
-                method.encoder, modality, eval_data, cfg, protocols, device, method.augment
+                encoder, modality, eval_data, cfg, protocols, device, method.augment, who
             )
-            step, epoch = loop.progress.step, loop.progress.epoch
-            loop.log.log({"kind": "eval", "step": step, "epoch": epoch} | online)
+            loop.log.log({"kind": "eval", "step": step, "epoch": loop.progress.epoch} | online)
             result.evaluation = evaluate_with_baselines(
-                method.encoder,
+                encoder,
                 modality,
                 eval_data,
                 cfg,
@@ -369,6 +374,7 @@ def finish(
                 device,
                 method.augment,
                 learned=learned,
+                who=who,
             )
             run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")
             print(format_table(result.evaluation))

@@ -34,7 +34,7 @@ RUN_FILES = frozenset(
         "heldout.json",
     }
 )
-RUN_FOLDERS = frozenset({"tensorboard", "text_encoder"})
+RUN_FOLDERS = frozenset({"tensorboard", "text_encoder", "evaluations"})
 # Files a resumed run rewrites or appends to: each must be writable, not only the folder.
 _REWRITTEN = ("metrics.jsonl", "encoder.safetensors", "encoder.json", "eval.json", "report.html")
 

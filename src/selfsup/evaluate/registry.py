@@ -96,10 +96,19 @@ def parse_protocols(protocols: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def check_needs(names: Sequence[str], available: set[str], where: str) -> None:
-    """Raise if a requested protocol needs something the evaluation data does not have."""
+def check_needs(
+    names: Sequence[str],
+    available: set[str],
+    where: str,
+    withheld: dict[str, str] | None = None,
+) -> None:
+    """Raise if a requested protocol needs something the evaluation data does not have, or has
+    but may not use (`withheld`: need -> why, e.g. labels on queries that are the bank)."""
     for name in names:
         missing = PROTOCOLS[name].needs - available
+        reasons = [withheld[m] for m in sorted(missing) if withheld and m in withheld]
+        if reasons:
+            raise SelfsupError(f"protocol {name!r} cannot run on {where}: " + "; ".join(reasons))
         if missing:
             usable = [p for p in PROTOCOLS if PROTOCOLS[p].needs <= available]
             raise SelfsupError(
