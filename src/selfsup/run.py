@@ -26,6 +26,7 @@ from selfsup.data.heldout import carve_heldout, save_heldout
 from selfsup.data.registry import source_modality
 from selfsup.devices import bf16_is_fast, resolve_device
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.features import reuse_features
 from selfsup.evaluate.registry import check_needs
 from selfsup.evaluate.suite import (
     EvalData,
@@ -270,7 +271,8 @@ def pretrain(
             progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
         )
         if dist.is_main:  # the other ranks leave now: nothing waits on rank 0's long evaluation
-            finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
+            with reuse_features():  # evaluation and report embed each sample once per encoder
+                finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
     finally:
         log.close()
     return result

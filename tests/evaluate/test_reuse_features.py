@@ -1,0 +1,51 @@
+"""The end of a run embeds each sample once per encoder (issue 19, item 18): inside
+`reuse_features()`, `encode_rows` does not run the encoder again on a model input that the same
+weights (the same module, or a copy loaded back from disk) have embedded."""
+
+import copy
+import importlib
+
+import torch
+from torch import nn
+
+features = importlib.import_module("selfsup.evaluate.features")
+
+
+class Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.linear(x)
+
+
+def take(batch):
+    return batch["x"]
+
+
+def test_each_row_is_embedded_once_per_weights():
+    encoder = Counting()
+    rows = {"x": torch.randn(10, 4)}
+    plain = features.encode_rows(encoder, rows, take, batch_size=3)
+    with features.reuse_features():
+        first = features.encode_rows(encoder, rows, take, batch_size=3)
+        assert encoder.seen == 20
+        part = {"x": rows["x"][2:7]}
+        again = features.encode_rows(encoder, part, lambda b: b["x"], batch_size=4)
+        loaded = copy.deepcopy(encoder)  # the same weights, another module (the report's)
+        loaded.seen = 0
+        back = features.encode_rows(loaded, rows, take)
+        assert encoder.seen == 20 and loaded.seen == 0
+        with torch.no_grad():
+            loaded.linear.weight.add_(1.0)  # other weights: embedded anew
+        moved = features.encode_rows(loaded, part, take)
+        assert loaded.seen == 5
+    torch.testing.assert_close(first, plain)
+    torch.testing.assert_close(again, plain[2:7])
+    torch.testing.assert_close(back, plain)
+    assert not torch.allclose(moved, plain[2:7])
+    features.encode_rows(encoder, rows, take)  # outside the block: every row runs again
+    assert encoder.seen == 30
