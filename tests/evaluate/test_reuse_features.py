@@ -49,3 +49,26 @@ def test_each_row_is_embedded_once_per_weights():
     assert not torch.allclose(moved, plain[2:7])
     features.encode_rows(encoder, rows, take)  # outside the block: every row runs again
     assert encoder.seen == 30
+
+
+class Widths(nn.Module):
+    """Records the longest sentence of each batch; its feature is the sentence's length."""
+
+    def __init__(self):
+        super().__init__()
+        self.widths = []
+
+    def forward(self, batch):
+        lengths = batch["attention_mask"].sum(dim=1)
+        self.widths.append(int(lengths.max()))
+        return lengths.float()[:, None]
+
+
+def test_token_rows_are_embedded_in_order_of_length_and_returned_in_their_own():
+    lengths = torch.tensor([1, 8, 2, 7, 1, 8])
+    mask = (torch.arange(8)[None, :] < lengths[:, None]).long()
+    rows = {"input_ids": mask * 5, "attention_mask": mask}
+    encoder = Widths()
+    out = features.encode_rows(encoder, rows, lambda b: b, batch_size=2)
+    assert out.flatten().tolist() == lengths.float().tolist()
+    assert encoder.widths == [8, 7, 1]  # (8, 8), (7, 2), (1, 1): padding only in one batch

@@ -99,7 +99,9 @@ def encode_rows(
 
     `to_input` turns a batch of rows into the encoder's input (the modality's `encoder_input`):
     this is how evaluation embeds images and token ids alike. Eval mode, modes restored after.
-    Inside `reuse_features()`, rows already embedded by the same weights are not run again.
+    Token rows go through in order of length (returned in their own order): a batch then holds
+    little padding. Inside `reuse_features()`, rows already embedded by the same weights are
+    not run again.
     """
     n = len(next(iter(rows.values())))
     if n == 0:
@@ -108,11 +110,17 @@ def encode_rows(
     modes = [(module, module.training) for module in encoder.modules()]
     encoder.eval()
     memo = _MEMOS[-1].setdefault(_weights_digest(encoder), {}) if _MEMOS else None
+    order = _by_length(rows)
     chunks = []
     try:
         with torch.no_grad():
             for start in range(0, n, batch_size):
-                batch = {k: v[start : start + batch_size].to(device) for k, v in rows.items()}
+                if order is None:
+                    batch = {k: v[start : start + batch_size] for k, v in rows.items()}
+                else:
+                    picked = order[start : start + batch_size]
+                    batch = {k: v[picked] for k, v in rows.items()}
+                batch = {k: v.to(device) for k, v in batch.items()}
                 model_input = to_input(batch)
                 keys = _row_digests(model_input) if memo is not None else None
                 if memo is None or keys is None:
@@ -127,7 +135,20 @@ def encode_rows(
     finally:
         for module, was_training in modes:
             module.training = was_training
-    return torch.cat(chunks)
+    out = torch.cat(chunks)
+    return out if order is None else out[torch.argsort(order)]
+
+
+def _by_length(rows: dict[str, Tensor]) -> Tensor | None:
+    """Token rows (an "attention_mask" field, in memory) in order of decreasing length, so that
+    each batch holds sentences of similar length and the text encoder, which drops the columns
+    that are padding in every row of a batch, runs on little padding; None for other rows."""
+    mask = rows.get("attention_mask")
+    if not isinstance(mask, Tensor) or mask.dim() != 2:
+        return None
+    if not all(isinstance(v, Tensor) for v in rows.values()):
+        return None
+    return torch.argsort(mask.sum(dim=1), descending=True, stable=True)
 
 
 def _weights_digest(encoder: nn.Module) -> bytes:
