@@ -72,3 +72,14 @@ def test_token_rows_are_embedded_in_order_of_length_and_returned_in_their_own():
     out = features.encode_rows(encoder, rows, lambda b: b, batch_size=2)
     assert out.flatten().tolist() == lengths.float().tolist()
     assert encoder.widths == [8, 7, 1]  # (8, 8), (7, 2), (1, 1): padding only in one batch
+
+
+def test_what_is_kept_is_bounded(monkeypatch):
+    monkeypatch.setattr(features, "MEMO_ROWS", 4)
+    encoder = Counting()
+    rows = {"x": torch.randn(6, 4)}
+    with features.reuse_features():
+        first = features.encode_rows(encoder, rows, take, batch_size=3)  # keeps 3, not 6
+        second = features.encode_rows(encoder, rows, take, batch_size=3)
+    assert encoder.seen == 6 + 3
+    torch.testing.assert_close(first, second)

@@ -74,6 +74,9 @@ def extract_features(
 
 
 _MEMOS: list[dict[bytes, dict[bytes, Tensor]]] = []  # the open `reuse_features` blocks
+# Rows kept per encoder: bounds the memory (100,000 x 512 floats: 200 MB), far above what the
+# report re-embeds (2,000-sample subsets); rows beyond it are embedded as before, not kept.
+MEMO_ROWS = 100_000
 
 
 @contextmanager
@@ -127,11 +130,15 @@ def encode_rows(
                     chunks.append(encoder(model_input).flatten(1).float().cpu())
                     continue
                 missing = [i for i, key in enumerate(keys) if key not in memo]
-                if missing:
-                    take = torch.tensor(missing, device=device)
-                    feats = encoder(_take_rows(model_input, take)).flatten(1).float().cpu()
-                    memo.update(zip([keys[i] for i in missing], feats, strict=True))
-                chunks.append(torch.stack([memo[key] for key in keys]))
+                if not missing:
+                    chunks.append(torch.stack([memo[key] for key in keys]))
+                    continue
+                take = torch.tensor(missing, device=device)
+                feats = encoder(_take_rows(model_input, take)).flatten(1).float().cpu()
+                new = dict(zip([keys[i] for i in missing], feats, strict=True))
+                chunks.append(torch.stack([new[k] if k in new else memo[k] for k in keys]))
+                if len(memo) + len(new) <= MEMO_ROWS:
+                    memo.update(new)
     finally:
         for module, was_training in modes:
             module.training = was_training
