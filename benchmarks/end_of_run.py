@@ -3,8 +3,9 @@ sentences, then `run.finish` (export, evaluation beside the model as loaded and 
 report). Counts the sentences each encoder embeds at the end and times each part. Run by hand;
 prints a table.
 
-    python benchmarks/end_of_run.py --sentences 2617 --steps 10 --max-length 32
-    python benchmarks/end_of_run.py --sentences 2617 --steps 10 --max-length 32 --eval-data sts
+    python benchmarks/end_of_run.py --sentences 2617 --minutes 1
+    python benchmarks/end_of_run.py --sentences 2617 --minutes 1 --max-length 256
+    python benchmarks/end_of_run.py --sentences 2617 --minutes 1 --eval-data sts
 
 The sentences are STS-B train sentences (then WordNet's); without --eval-data the run has no
 labelled evaluation (the geometry protocol on its own sentences), as in issue 19's trial.
@@ -35,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sentences", type=int, default=2617)
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps (batch 64)")
+    parser.add_argument("--minutes", type=float, help="train for this long instead of --steps")
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--eval-data", choices=["none", "sts"], default="none")
     args = parser.parse_args()
@@ -86,6 +88,7 @@ def main() -> None:
             "train.progress": False,
         }
         | ({"eval.data": f"sts:{STS}"} if args.eval_data == "sts" else {})
+        | ({"train.time_budget": args.minutes} if args.minutes else {})
     )
     start = time.perf_counter()
     selfsup.pretrain(cfg, work / "run")
