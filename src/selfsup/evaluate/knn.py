@@ -46,7 +46,9 @@ def knn_scores(
     """Class scores (Q, num_classes) of the weighted kNN vote of Wu et al. 2018 (InstDisc).
 
     Cosine similarity to the top-k bank features, each neighbour votes exp(sim / temperature)
-    for its class. Queries go in chunks so memory stays at chunk_size x N_train.
+    for its class. Queries go in chunks so memory stays at chunk_size x N_train. Neighbours
+    tied at the k-th similarity are taken in topk's order; a tie between class scores is
+    counted against the query by `knn_accuracy`.
     """
     _check(train_feats, train_labels, query_feats)
     if k < 1 or chunk_size < 1:
