@@ -128,11 +128,12 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from selfsup.api import evaluate
+    from selfsup.evaluate.store import evaluation_path
     from selfsup.evaluate.suite import format_table
 
     results = evaluate(args.run, args.protocol, data=args.data, device=args.device)
     print(format_table(results))
-    print(f"written to {Path(args.run) / 'eval.json'}")
+    print(f"written to {evaluation_path(args.run, args.data)}")
     return 0
 
 
@@ -234,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         "--eval-data",
         dest="data",
-        help="evaluate on this NAME[:PATH] instead of the training data",
+        help="evaluate on this NAME[:PATH] instead of the run's data; written to "
+        "RUN/evaluations/NAME.json (eval.json is kept)",
     )
     e.add_argument("--device", default="cpu")
     m = sub.add_parser("embed", help="write embeddings of a dataset with a run's encoder")

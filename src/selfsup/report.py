@@ -383,11 +383,11 @@ def _describe_spec(spec: dict[str, Any]) -> str | None:
 
 
 def _supervised_badge(name: Any) -> str:
-    """A visible mark for a run whose method reads labels (its `inputs` name "label")."""
+    """A visible mark for a run whose method trains with human labels (`uses_labels`)."""
     from selfsup.methods import get_method
 
     try:
-        supervised = "label" in get_method(str(name)).inputs
+        supervised = get_method(str(name)).uses_labels
     except SelfsupError:
         return ""
     if not supervised:

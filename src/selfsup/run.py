@@ -26,6 +26,7 @@ from selfsup.data.heldout import carve_heldout, save_heldout
 from selfsup.data.registry import check_compatible, source_modality
 from selfsup.devices import bf16_is_fast, resolve_device
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.features import reuse_features
 from selfsup.evaluate.registry import check_needs
 from selfsup.evaluate.suite import (
     EvalData,
@@ -51,7 +52,8 @@ from selfsup.rundir import (
 )
 from selfsup.train import Loop, Progress, TrainingInterrupted, steps_per_epoch, train
 
-# Printed when a run starts with a method that reads labels (SupCon): it is not self-supervised.
+# Printed when a run starts with a method that trains with human labels (SupCon, supervised
+# SimCSE): it is not self-supervised.
 SUPERVISED_LINE = (
     "SUPERVISED: method {name!r} trains with the labels; this run is not self-supervised"
 )
@@ -240,14 +242,14 @@ def pretrain(
             train_data, eval_data.queries, f"eval.data {cfg.eval.data}", encoder_only=True
         )
     if cfg.eval.protocols is not None:
-        check_needs(protocols, eval_data.available(), eval_data.queries_from)
+        check_needs(protocols, eval_data.available(), eval_data.queries_from, eval_data.withheld)
 
     torch.manual_seed(cfg.train.seed)
     method = build_method(cfg, modality, train_data)
     method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
     if dist.is_main:
         print(describe_views(modality, method))
-        if "label" in method.inputs:
+        if method.uses_labels:
             print(SUPERVISED_LINE.format(name=method.name))
     data = training_fields(method, modality, train_data)
     if getattr(train_data, "note", None) and dist.is_main:
@@ -281,7 +283,10 @@ def pretrain(
     )
 
     def evaluate_now() -> dict[str, float]:
-        return online_evaluation(method.encoder, modality, eval_data, cfg, device, method.augment)
+        who = f"the learned encoder of {run.root} at step {progress.step}"
+        return online_evaluation(
+            method.exported(), modality, eval_data, cfg, device, method.augment, who
+        )
 
     loop = Loop(cfg, model, method, optimizer, data, run, device, dist, log, progress)
     loop.evaluate = evaluate_now
@@ -295,12 +300,13 @@ def pretrain(
                 f"selfsup pretrain --resume --out {run.root}"
             ) from None
         per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
-        result = RunResult(run.root, method.encoder, epochs=progress.step / per_epoch)
+        result = RunResult(run.root, method.exported(), epochs=progress.step / per_epoch)
         result.samples_per_second = (
             progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
         )
         if dist.is_main:  # the other ranks leave now: nothing waits on rank 0's long evaluation
-            finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
+            with reuse_features():  # evaluation and report embed each sample once per encoder
+                finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
     finally:
         log.close()
     return result
@@ -381,21 +387,23 @@ def finish(
 ) -> None:
     """Export the encoder, evaluate it beside the baselines, write eval.json and the report;
     log the online figures as the training curve's last point (the loop left it to us)."""
-    save_encoder(method.encoder, run.root)
+    step = loop.progress.step
+    encoder = method.exported()  # DINO: the teacher backbone, which its paper evaluates
+    save_encoder(encoder, run.root, exported=method.exported_as, step=step)
     write_figures(method, modality, eval_data.queries, run.root, device)
     print(
         f"trained {result.epochs:.1f} epochs at {result.samples_per_second:.0f} samples/s; "
         f"encoder saved in {run.root}"
     )
+    who = f"the learned encoder of {run.root} at step {step} (the end of training)"
     try:
         if protocols:
             learned, online = final_and_online(
-                method.encoder, modality, eval_data, cfg, protocols, device, method.augment
+                encoder, modality, eval_data, cfg, protocols, device, method.augment, who
             )
-            step, epoch = loop.progress.step, loop.progress.epoch
-            loop.log.log({"kind": "eval", "step": step, "epoch": epoch} | online)
+            loop.log.log({"kind": "eval", "step": step, "epoch": loop.progress.epoch} | online)
             result.evaluation = evaluate_with_baselines(
-                method.encoder,
+                encoder,
                 modality,
                 eval_data,
                 cfg,
@@ -403,6 +411,7 @@ def finish(
                 device,
                 method.augment,
                 learned=learned,
+                who=who,
             )
             caveat = modality.evaluation_caveat(eval_data)  # e.g. nothing measured quality
             if caveat:

@@ -34,7 +34,7 @@ RUN_FILES = frozenset(
         "heldout.json",
     }
 )
-RUN_FOLDERS = frozenset({"tensorboard", "text_encoder"})
+RUN_FOLDERS = frozenset({"tensorboard", "text_encoder", "evaluations"})
 # What a run has written when it stops before its first checkpoint (a crash in the first epoch):
 # a folder holding only these (and a run's config.json) is started again in place.
 BEFORE_CHECKPOINT = frozenset(

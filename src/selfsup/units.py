@@ -7,8 +7,8 @@ decimals, and its column or panel title carries the unit: "knn_top1 (%)". Every 
 (Spearman and Pearson correlations, MRR, nDCG, alignment, uniformity, std, effective rank,
 weight decay, loss) is a plain number with four significant digits and no unit. eval.json keeps
 every figure as it was measured (fractions in [0, 1]); only the display multiplies by 100.
-Because the rule reads the name's pattern, figures named later (`..._hit-rate@5`,
-`..._success@10`, BEIR's `..._recall@100`) fit it without a change here.
+Because the rule reads the name's pattern, figures named later (`..._hit@5`, `..._success@10`,
+BEIR's `..._recall@100` and `..._recall_cap@100`) fit it without a change here.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 # Names of shares of the queries, matched at the end of a figure's name.
 PERCENT_NAMES = re.compile(
-    r"(top\d+|accuracy|acc|acc_k\d+|(^|_)r@\d+|recall@\d+|hit[-_]?rate@\d+|success@\d+"
-    r"|precision@\d+)$"
+    r"(top\d+|accuracy|acc|acc_k\d+|(^|_)r@\d+"
+    r"|(recall|recall_cap|hit|hit[-_]?rate|success|precision)@\d+)$"
 )
 
 

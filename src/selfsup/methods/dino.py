@@ -134,6 +134,9 @@ class DINO(Method):
         # ViT-S/16 on ImageNet, 100 epochs (the paper's main setting; 10 local crops)
         "imagenet": {"out_dim": 65536, "local_crops": 10, "teacher_temperature_warmup": 0.3}
     }
+    # The paper's kNN and linear evaluations read the teacher (eval_knn.py, eval_linear.py:
+    # --checkpoint_key teacher): the teacher backbone is what is exported and evaluated.
+    exported_as = "teacher (momentum) backbone"
     # Set by run.build_method from train.epochs (the last layer is frozen for whole epochs).
     train_epochs: int | None = None
 
@@ -201,6 +204,9 @@ class DINO(Method):
         rest = [*self.encoder.parameters(), *self.head.mlp.parameters()]
         frozen = frozen_fraction(self.cfg.freeze_last_layer_epochs, self.train_epochs)
         return [{"params": rest}, {"params": last, "frozen_until": frozen}]
+
+    def exported(self) -> nn.Module:
+        return self.teacher_encoder
 
     def after_step(self, progress: float) -> None:
         self.progress.fill_(progress)
