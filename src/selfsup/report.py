@@ -115,6 +115,7 @@ def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu"
         *samples,
         *_method_figures(root),
         ("evaluation", "Evaluation", _evaluation_html(evaluation, config)),
+        *_other_evaluations_sections(root, config),
         ("config", "Config", _key_value_table(_flatten(config))),
         ("environment", "Environment", _environment_html(environment)),
     ]
@@ -279,6 +280,7 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
     queries = evaluation.get("queries")
     evaluation_note = evaluation.get("note")
     caveat = evaluation.get("caveat")
+    skipped = evaluation.get("skipped")
     evaluation = {k: v for k, v in evaluation.items() if isinstance(v, dict)}
     keys = list(dict.fromkeys(k for row in evaluation.values() for k in row))
     head = "<tr><th>figure</th>" + "".join(
@@ -294,11 +296,23 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
     where = f" Queries: {_esc(queries)}." if isinstance(queries, str) else ""
     note = evaluation_note if isinstance(evaluation_note, str) else ""
     where += f" <b class='supervised'>Note: {_esc(note)}.</b>" if note else ""
+    where += f" Not computed: {_esc(skipped)}." if isinstance(skipped, str) else ""
     warning = _note(caveat) if isinstance(caveat, str) else ""
     return warning + (
         f"<div class='wide'><table>{head}</tr>{body}</table></div><p class='sub'>{UNIT_NOTE} "
         f"The learned encoder should beat both baselines.{where}</p>"
     )
+
+
+def _other_evaluations_sections(root: Path, config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """One section per `selfsup evaluate RUN --data SOURCE` (evaluations/*.json), beside the
+    run's own evaluation, which those never overwrite."""
+    from selfsup.evaluate.store import other_evaluations
+
+    return [
+        (f"evaluation-{i}", f"Evaluation on {source}", _evaluation_html(results, config))
+        for i, (source, results) in enumerate(other_evaluations(root).items(), 1)
+    ]
 
 
 def _row_titles(config: dict[str, Any]) -> dict[str, str]:

@@ -108,3 +108,18 @@ def test_a_run_without_its_heldout_record_refuses_label_protocols(tmp_path):
     (run / "heldout.json").unlink()  # as a run made before held-out splits existed
     with pytest.raises(SelfsupError, match=r"training data and the run recorded no held-out"):
         selfsup.evaluate(run, "knn")
+
+
+def test_the_report_shows_evaluations_on_other_data_and_what_was_not_computed(tmp_path):
+    from selfsup.report import write_report
+
+    noise = noise_folder(tmp_path / "noise", per_class=30)
+    tiny = noise_folder(tmp_path / "tiny", per_class=2)
+    run = tmp_path / "run"
+    selfsup.pretrain(selfsup.make_config(**RUN, **{"data.source": f"folder:{noise}"}), run)
+    assert main(["evaluate", str(run), "--data", f"folder:{tiny}", "--protocol", "geometry"]) == 0
+    assert main(["evaluate", str(run), "--data", f"folder:{tiny}"]) == 0  # knn skipped, said
+    page = write_report(run).read_text()
+    assert "Evaluation on folder:" in page and "tiny" in page  # beside the run's own
+    assert "Not computed: knn not run" in page
+    assert "knn_top1 (%)" in page  # the run's own table is still there
