@@ -178,12 +178,20 @@ def _row_digests(model_input: Any) -> list[bytes] | None:
         return None
     rows = {name: t.detach().cpu().contiguous() for name, t in parts.items()}
     count = len(next(iter(rows.values())))
+    # Token rows are padded to the longest of their batch: a sentence keys by its tokens, not
+    # by how much padding the batch it came in gave it.
+    mask = rows.get("attention_mask")
+    padded = mask.shape[1] if mask is not None and mask.dim() == 2 else None
+    keep = mask.bool() if padded is not None else None
     digests = []
     for i in range(count):
         h = hashlib.blake2b(digest_size=16)
         for name, t in rows.items():
-            h.update(f"{name}{tuple(t.shape[1:])}{t.dtype}".encode())
-            h.update(_bytes(t[i]))
+            row = t[i]
+            if keep is not None and row.dim() >= 1 and row.shape[0] == padded:
+                row = row[keep[i]]
+            h.update(f"{name}{tuple(row.shape)}{t.dtype}".encode())
+            h.update(_bytes(row))
         digests.append(h.digest())
     return digests
 
