@@ -101,12 +101,12 @@ def main() -> None:
     ev = result.evaluation
     print(f"\n{'encoder':46s} {'STS-B test Spearman':>20s}")
     for row, title in (
-        ("untrained", "before training (" + ("random init" if args.random_init else "as loaded")),
+        ("as_loaded", "before training (" + ("random init" if args.random_init else "as loaded")),
         ("selfsup", f"after {args.method}"),
         ("tfidf", "TF-IDF cosine"),
     ):
         value = ev.get(row, {}).get("sts_spearman")
-        title = title + (")" if row == "untrained" else "")
+        title = title + (")" if row == "as_loaded" else "")
         print(f"{title:46s} {100 * value:20.2f}" if value is not None else f"{title:46s} -")
     print(
         f"\n{n} training sentences, {result.epochs:.2f} epochs, "

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 from method_harness import FAST
+from shared_data import cifar10_jpg
 
 import selfsup
-
-CIFAR_JPG = Path("/work/bench/data/cifar10-jpg")
 
 
 def pretrain_scores(tmp_path: Path, overrides: dict, epochs: int) -> dict[str, dict]:
@@ -26,12 +25,13 @@ def cifar_subset_npz(path: Path, per_class_train: int, per_class_test: int) -> P
     names), as an `npy:` source: images, labels, test_images, test_labels (uint8 N, 3, 32, 32)."""
     from PIL import Image
 
-    classes = sorted(p.name for p in (CIFAR_JPG / "train").iterdir())
+    root = cifar10_jpg()
+    classes = sorted(p.name for p in (root / "train").iterdir())
     arrays = {}
     for split, k, key in (("train", per_class_train, ""), ("test", per_class_test, "test_")):
         images, labels = [], []
         for label, name in enumerate(classes):
-            for file in sorted((CIFAR_JPG / split / name).glob("*.jpg"))[:k]:
+            for file in sorted((root / split / name).glob("*.jpg"))[:k]:
                 rgb = np.asarray(Image.open(file).convert("RGB"))
                 images.append(rgb.transpose(2, 0, 1))
                 labels.append(label)

@@ -57,10 +57,15 @@ def embed(
     *,
     batch_size: int = 512,
     device: str | torch.device = "cpu",
+    normalize: bool | None = None,
 ) -> np.ndarray:
     """Embeddings (N, D) float32 of what a user holds: images for an image encoder (uint8, or
     float in [0, 1]; (N, C, H, W), (N, H, W, C) or (N, H, W); resized to the encoder's size),
-    a list of strings for a text encoder. `encoder` may be a run directory."""
+    a list of strings for a text encoder. `encoder` may be a run directory.
+
+    `normalize`: rows scaled to unit length; None (the default) does what the encoder's model
+    says: a text encoder from a sentence-transformers folder with a Normalize module (or
+    trained from one) gives unit vectors, as sentence-transformers' `encode` does."""
     from selfsup.evaluate.features import encode_rows
 
     device = resolve_device(str(device))
@@ -72,7 +77,12 @@ def embed(
     else:
         rows, to_input = {"input": model_input}, _the_input
     encoder.to(device)
-    return encode_rows(encoder, rows, to_input, batch_size=batch_size, device=device).numpy()
+    out = encode_rows(encoder, rows, to_input, batch_size=batch_size, device=device).numpy()
+    if normalize is None:
+        normalize = bool(getattr(encoder.spec, "normalize", False))
+    if normalize:
+        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -90,12 +100,16 @@ def evaluate(
     data: str | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Evaluate a run's encoder beside the baselines; write eval.json and return the figures.
+    """Evaluate a run's encoder beside the baselines; write the figures and return them.
 
-    `protocols` default to the run's; `data` evaluates on another source than the run's.
+    `protocols` default to the run's. On the run's own data the figures go to eval.json; `data`
+    evaluates on another source (split 80/20 when it has no test split, as training splits its
+    data) and writes evaluations/<source name>.json, leaving eval.json as it was
+    (`selfsup.evaluate.store`).
     """
     from selfsup.data.registry import source_modality
     from selfsup.evaluate.registry import check_needs, parse_protocols
+    from selfsup.evaluate.store import evaluation_path, write_evaluation
     from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
     from selfsup.modalities import get_modality
     from selfsup.run_data import load_run_splits, requested_protocols, run_evaluation_data
@@ -106,19 +120,33 @@ def evaluate(
     names = requested_protocols(cfg, modality) if protocols is None else parse_protocols(protocols)
     encoder = load(run, device=torch_device)
     if data is not None:
-        eval_data = evaluation_data(load_run_splits(cfg, None, source=data), data)
+        splits = load_run_splits(cfg, Path(run), source=data)
+        eval_data = evaluation_data(splits, data, own=data == cfg.data.source)
     else:
         eval_data = run_evaluation_data(cfg, load_run_splits(cfg, Path(run)))
     if protocols is not None:
-        check_needs(names, eval_data.available(), eval_data.queries_from)
+        check_needs(names, eval_data.available(), eval_data.queries_from, eval_data.withheld)
     augment = modality.augment(cfg, encoder.spec)
     try:
         results = evaluate_with_baselines(
-            encoder, modality, eval_data, cfg, names, torch_device, augment
+            encoder, modality, eval_data, cfg, names, torch_device, augment, who=_who(run)
         )
     except KeyboardInterrupt:
         raise SelfsupError(
             f"evaluation interrupted; nothing was written. Run it again: selfsup evaluate {run}"
         ) from None
-    (Path(run) / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    if data is not None:
+        results = {"data": data, **results}
+    write_evaluation(evaluation_path(run, data), results)
     return results
+
+
+def _who(run: str | Path) -> str:
+    """The exported encoder of `run`, by the step encoder.json records (when it does)."""
+    from selfsup.export import SPEC
+
+    try:
+        step = json.loads((Path(run) / SPEC).read_text()).get("step")
+    except (OSError, ValueError):
+        step = None
+    return f"the encoder of {run}" + (f" (exported at step {step})" if step is not None else "")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selfsup.errors import SelfsupError
+
+if TYPE_CHECKING:
+    from selfsup.config import Config
 
 # Command-line flags that are shorthands for config keys.
 FLAG_KEYS = {
@@ -31,6 +35,7 @@ FLAG_KEYS = {
     "weight_decay": "optim.weight_decay",
     "temperature": "method.temperature",
     "protocols": "eval.protocols",
+    "eval_data": "eval.data",
 }
 
 
@@ -58,12 +63,18 @@ def _pretrain_parser(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--eval-every", type=int, help="epochs between online kNN evaluations")
     p.add_argument("--protocols", help="final evaluation protocols, comma separated")
+    p.add_argument(
+        "--eval-data",
+        metavar="SOURCE",
+        help="evaluate on this NAME[:PATH] (a text run: sts:DIR with scored pairs, e.g. STS-B); "
+        "the same as --set eval.data=SOURCE",
+    )
     p.add_argument("--download", action="store_const", const=True, help="download CIFAR if missing")
     p.add_argument(
         "--skip-corrupt",
         action="store_const",
         const=True,
-        help="skip undecodable images instead of failing",
+        help="leave out undecodable images and WAV files (counted) instead of failing",
     )
     p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model")
     p.add_argument(
@@ -84,10 +95,9 @@ def _pretrain_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _run_pretrain(args: argparse.Namespace) -> int:
-    from selfsup import distributed
+def pretrain_config(args: argparse.Namespace) -> tuple[Config, dict]:
+    """The run's Config from `selfsup pretrain` arguments, and the dotted keys the user gave."""
     from selfsup.config import Config, apply_overrides, load_config_file, parse_scalar
-    from selfsup.run import pretrain
 
     overrides = load_config_file(args.config) if args.config else {}
     for flag, key in FLAG_KEYS.items():
@@ -101,7 +111,14 @@ def _run_pretrain(args: argparse.Namespace) -> int:
         overrides[key.strip()] = parse_scalar(value)
     if args.no_progress:
         overrides["train.progress"] = False
-    cfg = apply_overrides(Config(), overrides)
+    return apply_overrides(Config(), overrides), overrides
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from selfsup import distributed
+    from selfsup.run import pretrain
+
+    cfg, overrides = pretrain_config(args)
     try:
         pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite, overrides=overrides)
     finally:
@@ -111,11 +128,12 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from selfsup.api import evaluate
+    from selfsup.evaluate.store import evaluation_path
     from selfsup.evaluate.suite import format_table
 
     results = evaluate(args.run, args.protocol, data=args.data, device=args.device)
     print(format_table(results))
-    print(f"written to {Path(args.run) / 'eval.json'}")
+    print(f"written to {evaluation_path(args.run, args.data)}")
     return 0
 
 
@@ -159,6 +177,9 @@ def _run_embed(args: argparse.Namespace) -> int:
             for d in parts
         ]
     )
+    unit = bool(getattr(encoder.spec, "normalize", False))  # as selfsup.embed does by default
+    if unit:
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     labels = None
     if all(d.labels is not None for d in parts):
         labels = np.concatenate([d.labels.numpy() for d in parts])
@@ -170,7 +191,9 @@ def _run_embed(args: argparse.Namespace) -> int:
         if labels is not None:
             np.save(labels_path, labels)
     print(
-        f"{features.shape[0]} embeddings of dimension {features.shape[1]} written to {out}"
+        f"{features.shape[0]} embeddings of dimension {features.shape[1]}"
+        + (" (unit length: the model's Normalize module)" if unit else "")
+        + f" written to {out}"
         + (f" (labels in {labels_path})" if labels is not None and out.suffix == ".npy" else "")
     )
     return 0
@@ -181,8 +204,10 @@ def _run_listing(args: argparse.Namespace) -> int:
         from selfsup.methods import available_methods, get_method
 
         for name in available_methods():
-            inputs = ", ".join(sorted(get_method(name).inputs))
-            print(f"{name:16s} reads {inputs}")
+            method = get_method(name)
+            inputs = ", ".join(sorted(method.inputs))
+            modalities = ", ".join(sorted(method.modalities))
+            print(f"{name:20s} {modalities:14s} reads {inputs}")
     elif args.command == "backbones":
         from selfsup.models import available_backbones
 
@@ -206,7 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol",
         help="comma separated: knn, linear, geometry, sts (default: the run's protocols)",
     )
-    e.add_argument("--data", help="evaluate on this NAME[:PATH] instead of the training data")
+    e.add_argument(
+        "--data",
+        "--eval-data",
+        dest="data",
+        help="evaluate on this NAME[:PATH] instead of the run's data; written to "
+        "RUN/evaluations/NAME.json (eval.json is kept)",
+    )
     e.add_argument("--device", default="cpu")
     m = sub.add_parser("embed", help="write embeddings of a dataset with a run's encoder")
     m.add_argument("run")

@@ -11,7 +11,7 @@ from typing import Any
 from selfsup.errors import SelfsupError
 
 # eval.json baseline rows (images; text) and the headline figures shown for them
-BASELINES = ("random", "raw_pixels", "untrained", "tfidf")
+BASELINES = ("random", "raw_pixels", "as_loaded", "untrained", "tfidf")
 HEADLINES = ("knn_top1", "sts_spearman")
 MISSING = "-"
 
@@ -58,9 +58,10 @@ def _cell(value: Any) -> str:
 
 
 def _figure(key: str, value: Any) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return MISSING
-    return f"{100 * value:.2f} %" if key.endswith("top1") else f"{value:.4g}"
+    """A figure under the rule of `selfsup.units` (its column names the unit)."""
+    from selfsup.units import format_figure
+
+    return format_figure(key, value)
 
 
 def _run_names(runs: list[Path]) -> list[str]:
@@ -88,7 +89,9 @@ def compare_runs(runs: list[str | Path]) -> str:
     baselines = [
         (b, h) for b in BASELINES for h in HEADLINES if any(h in e.get(b, {}) for _, e in loaded)
     ]
-    header = ["run", *differing, *figures, *(f"{b} {h}" for b, h in baselines)]
+    from selfsup.units import column
+
+    header = ["run", *differing, *map(column, figures), *(f"{b} {column(h)}" for b, h in baselines)]
     rows = []
     for name, (config, evaluation) in zip(_run_names(paths), loaded, strict=True):
         row = [_cell(name)]

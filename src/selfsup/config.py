@@ -28,7 +28,7 @@ class DataConfig:
     source: str = "digits"  # NAME or NAME:PATH, see `selfsup datasets`
     image_size: int | None = None  # resize a folder of mixed sizes; None keeps the native size
     download: bool = False  # fetch CIFAR with torchvision (needs internet)
-    skip_corrupt: bool = False  # skip undecodable images in a folder instead of failing
+    skip_corrupt: bool = False  # leave out undecodable images / WAV files instead of failing
     series_lengths: str = "pad"  # series of different lengths: pad (with a mask) | crop
     sample_rate: int = 16000  # wav:DIR files are resampled to this rate (Hz)
     stream_text: str = "auto"  # text:FILE read on demand: auto (above 256 MB) | true | false
@@ -42,8 +42,13 @@ class ModelConfig:
     cifar_stem: bool | None = None  # None: a 3x3 stride-1 stem for images of at most 64 pixels
     path: str | None = None  # text: a local transformers model folder (config + tokenizer)
     pretrained: bool = True  # text: start from the folder's weights; false: random init
-    pooling: str = "mean"  # text: cls | mean | first-last-avg
-    max_length: int = 32  # text: tokens per sentence (SimCSE trains with 32)
+    # text: cls | mean | first-last-avg; None: the folder's own (a sentence-transformers
+    # folder's Pooling config), else mean
+    pooling: str | None = None
+    # text: tokens per sentence, longer ones cut (counted at start-up); None: the model's own
+    # limit (sentence_bert_config.json's max_seq_length, else max_position_embeddings and
+    # the tokenizer's model_max_length, at most 512), as sentence-transformers does
+    max_length: int | None = None
     embed_dim: int = 512  # image-text pairs: width of the shared image-text space (CLIP)
     text_tower: str = "transformers"  # image-text: transformers (model.path) | scratch (bytes)
     text_width: int = 256  # scratch text tower: width (CLIP: 512)
@@ -383,9 +388,12 @@ def validate(cfg: Config) -> None:
         ),
         (e.knn_k >= 1, "eval.knn_k must be at least 1"),
         (e.knn_t > 0 and math.isfinite(e.knn_t), "eval.knn_t must be a positive number"),
-        (cfg.model.max_length >= 2, "model.max_length (tokens per sentence) must be at least 2"),
         (
-            cfg.model.pooling in ("cls", "mean", "first-last-avg"),
+            cfg.model.max_length is None or cfg.model.max_length >= 2,
+            "model.max_length (tokens per sentence) must be at least 2",
+        ),
+        (
+            cfg.model.pooling in (None, "cls", "mean", "first-last-avg"),
             "model.pooling must be cls, mean or first-last-avg",
         ),
         (

@@ -18,8 +18,13 @@ SPEC = "encoder.json"
 FORMAT = "selfsup-encoder/2"  # /1 had no "kind": every such encoder is an image encoder
 
 
-def save_encoder(encoder: Any, directory: str | Path) -> Path:
-    """Write `encoder.safetensors`, `encoder.json` (+ the kind's assets) into `directory`."""
+def save_encoder(
+    encoder: Any, directory: str | Path, *, exported: str | None = None, step: int | None = None
+) -> Path:
+    """Write `encoder.safetensors`, `encoder.json` (+ the kind's assets) into `directory`.
+
+    `exported` says which of the method's networks this is (DINO: its teacher backbone) and
+    `step` the training step it comes from; both are recorded in encoder.json when given."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_model(encoder, str(directory / WEIGHTS))  # copes with shared (tied) tensors
@@ -31,6 +36,10 @@ def save_encoder(encoder: Any, directory: str | Path) -> Path:
         "out_dim": encoder.out_dim,
         "spec": encoder.spec.to_dict(),
     }
+    if exported is not None:
+        meta["exported"] = exported
+    if step is not None:
+        meta["step"] = step
     (directory / SPEC).write_text(json.dumps(meta, indent=2) + "\n")
     return directory / WEIGHTS
 

@@ -12,7 +12,9 @@ import base64
 import html
 import inspect
 import json
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +26,18 @@ from selfsup.report_parts import esc as _esc
 from selfsup.report_parts import figure_html as _figure_html
 from selfsup.report_parts import note as _note
 from selfsup.report_parts import subsample
+from selfsup.units import UNIT_NOTE, column, format_figure, is_percent, shown_value
 
 REPORT_FILE = "report.html"
 
-# (metrics key, record kind, panel title); a panel appears when the run logged its key.
+# (metrics key, record kind, panel title); a panel appears when the run logged its key. A title
+# gets its unit from `selfsup.units` ("(%)" for a share of the queries).
 CURVES = [
     ("loss", "train", "training loss"),
     ("lr", "train", "learning rate"),
     ("samples_per_s", "train", "samples / s"),
     ("images_per_s", "train", "images / s"),  # runs before samples_per_s
-    ("knn_top1", "eval", "online kNN top-1 (%)"),
+    ("knn_top1", "eval", "online kNN top-1"),
     ("proj_std", "train", "collapse: std of normalised projections"),
     ("proj_effective_rank", "train", "collapse: effective rank of projections"),
     ("sts_spearman", "eval", "online STS Spearman"),
@@ -42,8 +46,34 @@ CURVES = [
     ("uniformity", "eval", "uniformity (lower is better)"),
 ]
 
-# Numbers in metrics.jsonl train records that are not curves.
+# Numbers in metrics.jsonl records that are not curves.
 NOT_CURVES = {"step", "epoch"}
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One plot of the training curves: its record kind, the keys drawn in it (one line each,
+    in natural order: k2 before k10) and its title (with its unit)."""
+
+    kind: str
+    keys: tuple[str, ...]
+    title: str
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key that orders the numbers inside names by value: cpc_acc_k2 before cpc_acc_k10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _family(key: str) -> str:
+    """The name a figure shares with its siblings, which go in one panel: i2t_r@1, i2t_r@5 ->
+    "i2t_r@"; zeroshot_top1/top5 -> "zeroshot_top"; cpc_acc_k1..k12 -> "cpc_acc_k";
+    sts_spearman@<file or genre> -> "sts_spearman@". Otherwise the key itself."""
+    if "@" in key:
+        return key.split("@", 1)[0] + "@"
+    match = re.match(r"^(.*?(?:_top|_k))\d+$", key)
+    return match.group(1) if match else key
+
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1150px;
@@ -54,6 +84,7 @@ table { border-collapse: collapse; margin: .5em 0; }
 td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: middle; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img.fig { max-width: 100%; } img.px { image-rendering: pixelated; }
+div.wide { overflow-x: auto; max-width: 100%; }
 code { background: #f4f4f4; padding: 0 .2em; }
 """
 
@@ -77,13 +108,14 @@ def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu"
     from selfsup.metrics import read_metrics
 
     records = read_metrics(root / "metrics.jsonl")
-    embedding_map, samples = _embedding_sections(root, max_points, device)
+    embedding_map, samples, no_eval = _embedding_sections(root, max_points, device)
     sections = [
-        ("curves", "Training curves", _curves_html(records)),
+        ("curves", "Training curves", _curves_html(records, no_eval)),
         ("map", "Embedding map", embedding_map),
         *samples,
         *_method_figures(root),
         ("evaluation", "Evaluation", _evaluation_html(evaluation, config)),
+        *_other_evaluations_sections(root, config),
         ("config", "Config", _key_value_table(_flatten(config))),
         ("environment", "Environment", _environment_html(environment)),
     ]
@@ -148,88 +180,139 @@ def _key_value_table(items: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- sections
 
 
-def curve_panels(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(key, record kind, title) of every curve: the standard ones, then each other number a
-    method logs from its loss (a pretext task's accuracy, CPC's per-step accuracy)."""
-    known = {key for key, _, _ in CURVES}
-    extra = sorted(
-        {
+def curve_panels(records: list[dict[str, Any]]) -> list[Panel]:
+    """Every curve the records hold: the standard ones, then each other number a method logs
+    from its loss (a pretext task's accuracy, CPC's per-step accuracy) and each other figure
+    of the periodic evaluation (zero-shot, retrieval, STS per genre), siblings in one panel."""
+    panels = [
+        Panel(kind, (key,), title + (" (%)" if is_percent(key) else ""))
+        for key, kind, title in CURVES
+        if any(r.get("kind", "train") == kind and _number(r.get(key)) for r in records)
+    ]
+    for kind in ("train", "eval"):
+        known = {key for key, k, _ in CURVES if k == kind}
+        keys = {
             key
             for r in records
-            if r.get("kind", "train") == "train"
+            if r.get("kind", "train") == kind
             for key, value in r.items()
-            if isinstance(value, (int, float))
-            and key not in known | NOT_CURVES
-            and not key.endswith("_reference")
+            if _number(value) and key not in known | NOT_CURVES and not key.endswith("_reference")
         }
-    )
-    return [*CURVES, *((key, "train", key.replace("_", " ")) for key in extra)]
+        families: dict[str, list[str]] = {}
+        for key in sorted(keys, key=natural_key):
+            families.setdefault(_family(key), []).append(key)
+        for family in sorted(families, key=natural_key):
+            members = families[family]
+            numbered = all(k[len(family) :].isdigit() for k in members)
+            suffix = "…" if not numbered else ("" if family.endswith("_k") else "k")
+            name = members[0] if len(members) == 1 else family + suffix
+            title = name.replace("_top", " top-").replace("_", " ")
+            title += " (%)" if all(is_percent(k) for k in members) else ""
+            prefix = "online " if kind == "eval" else ""
+            panels.append(Panel(kind, tuple(members), prefix + title))
+    return panels
 
 
-def _curves_html(records: list[dict[str, Any]]) -> str:
-    """One panel per logged quantity against the training step."""
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _curves_html(records: list[dict[str, Any]], no_eval: str | None = None) -> str:
+    """One panel per logged quantity (or family of quantities) against the training step.
+    `no_eval`: why the run logged no periodic evaluation, said when it has none."""
     from matplotlib.figure import Figure
 
     panels = []
-    for key, kind, title in curve_panels(records):
-        points = [
-            (r["step"], r[key])
-            for r in records
-            if r.get("kind", "train") == kind and isinstance(r.get(key), (int, float))
-        ]
-        if points:
-            panels.append((key, kind, title, points))
+    for panel in curve_panels(records):
+        lines = []
+        for key in panel.keys:
+            points = [
+                (r["step"], r[key])
+                for r in records
+                if r.get("kind", "train") == panel.kind and _number(r.get(key))
+            ]
+            if points:
+                lines.append((key, points))
+        if lines:
+            panels.append((panel, lines))
     if not panels:
         return _note("no metrics.jsonl records in this run: nothing to plot")
     cols = 3
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(4.2 * cols, 2.8 * rows))
-    for i, (key, kind, title, points) in enumerate(panels):
+    for i, (panel, lines) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        steps, values = np.array(points, dtype=float).T
-        if key == "knn_top1":
-            values = 100 * values
-        ax.plot(steps, values, marker="o" if kind == "eval" else None, ms=3, lw=1.4)
-        if key == "proj_std":
+        for key, points in lines:
+            steps, values = np.array(points, dtype=float).T
+            values = shown_value(key, 1.0) * values  # x 100 for a percentage
+            few = panel.kind == "eval" or len(steps) <= 3  # a line of 1-3 points needs markers
+            label = key if len(lines) > 1 else None
+            ax.plot(steps, values, marker="o" if few else None, ms=3, lw=1.4, label=label)
+        if len(lines) > 1:
+            ax.legend(fontsize=7, ncol=2 if len(lines) > 6 else 1)
+        if panel.keys == ("proj_std",):
             ref = [r.get("proj_std_reference") for r in records if r.get("kind") == "train"]
             ref = [v for v in ref if isinstance(v, (int, float))]
             if ref:
                 ax.axhline(ref[-1], ls="--", c="grey", lw=1, label="1/sqrt(d): no collapse")
                 ax.legend(fontsize=8)
-        if key == "lr":
+        if panel.keys == ("lr",):
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        ax.set_title(title, fontsize=10)
+        ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     text = ""
-    if not any(kind == "eval" for _, kind, _, _ in panels):
-        text = _note("no evaluation lines in metrics.jsonl (train.eval_every 0 and no eval data?)")
+    if not any(panel.kind == "eval" for panel, _ in panels):
+        why = no_eval or "train.eval_every 0, or no evaluation data the online protocols can use"
+        text = _note(f"no evaluation lines in metrics.jsonl: {why}")
     return _figure_html(fig, "training curves") + text
 
 
 def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
+    """The evaluation table: one row per figure (its unit in its name), one column per encoder
+    (learned, before training, raw input), so that it stays narrow however many figures a
+    protocol gives (STS per file and genre)."""
     if not isinstance(evaluation, dict) or not evaluation:
         return _note("no eval.json in this run; run `selfsup evaluate RUN` to make one")
     titles = _row_titles(config)
     queries = evaluation.get("queries")
     evaluation_note = evaluation.get("note")
+    caveat = evaluation.get("caveat")
+    skipped = evaluation.get("skipped")
     evaluation = {k: v for k, v in evaluation.items() if isinstance(v, dict)}
     keys = list(dict.fromkeys(k for row in evaluation.values() for k in row))
-    head = "<tr><th>encoder</th>" + "".join(f"<th>{_esc(k)}</th>" for k in keys) + "</tr>"
+    head = "<tr><th>figure</th>" + "".join(
+        f"<th>{_esc(titles.get(name, name))}</th>" for name in evaluation
+    )
     body = ""
-    for name, row in evaluation.items():
-        cells = "".join(f'<td class="num">{_esc(_figure(k, row.get(k)))}</td>' for k in keys)
-        label = titles.get(name, name)
-        body += f"<tr><th>{_esc(label)}</th>{cells}</tr>"
+    for key in keys:
+        cells = "".join(
+            f'<td class="num">{_esc(format_figure(key, row.get(key)))}</td>'
+            for row in evaluation.values()
+        )
+        body += f"<tr><th>{_esc(column(key))}</th>{cells}</tr>"
     where = f" Queries: {_esc(queries)}." if isinstance(queries, str) else ""
     note = evaluation_note if isinstance(evaluation_note, str) else ""
     where += f" <b class='supervised'>Note: {_esc(note)}.</b>" if note else ""
-    return (
-        f"<table>{head}{body}</table><p class='sub'>Accuracies (…top1) in %. The learned "
-        f"encoder should beat both baselines.{where}</p>"
+    where += f" Not computed: {_esc(skipped)}." if isinstance(skipped, str) else ""
+    warning = _note(caveat) if isinstance(caveat, str) else ""
+    return warning + (
+        f"<div class='wide'><table>{head}</tr>{body}</table></div><p class='sub'>{UNIT_NOTE} "
+        f"The learned encoder should beat both baselines.{where}</p>"
     )
+
+
+def _other_evaluations_sections(root: Path, config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """One section per `selfsup evaluate RUN --data SOURCE` (evaluations/*.json), beside the
+    run's own evaluation, which those never overwrite."""
+    from selfsup.evaluate.store import other_evaluations
+
+    return [
+        (f"evaluation-{i}", f"Evaluation on {source}", _evaluation_html(results, config))
+        for i, (source, results) in enumerate(other_evaluations(root).items(), 1)
+    ]
 
 
 def _row_titles(config: dict[str, Any]) -> dict[str, str]:
@@ -241,12 +324,6 @@ def _row_titles(config: dict[str, Any]) -> dict[str, str]:
         return get_modality(source_modality(config["data"]["source"])).row_titles
     except (KeyError, TypeError, SelfsupError):
         return {}
-
-
-def _figure(key: str, value: Any) -> str:
-    if not isinstance(value, (int, float)):
-        return "-"
-    return f"{100 * value:.2f}" if key.endswith("top1") else f"{value:.4g}"
 
 
 def _environment_html(environment: Any) -> str:
@@ -266,7 +343,7 @@ def _page(
     facts = [
         ("method", flat.get("method.name")),
         ("data", flat.get("data.source")),
-        ("backbone", flat.get("model.backbone")),
+        ("encoder", _encoder_fact(root)),
     ]
     train = [r for r in records if r.get("kind", "train") == "train"]
     if train:
@@ -291,12 +368,40 @@ def _page(
     )
 
 
+def _encoder_fact(root: Path) -> str | None:
+    """The exported encoder in a few words, from encoder.json: an image backbone, a text
+    model folder and its pooling, a series layout, or CLIP's two towers."""
+    spec = (_read_json(root / "encoder.json") or {}).get("spec")
+    return _describe_spec(spec) if isinstance(spec, dict) else None
+
+
+def _describe_spec(spec: dict[str, Any]) -> str | None:
+    if "image" in spec and "text" in spec:  # clip: two towers
+        image, text = _describe_spec(spec["image"]), _describe_spec(spec["text"])
+        return f"image {image} + text {text}"
+    if "model" in spec:  # a transformers text model
+        return (
+            f"{Path(str(spec['model'])).name} ({spec.get('pooling', 'mean')} pooling, "
+            f"max {spec.get('max_length')} tokens)"
+        )
+    if "width" in spec and "context" in spec:  # CLIP's byte-level text tower from scratch
+        return f"scratch transformer ({spec.get('layers')} layers, width {spec['width']})"
+    if "kernels" in spec and "context_dim" in spec:  # the series encoder (conv1d + GRU)
+        return (
+            f"series conv1d x{len(spec['kernels'])} + GRU ({spec['in_channels']} channels in, "
+            f"context {spec['context_dim']})"
+        )
+    if "backbone" in spec:
+        return str(spec["backbone"])
+    return None
+
+
 def _supervised_badge(name: Any) -> str:
-    """A visible mark for a run whose method reads labels (its `inputs` name "label")."""
+    """A visible mark for a run whose method trains with human labels (`uses_labels`)."""
     from selfsup.methods import get_method
 
     try:
-        supervised = "label" in get_method(str(name)).inputs
+        supervised = get_method(str(name)).uses_labels
     except SelfsupError:
         return ""
     if not supervised:
@@ -316,8 +421,9 @@ def _round(value: Any) -> Any:
 
 def _embedding_sections(
     root: Path, max_points: int, device: str
-) -> tuple[str, list[tuple[str, str, str]]]:
-    """(map html, the modality's sample sections), or notes when the encoder or data is missing."""
+) -> tuple[str, list[tuple[str, str, str]], str | None]:
+    """(map html, the modality's sample sections, why the run has no periodic evaluation if the
+    data is the reason), or notes when the encoder or data is missing."""
     from selfsup.data.registry import source_modality
     from selfsup.evaluate.features import encode_rows
     from selfsup.export import load
@@ -330,7 +436,7 @@ def _embedding_sections(
         modality = get_modality(source_modality(cfg.data.source))
         data = run_evaluation_data(cfg, load_run_splits(cfg, root))
     except (SelfsupError, OSError) as err:
-        return _note(f"no embeddings to show: {err}"), []
+        return _note(f"no embeddings to show: {err}"), [], None
     queries = data.queries
     rng = np.random.default_rng(0)
     q_idx = subsample(len(queries), max_points, rng)
@@ -341,7 +447,29 @@ def _embedding_sections(
     embedding_map = _map_html(feats, labels, queries.classes, data.queries_from)
     augment = modality.augment(cfg, encoder.spec)
     sections = modality.report_sections(encoder, data.bank, queries, augment, device)
-    return embedding_map, sections
+    return embedding_map, sections, _no_online_reason(modality, data)
+
+
+def _no_online_reason(modality: Any, data: Any) -> str | None:
+    """Why the periodic check during training could measure nothing on this evaluation data
+    (the text run without scored pairs), or None when it could."""
+    from selfsup.evaluate.registry import PROTOCOLS, usable
+
+    if usable(modality.online_protocols, data.available()):
+        return None
+    wanted = sorted({need for n in modality.online_protocols for need in PROTOCOLS[n].needs})
+    words = {
+        "label": "labels",
+        "pairs": "sentence pairs with gold scores",
+        "queries_docs": "(query, document) pairs",
+        "captions": "captions",
+    }
+    return (
+        f"no evaluation data for this {modality.name} run: {data.queries_from} has no "
+        f"{' or '.join(words.get(w, w) for w in wanted)} for the periodic check "
+        f"({', '.join(modality.online_protocols)}), so nothing measured the encoder while it "
+        "trained; give an evaluation set with --eval-data SOURCE (text: sts:DIR, e.g. STS-B)"
+    )
 
 
 def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:

@@ -24,9 +24,10 @@ from selfsup import distributed
 from selfsup.checkpoint import load_checkpoint, set_rng_state
 from selfsup.config import Config, config_from_dict, resume_config, validate
 from selfsup.data.heldout import carve_heldout, save_heldout
-from selfsup.data.registry import source_modality
+from selfsup.data.registry import check_compatible, source_modality
 from selfsup.devices import bf16_is_fast, resolve_device
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.features import reuse_features
 from selfsup.evaluate.registry import check_needs
 from selfsup.evaluate.suite import (
     EvalData,
@@ -36,7 +37,7 @@ from selfsup.evaluate.suite import (
     online_evaluation,
 )
 from selfsup.export import save_encoder
-from selfsup.methods import Method, get_method
+from selfsup.methods import Method, available_methods, get_method
 from selfsup.methods.base import MAIN
 from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.modalities import Modality, get_modality
@@ -46,12 +47,14 @@ from selfsup.rundir import (
     RunDir,
     check_run_dir,
     default_run_name,
+    never_checkpointed,
     prepare_run_dir,
     source_paths,
 )
 from selfsup.train import Loop, Progress, TrainingInterrupted, steps_per_epoch, train
 
-# Printed when a run starts with a method that reads labels (SupCon): it is not self-supervised.
+# Printed when a run starts with a method that trains with human labels (SupCon, supervised
+# SimCSE): it is not self-supervised.
 SUPERVISED_LINE = (
     "SUPERVISED: method {name!r} trains with the labels; this run is not self-supervised"
 )
@@ -77,7 +80,18 @@ def build_method(cfg: Config, modality: Modality, train_data: Any) -> Method:
 
 
 def _check_method_fits(method_cls: type, modality: Modality, source: str) -> None:
-    """Fail before loading when the method needs fields this data's samples cannot provide."""
+    """Fail before loading when the method does not serve this data's modality (its declared
+    `modalities`), naming the methods that do, or needs fields its samples cannot provide."""
+    if modality.name not in method_cls.modalities:
+        serving = [
+            name for name in available_methods() if modality.name in get_method(name).modalities
+        ]
+        raise SelfsupError(
+            f"method {method_cls.name!r} trains on {' or '.join(sorted(method_cls.modalities))} "
+            f"data, but {source} holds {modality.name} samples; the methods for "
+            f"{modality.name} data are: {', '.join(serving)} (`selfsup methods` lists each "
+            "method's modalities)"
+        )
     provided = modality.fields | {"label", "index"}
     missing = resolved_inputs(method_cls.inputs, modality) - provided
     if missing:
@@ -87,6 +101,14 @@ def _check_method_fits(method_cls: type, modality: Modality, source: str) -> Non
             f"{source} holds {modality.name} samples ({', '.join(sorted(modality.fields))}); "
             f"see `selfsup methods` for the methods of each modality"
         )
+
+
+def describe_views(modality: Modality, method: Method) -> str:
+    """The start-up line saying what makes the training views: the modality's augmentation, or,
+    for a method that never applies it (MLM, CPC), what the method does instead."""
+    if method.views_note:
+        return f"augmentation: {method.views_note.format(cfg=method.cfg)}"
+    return modality.describe_augment(method.augment)
 
 
 def resolved_inputs(inputs: frozenset[str], modality: Modality) -> frozenset[str]:
@@ -176,6 +198,13 @@ def pretrain(
             cfg = resume_config(
                 config_from_dict(json.loads(saved.read_text())["config"]), overrides or {}
             )
+        if never_checkpointed(out):  # nothing to continue from: the same run from step 0
+            resume = False
+            if distributed.is_main_process():
+                print(
+                    f"{out}: the run stopped before it wrote a checkpoint; starting it again "
+                    "from step 0 with its saved config"
+                )
     validate(cfg)
     modality = get_modality(source_modality(cfg.data.source))
     method_cls = get_method(cfg.method.name)
@@ -212,14 +241,18 @@ def pretrain(
             f"({len(train_data)} samples); pass a smaller --batch-size"
         )
     eval_data = run_evaluation_data(cfg, splits)
+    if cfg.eval.data:  # checked now, not after training: the encoder must take its samples
+        check_compatible(
+            train_data, eval_data.queries, f"eval.data {cfg.eval.data}", encoder_only=True
+        )
     if cfg.eval.protocols is not None:
-        check_needs(protocols, eval_data.available(), eval_data.queries_from)
+        check_needs(protocols, eval_data.available(), eval_data.queries_from, eval_data.withheld)
 
     torch.manual_seed(cfg.train.seed)
     method = build_method(cfg, modality, train_data)
     method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
     if dist.is_main:
-        print(modality.describe_augment(method.augment))
+        print(describe_views(modality, method))
         print(
             describe_optim(
                 cfg.optim,
@@ -229,11 +262,14 @@ def pretrain(
                 method_cls.optimiser_reference,
             )
         )
-        if "label" in method.inputs:
+        if method.uses_labels:
             print(SUPERVISED_LINE.format(name=method.name))
     data = training_fields(method, modality, train_data)
     if getattr(train_data, "note", None) and dist.is_main:
         print(f"data: {train_data.note}")
+    if dist.is_main:
+        for line in modality.startup_notes(cfg, method.encoder, train_data, eval_data):
+            print(line)
     on_host = all(isinstance(t, torch.Tensor) for t in data.values())  # not streamed text
     size = sum(t.numel() * t.element_size() for t in data.values()) if on_host else 0
     if device.type == "cuda" and on_host and size < 4 << 30:
@@ -260,7 +296,10 @@ def pretrain(
     )
 
     def evaluate_now() -> dict[str, float]:
-        return online_evaluation(method.encoder, modality, eval_data, cfg, device, method.augment)
+        who = f"the learned encoder of {run.root} at step {progress.step}"
+        return online_evaluation(
+            method.exported(), modality, eval_data, cfg, device, method.augment, who
+        )
 
     loop = Loop(cfg, model, method, optimizer, data, run, device, dist, log, progress)
     loop.evaluate = evaluate_now
@@ -274,12 +313,13 @@ def pretrain(
                 f"selfsup pretrain --resume --out {run.root}"
             ) from None
         per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
-        result = RunResult(run.root, method.encoder, epochs=progress.step / per_epoch)
+        result = RunResult(run.root, method.exported(), epochs=progress.step / per_epoch)
         result.samples_per_second = (
             progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
         )
         if dist.is_main:  # the other ranks leave now: nothing waits on rank 0's long evaluation
-            finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
+            with reuse_features():  # evaluation and report embed each sample once per encoder
+                finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
     finally:
         log.close()
     return result
@@ -314,8 +354,9 @@ def _open_run_dir(
     if distributed.is_main_process():
         run = prepare_run_dir(out, resume=resume, overwrite=overwrite, data_paths=data)
         if run.removed:
+            what = "--overwrite: deleted" if overwrite else "started again in place: deleted"
             print(
-                f"--overwrite: deleted {len(run.removed)} entries of the old run in {out}: "
+                f"{what} {len(run.removed)} entries of the old run in {out}: "
                 + ", ".join(p.name for p in run.removed)
             )
         if not resume:
@@ -359,21 +400,23 @@ def finish(
 ) -> None:
     """Export the encoder, evaluate it beside the baselines, write eval.json and the report;
     log the online figures as the training curve's last point (the loop left it to us)."""
-    save_encoder(method.encoder, run.root)
+    step = loop.progress.step
+    encoder = method.exported()  # DINO: the teacher backbone, which its paper evaluates
+    save_encoder(encoder, run.root, exported=method.exported_as, step=step)
     write_figures(method, modality, eval_data.queries, run.root, device)
     print(
         f"trained {result.epochs:.1f} epochs at {result.samples_per_second:.0f} samples/s; "
         f"encoder saved in {run.root}"
     )
+    who = f"the learned encoder of {run.root} at step {step} (the end of training)"
     try:
         if protocols:
             learned, online = final_and_online(
-                method.encoder, modality, eval_data, cfg, protocols, device, method.augment
+                encoder, modality, eval_data, cfg, protocols, device, method.augment, who
             )
-            step, epoch = loop.progress.step, loop.progress.epoch
-            loop.log.log({"kind": "eval", "step": step, "epoch": epoch} | online)
+            loop.log.log({"kind": "eval", "step": step, "epoch": loop.progress.epoch} | online)
             result.evaluation = evaluate_with_baselines(
-                method.encoder,
+                encoder,
                 modality,
                 eval_data,
                 cfg,
@@ -381,7 +424,11 @@ def finish(
                 device,
                 method.augment,
                 learned=learned,
+                who=who,
             )
+            caveat = modality.evaluation_caveat(eval_data)  # e.g. nothing measured quality
+            if caveat:
+                result.evaluation["caveat"] = caveat
             run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")
             print(format_table(result.evaluation))
         if cfg.train.report:

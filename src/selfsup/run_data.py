@@ -25,7 +25,8 @@ def run_config(run: str | Path) -> Config:
 
 
 def load_run_splits(cfg: Config, run: Path | None, *, source: str | None = None) -> Any:
-    """The data a run trains and evaluates on, with its recorded held-out split applied."""
+    """The data a run trains and evaluates on, with its recorded held-out split applied (also
+    when `source` names the run's own training source again)."""
     splits = load_data(
         source or cfg.data.source,
         download=cfg.data.download,
@@ -35,14 +36,16 @@ def load_run_splits(cfg: Config, run: Path | None, *, source: str | None = None)
         sample_rate=cfg.data.sample_rate,
         stream_text=cfg.data.stream_text,
     )
-    record = load_heldout(run) if run is not None and source is None else None
+    own = source is None or source == cfg.data.source
+    record = load_heldout(run) if run is not None and own else None
     return apply_heldout(splits, record) if record is not None else splits
 
 
 def run_evaluation_data(cfg: Config, splits: Any) -> EvalData:
-    """The evaluation data of a run: `eval.data` when set, else its own (held-out) splits."""
-    if cfg.eval.data:
-        return evaluation_data(load_data(cfg.eval.data), cfg.eval.data)
+    """The evaluation data of a run: `eval.data` when set (split 80/20 when it has no test
+    split, as training splits its data), else its own (held-out) splits."""
+    if cfg.eval.data and cfg.eval.data != cfg.data.source:
+        return evaluation_data(load_data(cfg.eval.data), cfg.eval.data, own=False)
     return evaluation_data(splits, cfg.data.source)
 
 

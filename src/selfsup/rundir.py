@@ -34,7 +34,12 @@ RUN_FILES = frozenset(
         "heldout.json",
     }
 )
-RUN_FOLDERS = frozenset({"tensorboard", "text_encoder"})
+RUN_FOLDERS = frozenset({"tensorboard", "text_encoder", "evaluations"})
+# What a run has written when it stops before its first checkpoint (a crash in the first epoch):
+# a folder holding only these (and a run's config.json) is started again in place.
+BEFORE_CHECKPOINT = frozenset(
+    {"config.json", "environment.json", "heldout.json", "metrics.jsonl", "tensorboard"}
+)
 # Files a resumed run rewrites or appends to: each must be writable, not only the folder.
 _REWRITTEN = ("metrics.jsonl", "encoder.safetensors", "encoder.json", "eval.json", "report.html")
 
@@ -106,6 +111,20 @@ def _is_run_entry(entry: Path) -> bool:
     if entry.is_dir():
         return name in RUN_FOLDERS
     return name in RUN_FILES or (name.startswith("checkpoint.pt") and name.endswith(".tmp"))
+
+
+def never_checkpointed(path: str | Path) -> bool:
+    """Whether `path` holds a run that stopped before writing its first checkpoint and nothing
+    else: only what a run writes before then (BEFORE_CHECKPOINT, a half-written checkpoint's
+    .tmp), no encoder, evaluation or report, and no file a run does not write. Such a folder
+    can be started again in place: nothing in it is a result."""
+    root = Path(path)
+    if not root.is_dir() or RunDir(root).checkpoint.exists() or not is_run_dir(root):
+        return False
+    return all(
+        _is_run_entry(entry) and (entry.name in BEFORE_CHECKPOINT or entry.name.endswith(".tmp"))
+        for entry in _entries(root)
+    )
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -192,11 +211,16 @@ def check_run_dir(
         raise SelfsupError(f"--out {root} is a file, not a folder; choose another --out")
     _check_data_paths(root, data_paths)
     if resume and not run.checkpoint.is_file():
+        if never_checkpointed(root):
+            raise SelfsupError(
+                f"cannot resume: the run in {root} stopped before it wrote a checkpoint; start "
+                "it again in place with the same command without --resume"
+            )
         raise SelfsupError(f"cannot resume: {run.checkpoint} does not exist")
     _check_writable(root, resume)
     entries = _entries(root) if root.exists() and not resume else []
-    if not entries:
-        return
+    if not entries or (not overwrite and never_checkpointed(root)):
+        return  # an empty folder, or a run that never saved a checkpoint: started again
     if not overwrite:
         raise SelfsupError(
             f"run directory {root} already exists; pass --resume to continue it, "
@@ -226,7 +250,9 @@ def prepare_run_dir(
 ) -> RunDir:
     """Create the run directory, refusing to touch an existing one unless asked.
 
-    `resume` continues the run in place (its checkpoint must exist). `overwrite` replaces an
+    `resume` continues the run in place (its checkpoint must exist). A folder holding only a
+    run that stopped before its first checkpoint (`never_checkpointed`) is cleared and started
+    again without `overwrite`: nothing in it is a result. `overwrite` replaces an
     existing run: it deletes only the files and folders a run writes (RUN_FILES, RUN_FOLDERS,
     checkpoint.pt*.tmp), and only in a folder that holds a selfsup run and nothing else. A run
     folder holding anything else (notes, embeddings, a dataset) is refused rather than partly
@@ -239,7 +265,7 @@ def prepare_run_dir(
     if resume:
         return RunDir(root)
     removed: list[Path] = []
-    if overwrite and root.is_dir():
+    if root.is_dir() and (overwrite or never_checkpointed(root)):
         for entry in _entries(root):  # check_run_dir vouched: each one is a run's
             if entry.is_dir():
                 shutil.rmtree(entry)

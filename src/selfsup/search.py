@@ -51,6 +51,63 @@ def sample_ids(data: Any, split: str) -> list[str]:
     return [f"{split}/{i}" for i in range(len(data))]
 
 
+def sample_texts(data: Any) -> list[str] | None:
+    """The caption of each sample of image-caption data (shown beside its image), else None."""
+    captions = getattr(data, "captions", None)
+    return [str(c) for c in captions] if captions is not None else None
+
+
+def query_series(query: Any, sample_rate: int | None = None) -> np.ndarray:
+    """One query series as float32 (1, C, T): a `.npy` file or an array shaped (T,), (C, T) or
+    (1, C, T) (NaN at its end is padding, cut), or a `.wav` file resampled to the run's rate."""
+    from selfsup.data.series import read_wav, valid_lengths
+
+    if isinstance(query, (str, Path)):
+        path = Path(query).expanduser()
+        if not path.is_file():
+            raise SelfsupError(
+                f"query {query} is not a file; a series run is searched with a .npy file of "
+                "one series (T,) or (C, T), or a .wav file"
+            )
+        if path.suffix.lower() == ".wav":
+            x, rate = read_wav(path)
+            x = x.mean(0, keepdims=True)
+            if sample_rate and rate != sample_rate:
+                from math import gcd
+
+                from scipy.signal import resample_poly
+
+                g = gcd(rate, sample_rate)
+                x = resample_poly(x, sample_rate // g, rate // g, axis=1).astype(np.float32)
+            array = x
+        elif path.suffix.lower() == ".npy":
+            try:
+                array = np.load(path, allow_pickle=False)
+            except ValueError as err:
+                raise SelfsupError(f"cannot read query {path} as a numpy array: {err}") from None
+        else:
+            raise SelfsupError(
+                f"query {path} is neither a .npy nor a .wav file; a series run is searched "
+                "with one series"
+            )
+    else:
+        array = np.asarray(query)
+    if not np.issubdtype(array.dtype, np.number):
+        raise SelfsupError(f"a query series must hold numbers, got {array.dtype}")
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise SelfsupError(
+            f"a query series must be one series (T,), (C, T) or (1, C, T); got shape "
+            f"{tuple(array.shape)}"
+        )
+    length = int(valid_lengths(array[None], "the query series")[0])
+    return array[None, :, :length]
+
+
 def query_image(query: Any, spec: Any) -> torch.Tensor:
     """One query as uint8 (1, C, H, W) for an encoder of `spec`: a file path or an image array.
 
@@ -237,6 +294,7 @@ def build_index(
         ]
     )
     ids = [i for split, d in parts for i in sample_ids(d, split)]
+    texts = [sample_texts(d) for _, d in parts]
     labelled = all(d.labels is not None for _, d in parts)
     labels = [int(y) for _, d in parts for y in d.labels.tolist()] if labelled else None
     index, params = make_index(vectors, kind)
@@ -250,6 +308,7 @@ def build_index(
         "data": data_spec,
         "params": params,
         "ids": ids,
+        "texts": [t for part in texts for t in part] if all(texts) else None,
         "labels": labels,
         "classes": splits.train.classes,
     }
@@ -267,6 +326,8 @@ class SearchIndex:
     classes: list[str] | None
     encoder: Any
     device: str = "cpu"
+    texts: list[str] | None = None  # each sample's caption (image-caption runs)
+    sample_rate: int | None = None  # a series run's rate: .wav queries are resampled to it
     _positions: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
@@ -282,11 +343,14 @@ class SearchIndex:
     def search(self, query: Any, k: int = 10) -> list[tuple[str, float]]:
         """Top-k (id, cosine) of one query: a sentence for a text encoder; an image path, or a
         uint8 image array or tensor, for an image encoder; either for a clip encoder (a sentence
-        finds images by their text embedding)."""
+        finds images by their text embedding); a .npy / .wav file or an array of one series for
+        a series encoder."""
         from selfsup.api import embed
 
         if self.encoder.kind == "clip" and isinstance(query, str) and not Path(query).is_file():
             x: Any = [query]  # text-to-image search in CLIP's shared space
+        elif self.encoder.kind == "series":
+            x = query_series(query, self.sample_rate)
         elif self.encoder.kind == "text":
             if not isinstance(query, str):
                 raise SelfsupError(
@@ -306,6 +370,14 @@ class SearchIndex:
         y = self.labels[self._positions[sample_id]]
         return self.classes[y] if self.classes and 0 <= y < len(self.classes) else str(y)
 
+    def text_of(self, sample_id: str) -> str | None:
+        """The caption of an indexed image (image-caption runs), else None."""
+        if self.texts is None:
+            return None
+        if not self._positions:
+            self._positions.update((s, i) for i, s in enumerate(self.ids))
+        return self.texts[self._positions[sample_id]]
+
 
 def load_index(
     run: str | Path, *, index_dir: str | Path | None = None, device: str = "cpu"
@@ -323,7 +395,21 @@ def load_index(
     index = _faiss().read_index(str(index_path))
     apply_params(index, meta.get("params", {}))
     encoder = load(run, device=device)
-    return SearchIndex(index, meta["ids"], meta.get("labels"), meta.get("classes"), encoder, device)
+    rate = None
+    if encoder.kind == "series":
+        from selfsup.run_data import run_config
+
+        rate = run_config(run).data.sample_rate
+    return SearchIndex(
+        index,
+        meta["ids"],
+        meta.get("labels"),
+        meta.get("classes"),
+        encoder,
+        device,
+        texts=meta.get("texts"),
+        sample_rate=rate,
+    )
 
 
 def search(run: str | Path, query: Any, k: int = 10) -> list[tuple[str, float]]:
@@ -351,15 +437,45 @@ def _run_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def shown(text: str, width: int, *, tail: bool = False) -> str:
+    """`text` on one line of at most `width` characters, cut with an ellipsis at its end, or
+    at its start with `tail` (a file path keeps its name)."""
+    line = " ".join(text.split())
+    if len(line) <= width:
+        return line
+    return "…" + line[len(line) - width + 1 :] if tail else line[: max(width - 1, 0)] + "…"
+
+
 def _run_search(args: argparse.Namespace) -> int:
+    import shutil
+
+    if (args.query is None) == (args.query_text is None):
+        raise SelfsupError(
+            "give one query: selfsup search RUN QUERY (or --query QUERY): an image or series "
+            "file, or a sentence for a text or image-text run"
+        )
     index = load_index(args.run, device=args.device)
-    hits = index.search(args.query, args.k)
-    width = max([len(i) for i, _ in hits] + [2])
+    hits = index.search(args.query if args.query is not None else args.query_text, args.k)
     labelled = index.labels is not None
-    print(f"{'rank':>4}  {'id':<{width}}  {'score':>7}" + ("  label" if labelled else ""))
+    labels = [index.label_of(i) or "" for i, _ in hits] if labelled else []
+    texts = [index.text_of(i) or "" for i, _ in hits] if index.texts is not None else []
+    # one line a hit, never wider than the terminal: long ids and captions are cut
+    columns = shutil.get_terminal_size((120, 24)).columns
+    label_width = max([len(x) for x in labels] + [5]) if labelled else 0
+    fixed = 4 + 2 + 2 + 7 + (2 + label_width if labelled else 0) + (2 if texts else 0)
+    room = max(columns - fixed, 16)  # for the id and the caption
+    longest = max([len(i) for i, _ in hits] + [2])
+    width = min(longest, room // 2 if texts else room)
+    text_width = room - width
+    paths = index.encoder.kind != "text"  # ids are paths (or split/index), not sentences
+    head = f"{'rank':>4}  {'id':<{width}}  {'score':>7}"
+    head += f"  {'label':<{label_width}}" if labelled else ""
+    print((head + ("  caption" if texts else "")).rstrip())
     for rank, (sample_id, score) in enumerate(hits, 1):
-        label = f"  {index.label_of(sample_id)}" if labelled else ""
-        print(f"{rank:>4}  {sample_id:<{width}}  {score:7.4f}{label}")
+        line = f"{rank:>4}  {shown(sample_id, width, tail=paths):<{width}}  {score:7.4f}"
+        line += f"  {labels[rank - 1]:<{label_width}}" if labelled else ""
+        line += f"  {shown(texts[rank - 1], text_width)}" if texts else ""
+        print(line.rstrip())
     return 0
 
 
@@ -379,9 +495,14 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing index")
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=_run_index)
-    s = subparsers.add_parser("search", help="nearest neighbours of a query image in a run's index")
+    s = subparsers.add_parser("search", help="nearest neighbours of a query in a run's index")
     s.add_argument("run", help="run directory holding an index (see `selfsup index`)")
-    s.add_argument("--query", required=True, help="an image file, or a sentence for a text run")
+    what = (
+        "an image file; a sentence for a text or image-text run; a .npy or .wav file of one "
+        "series for a series run"
+    )
+    s.add_argument("query_text", nargs="?", metavar="QUERY", help=what)
+    s.add_argument("--query", help=f"the query, as a flag: {what}")
     s.add_argument("-k", type=int, default=10, help="number of neighbours (default 10)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(handler=_run_search)

@@ -260,7 +260,10 @@ def train(loop: Loop) -> None:
                 loop.method.after_step(progress())
                 window_steps += 1
                 bar.update(1)
-                if state.step % tc.log_every == 0 or progress() >= 1.0 or stop:
+                # the first and the last step are always logged: a run shorter than log_every
+                # steps still draws a line from its start to its end
+                first = state.step == 1
+                if state.step % tc.log_every == 0 or first or progress() >= 1.0 or stop:
                     logged = _log_train(
                         loop, loss, extras, lr, b + 1, per_epoch, window_start, window_steps
                     )

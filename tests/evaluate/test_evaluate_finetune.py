@@ -114,3 +114,34 @@ def test_finetune_is_opt_in_and_reports_beside_scratch(tmp_path):
     assert "finetune" not in ImageModality.default_protocols  # ...which leave it out
     with pytest.raises(selfsup.SelfsupError, match="finetune_fraction"):
         selfsup.make_config(**{"eval.finetune_fraction": 1.5})
+
+
+class _NaNAfterOneStep(nn.Module):
+    """Finite features until fine-tuning moves its weight: then NaN (a diverging fine-tune)."""
+
+    kind = "image"
+    out_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.spec = ImageEncoderSpec("convnet", 1, 8, True, (0.5,), (0.25,))
+        self.weight = nn.Parameter(torch.zeros(4))
+
+    def forward(self, x):
+        level = torch.where(self.weight.abs().sum() > 0, float("nan"), 1.0)
+        return x.float().flatten(1)[:, :4] / 255 + self.weight + level
+
+
+def test_a_diverging_fine_tune_is_one_clear_error_naming_who():
+    from selfsup.evaluate.registry import run_protocols
+
+    images = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.arange(40) % 2
+    encoder = _NaNAfterOneStep()
+    model = EncoderInputs(
+        encoder, {"image": images[:30]}, {"image": images[30:]}, lambda b: b["image"], epochs=2
+    )
+    features = Features(torch.zeros(10, 4), torch.zeros(30, 4), labels[:30], labels[30:])
+    features.model = model
+    with pytest.raises(selfsup.SelfsupError, match=r"the learned encoder of R at step 3: fine"):
+        run_protocols(features, ("finetune",), who="the learned encoder of R at step 3")

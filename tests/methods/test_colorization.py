@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from method_harness import assert_resume_exact
-from selfpred_eval import CIFAR_JPG, cifar_subset_npz, pretrain_scores
+from selfpred_eval import cifar_subset_npz, pretrain_scores
 
 import selfsup
 from selfsup.augment.color_space import lab_to_rgb, rgb_to_lab
@@ -98,7 +98,6 @@ def test_colorization_resumes_exactly_and_loads_for_rgb(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CIFAR_JPG.is_dir(), reason=f"no CIFAR-10 JPEG folders in {CIFAR_JPG}")
 def test_colorization_learns_cifar_subset(tmp_path):
     """Colour needs colour images, and digits is grey. Digits coloured per class would leak
     the label into the target (predicting the colour = recognising the class: supervised

@@ -43,10 +43,10 @@ def test_table_has_differing_keys_and_figures(runs):
         "method.params.temperature",
         "optim.lr",
         "train.epochs",
-        "knn_top1",
-        "linear_top1",
-        "random knn_top1",
-        "raw_pixels knn_top1",
+        "knn_top1 (%)",
+        "linear_top1 (%)",
+        "random knn_top1 (%)",
+        "raw_pixels knn_top1 (%)",
     ]
     assert "data.source" not in table and "optim.weight_decay" not in table
     rows = {
@@ -54,10 +54,10 @@ def test_table_has_differing_keys_and_figures(runs):
     }
     assert set(rows) == {"a", "b", "c"}
     a, b, c = (dict(zip(header, rows[n], strict=True)) for n in "abc")
-    assert a["knn_top1"] == "58.00 %" and a["linear_top1"] == "61.00 %"
-    assert b["linear_top1"] == "-" and b["method.params.temperature"] == "0.5"
+    assert a["knn_top1 (%)"] == "58.00" and a["linear_top1 (%)"] == "61.00"
+    assert b["linear_top1 (%)"] == "-" and b["method.params.temperature"] == "0.5"
     assert a["method.params.temperature"] == "-" and c["train.epochs"] == "5"
-    assert c["knn_top1"] == "-" and a["random knn_top1"] == "30.00 %"
+    assert c["knn_top1 (%)"] == "-" and a["random knn_top1 (%)"] == "30.00"
     assert len({len(line) for line in lines}) == 1  # aligned columns
     assert lines[1].startswith("| ---")
 

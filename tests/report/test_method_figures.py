@@ -36,7 +36,7 @@ def test_method_figures_are_saved_and_shown(tmp_path, monkeypatch):
     page = (tmp_path / "run" / "report.html").read_text()
     assert "What the method learned" in page and "inputs first held out images" in page
     from selfsup.metrics import read_metrics
-    from selfsup.report import curve_panels
+    from selfsup.report import Panel, curve_panels
 
     panels = curve_panels(read_metrics(tmp_path / "run" / "metrics.jsonl"))
-    assert ("pretext_accuracy", "train", "pretext accuracy") in panels
+    assert Panel("train", ("pretext_accuracy",), "pretext accuracy (%)") in panels

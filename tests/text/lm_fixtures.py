@@ -5,9 +5,8 @@ trained on STS-B's sentences (for the convergence runs)."""
 import itertools
 from pathlib import Path
 
+from shared_data import stsb
 from text_fixtures import CORPUS
-
-STSB = Path("/work/shared/data/stsbenchmark")
 
 
 def corpus_file(folder: Path, count: int = 1437) -> Path:
@@ -58,7 +57,7 @@ def make_small_bert(folder: Path, sentences: list[str], vocab: int = 2000) -> Pa
 def stsb_sentences(split: str) -> list[str]:
     from selfsup.data.text import load_sts_file
 
-    return load_sts_file(STSB / f"sts-{split}.csv").sentences
+    return load_sts_file(stsb() / f"sts-{split}.csv").sentences
 
 
 def stsb_run_config(folder: Path, method: str):
@@ -66,10 +65,11 @@ def stsb_run_config(folder: Path, method: str):
     (the convergence runs of the language-modelling tests)."""
     import selfsup
 
+    sts = stsb()
     return selfsup.make_config(
         **{
-            "data.source": f"sts:{STSB / 'sts-train.csv'}",
-            "eval.data": f"sts:{STSB / 'sts-test.csv'}",
+            "data.source": f"sts:{sts / 'sts-train.csv'}",
+            "eval.data": f"sts:{sts / 'sts-test.csv'}",
             "eval.protocols": "sts",
             "method.name": method,
             "model.path": str(folder),

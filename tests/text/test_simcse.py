@@ -87,7 +87,7 @@ def test_simcse_run_trains_evaluates_exports_and_searches(tmp_path, tiny_bert):
         config(tmp_path, tiny_bert, **{"train.report": True}), tmp_path / "run"
     )
     ev = result.evaluation
-    assert set(ev) == {"queries", "selfsup", "untrained", "tfidf"}
+    assert set(ev) == {"queries", "selfsup", "as_loaded", "tfidf"}
     assert -1 <= ev["selfsup"]["sts_spearman"] <= 1 and "sts_spearman" in ev["tfidf"]
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(r["kind"] == "eval" and "sts_spearman" in r for r in records)
@@ -112,7 +112,7 @@ def test_text_run_errors(tmp_path, tiny_bert):
     with pytest.raises(SelfsupError, match="CLIP's text tower"):
         scratch = config(tmp_path, tiny_bert, **{"model.text_tower": "scratch"})
         selfsup.pretrain(scratch, tmp_path / "r1b")
-    with pytest.raises(SelfsupError, match="method 'simclr' reads images or series"):
+    with pytest.raises(SelfsupError, match="method 'simclr' trains on image or series data"):
         selfsup.pretrain(config(tmp_path, tiny_bert, **{"method.name": "simclr"}), tmp_path / "r2")
     with pytest.raises(SelfsupError, match="'knn' needs label"):
         selfsup.pretrain(config(tmp_path, tiny_bert, **{"eval.protocols": "knn"}), tmp_path / "r3")

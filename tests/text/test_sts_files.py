@@ -40,11 +40,9 @@ def test_several_files_report_all_per_file_and_per_genre(tmp_path):
 
 
 def test_real_stsb_test_file_has_three_genres():
-    from pathlib import Path
+    from shared_data import stsb
 
-    path = Path("/work/shared/data/stsbenchmark/sts-test.csv")
-    if not path.is_file():
-        pytest.skip("STS-B not at hand")
+    path = stsb() / "sts-test.csv"
     data = load_data(f"sts:{path}").train
     assert set(data.pairs.genres) == {"main-captions", "main-forums", "main-news"}
 

@@ -3,12 +3,11 @@
 from pathlib import Path
 
 import pytest
+from shared_data import stsb
 from text_fixtures import CORPUS, write_sts
 
 from selfsup.data import load_data
 from selfsup.errors import SelfsupError
-
-STS = Path(__file__).resolve().parents[3] / "shared" / "data" / "stsbenchmark"
 
 
 def test_text_file_one_sentence_a_line(tmp_path):
@@ -56,9 +55,8 @@ def test_sts_pairs_share_distinct_sentences(tmp_path):
     assert splits.test is not None and len(splits.test.pairs) == 2 * len(CORPUS)
 
 
-@pytest.mark.skipif(not (STS / "sts-test.csv").is_file(), reason="STS Benchmark not present")
 def test_real_sts_benchmark():
-    splits = load_data(f"sts:{STS}")
+    splits = load_data(f"sts:{stsb()}")
     assert len(splits.train.pairs) == 5749 and len(splits.test.pairs) == 1379
     assert float(splits.test.pairs.scores.min()) >= 0 and float(splits.test.pairs.scores.max()) <= 5
 

@@ -338,3 +338,52 @@ def test_ctrl_c_in_the_final_evaluation_says_what_is_saved(tmp_path, monkeypatch
     monkeypatch.setattr(suite, "evaluate_with_baselines", interrupted)
     with pytest.raises(SelfsupError, match="evaluation interrupted; nothing was written"):
         selfsup.evaluate(tmp_path / "run", "knn")
+
+
+def _crash_in_first_step(monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("crashed in the first step")
+
+    monkeypatch.setattr(selfsup.train, "training_step", crash)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_that_crashed_before_its_first_checkpoint_starts_again_in_place(
+    tmp_path, monkeypatch, capsys, resume
+):
+    """Issue 19 item 2: the crashed run's folder holds no checkpoint; the same --out (or
+    --resume) starts it again instead of being refused, and says what it removed."""
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        _crash_in_first_step(patch)
+        with pytest.raises(RuntimeError, match="first step"):
+            selfsup.pretrain(config(), run)
+    assert (run / "config.json").is_file() and not (run / "checkpoint.pt").exists()
+    capsys.readouterr()
+    result = selfsup.pretrain(config(), run, resume=resume)
+    out = capsys.readouterr().out
+    assert "started again in place: deleted" in out and "config.json" in out
+    if resume:
+        assert "stopped before it wrote a checkpoint" in out
+    assert (run / "checkpoint.pt").is_file() and result.epochs == 2
+
+
+def test_a_crashed_run_with_results_or_other_files_is_still_refused(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        _crash_in_first_step(patch)
+        with pytest.raises(RuntimeError):
+            selfsup.pretrain(config(), run)
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(SelfsupError, match="already exists"):
+        selfsup.pretrain(config(), run)
+    with pytest.raises(SelfsupError, match="cannot resume"):
+        selfsup.pretrain(config(), run, resume=True)
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_shorter_than_log_every_logs_its_first_and_last_step(tmp_path):
+    """Issue 19 item 11: 22 steps with log_every 100 still give a curve (steps 1 and 22)."""
+    selfsup.pretrain(config(**{"train.log_every": 100}), tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 22]

@@ -1,9 +1,17 @@
 """A held-out split carved from train before pretraining, and recorded in the run directory.
 
 A labelled source without a test split (an image folder with only class folders, an npy file
-without test arrays) would otherwise be evaluated on images the encoder trained on. The run
-carves 20 % (stratified, seed 0) before training, trains on the rest, and writes the held-out
-positions to `heldout.json`, so that `selfsup evaluate` and the report use the same queries.
+without test arrays) would otherwise be evaluated on images the encoder trained on, and an
+image-caption source (a captions CSV or folder) would be scored on the very pairs CLIP learned
+to match. The run carves 20 % (stratified by label when there are labels, seed 0) before
+training, trains on the rest, and writes the held-out positions to `heldout.json`, so that
+`selfsup evaluate` and the report use the same queries.
+
+Evaluation data from another source (`eval.data`, `selfsup evaluate --data`) gets the same
+carve (`carve_evaluation_split`), recorded nowhere because it is a pure function of the data:
+the queries are never in the bank, and on the run's own training source it is exactly the
+split in `heldout.json`. Fewer than MIN_SAMPLES samples are not split: the protocols that need
+held-out queries are then refused, with the reason (`evaluate.suite.evaluation_data`).
 """
 
 from __future__ import annotations
@@ -20,11 +28,24 @@ from selfsup.errors import SelfsupError
 HELDOUT_FILE = "heldout.json"
 FRACTION = 0.2
 SEED = 0
+MIN_SAMPLES = 10  # fewer are not split: 20 % would leave a query or two
+
+
+def scored_against_the_bank(data: Any) -> bool:
+    """Whether protocols score this data's samples in ways that training on them flatters:
+    labels (a query would find itself in the kNN bank) or captions (CLIP learned to match
+    exactly these pairs). Unlabelled images, sentences and series are not split."""
+    return data.labels is not None or getattr(data, "captions", None) is not None
 
 
 def needs_heldout(splits: DataSplits) -> bool:
-    """A labelled train split with no test split: evaluation needs queries of its own."""
-    return splits.test is None and splits.train.labels is not None and len(splits.train) >= 10
+    """A labelled (or captioned) train split with no test split: evaluation needs queries of
+    its own."""
+    return (
+        splits.test is None
+        and scored_against_the_bank(splits.train)
+        and len(splits.train) >= MIN_SAMPLES
+    )
 
 
 def carve_heldout(splits: DataSplits) -> tuple[DataSplits, dict[str, Any] | None]:
@@ -37,6 +58,24 @@ def carve_heldout(splits: DataSplits) -> tuple[DataSplits, dict[str, Any] | None
     test_idx = tagged.test.positions
     record = {"fraction": FRACTION, "seed": SEED, "count": n, "test": sorted(test_idx.tolist())}
     return apply_heldout(splits, record), record
+
+
+def carve_evaluation_split(splits: DataSplits) -> DataSplits:
+    """Evaluation data without a test split, split as a training run splits it (20 %, stratified
+    by label, seed 0): the bank is the rest. Splits that need none (or are too small) come back
+    as they are."""
+    carved, record = carve_heldout(splits)
+    if record is None:
+        return splits
+    held, total = len(record["test"]), record["count"]
+    return DataSplits(
+        carved.train,
+        carved.test,
+        test_from=(
+            f"{held} of its {total} samples held out (20 %, stratified, seed 0, as a training "
+            f"run carves them); the bank is the other {total - held}"
+        ),
+    )
 
 
 def apply_heldout(splits: DataSplits, record: dict[str, Any]) -> DataSplits:
@@ -71,11 +110,12 @@ def load_heldout(run: Path) -> dict[str, Any] | None:
 class _Positions:
     """Sample positions with labels, so that `holdout` stratifies them like the data itself."""
 
-    def __init__(self, positions: torch.Tensor, labels: torch.Tensor):
+    def __init__(self, positions: torch.Tensor, labels: torch.Tensor | None):
         self.positions, self.labels = positions, labels
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def subset(self, index: torch.Tensor) -> _Positions:
-        return _Positions(self.positions[index], self.labels[index])
+        labels = None if self.labels is None else self.labels[index]
+        return _Positions(self.positions[index], labels)

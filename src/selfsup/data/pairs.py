@@ -13,12 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from selfsup.data.decode import IMAGE_EXTENSIONS, decode_image_file
+from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
 from selfsup.data.images import DataSplits
 from selfsup.data.options import LoadOptions
 from selfsup.data.resize import resize_to
@@ -56,6 +57,8 @@ class PairData:
     classes: list[str] | None
     name: str
     templates: tuple[str, ...] | None = None
+    files: list[str] | None = None  # each image's path (search results name them)
+    skipped: int = 0  # pairs left out on loading (undecodable images, empty captions)
 
     def __post_init__(self) -> None:
         x = self.images
@@ -86,12 +89,26 @@ class PairData:
             classes=self.classes,
             name=self.name,
             templates=self.templates,
+            files=None if self.files is None else [self.files[i] for i in positions],
+            skipped=self.skipped,
         )
 
 
-def stack_images(files: list[Path], options: LoadOptions) -> torch.Tensor:
-    """Decode the files into one uint8 (N, C, H, W): RGB if any file is colour, one size."""
-    decoded = [decode_image_file(str(f)) for f in files]
+def stack_images(files: list[Path], options: LoadOptions) -> tuple[torch.Tensor, list[int]]:
+    """Decode the files into one uint8 (N, C, H, W): RGB if any file is colour, one size; and
+    the positions of the files kept. An undecodable file is an error, or with
+    `options.skip_corrupt` left out (the caller drops its caption and warns with the count)."""
+    decoded, kept = [], []
+    for i, f in enumerate(files):
+        try:
+            decoded.append(decode_image_file(str(f)))
+        except CorruptImageError:
+            if not options.skip_corrupt:
+                raise
+            continue
+        kept.append(i)
+    if not decoded:
+        raise SelfsupError(f"none of the {len(files)} images decode (first: {files[0]})")
     channels = max(img.shape[0] for img in decoded)
     size = (
         (options.image_size, options.image_size)
@@ -102,7 +119,37 @@ def stack_images(files: list[Path], options: LoadOptions) -> torch.Tensor:
     for i, img in enumerate(decoded):
         img = img.expand(channels, -1, -1) if img.shape[0] != channels else img
         out[i] = img if tuple(img.shape[-2:]) == size else resize_to(img[None], size)[0]
-    return out
+    return out, kept
+
+
+def caption_pairs(
+    files: list[Path],
+    captions: list[str],
+    name: str,
+    options: LoadOptions,
+    left_out: dict[str, list[Path]] | None = None,
+) -> PairData:
+    """The pairs of `files` and `captions` whose image decodes. What was left out, by reason
+    (the undecodable images under --skip-corrupt, and the caller's `left_out`: reason -> files),
+    is said in one warning with each count and its first file, and counted in `skipped`."""
+    images, kept = stack_images(files, options)
+    kept_set = set(kept)
+    undecodable = [f for i, f in enumerate(files) if i not in kept_set]
+    reasons = {"undecodable images (--skip-corrupt)": undecodable, **(left_out or {})}
+    said = [
+        f"{reason}: {len(paths)} (first: {paths[0]})" for reason, paths in reasons.items() if paths
+    ]
+    if said:
+        warnings.warn(f"{name}: left out " + "; ".join(said), stacklevel=3)
+    return PairData(
+        images,
+        [captions[i] for i in kept],
+        None,
+        None,
+        name,
+        files=[str(files[i]) for i in kept],
+        skipped=sum(len(paths) for paths in reasons.values()),
+    )
 
 
 def _read(path: Path) -> str:
@@ -135,22 +182,39 @@ def load_caption_table(file: Path, options: LoadOptions) -> PairData:
         captions.append(row[1].strip())
     if not files:
         raise SelfsupError(f"{file} holds no (image, caption) rows")
-    return PairData(stack_images(files, options), captions, None, None, f"captions:{file}")
+    return caption_pairs(files, captions, f"captions:{file}", options)
 
 
 def load_caption_folder(root: Path, options: LoadOptions) -> PairData:
-    """Every image under `root` that has a sidecar caption file (same stem, `.txt`)."""
+    """Every image under `root` that has a sidecar caption file (same stem, `.txt`) holding a
+    caption. Images with no caption file or an empty one, and caption files with no image
+    beside them, are left out and counted in a warning."""
     files, captions = [], []
-    for image in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    uncaptioned, empty = [], []
+    for image in images:
         side = image.with_suffix(".txt")
-        if side.is_file() and (caption := _read(side).strip()):
+        if not side.is_file():
+            uncaptioned.append(image)
+        elif caption := _read(side).strip():
             files.append(image)
             captions.append(" ".join(caption.split()))
+        else:
+            empty.append(side)
+    stems = {image.with_suffix("") for image in images}
+    orphans = sorted(t for t in root.rglob("*.txt") if t.with_suffix("") not in stems)
     if not files:
         raise SelfsupError(
-            f"no image in {root} has a caption: put NAME.txt beside each NAME.jpg/.png"
+            f"no image in {root} has a caption: put NAME.txt beside each NAME.jpg/.png "
+            f"({len(images)} images, {len(empty)} empty caption files, {len(orphans)} caption "
+            "files with no image)"
         )
-    return PairData(stack_images(files, options), captions, None, None, f"captions:{root}")
+    left_out = {
+        "images with no caption file": uncaptioned,
+        "empty caption files": empty,
+        "caption files with no image": orphans,
+    }
+    return caption_pairs(files, captions, f"captions:{root}", options, left_out)
 
 
 def load_captions(path: str | None, options: LoadOptions) -> DataSplits:
@@ -181,7 +245,16 @@ def _class_folder_split(folder: Path, classes: list[str] | None, options: LoadOp
                 labels.append(y)
     if not files:
         raise SelfsupError(f"{folder} holds no images in class folders")
-    return stack_images(files, options), labels, classes
+    images, kept = stack_images(files, options)
+    if len(kept) < len(files):
+        kept_set = set(kept)
+        first = next(f for i, f in enumerate(files) if i not in kept_set)
+        warnings.warn(
+            f"{folder}: left out undecodable images (--skip-corrupt): "
+            f"{len(files) - len(kept)} (first: {first})",
+            stacklevel=3,
+        )
+    return images, [labels[i] for i in kept], classes, [str(files[i]) for i in kept]
 
 
 def load_cifar_captions(path: str | None, options: LoadOptions) -> DataSplits:
@@ -192,8 +265,8 @@ def load_cifar_captions(path: str | None, options: LoadOptions) -> DataSplits:
     root = Path(path).expanduser()
     if not (root / "train").is_dir() or not (root / "test").is_dir():
         raise SelfsupError(f"{root} needs train/<class>/ and test/<class>/ folders of images")
-    images, labels, classes = _class_folder_split(root / "train", None, options)
-    test_images, test_labels, _ = _class_folder_split(root / "test", classes, options)
+    images, labels, classes, files = _class_folder_split(root / "train", None, options)
+    test_images, test_labels, _, test_files = _class_folder_split(root / "test", classes, options)
     name = f"cifar-captions:{root}"
     train = PairData(
         images,
@@ -202,6 +275,7 @@ def load_cifar_captions(path: str | None, options: LoadOptions) -> DataSplits:
         classes,
         name,
         EVAL_TEMPLATES,
+        files=files,
     )
     test = PairData(
         test_images,
@@ -210,5 +284,6 @@ def load_cifar_captions(path: str | None, options: LoadOptions) -> DataSplits:
         classes,
         name,
         EVAL_TEMPLATES,
+        files=test_files,
     )
     return DataSplits(train, test)

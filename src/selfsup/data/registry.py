@@ -10,7 +10,9 @@ import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+import torch
 
 from selfsup.data.cifar import load_cifar10, load_cifar100
 from selfsup.data.digits import load_digits_source
@@ -192,12 +194,42 @@ def load_data(
         stream_text=stream_text,
     )
     splits = SOURCES[name].load(path, options)
-    if image_size is None or SOURCES[name].modality != "image":
-        return splits
-    return DataSplits(
-        train=_resized(splits.train, image_size),
-        test=None if splits.test is None else _resized(splits.test, image_size),
-    )
+    if image_size is not None and SOURCES[name].modality == "image":
+        splits = DataSplits(
+            train=_resized(splits.train, image_size),
+            test=None if splits.test is None else _resized(splits.test, image_size),
+        )
+    if splits.test is not None:
+        check_compatible(splits.train, splits.test, f"{spec}: its test split")
+    return splits
+
+
+def check_compatible(train: Any, other: Any, what: str, *, encoder_only: bool = False) -> None:
+    """Raise before any training when `other` (a test split, or the evaluation data) holds
+    samples that cannot stand beside `train`'s: series with another channel count (the encoder
+    reads one), and, unless `encoder_only` (an image encoder resizes its input), images of
+    another size or channel count (the raw-pixel baseline compares them pixel by pixel).
+    Series lengths are matched by the series loaders (padded with a mask)."""
+    series = [getattr(d, "series", None) for d in (train, other)]
+    if (
+        all(isinstance(x, torch.Tensor) for x in series)
+        and series[0].shape[1] != series[1].shape[1]
+    ):
+        raise SelfsupError(
+            f"{what} holds series of {series[1].shape[1]} channels, the training data "
+            f"{series[0].shape[1]}; a series encoder reads one channel count: give both the "
+            "same channels"
+        )
+    images = [getattr(d, "images", None) for d in (train, other)]
+    if encoder_only or not all(isinstance(x, torch.Tensor) for x in images):
+        return
+    a, b = (tuple(x.shape[1:]) for x in images)
+    if a != b:
+        raise SelfsupError(
+            f"{what} holds images of {' x '.join(map(str, b))} (channels x height x width), the "
+            f"training images {' x '.join(map(str, a))}; pass --image-size N to bring every image "
+            "to N x N, or give both splits the same channels"
+        )
 
 
 def source_modality(spec: str) -> str:

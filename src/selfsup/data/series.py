@@ -9,6 +9,7 @@ cut to the shortest one's length, announced on loading).
 
 from __future__ import annotations
 
+import warnings
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ class SeriesData:
     labels: torch.Tensor | None
     classes: list[str] | None
     name: str
+    files: list[str] | None = None  # each series' file (wav:DIR), for search results
+    skipped: int = 0  # files left out on loading (--skip-corrupt)
 
     def __post_init__(self) -> None:
         x = self.series
@@ -70,7 +73,14 @@ class SeriesData:
             labels=None if self.labels is None else self.labels[index],
             classes=self.classes,
             name=self.name,
+            files=None if self.files is None else [self.files[i] for i in _positions(index)],
+            skipped=self.skipped,
         )
+
+
+def _positions(index: torch.Tensor) -> list[int]:
+    """Row positions of an index tensor (integer positions or a boolean mask)."""
+    return index.nonzero()[:, 0].tolist() if index.dtype == torch.bool else index.tolist()
 
 
 def stack_series(
@@ -108,9 +118,56 @@ def _series_array(array: np.ndarray, what: str) -> np.ndarray:
             f"{what} is {array.dtype} {array.shape}; wanted numbers (N, C, T) or (N, T)"
         )
     array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise SelfsupError(f"{what} holds NaN or infinite values")
     return array[:, None] if array.ndim == 2 else array
+
+
+def valid_lengths(x: np.ndarray, what: str, first_row: int = 0) -> np.ndarray:
+    """Each series' length in (N, C, T) `x` when NaN at its end is padding (the aeon and tsai
+    convention for unequal lengths): the steps up to its last real value. An infinite value, a
+    NaN followed by real values (a gap inside the series) and an all-NaN row are errors that
+    name the row (counted from `first_row`)."""
+    if np.isinf(x).any():
+        row, channel, step = np.argwhere(np.isinf(x))[0]
+        row += first_row
+        raise SelfsupError(
+            f"{what}: row {row} holds an infinite value (channel {channel}, step {step})"
+        )
+    nan = np.isnan(x)
+    if not nan.any():
+        return np.full(len(x), x.shape[2])
+    real = ~nan.all(axis=1)  # (N, T): steps where some channel holds a value
+    lengths = np.where(real.any(axis=1), x.shape[2] - np.argmax(real[:, ::-1], axis=1), 0)
+    if (lengths == 0).any():
+        row = first_row + int(np.argmin(lengths))
+        raise SelfsupError(f"{what}: row {row} is all NaN (an empty series)")
+    inside = nan & (np.arange(x.shape[2]) < lengths[:, None, None])
+    if inside.any():
+        row, channel, step = np.argwhere(inside)[0]
+        row += first_row
+        raise SelfsupError(
+            f"{what}: row {row} holds NaN at step {step} (channel {channel}) followed by real "
+            "values; NaN is accepted only as padding at the end of a series (unequal lengths, "
+            "the aeon/tsai convention), not as a gap inside one: fill or drop that row"
+        )
+    return lengths
+
+
+def padded_series(x: np.ndarray, mode: str, what: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """float32 (N, C, T) series whose NaN at the end is padding (`valid_lengths`), as tensors:
+    with "pad" the padding becomes zeros and a mask of the valid steps (None when every series
+    is whole), with "crop" every series is cut to the shortest one's length (announced)."""
+    lengths = valid_lengths(x, what)
+    longest, shortest = int(lengths.max()), int(lengths.min())
+    if shortest == x.shape[2]:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), None
+    if mode not in LENGTH_MODES:
+        raise SelfsupError(f"data.series_lengths must be one of {LENGTH_MODES}; got {mode!r}")
+    if mode == "crop":
+        print(f"selfsup: {what}: lengths {shortest}..{longest}; every series cut to {shortest}")
+        return torch.from_numpy(np.ascontiguousarray(x[:, :, :shortest], dtype=np.float32)), None
+    x = np.nan_to_num(x[:, :, :longest], nan=0.0).astype(np.float32)
+    mask = np.arange(longest) < lengths[:, None]
+    return torch.from_numpy(x), torch.from_numpy(mask)
 
 
 def _labels(y: np.ndarray, n: int, what: str) -> torch.Tensor:
@@ -137,6 +194,14 @@ def load_series_npy(path: str | None, options: LoadOptions) -> DataSplits:
         else:
             with loaded:
                 arrays = {key: loaded[key] for key in loaded.files}
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise SelfsupError(f"cannot read {file} as a numpy file: {e}") from e
+        raise SelfsupError(
+            f"{file} holds an object array (series of unequal lengths?), which is not read "
+            "(loading it would run pickled code); store the series in one float array "
+            "(N, C, T) padded at the end with NaN: the padding is masked"
+        ) from None
     except Exception as e:
         raise SelfsupError(f"cannot read {file} as a numpy file: {e}") from e
     if "series" not in arrays:
@@ -149,17 +214,40 @@ def load_series_npy(path: str | None, options: LoadOptions) -> DataSplits:
     def split(key: str, label_key: str) -> SeriesData | None:
         if key not in arrays:
             return None
-        x = torch.from_numpy(_series_array(arrays[key], f"'{key}' in {name}"))
+        what = f"'{key}' in {name}"
+        x, mask = padded_series(_series_array(arrays[key], what), options.series_lengths, what)
         y = (
             _labels(arrays[label_key], len(x), f"'{label_key}' in {name}")
             if label_key in arrays
             else None
         )
-        return SeriesData(x, None, y, classes, name)
+        return SeriesData(x, mask, y, classes, name)
 
     train = split("series", "labels")
     assert train is not None
-    return DataSplits(train=train, test=split("test_series", "test_labels"))
+    return match_splits(train, split("test_series", "test_labels"), options.series_lengths)
+
+
+def match_splits(train: SeriesData, test: SeriesData | None, mode: str) -> DataSplits:
+    """The splits checked against each other before any training: one channel count (else an
+    error naming both), and one length (the shorter split padded with a mask, or with "crop"
+    the longer one cut), so that the raw baseline and the encoder see alike samples."""
+    if test is None:
+        return DataSplits(train=train, test=None)
+    if train.num_channels != test.num_channels:
+        raise SelfsupError(
+            f"{train.name}: the training series have {train.num_channels} channels and the test "
+            f"series {test.num_channels}; both splits need the same channels"
+        )
+    if train.length != test.length:
+        t = max(train.length, test.length) if mode == "pad" else min(train.length, test.length)
+        how = "padded with a mask" if mode == "pad" else "cut (data.series_lengths=crop)"
+        print(
+            f"selfsup: {train.name}: training series are {train.length} steps, test series "
+            f"{test.length}; both brought to {t} ({how})"
+        )
+        train, test = _to_length(train, t), _to_length(test, t)
+    return DataSplits(train=train, test=test)
 
 
 def load_ucr(path: str | None, options: LoadOptions) -> DataSplits:
@@ -183,19 +271,19 @@ def load_ucr(path: str | None, options: LoadOptions) -> DataSplits:
     lookup = {c: i for i, c in enumerate(classes)}
     mode = options.series_lengths
 
-    def split(x: Any, y: Any) -> SeriesData:
+    def split(x: Any, y: Any, part: str) -> SeriesData:
         items = [np.asarray(a, dtype=np.float64) for a in x]
         items = [a[None] if a.ndim == 1 else a for a in items]
-        items = [np.nan_to_num(a) for a in items]
+        # NaN at a series' end is padding (masked); NaN inside a series is an error
+        items = [
+            a[:, : int(valid_lengths(a[None], f"{name} ({part} split)", first_row=i)[0])]
+            for i, a in enumerate(items)
+        ]
         series, mask = stack_series(items, mode, name)
         labels = torch.tensor([lookup[str(v)] for v in y], dtype=torch.int64)
         return SeriesData(series, mask, labels, classes, name)
 
-    train, test = split(x_train, y_train), split(x_test, y_test)
-    if train.length != test.length:  # pad (or crop) both splits to one length
-        t = max(train.length, test.length) if mode == "pad" else min(train.length, test.length)
-        train, test = (_to_length(d, t) for d in (train, test))
-    return DataSplits(train=train, test=test)
+    return match_splits(split(x_train, y_train, "train"), split(x_test, y_test, "test"), mode)
 
 
 def _to_length(data: SeriesData, t: int) -> SeriesData:
@@ -207,7 +295,7 @@ def _to_length(data: SeriesData, t: int) -> SeriesData:
         series = torch.cat([data.series, torch.zeros(n, c, t - length)], dim=2)
         mask = torch.cat([mask, torch.zeros(n, t - length, dtype=torch.bool)], dim=1)
     keep = None if bool(mask.all()) else mask
-    return SeriesData(series, keep, data.labels, data.classes, data.name)
+    return SeriesData(series, keep, data.labels, data.classes, data.name, data.files, data.skipped)
 
 
 def read_wav(file: Path) -> tuple[np.ndarray, int]:
@@ -249,19 +337,41 @@ def load_wav_folder(path: str | None, options: LoadOptions) -> DataSplits:
     if not files:
         raise SelfsupError(f"no .wav files in {root}")
     rate = options.sample_rate
-    items = []
+    items, kept, skipped = [], [], []
     for file in files:
-        x, r = read_wav(file)
+        try:
+            x, r = read_wav(file)
+            if x.shape[1] == 0:
+                raise SelfsupError(f"{file} holds no samples (a zero-length WAV file)")
+        except SelfsupError as err:
+            if not options.skip_corrupt:
+                raise SelfsupError(
+                    f"{err}; delete or replace it, or pass --skip-corrupt to leave such files out"
+                ) from None
+            skipped.append(file)
+            continue
+        kept.append(file)
         x = x.mean(0, keepdims=True)
         if r != rate:
             g = gcd(r, rate)
             x = resample_poly(x, rate // g, r // g, axis=1).astype(np.float32)
         items.append(x)
     name = f"wav:{root}"
+    if skipped:
+        warnings.warn(
+            f"{name}: left out unreadable or empty WAV files (--skip-corrupt): {len(skipped)} "
+            f"(first: {skipped[0]})",
+            stacklevel=3,
+        )
+    if not kept:
+        raise SelfsupError(f"none of the {len(files)} WAV files in {root} could be read")
     series, mask = stack_series(items, options.series_lengths, name)
-    parents = [f.parent.relative_to(root) for f in files]
+    parents = [f.parent.relative_to(root) for f in kept]
     labels, classes = None, None
     if all(str(p) != "." for p in parents):
         classes = sorted({str(p) for p in parents})
         labels = torch.tensor([classes.index(str(p)) for p in parents], dtype=torch.int64)
-    return DataSplits(SeriesData(series, mask, labels, classes, name), None)
+    data = SeriesData(
+        series, mask, labels, classes, name, [str(f) for f in kept], skipped=len(skipped)
+    )
+    return DataSplits(data, None)

@@ -7,7 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
+
+from selfsup.errors import SelfsupError
 
 
 @dataclass
@@ -48,3 +51,31 @@ class Features:
     knn_t: float = 0.1
     model: EncoderInputs | None = None  # for protocols that train the encoder (fine-tuning)
     extra: dict[str, Any] = field(default_factory=dict)  # the modality's extra_features
+
+
+class NonFiniteError(SelfsupError):
+    """A protocol met NaN or infinite values (a fine-tuning that diverged); `run_protocols`
+    adds who made the features."""
+
+
+def check_finite(features: Features, who: str) -> None:
+    """Raise one SelfsupError naming `who` when any feature is NaN or infinite.
+
+    A NaN encoder must never be scored: NaN compares false with everything, so rankings count
+    it as a perfect match and the protocols would report perfect figures.
+    """
+    parts: dict[str, Any] = {"queries": features.queries, "bank": features.bank}
+    if features.views is not None:
+        parts |= {"first view": features.views[0], "second view": features.views[1]}
+    parts |= {name.replace("_", " "): value for name, value in features.extra.items()}
+    for part, value in parts.items():
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            continue
+        bad = ~torch.isfinite(value)
+        if bool(bad.any()):
+            raise SelfsupError(
+                f"{who} gives features that are not finite: {int(bad.sum())} NaN or infinite "
+                f"values of {value.numel()} in the {part}; a NaN encoder is never scored (after "
+                "a diverged training: lower the learning rate and check the loss curve in "
+                "metrics.jsonl)"
+            )

@@ -1,8 +1,18 @@
-"""Run a frozen encoder over a data split, in batches, and collect its pooled features."""
+"""Run a frozen encoder over a data split, in batches, and collect its pooled features.
+
+Inside a `reuse_features()` block (the end of a run: evaluation, then the report), each model
+input is embedded once per encoder: `encode_rows` keeps the features it computes, keyed by a
+digest of the encoder's weights and of each row of model input, and looks them up before it
+runs the encoder. The report loads the exported weights back from disk; they digest the same,
+so the sentences the evaluation embedded are not embedded again (issue 19, item 18).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +73,23 @@ def extract_features(
     return torch.cat(chunks)
 
 
+_MEMOS: list[dict[bytes, dict[bytes, Tensor]]] = []  # the open `reuse_features` blocks
+# Rows kept per encoder: bounds the memory (100,000 x 512 floats: 200 MB), far above what the
+# report re-embeds (2,000-sample subsets); rows beyond it are embedded as before, not kept.
+MEMO_ROWS = 100_000
+
+
+@contextmanager
+def reuse_features() -> Iterator[None]:
+    """Within the block, `encode_rows` embeds each row of model input once per encoder
+    weights; the kept features are dropped when the block ends."""
+    _MEMOS.append({})
+    try:
+        yield
+    finally:
+        _MEMOS.pop()
+
+
 def encode_rows(
     encoder: nn.Module,
     rows: dict[str, Tensor],
@@ -75,6 +102,9 @@ def encode_rows(
 
     `to_input` turns a batch of rows into the encoder's input (the modality's `encoder_input`):
     this is how evaluation embeds images and token ids alike. Eval mode, modes restored after.
+    Token rows go through in order of length (returned in their own order): a batch then holds
+    little padding. Inside `reuse_features()`, rows already embedded by the same weights are
+    not run again.
     """
     n = len(next(iter(rows.values())))
     if n == 0:
@@ -82,13 +112,96 @@ def encode_rows(
     device = torch.device(device) if device is not None else encoder_device(encoder)
     modes = [(module, module.training) for module in encoder.modules()]
     encoder.eval()
+    memo = _MEMOS[-1].setdefault(_weights_digest(encoder), {}) if _MEMOS else None
+    order = _by_length(rows)
     chunks = []
     try:
         with torch.no_grad():
             for start in range(0, n, batch_size):
-                batch = {k: v[start : start + batch_size].to(device) for k, v in rows.items()}
-                chunks.append(encoder(to_input(batch)).flatten(1).float().cpu())
+                if order is None:
+                    batch = {k: v[start : start + batch_size] for k, v in rows.items()}
+                else:
+                    picked = order[start : start + batch_size]
+                    batch = {k: v[picked] for k, v in rows.items()}
+                batch = {k: v.to(device) for k, v in batch.items()}
+                model_input = to_input(batch)
+                keys = _row_digests(model_input) if memo is not None else None
+                if memo is None or keys is None:
+                    chunks.append(encoder(model_input).flatten(1).float().cpu())
+                    continue
+                missing = [i for i, key in enumerate(keys) if key not in memo]
+                if not missing:
+                    chunks.append(torch.stack([memo[key] for key in keys]))
+                    continue
+                take = torch.tensor(missing, device=device)
+                feats = encoder(_take_rows(model_input, take)).flatten(1).float().cpu()
+                new = dict(zip([keys[i] for i in missing], feats, strict=True))
+                chunks.append(torch.stack([new[k] if k in new else memo[k] for k in keys]))
+                if len(memo) + len(new) <= MEMO_ROWS:
+                    memo.update(new)
     finally:
         for module, was_training in modes:
             module.training = was_training
-    return torch.cat(chunks)
+    out = torch.cat(chunks)
+    return out if order is None else out[torch.argsort(order)]
+
+
+def _by_length(rows: dict[str, Tensor]) -> Tensor | None:
+    """Token rows (an "attention_mask" field, in memory) in order of decreasing length, so that
+    each batch holds sentences of similar length and the text encoder, which drops the columns
+    that are padding in every row of a batch, runs on little padding; None for other rows."""
+    mask = rows.get("attention_mask")
+    if not isinstance(mask, Tensor) or mask.dim() != 2:
+        return None
+    if not all(isinstance(v, Tensor) for v in rows.values()):
+        return None
+    return torch.argsort(mask.sum(dim=1), descending=True, stable=True)
+
+
+def _weights_digest(encoder: nn.Module) -> bytes:
+    """A digest of every parameter and buffer (names, shapes, dtypes, values)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(type(encoder).__qualname__.encode())
+    for name, tensor in encoder.state_dict().items():
+        h.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        h.update(_bytes(tensor))
+    return h.digest()
+
+
+def _row_digests(model_input: Any) -> list[bytes] | None:
+    """One digest per row of a tensor or a dict of tensors; None for other inputs."""
+    if isinstance(model_input, Tensor):
+        parts = {"": model_input}
+    elif isinstance(model_input, dict) and all(isinstance(v, Tensor) for v in model_input.values()):
+        parts = dict(sorted(model_input.items()))
+    else:
+        return None
+    rows = {name: t.detach().cpu().contiguous() for name, t in parts.items()}
+    count = len(next(iter(rows.values())))
+    # Token rows are padded to the longest of their batch: a sentence keys by its tokens, not
+    # by how much padding the batch it came in gave it.
+    mask = rows.get("attention_mask")
+    padded = mask.shape[1] if mask is not None and mask.dim() == 2 else None
+    keep = mask.bool() if padded is not None else None
+    digests = []
+    for i in range(count):
+        h = hashlib.blake2b(digest_size=16)
+        for name, t in rows.items():
+            row = t[i]
+            if keep is not None and row.dim() >= 1 and row.shape[0] == padded:
+                row = row[keep[i]]
+            h.update(f"{name}{tuple(row.shape)}{t.dtype}".encode())
+            h.update(_bytes(row))
+        digests.append(h.digest())
+    return digests
+
+
+def _bytes(t: Tensor) -> bytes:
+    t = t.detach().cpu().contiguous().reshape(-1)
+    return t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+
+def _take_rows(model_input: Any, index: Tensor) -> Any:
+    if isinstance(model_input, Tensor):
+        return model_input[index]
+    return {k: v[index] for k, v in model_input.items()}

@@ -18,6 +18,7 @@ modality-agnostic (text fine-tunes the same way) and cheap.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import re
 from typing import Any
@@ -27,7 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.context import EncoderInputs, Features
+from selfsup.evaluate.context import EncoderInputs, Features, NonFiniteError
+from selfsup.evaluate.ties import label_hits
 
 _BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
 _EMBEDDING = ("patch_embed", "cls_token", "pos_embed", "reg_token")
@@ -100,14 +102,32 @@ def _rows(inputs: dict[str, Tensor], idx: Tensor, device: torch.device) -> dict[
     return {k: v[idx].to(device) for k, v in inputs.items()}
 
 
+def scratch_spec(spec: Any) -> Any:
+    """The spec of a random init of the same architecture: every `pretrained` flag turned off
+    (a text model folder loaded with its weights, CLIP's text tower); other specs as they are."""
+    if not dataclasses.is_dataclass(spec):
+        return spec
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if f.name == "pretrained" and value:
+            changes[f.name] = False
+        elif dataclasses.is_dataclass(value) and (inner := scratch_spec(value)) is not value:
+            changes[f.name] = inner
+    return dataclasses.replace(spec, **changes) if changes else spec
+
+
 def finetune_accuracy(
     encoder: nn.Module,
     data: EncoderInputs,
     bank_labels: Tensor,
     query_labels: Tensor,
     subset: Tensor,
+    what: str = "the encoder",
 ) -> float:
-    """Top-1 on the queries of a copy of `encoder` plus a linear head trained on `subset`."""
+    """Top-1 on the queries of a copy of `encoder` plus a linear head trained on `subset`
+    (ties count against the true class). A NaN or infinite loss or logit raises
+    NonFiniteError naming `what` was fine-tuned."""
     device = torch.device(data.device)
     model = copy.deepcopy(encoder).to(device)
     for p in model.parameters():
@@ -125,8 +145,9 @@ def finetune_accuracy(
     steps_per_epoch = max(1, math.ceil(len(subset) / data.batch_size))
     total, step = data.epochs * steps_per_epoch, 0
     model.train()
+    diverged = torch.zeros((), dtype=torch.bool, device=device)  # read once an epoch: no sync
     with torch.enable_grad():
-        for _ in range(data.epochs):
+        for epoch in range(data.epochs):
             order = subset[torch.randperm(len(subset), generator=gen)]
             for start in range(0, len(order), data.batch_size):
                 idx = order[start : start + data.batch_size]
@@ -136,24 +157,34 @@ def finetune_accuracy(
                     g["lr"] = g["base_lr"] * 0.5 * (1 + math.cos(math.pi * step / total))
                 logits = head(model(data.to_input(_rows(data.bank, idx, device))))
                 loss = F.cross_entropy(logits, y_bank[idx].to(device))
+                diverged |= ~torch.isfinite(loss.detach())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 step += 1
+            if bool(diverged):
+                raise NonFiniteError(
+                    f"fine-tuning {what} gave a NaN or infinite loss in epoch {epoch + 1}; if "
+                    "its features are finite, lower eval.finetune_lr"
+                )
     model.eval()
     correct = 0
     n = len(query_labels)
     with torch.no_grad():
         for start in range(0, n, 512):
             idx = torch.arange(start, min(n, start + 512))
-            pred = head(model(data.to_input(_rows(data.queries, idx, device)))).argmax(1)
-            correct += int((pred.cpu() == query_labels[idx].long().cpu()).sum())
+            logits = head(model(data.to_input(_rows(data.queries, idx, device))))
+            if not bool(torch.isfinite(logits).all()):
+                raise NonFiniteError(f"fine-tuned {what} gives NaN or infinite outputs")
+            correct += int(label_hits(logits, query_labels[idx]).sum())
     return correct / n
 
 
 def finetune_protocol(features: Features) -> dict[str, float]:
     """`finetune_top1` (the encoder fine-tuned) and `finetune_scratch_top1` (the same
-    architecture from random init, same labels, same recipe) on the held-out queries."""
+    architecture from random init, same labels, same recipe) on the held-out queries. The
+    scratch arm is a random init even when the encoder started from pretrained weights (a text
+    model folder): `scratch_spec` turns the pretrained flags off."""
     data = features.model
     if data is None or features.bank_labels is None or features.query_labels is None:
         raise SelfsupError("fine-tuning needs the encoder, its inputs and labels on both splits")
@@ -165,9 +196,14 @@ def finetune_protocol(features: Features) -> dict[str, float]:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(data.seed)
-        scratch_encoder = build_encoder(data.encoder.spec)
+        scratch_encoder = build_encoder(scratch_spec(data.encoder.spec))
     scratch = finetune_accuracy(
-        scratch_encoder, data, features.bank_labels, features.query_labels, subset
+        scratch_encoder,
+        data,
+        features.bank_labels,
+        features.query_labels,
+        subset,
+        what="the from-scratch copy",
     )
     return {
         "finetune_top1": tuned,

@@ -45,6 +45,13 @@ def uniformity(z: Tensor, t: float = 2, *, max_samples: int = 5000, seed: int = 
     return (torch.logsumexp(-t * sq_dists, dim=0) - math.log(len(sq_dists))).item()
 
 
+def coincide(*embeddings: Tensor, tol: float = 1e-6) -> bool:
+    """Whether every row of every tensor is one point on the sphere after L2 normalisation
+    (all-zero rows count as the same point): a collapsed encoder."""
+    z = F.normalize(torch.cat([e.float() for e in embeddings]), dim=1)
+    return bool((z - z[:1]).abs().max() <= tol) if len(z) else True
+
+
 def effective_rank(z: Tensor) -> float:
     """RankMe (Garrido et al. 2023): exp of the entropy of the normalised singular values of z.
 
@@ -76,9 +83,13 @@ def geometry_protocol(features: Features) -> dict[str, float]:
     the backbone's feature std and effective rank. The std reference 1/sqrt(d) holds for
     normalised projector outputs, where training monitors collapse (`proj_std` in metrics);
     backbone features after a ReLU are non-negative and sit below it even when healthy.
+
+    A collapsed encoder (every view one point, or all zero) gets no alignment: two views of one
+    point are trivially aligned, so the figure would be perfect and mean nothing. Its other
+    figures say what it is: uniformity 0 (the worst value), std 0, effective rank 1.
     """
     results: dict[str, float] = {}
-    if features.views is not None:
+    if features.views is not None and not coincide(*features.views):
         results["alignment"] = alignment(*features.views)
     results["uniformity"] = uniformity(features.queries)
     stats = collapse_stats(features.queries)

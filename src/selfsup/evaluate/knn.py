@@ -8,6 +8,7 @@ from torch import Tensor
 
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features
+from selfsup.evaluate.ties import label_hits
 
 
 def _check(train_feats: Tensor, train_labels: Tensor, query_feats: Tensor) -> None:
@@ -32,7 +33,7 @@ def _check(train_feats: Tensor, train_labels: Tensor, query_feats: Tensor) -> No
         raise SelfsupError("kNN labels must be class indices >= 0; drop unlabelled samples first")
 
 
-def knn_predict(
+def knn_scores(
     train_feats: Tensor,
     train_labels: Tensor,
     query_feats: Tensor,
@@ -42,10 +43,12 @@ def knn_predict(
     num_classes: int | None = None,
     chunk_size: int = 1024,
 ) -> Tensor:
-    """Predicted class per query by the weighted kNN vote of Wu et al. 2018 (InstDisc).
+    """Class scores (Q, num_classes) of the weighted kNN vote of Wu et al. 2018 (InstDisc).
 
     Cosine similarity to the top-k bank features, each neighbour votes exp(sim / temperature)
-    for its class. Queries go in chunks so memory stays at chunk_size x N_train.
+    for its class. Queries go in chunks so memory stays at chunk_size x N_train. Neighbours
+    tied at the k-th similarity are taken in topk's order; a tie between class scores is
+    counted against the query by `knn_accuracy`.
     """
     _check(train_feats, train_labels, query_feats)
     if k < 1 or chunk_size < 1:
@@ -56,17 +59,40 @@ def knn_predict(
     if num_classes is None:
         num_classes = int(labels.max()) + 1
     k = min(k, len(bank))
-    preds = []
+    out = []
     for start in range(0, len(query_feats), chunk_size):
         query = F.normalize(query_feats[start : start + chunk_size].to(device).float(), dim=1)
         sims, idx = (query @ bank.T).topk(k, dim=1)
         weights = (sims / temperature).exp()
         scores = torch.zeros(len(query), num_classes, device=device)
         scores.scatter_add_(1, labels[idx], weights)
-        preds.append(scores.argmax(dim=1))
-    if not preds:
-        return torch.empty(0, dtype=torch.long, device=query_feats.device)
-    return torch.cat(preds).to(query_feats.device)
+        out.append(scores)
+    if not out:
+        return torch.empty(0, num_classes, device=query_feats.device)
+    return torch.cat(out).to(query_feats.device)
+
+
+def knn_predict(
+    train_feats: Tensor,
+    train_labels: Tensor,
+    query_feats: Tensor,
+    *,
+    k: int = 200,
+    temperature: float = 0.1,
+    num_classes: int | None = None,
+    chunk_size: int = 1024,
+) -> Tensor:
+    """Predicted class per query: the argmax of `knn_scores` (a tie goes to the lower class)."""
+    scores = knn_scores(
+        train_feats,
+        train_labels,
+        query_feats,
+        k=k,
+        temperature=temperature,
+        num_classes=num_classes,
+        chunk_size=chunk_size,
+    )
+    return scores.argmax(dim=1)
 
 
 def knn_accuracy(
@@ -79,7 +105,8 @@ def knn_accuracy(
     temperature: float = 0.1,
     chunk_size: int = 1024,
 ) -> float:
-    """Top-1 accuracy in [0, 1] of the weighted kNN classifier (see knn_predict) on a test set."""
+    """Top-1 accuracy in [0, 1] of the weighted kNN classifier (see knn_scores) on a test set;
+    a query whose true class ties with another for the most votes counts as wrong."""
     if len(test_feats) != len(test_labels):
         raise SelfsupError(
             f"kNN test set has {len(test_feats)} features but {len(test_labels)} labels"
@@ -87,7 +114,7 @@ def knn_accuracy(
     if len(test_feats) == 0:
         raise SelfsupError("kNN accuracy needs at least one test feature")
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    preds = knn_predict(
+    scores = knn_scores(
         train_feats,
         train_labels,
         test_feats,
@@ -96,7 +123,7 @@ def knn_accuracy(
         num_classes=num_classes,
         chunk_size=chunk_size,
     )
-    return (preds == test_labels.to(preds.device)).float().mean().item()
+    return label_hits(scores, test_labels).float().mean().item()
 
 
 def knn_protocol(features: Features) -> dict[str, float]:

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features
+from selfsup.evaluate.ties import label_hits
 
 # Full-batch L-BFGS in torch rather than sklearn's LogisticRegression: the problem is convex and
 # small (50k x 512 x 10), L-BFGS converges in ~30-60 evaluations of ~40 ms each on 2 CPU cores,
@@ -66,7 +67,7 @@ def _fit(
 
 
 def _accuracy(x: Tensor, y: Tensor, params: tuple[Tensor, Tensor]) -> float:
-    return (F.linear(x, *params).argmax(dim=1) == y).float().mean().item()
+    return label_hits(F.linear(x, *params), y).float().mean().item()
 
 
 def linear_probe(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.context import Features
+from selfsup.evaluate.context import Features, NonFiniteError, check_finite
 from selfsup.evaluate.crossmodal import image_text_retrieval_protocol
 from selfsup.evaluate.finetune import finetune_protocol
 from selfsup.evaluate.geometry import geometry_protocol
@@ -96,10 +96,19 @@ def parse_protocols(protocols: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def check_needs(names: Sequence[str], available: set[str], where: str) -> None:
-    """Raise if a requested protocol needs something the evaluation data does not have."""
+def check_needs(
+    names: Sequence[str],
+    available: set[str],
+    where: str,
+    withheld: dict[str, str] | None = None,
+) -> None:
+    """Raise if a requested protocol needs something the evaluation data does not have, or has
+    but may not use (`withheld`: need -> why, e.g. labels on queries that are the bank)."""
     for name in names:
         missing = PROTOCOLS[name].needs - available
+        reasons = [withheld[m] for m in sorted(missing) if withheld and m in withheld]
+        if reasons:
+            raise SelfsupError(f"protocol {name!r} cannot run on {where}: " + "; ".join(reasons))
         if missing:
             usable = [p for p in PROTOCOLS if PROTOCOLS[p].needs <= available]
             raise SelfsupError(
@@ -114,9 +123,20 @@ def usable(names: Sequence[str], available: set[str]) -> tuple[str, ...]:
     return tuple(n for n in names if PROTOCOLS[n].needs <= available)
 
 
-def run_protocols(features: Features, names: Sequence[str]) -> dict[str, float]:
-    """Every named protocol on the features, as one flat dict of figures."""
+def run_protocols(
+    features: Features, names: Sequence[str], who: str = "the encoder"
+) -> dict[str, float]:
+    """Every named protocol on the features, as one flat dict of figures.
+
+    Features that are not finite are refused first, with one error naming `who` made them
+    (the run and the step, or the baseline): NaN would otherwise rank as a perfect match.
+    """
+    if names:
+        check_finite(features, who)
     results: dict[str, float] = {}
     for name in names:
-        results.update(PROTOCOLS[name].run(features))
+        try:
+            results.update(PROTOCOLS[name].run(features))
+        except NonFiniteError as err:  # found inside a protocol (a fine-tuning that diverged)
+            raise SelfsupError(f"{who}: {err}") from None
     return results

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selfsup.evaluate.context import Features
-from selfsup.evaluate.geometry import alignment, uniformity
+from selfsup.evaluate.geometry import alignment, coincide, uniformity
 
 POSITIVE_GOLD = 4.0  # pairs scored above this are positives for alignment (SimCSE)
 
@@ -84,10 +84,11 @@ def _by_group(cosine: Tensor, gold: Tensor, groups: list[str] | None, key: str) 
 def sts_alignment_uniformity(
     first: Tensor, second: Tensor, scores: Tensor, embeddings: Tensor
 ) -> dict[str, float]:
-    """Alignment over pairs with gold > 4, uniformity over all sentence embeddings."""
+    """Alignment over pairs with gold > 4, uniformity over all sentence embeddings. A collapsed
+    encoder (every sentence one point) gets no alignment: it would be a perfect 0."""
     results = {"sts_uniformity": uniformity(embeddings)}
     positive = scores > POSITIVE_GOLD
-    if int(positive.sum()) > 0:
+    if int(positive.sum()) > 0 and not coincide(embeddings):
         results["sts_alignment"] = alignment(first[positive], second[positive])
     return results
 

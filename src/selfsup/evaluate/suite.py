@@ -3,12 +3,13 @@ training and the raw input, on held-out queries, by the protocols of the registr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from selfsup.config import Config
+from selfsup.data.heldout import HELDOUT_FILE, MIN_SAMPLES, carve_evaluation_split
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import EncoderInputs, Features
 from selfsup.evaluate.features import encode_rows
@@ -23,14 +24,18 @@ ALIGNMENT_SAMPLES = 5000  # held-out samples seen in two augmented views for the
 @dataclass
 class EvalData:
     """The bank (reference samples) and the queries (held-out samples scored), and where the
-    queries came from, as the evaluation table says."""
+    queries came from, as the evaluation table says. `withheld` names what the data has but no
+    protocol may use, with the reason: labels and captions when the queries are the bank (each
+    query would find itself) or the pairs the encoder trained on."""
 
     bank: Any
     queries: Any
     queries_from: str
+    withheld: dict[str, str] = field(default_factory=dict)
 
     def available(self) -> set[str]:
-        """What the protocols can use: "label" when both sides are labelled, "pairs" for STS."""
+        """What the protocols can use: "label" when both sides are labelled, "pairs" for STS,
+        "queries_docs" for retrieval, "captions" for image-text pairs; less `withheld`."""
         have = set()
         if self.bank.labels is not None and self.queries.labels is not None:
             have.add("label")
@@ -40,18 +45,49 @@ class EvalData:
             have.add("queries_docs")
         if getattr(self.queries, "captions", None) is not None:
             have.add("captions")
-        return have
+        return have - set(self.withheld)
+
+    def skipped(self, names: tuple[str, ...]) -> str | None:
+        """A line naming the protocols of `names` that `withheld` rules out, and why."""
+        out = [n for n in names if PROTOCOLS[n].needs & self.withheld.keys()]
+        if not out:
+            return None
+        needs = sorted({k for n in out for k in PROTOCOLS[n].needs & self.withheld.keys()})
+        return f"{', '.join(out)} not run: " + "; ".join(self.withheld[k] for k in needs)
 
 
-def evaluation_data(splits: Any, source: str) -> EvalData:
-    """Bank = train split, queries = test split; without a test split (unlabelled data), the
-    train split serves as both and only label-free protocols apply."""
+def evaluation_data(splits: Any, source: str, *, own: bool = True) -> EvalData:
+    """Bank = train split, queries = test split.
+
+    Without a test split, data the run did not train on (`own=False`: `eval.data`, `selfsup
+    evaluate --data`) is split as training splits it (`carve_evaluation_split`). The train split
+    then serves as bank and queries only for protocols that compare queries with each other or
+    with annotations (geometry, STS, retrieval): labels and captions are withheld, with the
+    reason, because each query would find itself in the bank, or its own training pair.
+    """
+    if splits.test is None and not own:
+        splits = carve_evaluation_split(splits)
     if splits.test is not None:
         how = getattr(splits, "test_from", None) or "its test split"
         return EvalData(splits.train, splits.test, f"{source}: {how}")
-    return EvalData(
-        splits.train, splits.train, f"{source}: the training samples (no held-out split)"
-    )
+    train = splits.train
+    if len(train) < MIN_SAMPLES:
+        why = (
+            f"{source} holds {len(train)} samples, too few to hold out queries (at least "
+            f"{MIN_SAMPLES}): give a source with a test split or more samples"
+        )
+    else:
+        why = (
+            f"{source} is the run's training data and the run recorded no held-out split "
+            f"({HELDOUT_FILE}): evaluate on other data with --data SOURCE"
+        )
+    withheld = {}
+    if train.labels is not None:
+        withheld["label"] = f"with no held-out queries each query would find itself ({why})"
+    if own and getattr(train, "captions", None) is not None:
+        withheld["captions"] = f"the only pairs are the ones the encoder trained on ({why})"
+    where = "the training samples (no held-out split)" if own else "all its samples (no test split)"
+    return EvalData(train, train, f"{source}: {where}", withheld)
 
 
 def encoder_features(
@@ -119,19 +155,25 @@ def evaluate_with_baselines(
     device: torch.device | str = "cpu",
     augment: Any = None,
     learned: dict[str, float] | None = None,
+    who: str = "the learned encoder",
 ) -> dict[str, Any]:
     """eval.json: one row of figures per encoder (learned, before training, raw input) and the
-    line saying where the queries came from. Protocols whose needs the data lacks are skipped.
-    `learned`: the learned encoder's row when the caller has measured it already."""
+    line saying where the queries came from. Protocols whose needs the data lacks are skipped
+    (those it has but may not use are named in "skipped", with the reason). `learned`: the
+    learned encoder's row when the caller has measured it already; `who` names that encoder in
+    errors (the run and the step)."""
+    skipped = data.skipped(tuple(names))
     names = usable(names, data.available())
     results: dict[str, Any] = {"queries": data.queries_from}
+    if skipped:
+        results["skipped"] = skipped
     if _supervised(cfg.method.name):
         results["note"] = (
             f"supervised: the learned encoder was trained with the labels ({cfg.method.name})"
         )
     if learned is None:
         learned = run_protocols(
-            encoder_features(encoder, modality, data, names, cfg, device, augment), names
+            encoder_features(encoder, modality, data, names, cfg, device, augment), names, who
         )
     results["selfsup"] = learned
     if not cfg.eval.baselines:
@@ -148,7 +190,9 @@ def evaluate_with_baselines(
         # (e.g. finetune_scratch_top1): the baseline rows skip them.
         frozen = tuple(n for n in names if not PROTOCOLS[n].uses_encoder)
         results[modality.initial_row] = run_protocols(
-            encoder_features(initial, modality, data, frozen, cfg, device, augment), frozen
+            encoder_features(initial, modality, data, frozen, cfg, device, augment),
+            frozen,
+            f"the {modality.initial_row!r} baseline ({modality.row_titles[modality.initial_row]})",
         )
     raw_names = tuple(n for n in names if n != "geometry" and not PROTOCOLS[n].uses_encoder)
     if raw_names:
@@ -164,14 +208,19 @@ def evaluate_with_baselines(
             knn_k=cfg.eval.knn_k,
             knn_t=cfg.eval.knn_t,
         )
-        results[modality.raw_row] = run_protocols(raw, raw_names)
+        results[modality.raw_row] = run_protocols(
+            raw,
+            raw_names,
+            f"the {modality.raw_row!r} baseline ({modality.row_titles[modality.raw_row]})",
+        )
     return results
 
 
 def _supervised(name: str) -> bool:
-    """Whether the method called `name` trains with labels (its `inputs` name "label")."""
+    """Whether the method called `name` trains with human labels (`Method.uses_labels`: SupCon's
+    classes, supervised SimCSE's NLI labels)."""
     try:
-        return "label" in get_method(name).inputs
+        return get_method(name).uses_labels
     except SelfsupError:
         return False
 
@@ -183,6 +232,7 @@ def online_evaluation(
     cfg: Config,
     device: torch.device | str,
     augment: Any = None,
+    who: str = "the learned encoder",
 ) -> dict[str, float]:
     """The periodic check during training: the modality's online protocols (kNN and the
     collapse figures for images, STS for text) on clean features of the held-out queries."""
@@ -190,7 +240,7 @@ def online_evaluation(
     if not names:
         return {}
     features = encoder_features(encoder, modality, data, names, cfg, device, augment)
-    return run_protocols(features, names)
+    return run_protocols(features, names, who)
 
 
 def final_and_online(
@@ -201,6 +251,7 @@ def final_and_online(
     names: tuple[str, ...],
     device: torch.device | str,
     augment: Any = None,
+    who: str = "the learned encoder",
 ) -> tuple[dict[str, float], dict[str, float]]:
     """The learned encoder's figures for the final protocols `names` and for the modality's
     online ones (the training curve's last point), from one pass over the held-out data: the
@@ -211,7 +262,7 @@ def final_and_online(
     if not both:
         return {}, {}
     features = encoder_features(encoder, modality, data, both, cfg, device, augment)
-    figures = {name: run_protocols(features, (name,)) for name in both}
+    figures = {name: run_protocols(features, (name,), who) for name in both}
     return (
         {k: v for name in final for k, v in figures[name].items()},
         {k: v for name in online for k, v in figures[name].items()},
@@ -219,27 +270,29 @@ def final_and_online(
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """A plain-text table: one row per encoder, one column per figure, then the queries' source."""
+    """A plain-text table: one row per encoder, one column per figure, then the queries' source.
+    Every figure follows `selfsup.units`: percentages (their column says "(%)") or plain
+    numbers."""
+    from selfsup.units import column, format_figure
+
     rows = {name: row for name, row in results.items() if isinstance(row, dict)}
     keys = list(dict.fromkeys(k for row in rows.values() for k in row))
     if not keys:
-        return "no evaluation figures"
-    widths = [max(len(k), 9) + 2 for k in keys]
+        said = [f"{k}: {results[k]}" for k in ("queries", "skipped", "note") if k in results]
+        return "\n".join(["no evaluation figures", *said])
+    widths = [max(len(column(k)), 9) + 2 for k in keys]
     first = max(len(name) for name in rows) + 2
-    lines = ["".ljust(first) + "".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
+    head = "".ljust(first) + "".join(column(k).rjust(w) for k, w in zip(keys, widths, strict=True))
+    lines = [head]
     for name, row in rows.items():
-        cells = []
-        for k, w in zip(keys, widths, strict=True):
-            v = row.get(k)
-            if v is None:
-                cells.append("-".rjust(w))
-            elif k.endswith("top1"):
-                cells.append(f"{100 * v:.2f} %".rjust(w))
-            else:
-                cells.append(f"{v:.4g}".rjust(w))
+        cells = [format_figure(k, row.get(k)).rjust(w) for k, w in zip(keys, widths, strict=True)]
         lines.append(name.ljust(first) + "".join(cells))
     if "queries" in results:
         lines.append(f"queries: {results['queries']}")
+    if "skipped" in results:
+        lines.append(f"skipped: {results['skipped']}")
     if "note" in results:
         lines.append(f"note: {results['note']}")
+    if "caveat" in results:
+        lines.append(f"caveat: {results['caveat']}")
     return "\n".join(lines)

@@ -9,21 +9,21 @@ import torch.nn.functional as F
 
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features
+from selfsup.evaluate.ties import label_hits
 
 
 def zeroshot_accuracy(
     images: torch.Tensor, class_weights: torch.Tensor, labels: torch.Tensor, top: int = 1
 ) -> float:
     """Fraction of images (N, D) whose true label is among the `top` classes (K, D) of highest
-    cosine similarity."""
+    cosine similarity, ties counted against it (`label_hits`)."""
     if images.shape[1] != class_weights.shape[1]:
         raise SelfsupError(
             f"image embeddings are {images.shape[1]}-d but class embeddings "
             f"{class_weights.shape[1]}-d"
         )
     scores = F.normalize(images.float(), dim=1) @ F.normalize(class_weights.float(), dim=1).T
-    best = scores.topk(min(top, scores.shape[1]), dim=1).indices.cpu()
-    return float((best == labels.view(-1, 1).cpu()).any(dim=1).float().mean())
+    return float(label_hits(scores, labels, k=top).float().mean())
 
 
 def zeroshot_protocol(features: Features) -> dict[str, float]:

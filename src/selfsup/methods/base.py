@@ -15,6 +15,7 @@ teacher, queue, prototypes, memory bank), and says:
 - `after_step(progress)`: EMA, queues, schedules, with training progress in [0, 1] counted
   after the step just taken (1.0 arrives on the last step).
 - `find_unused_parameters`: set when some parameters get no gradient on some steps (DDP).
+- `exported()`: the encoder that is saved and evaluated (`self.encoder`; DINO: its teacher).
 
 State kept in modules or registered buffers is saved in checkpoints and restored on resume.
 `forward` calls `loss`, so DDP wraps a method like any module. `watch(z)` hands the loop the
@@ -68,7 +69,14 @@ class Method(nn.Module):
     # simclr, byol, dino, swav, mae, none, ...); the image modality picks the family's recipe
     # for the images' size and channels. None: the method makes no image views (text, series).
     augment_family: ClassVar[str | None] = None
+    # Set by a method that never applies the modality's augmentation (MLM masks tokens itself,
+    # CPC predicts the series' future): what makes its training signal instead, printed at
+    # start-up in place of the augmentation line, so that the line says what the run does;
+    # "{cfg.NAME}" fields are filled from the method's config.
+    views_note: ClassVar[str | None] = None
     find_unused_parameters: ClassVar[bool] = False
+    # Which network `exported()` returns, as encoder.json records it ("exported").
+    exported_as: ClassVar[str] = "online encoder (the network the optimizer trains)"
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
     # entry here names another preset (e.g. "imagenet") by the parameters it changes.
     # `--set method.preset=imagenet` starts from it; parameters the user sets still win.
@@ -161,6 +169,13 @@ class Method(nn.Module):
         fields only); the run writes each to `figures/` and the report shows them. Default:
         none. An autoencoder returns its reconstructions beside the inputs."""
         return {}
+
+    def exported(self) -> nn.Module:
+        """The encoder that is saved, evaluated (during training too) and handed to users: the
+        network the optimizer trains. MoCo v1/v2, MoCo v3 and BYOL keep this default, as their
+        papers evaluate the query / online encoder; DINO returns its teacher (momentum) backbone,
+        which its paper's kNN and linear evaluations use."""
+        return self.encoder
 
     def watch(self, z: torch.Tensor) -> None:
         """Keep (detached) the embedding the collapse monitor reads at the next log step."""

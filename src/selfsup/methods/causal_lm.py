@@ -70,6 +70,7 @@ class CausalLM(Method):
     """Causal encoder f, head g tied to f's embeddings; CE(g(f(x)_t), x_{t+1})."""
 
     name = "causal_lm"
+    views_note = "none; the method predicts each next token from the tokens before it"
     Config = CausalLMConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 2.5e-4, "weight_decay": 0.01}
     optimiser_reference = "GPT's, Adam 2.5e-4, wd 0.01 (at batch 64, not scaled with batch)"

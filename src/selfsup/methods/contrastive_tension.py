@@ -48,6 +48,10 @@ class ContrastiveTension(Method):
     loss contrastive_tension(f'(x), f(x))."""
 
     name = "contrastive_tension"
+    views_note = (
+        "none; two copies of the model encode the same sentence (a positive) or two "
+        "different ones (negatives)"
+    )
     Config = ContrastiveTensionConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 1e-5, "weight_decay": 0.01}
     optimiser_reference = (

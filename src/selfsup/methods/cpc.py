@@ -47,6 +47,10 @@ class CPC(Method):
     """Series encoder (convolutions + GRU), one linear predictor per step k; InfoNCE per k."""
 
     name = "cpc"
+    views_note = (
+        "none; the method predicts the series' future latent steps from its past (the "
+        "series itself is the input)"
+    )
     Config = CPCConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 8e-4, "weight_decay": 0.0}
     optimiser_reference = "the paper's (Adam 2e-4 at batch 64: 8 GPUs of 8)"

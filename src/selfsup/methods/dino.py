@@ -136,6 +136,9 @@ class DINO(Method):
         # ViT-S/16 on ImageNet, 100 epochs (the paper's main setting; 10 local crops)
         "imagenet": {"out_dim": 65536, "local_crops": 10, "teacher_temperature_warmup": 0.3}
     }
+    # The paper's kNN and linear evaluations read the teacher (eval_knn.py, eval_linear.py:
+    # --checkpoint_key teacher): the teacher backbone is what is exported and evaluated.
+    exported_as = "teacher (momentum) backbone"
 
     def __init__(self, spec: Any, cfg: DINOConfig, augment: Any):
         super().__init__(spec, cfg, augment)
@@ -194,6 +197,9 @@ class DINO(Method):
         last = list(self.head.last_layer.parameters())
         rest = [*self.encoder.parameters(), *self.head.mlp.parameters()]
         return [{"params": rest}, {"params": last, "frozen_until": self.cfg.freeze_last_layer}]
+
+    def exported(self) -> nn.Module:
+        return self.teacher_encoder
 
     def after_step(self, progress: float) -> None:
         self.progress.fill_(progress)

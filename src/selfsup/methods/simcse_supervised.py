@@ -51,6 +51,9 @@ class SupervisedSimCSE(Method):
     g(f(n)))."""
 
     name = "simcse_sup"
+    views_note = (
+        "none; the pairs' positives (and hard negatives) are the second view, dropout is on"
+    )
     Config = SupervisedSimCSEConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",

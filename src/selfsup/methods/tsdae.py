@@ -115,6 +115,10 @@ class TSDAE(Method):
     its tokens deleted: loss token_cross_entropy(g(f(x~), x_<t), x_t)."""
 
     name = "tsdae"
+    views_note = (
+        "none of the data's; the method deletes {cfg.deletion:.0%} of each sentence's "
+        "tokens (method.deletion) and decodes the whole sentence back"
+    )
     Config = TSDAEConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",

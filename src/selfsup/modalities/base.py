@@ -64,6 +64,17 @@ class Modality:
         modality's caption and class-prompt embeddings), into `Features.extra`; none here."""
         return {}
 
+    def startup_notes(self, cfg: Config, encoder: Any, train: Any, eval_data: Any) -> list[str]:
+        """Lines printed when training starts about what the model and the data will do (the
+        text modality: where max_length came from, how many sentences it cuts, an evaluation
+        that cannot measure quality); none by default."""
+        return []
+
+    def evaluation_caveat(self, eval_data: Any) -> str | None:
+        """What the final figures cannot tell on this evaluation data (a text run with no scored
+        pairs: nothing measured quality), written into eval.json as "caveat"; None here."""
+        return None
+
     def sample_text(self, data: Any, index: int) -> str:
         """A short text naming a sample (search results, the report)."""
         return f"{data.name}[{index}]"

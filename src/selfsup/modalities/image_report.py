@@ -111,9 +111,9 @@ def _neighbours_html(
                 same = b_labels[top[i]] == q_labels[i]
                 hits[space] += int(same.sum())
                 borders = [SAME if s else OTHER for s in same]
-            strip = _strip([b_images[j] for j in top[i]], borders)
+            strip = image_strip([b_images[j] for j in top[i]], borders)
             cells += f'<td><img class="px" alt="{space} neighbours" src="{strip}"></td>'
-        query = _strip([q_images[i]], [NEUTRAL])
+        query = image_strip([q_images[i]], [NEUTRAL])
         caption = f"<br>{esc(name)}" if name else ""
         rows += f'<tr><td><img class="px" alt="query" src="{query}">{caption}</td>{cells}</tr>'
     k = spaces["learned"].shape[1]
@@ -155,7 +155,7 @@ def _tile(image: torch.Tensor, border: tuple[int, int, int]) -> np.ndarray:
     return tile
 
 
-def _strip(images: list[torch.Tensor], borders: list[tuple[int, int, int]]) -> str:
+def image_strip(images: list[torch.Tensor], borders: list[tuple[int, int, int]]) -> str:
     """Tiles side by side with white gaps, as a PNG data URI."""
     from PIL import Image
 

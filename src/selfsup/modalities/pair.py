@@ -95,9 +95,9 @@ class PairModality(Modality):
         self, encoder: Any, data: Any, cfg: Config, device: torch.device | str
     ) -> dict[str, Any]:
         """Text embeddings the cross-modal protocols need: the queries' captions
-        ("caption_features", row i pairs with query image i) and, with class names, one
-        zero-shot classifier row per class ("class_features": the normalised mean of the
-        class's prompt embeddings)."""
+        ("caption_features", row i pairs with query image i; "captions", their texts, since
+        equal texts are matches) and, with class names, one zero-shot classifier row per class
+        ("class_features": the normalised mean of the class's prompt embeddings)."""
         from selfsup.evaluate.features import encode_rows
 
         if not hasattr(encoder, "encode_text"):
@@ -105,7 +105,8 @@ class PairModality(Modality):
         queries = data.queries
         rows = encoder.tokenize_all(queries.captions)
         extra: dict[str, Any] = {
-            "caption_features": encode_rows(encoder, rows, lambda b: b, device=device)
+            "caption_features": encode_rows(encoder, rows, lambda b: b, device=device),
+            "captions": list(queries.captions),  # equal texts are matches (template captions)
         }
         if queries.classes is not None:
             templates = zeroshot_templates(cfg, queries)
@@ -114,6 +115,17 @@ class PairModality(Modality):
 
     def sample_text(self, data: Any, index: int) -> str:
         return data.captions[index]
+
+    def report_sections(
+        self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
+    ) -> list[tuple[str, str, str]]:
+        from selfsup.modalities.image_report import neighbours_section
+        from selfsup.modalities.pair_report import retrieval_section
+
+        return [
+            ("retrieval", "Retrieval examples", retrieval_section(encoder, queries, device)),
+            ("neighbours", "Nearest images", neighbours_section(encoder, bank, queries, device)),
+        ]
 
 
 def zeroshot_templates(cfg: Config, data: Any) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
-"""The text modality's report section: a few held-out sentences and their nearest sentences in
-the learned space beside TF-IDF's, so that a user sees what the encoder finds similar."""
+"""The text modality's report section: a few query sentences and their nearest sentences by
+the learned encoder, by the model as loaded (before this run's training) and by TF-IDF, so that
+a user sees what training changed and what a bag of words already finds."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ BANK_LIMIT = 2_000  # sentences searched (seeded subsample; TF-IDF rows are dens
 
 
 def neighbours_section(modality: Any, encoder: Any, bank: Any, queries: Any, device: str) -> str:
-    """A table: query sentence, its top neighbours by the learned encoder and by TF-IDF."""
+    """A table: query sentence, its top neighbours by the learned encoder, by the model as
+    loaded (when its folder is still there) and by TF-IDF."""
     rng = np.random.default_rng(0)
     b_idx = subsample(len(bank), BANK_LIMIT, rng)
     chosen = pick_queries(None, len(queries), rng)
     bank_part = bank.subset(_index(b_idx))
     query_part = queries.subset(_index(chosen))
 
-    def embed(part: Any) -> np.ndarray:
-        rows = modality.tensors(part, encoder)
-        return encode_rows(encoder, rows, modality.encoder_input, device=device).numpy()
+    def embed(part: Any, model: Any = encoder) -> np.ndarray:
+        rows = modality.tensors(part, model)
+        return encode_rows(model, rows, modality.encoder_input, device=device).numpy()
 
     same = bank is queries
     bank_text = np.array(list(bank_part.sentences))  # a streamed file's lines, read once
@@ -33,10 +35,11 @@ def neighbours_section(modality: Any, encoder: Any, bank: Any, queries: Any, dev
         else [np.flatnonzero(bank_text == s) for s in query_part.sentences]
     )
     tf_bank, tf_queries = modality.raw_features(bank_part, query_part)
-    spaces = {
-        "learned": top_k(embed(query_part), embed(bank_part), exclude),
-        "TF-IDF": top_k(tf_queries.numpy(), tf_bank.numpy(), exclude),
-    }
+    spaces = {"learned": top_k(embed(query_part), embed(bank_part), exclude)}
+    initial, name = _as_loaded(encoder)
+    if initial is not None:
+        spaces[name] = top_k(embed(query_part, initial), embed(bank_part, initial), exclude)
+    spaces["TF-IDF"] = top_k(tf_queries.numpy(), tf_bank.numpy(), exclude)
     rows = ""
     for i, sentence in enumerate(list(query_part.sentences)):
         cells = "".join(
@@ -47,10 +50,29 @@ def neighbours_section(modality: Any, encoder: Any, bank: Any, queries: Any, dev
         )
         rows += f"<tr><td>{esc(sentence)}</td>{cells}</tr>"
     head = "<tr><th>query</th>" + "".join(f"<th>{esc(s)}: top 5</th>" for s in spaces) + "</tr>"
+    which = "Training sentences (the data has no held-out split)" if same else "Held-out sentences"
+    missing = "" if initial is not None else f" The model as loaded is not shown: {name}."
     return (
-        f"<p class='sub'>Held-out sentences searched among {len(b_idx)} bank sentences "
-        f"(the same sentence is left out).</p><table>{head}{rows}</table>"
+        f"<p class='sub'>{which} searched among {len(b_idx)} bank sentences (the same sentence "
+        f"is left out).{esc(missing)}</p><table>{head}{rows}</table>"
     )
+
+
+def _as_loaded(encoder: Any) -> tuple[Any, str]:
+    """(the model as this run loaded it, before training; its column name), or (None, why)
+    when its folder is gone."""
+    import torch
+
+    from selfsup.errors import SelfsupError
+    from selfsup.models import build_encoder
+
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = build_encoder(encoder.spec)
+    except (SelfsupError, OSError) as err:
+        return None, str(err)
+    return model, "as loaded" if encoder.spec.pretrained else "as loaded (random init)"
 
 
 def _index(positions: np.ndarray) -> Any:

@@ -19,6 +19,11 @@ from selfsup.errors import SelfsupError
 
 POOLINGS = ("cls", "mean", "first-last-avg")
 ASSETS = "text_encoder"
+# The most tokens a sentence keeps when the folder names no limit of its own (a tokenizer with
+# no model_max_length and no max_position_embeddings): BERT's.
+MAX_LENGTH_CAP = 512
+# sentence-transformers' Pooling config keys -> the pooling of selfsup that computes the same
+ST_POOLINGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean"}
 # Files one of which a tokenizer needs: transformers 5 otherwise builds, without a word, a
 # tokenizer that knows only the special tokens.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model")
@@ -49,6 +54,9 @@ class TextEncoderSpec:
     pooling: str = "mean"  # cls | mean | first-last-avg (SimCSE's and BERT-whitening's)
     max_length: int = 32  # tokens per sentence, [CLS] and [SEP] included
     causal: bool = False  # each token attends only to itself and earlier ones (causal_lm)
+    # the folder's embeddings are unit vectors (a sentence-transformers Normalize module):
+    # `selfsup.embed` normalises by default then; the encoder's forward stays unnormalised
+    normalize: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -64,6 +72,92 @@ class TextEncoderSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TextEncoderSpec:
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    """How a model folder says its sentences are embedded, as sentence-transformers reads it
+    (`modules.json`, `1_Pooling/config.json`, `sentence_bert_config.json`), and where each
+    setting came from: what a run uses for every `model.*` key the user leaves unset."""
+
+    pooling: str | None  # None: the folder names none (a plain transformers folder)
+    normalize: bool  # a Normalize module follows the pooling
+    max_length: int  # tokens per sentence
+    max_length_from: str  # where max_length came from, for the start-up line
+    sentence_tuned: bool  # a sentence-transformers folder: already trained for sentences
+
+
+def _json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def folder_settings(folder: str | Path) -> FolderSettings:
+    """The pooling, normalisation and length limit a model folder states. A sentence-transformers
+    folder gives them in its module configs; otherwise the limit is sentence-transformers' rule,
+    min(max_position_embeddings, the tokenizer's model_max_length), at most MAX_LENGTH_CAP. A
+    selfsup run (or export) gives the values its encoder was trained with."""
+    import warnings
+
+    root = Path(folder).expanduser()
+    if (root / "encoder.json").is_file() and (root / ASSETS).is_dir():
+        spec = _json(root / "encoder.json").get("spec", {})
+        if isinstance(spec.get("text"), dict):  # a clip run: its text tower
+            spec = spec["text"]
+        return FolderSettings(
+            spec.get("pooling"),
+            bool(spec.get("normalize", False)),
+            int(spec.get("max_length") or 32),
+            f"the run's encoder.json ({root})",
+            False,
+        )
+    modules = root / "modules.json"
+    entries = []
+    if modules.is_file():
+        try:
+            import json
+
+            entries = [m for m in json.loads(modules.read_text()) if isinstance(m, dict)]
+        except (OSError, ValueError):
+            entries = []
+    kinds = {str(m.get("type", "")).rsplit(".", 1)[-1]: m for m in entries}
+    pooling = None
+    if "Pooling" in kinds:
+        config = _json(root / str(kinds["Pooling"].get("path", "")) / "config.json")
+        modes = [key for key, on in config.items() if key.startswith("pooling_mode_") and on]
+        if len(modes) == 1 and modes[0] in ST_POOLINGS:
+            pooling = ST_POOLINGS[modes[0]]
+        elif modes:
+            raise SelfsupError(
+                f"{root}'s sentence-transformers pooling ({', '.join(modes)}) is not one selfsup "
+                f"computes; set model.pooling to one of {', '.join(POOLINGS)} to choose one"
+            )
+    other = sorted(set(kinds) - {"Transformer", "Pooling", "Normalize"})
+    if other:
+        warnings.warn(
+            f"{modules} lists modules selfsup does not load ({', '.join(other)}): its embeddings "
+            "are the transformer's pooled output, not sentence-transformers' after them",
+            stacklevel=2,
+        )
+    limit, where = None, ""
+    st_config = _json(root / "sentence_bert_config.json")
+    if isinstance(st_config.get("max_seq_length"), int):
+        limit, where = st_config["max_seq_length"], "max_seq_length in sentence_bert_config.json"
+    else:
+        positions = _json(root / "config.json").get("max_position_embeddings")
+        tokenizer = _json(root / "tokenizer_config.json").get("model_max_length")
+        known = [v for v in (positions, tokenizer) if isinstance(v, int) and 0 < v < 10**6]
+        if known:
+            limit = min([*known, MAX_LENGTH_CAP])
+            where = "min(max_position_embeddings, the tokenizer's model_max_length, 512)"
+    if limit is None:
+        limit, where = MAX_LENGTH_CAP, "no limit in the folder: 512"
+    return FolderSettings(pooling, "Normalize" in kinds, int(limit), where, bool(entries))
 
 
 def _load_parts(folder: Path, pretrained: bool, causal: bool = False) -> tuple[nn.Module, Any]:
@@ -183,12 +277,36 @@ class TextEncoder(nn.Module):
     def tokenize_all(
         self, sentences: list[str], batch_size: int = 10_000
     ) -> dict[str, torch.Tensor]:
-        """Token ids and masks of a whole data set, padded to max_length (rows of one width)."""
+        """Token ids and masks of a whole data set, cut to max_length and padded to the longest
+        row (rows of one width; a forward pass drops the all-padding columns anyway)."""
         parts = [
-            self._tokenize(sentences[i : i + batch_size], padding="max_length")
+            self._tokenize(sentences[i : i + batch_size], padding="longest")
             for i in range(0, len(sentences), batch_size)
         ]
+        width = max(p["input_ids"].shape[1] for p in parts)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        for p in parts:
+            extra = width - p["input_ids"].shape[1]
+            if extra:
+                side = (extra, 0) if left else (0, extra)
+                p["input_ids"] = nn.functional.pad(p["input_ids"], side, value=pad)
+                p["attention_mask"] = nn.functional.pad(p["attention_mask"], side)
         return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+    def count_truncated(self, sentences: Any, batch_size: int = 10_000) -> int:
+        """How many of `sentences` have more tokens than max_length (and are cut by
+        `tokenize_all`), special tokens counted."""
+        longer = 0
+        for i in range(0, len(sentences), batch_size):
+            ids = self.tokenizer(
+                list(sentences[i : i + batch_size]),
+                truncation=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            longer += sum(len(row) > self.spec.max_length for row in ids)
+        return longer
 
     def _tokenize(self, sentences: list[str], padding: str) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
@@ -218,4 +336,7 @@ class TextEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         s = self.spec
-        return f"model={s.model}, pooling={s.pooling}, max_length={s.max_length}"
+        return (
+            f"model={s.model}, pooling={s.pooling}, max_length={s.max_length}, "
+            f"normalize={s.normalize}"
+        )
