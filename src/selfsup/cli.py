@@ -203,21 +203,37 @@ def _run_listing(args: argparse.Namespace) -> int:
     if args.command == "methods":
         from selfsup.methods import available_methods, get_method
 
-        for name in available_methods():
-            method = get_method(name)
-            inputs = ", ".join(sorted(method.inputs))
-            modalities = ", ".join(sorted(method.modalities))
-            print(f"{name:20s} {modalities:14s} reads {inputs}")
+        rows = [get_method(name) for name in available_methods()]
+        rows.sort(key=lambda m: (m.family, m.name))
+        print(f"{'method':20s} {'family':32s} {'data':12s} what it learns (paper)")
+        for method in rows:
+            modalities = ",".join(sorted(method.modalities))
+            print(
+                f"{method.name:20s} {method.family:32s} {modalities:12s} "
+                f"{method.summary} ({method.paper})"
+            )
     elif args.command == "backbones":
         from selfsup.models import available_backbones
 
         print("\n".join(available_backbones()))
     else:
         from selfsup.data import describe_sources
+        from selfsup.data.registry import SOURCES
 
+        print(f"{'source':16s} {'modality':9s} what")
         for name, text in describe_sources().items():
-            print(f"{name:16s} {text}")
+            print(f"{name:16s} {SOURCES[name].modality:9s} {text}")
     return 0
+
+
+def _protocols_help() -> str:
+    """Every registered protocol with what it needs and computes, for `evaluate --help`."""
+    from selfsup.evaluate.registry import PROTOCOLS
+
+    return "; ".join(
+        f"{p.name} ({', '.join(sorted(p.needs)) or 'any data'}): {p.summary}"
+        for p in PROTOCOLS.values()
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run")
     e.add_argument(
         "--protocol",
-        help="comma separated: knn, linear, geometry, sts (default: the run's protocols)",
+        help="comma separated (default: the run's protocols): " + _protocols_help(),
     )
     e.add_argument(
         "--data",

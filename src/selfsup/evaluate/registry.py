@@ -63,7 +63,8 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol(
             "retrieval",
             frozenset({"queries_docs"}),
-            "recall@1/5/10 and MRR@10 of (query, document) pairs over all documents",
+            "hit@1/5/10 (success@k), BEIR recall@k and MRR@10 of (query, document) pairs over all "
+            "documents",
             retrieval_protocol,
         ),
         Protocol(
@@ -75,7 +76,7 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol(
             "image_text_retrieval",
             frozenset({"captions"}),
-            "image-to-text and text-to-image recall@1/5/10",
+            "image-to-text and text-to-image R@1/5/10 (ties count against the query)",
             image_text_retrieval_protocol,
         ),
     )

@@ -34,6 +34,9 @@ class Autoencoder(Method):
     """x -> encoder -> pooled feature -> ConvDecoder -> x_hat; loss mean((x_hat - x)^2)."""
 
     name = "autoencoder"
+    family = "reconstruction"
+    paper = "Hinton & Salakhutdinov 2006, autoencoder"
+    summary = "the pooled feature must carry enough to redraw the image"
     Config = AutoencoderConfig
     optimiser_reference = "no small-data setting published: the library's"
     inputs = frozenset({"image"})

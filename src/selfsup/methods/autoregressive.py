@@ -56,6 +56,9 @@ class Autoregressive(Method):
     """Causal ViT over raster-order patches; the token of patch k predicts patch k + 1."""
 
     name = "autoregressive"
+    family = "reconstruction"
+    paper = "El-Nouby et al. 2024, AIM; Chen et al. 2020, iGPT"
+    summary = "a causal ViT predicts each next patch's pixels"
     Config = AutoregressiveConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",

@@ -40,6 +40,9 @@ class BarlowTwins(TwoViewJointMethod):
     """Encoder f, projector g; loss sum (1 - C_ii)^2 + lambd sum_{i!=j} C_ij^2 (global batch)."""
 
     name = "barlow_twins"
+    family = "non-contrastive"
+    paper = "Zbontar et al. 2021, Barlow Twins"
+    summary = "the two views' cross-correlation matrix is pushed to the identity"
     Config = BarlowTwinsConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4}
     optimiser_reference = (

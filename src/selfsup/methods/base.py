@@ -48,6 +48,11 @@ class Method(nn.Module):
     """Base of every self-supervised method; subclasses set the class variables below."""
 
     name: ClassVar[str]
+    # What `selfsup methods` says of it: the family (the README's grouping), the paper (authors,
+    # year, name) and one line of what it learns.
+    family: ClassVar[str]
+    paper: ClassVar[str]
+    summary: ClassVar[str]
     Config: ClassVar[type]
     inputs: ClassVar[frozenset[str]]
     # The modalities whose data it trains on (image, text, series, pair); a run on any other is

@@ -44,6 +44,9 @@ class BlockContrastive(MetricMethod):
     """1 + b views per sample; loss block_contrastive(anchor, positive block, negative block)."""
 
     name = "block_contrastive"
+    family = "metric"
+    paper = "Arora et al. 2019, block contrastive"
+    summary = "an anchor against averaged blocks: its own other views, other samples"
     Config = BlockContrastiveConfig
     optimiser_reference = (
         "no self-supervised setting published: the library's (SimCLR's measured one)"

@@ -45,6 +45,9 @@ class BYOL(Method):
     """Online f, g, q; target f', g' (EMA); loss 2 - 2 cos(q(g(f(v1))), g'(f'(v2))), symmetric."""
 
     name = "byol"
+    family = "non-contrastive"
+    paper = "Grill et al. 2020, BYOL"
+    summary = "an online network predicts a momentum target's projection of another view"
     Config = BYOLConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 1.0, "weight_decay": 1e-5}
     optimiser_reference = (

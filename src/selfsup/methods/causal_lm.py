@@ -70,6 +70,9 @@ class CausalLM(Method):
     """Causal encoder f, head g tied to f's embeddings; CE(g(f(x)_t), x_{t+1})."""
 
     name = "causal_lm"
+    family = "sentences, self-prediction"
+    paper = "Radford et al. 2018, GPT"
+    summary = "predict each next token from the tokens before it"
     views_note = "none; the method predicts each next token from the tokens before it"
     Config = CausalLMConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "adamw", "lr": 2.5e-4, "weight_decay": 0.01}

@@ -48,6 +48,9 @@ class CLIP(Method):
     """Encoder: ClipEncoder (image tower + text tower + projections); loss: clip_loss."""
 
     name = "clip"
+    family = "image-text"
+    paper = "Radford et al. 2021, CLIP"
+    summary = "images and their captions match among a batch's pairs"
     Config = CLIPConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",

@@ -44,6 +44,9 @@ class CMC(Method):
     """One encoder f_v per channel group v, linear heads g_v; InfoNCE between every pair."""
 
     name = "cmc"
+    family = "clustering and distillation"
+    paper = "Tian, Krishnan & Isola 2019, CMC"
+    summary = "channel groups of an image (L and ab) are contrasted, one encoder each"
     Config = CMCConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "sgd",

@@ -68,6 +68,9 @@ class Colorization(Method):
     """Encoder f on L, decoder d; loss ab_regression(d(f(L)), ab / 110) over pixels."""
 
     name = "colorization"
+    family = "pretext"
+    paper = "Zhang, Isola & Efros 2016, colorization"
+    summary = "predict the colour (Lab a, b) from the lightness"
     Config = ColorizationConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",

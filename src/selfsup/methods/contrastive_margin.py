@@ -39,6 +39,9 @@ class ContrastiveMargin(MetricMethod):
     """loss contrastive_margin(g(f(v1)), g(f(v2)), margin) over the (global) batch."""
 
     name = "contrastive_margin"
+    family = "metric"
+    paper = "Hadsell, Chopra & LeCun 2006, DrLIM"
+    summary = "views of a sample pulled together, other samples pushed past a margin"
     Config = ContrastiveMarginConfig
     optimiser_reference = (
         "no self-supervised setting published: the library's (SimCLR's measured one)"

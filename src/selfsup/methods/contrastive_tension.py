@@ -48,6 +48,9 @@ class ContrastiveTension(Method):
     loss contrastive_tension(f'(x), f(x))."""
 
     name = "contrastive_tension"
+    family = "sentences, contrastive"
+    paper = "Carlsson et al. 2021, contrastive tension"
+    summary = "two copies of a model agree on a sentence, disagree on others"
     views_note = (
         "none; two copies of the model encode the same sentence (a positive) or two "
         "different ones (negatives)"

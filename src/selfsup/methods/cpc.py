@@ -47,6 +47,9 @@ class CPC(Method):
     """Series encoder (convolutions + GRU), one linear predictor per step k; InfoNCE per k."""
 
     name = "cpc"
+    family = "series"
+    paper = "van den Oord, Li & Vinyals 2018, CPC"
+    summary = "a context predicts the latents of future steps among negatives"
     views_note = (
         "none; the method predicts the series' future latent steps from its past (the "
         "series itself is the input)"

@@ -42,6 +42,9 @@ class DenoisingAutoencoder(Autoencoder):
     """corrupt(x) -> encoder -> pooled feature -> ConvDecoder -> x_hat; loss mean((x_hat - x)^2)."""
 
     name = "dae"
+    family = "reconstruction"
+    paper = "Vincent et al. 2008, denoising autoencoder"
+    summary = "redraw the clean image from a corrupted one"
     Config = DAEConfig
     optimiser_reference = "no small-data setting published: the library's"
 

@@ -123,6 +123,9 @@ class DINO(Method):
     """Student f, h (DINO head); teacher = EMA of both; loss dino_loss over view pairs."""
 
     name = "dino"
+    family = "clustering and distillation"
+    paper = "Caron et al. 2021, DINO"
+    summary = "a student matches a momentum teacher's centred, sharpened distribution"
     Config = DINOConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-6}
     optimiser_reference = (

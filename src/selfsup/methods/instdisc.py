@@ -68,6 +68,9 @@ class InstDisc(Method):
     """Encoder, linear 128-d embedding, memory bank of every training sample."""
 
     name = "instdisc"
+    family = "contrastive, queue or memory"
+    paper = "Wu et al. 2018, instance discrimination"
+    summary = "every image is its own class, scored by NCE against a memory bank"
     Config = InstDiscConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "sgd",

@@ -72,6 +72,9 @@ class Jigsaw(Method):
     """Encoder f on each tile, head h; loss CE(h([f(t_p(1)), ..., f(t_p(n))]), index of p)."""
 
     name = "jigsaw"
+    family = "pretext"
+    paper = "Noroozi & Favaro 2016, jigsaw puzzles"
+    summary = "recognise which permutation shuffled the tiles"
     Config = JigsawConfig
     optimiser_reference = "ImageNet only (Caffe); no setting we could check: the library's"
     inputs = frozenset({"image"})

@@ -64,6 +64,9 @@ class MAE(Method):
     """Encode the visible patches, decode all positions, regress the masked patches' pixels."""
 
     name = "mae"
+    family = "reconstruction"
+    paper = "He et al. 2022, MAE"
+    summary = "a ViT sees 25 % of the patches and a decoder redraws the rest"
     Config = MAEConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",

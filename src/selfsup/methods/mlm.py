@@ -61,6 +61,9 @@ class MLM(Method):
     """Encoder f (a transformers model), head g tied to f's embeddings; CE(g(f(mask(x))), x)."""
 
     name = "mlm"
+    family = "sentences, self-prediction"
+    paper = "Devlin et al. 2019, BERT"
+    summary = "predict masked tokens from the rest of the sentence"
     views_note = (
         "none of the data's; the method hides {cfg.ratio:.0%} of the tokens (of these, "
         "[MASK] {cfg.mask_prob:.0%}, a random token {cfg.random_prob:.0%}, the rest kept) "

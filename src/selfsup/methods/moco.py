@@ -132,6 +132,9 @@ class MoCo(Method):
     """Query net g(f(.)), key net = EMA copy of it, queue of K normalised keys (MoCo v1/v2)."""
 
     name = "moco"
+    family = "contrastive, queue or memory"
+    paper = "He et al. 2020; Chen et al. 2020, MoCo v1/v2"
+    summary = "queries match momentum-encoder keys against a queue of past keys"
     Config = MoCoConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "sgd",

@@ -52,6 +52,9 @@ class MoCoV3(Method):
     """Backbone + projector + predictor; momentum backbone + projector give the keys."""
 
     name = "mocov3"
+    family = "contrastive, queue or memory"
+    paper = "Chen, Xie & He 2021, MoCo v3"
+    summary = "a predictor on the query network matches momentum keys of the batch, no queue"
     Config = MoCoV3Config
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-6}
     optimiser_reference = (

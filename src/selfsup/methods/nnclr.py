@@ -55,6 +55,9 @@ class NNCLR(Method):
     """Projection g, predictor h, a support-set queue; nearest neighbours as positives."""
 
     name = "nnclr"
+    family = "contrastive, queue or memory"
+    paper = "Dwibedi et al. 2021, NNCLR"
+    summary = "a view's positive is its nearest neighbour in a queue of past embeddings"
     Config = NNCLRConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.4, "weight_decay": 1e-5}
     optimiser_reference = (

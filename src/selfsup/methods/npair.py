@@ -35,6 +35,9 @@ class NPair(MetricMethod):
     """loss npair(g(f(v1)), g(f(v2)), l2_reg), averaged with its mirror when symmetric."""
 
     name = "npair"
+    family = "metric"
+    paper = "Sohn 2016, N-pair loss"
+    summary = "a softmax over one positive and the batch's N-1 negatives, raw embeddings"
     Config = NPairConfig
     optimiser_reference = (
         "no self-supervised setting published: the library's (SimCLR's measured one)"

@@ -63,6 +63,9 @@ class RelativePosition(Method):
     """Encoder f, head h; loss CE(h([f(centre), f(neighbour)]), position of the neighbour)."""
 
     name = "relative_position"
+    family = "pretext"
+    paper = "Doersch, Gupta & Efros 2015, context prediction"
+    summary = "predict where the second patch lies relative to the first"
     Config = RelativePositionConfig
     optimiser_reference = "ImageNet only (Caffe); no setting we could check: the library's"
     inputs = frozenset({"image"})

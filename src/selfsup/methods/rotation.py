@@ -60,6 +60,9 @@ class Rotation(Method):
     """Encoder f, head h; loss CE(h(f(rot_k(x))), k) over k in {0, 1, 2, 3} and the batch."""
 
     name = "rotation"
+    family = "pretext"
+    paper = "Gidaris, Singh & Komodakis 2018, RotNet"
+    summary = "predict which of four rotations was applied"
     Config = RotationConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "sgd",

@@ -32,6 +32,9 @@ class SimCLR(Method):
     """Encoder f, projection head g; loss nt_xent(g(f(v1)), g(f(v2))) over the batch."""
 
     name = "simclr"
+    family = "contrastive"
+    paper = "Chen et al. 2020, SimCLR"
+    summary = "two augmented views of a sample agree against the rest of the batch (NT-Xent)"
     Config = SimCLRConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.4, "weight_decay": 1e-4}
     optimiser_reference = (

@@ -53,6 +53,9 @@ class SimCLRRotation(Method):
     """Encoder f, projection g, rotation head h; NT-Xent + weight * rotation cross-entropy."""
 
     name = "simclr_rotation"
+    family = "pretext"
+    paper = "Chen et al. 2020 with Gidaris et al. 2018"
+    summary = "SimCLR plus a rotation-prediction head"
     Config = SimCLRRotationConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.4, "weight_decay": 1e-4}
     optimiser_reference = "SimCLR's CIFAR setting (solo-learn)"

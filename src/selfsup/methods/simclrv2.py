@@ -53,6 +53,9 @@ class SimCLRv2(Method):
     """Encoder f (backbone + first head layers), rest of the head g; loss nt_xent(g(f(v1)), ...)."""
 
     name = "simclrv2"
+    family = "contrastive"
+    paper = "Chen et al. 2020b, SimCLR v2"
+    summary = "SimCLR with a 3-layer projection head, exported with its first layer"
     Config = SimCLRv2Config
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.4, "weight_decay": 1e-4}
     optimiser_reference = "SimCLR's CIFAR setting (solo-learn; the paper gives ImageNet only)"

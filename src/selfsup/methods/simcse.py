@@ -59,6 +59,9 @@ class SimCSE(Method):
     """Encoder f (a transformers model + pooling), MLP g; loss info_nce(g(f(x)), g(f'(x)))."""
 
     name = "simcse"
+    family = "sentences, contrastive"
+    paper = "Gao, Yao & Chen 2021, unsupervised SimCSE"
+    summary = "a sentence under two dropout masks is a positive pair"
     Config = SimCSEConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",

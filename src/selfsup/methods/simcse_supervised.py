@@ -51,6 +51,9 @@ class SupervisedSimCSE(Method):
     g(f(n)))."""
 
     name = "simcse_sup"
+    family = "sentences, contrastive (trains with labels)"
+    paper = "Gao, Yao & Chen 2021, supervised SimCSE"
+    summary = "NLI entailments are positives, contradictions hard negatives"
     views_note = (
         "none; the pairs' positives (and hard negatives) are the second view, dropout is on"
     )

@@ -45,6 +45,9 @@ class SimSiam(Method):
     """Encoder f, projector g, predictor h; loss -cos(h(z1), sg(z2))/2 - cos(h(z2), sg(z1))/2."""
 
     name = "simsiam"
+    family = "non-contrastive"
+    paper = "Chen & He 2021, SimSiam"
+    summary = "a predictor and a stop-gradient between two views; no negatives, no momentum"
     Config = SimSiamConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "sgd",

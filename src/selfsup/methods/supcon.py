@@ -34,6 +34,9 @@ class SupCon(MetricMethod):
     """loss supcon(concat(g(f(v1)), g(f(v2))), concat(y, y), temperature): supervised."""
 
     name = "supcon"
+    family = "metric (trains with labels)"
+    paper = "Khosla et al. 2020, SupCon"
+    summary = "every view of the same class is a positive: NOT self-supervised"
     Config = SupConConfig
     optimiser: ClassVar[dict[str, Any]] = {
         "name": "sgd",

@@ -72,6 +72,9 @@ class SwAV(Method):
     """Encoder f, projection g, prototypes C; swav_loss(g(f(v)) . C, sinkhorn codes)."""
 
     name = "swav"
+    family = "clustering and distillation"
+    paper = "Caron et al. 2020, SwAV"
+    summary = "each view predicts the other's Sinkhorn cluster codes over learned prototypes"
     Config = SwAVConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.6, "weight_decay": 1e-6}
     optimiser_reference = (

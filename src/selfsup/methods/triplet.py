@@ -42,6 +42,9 @@ class Triplet(MetricMethod):
     """loss triplet(normalize(g(f(v1))), normalize(g(f(v2))), margin, negatives)."""
 
     name = "triplet"
+    family = "metric"
+    paper = "Schroff et al. 2015, FaceNet triplet loss"
+    summary = "an anchor nearer its positive than a semi-hard negative, by a margin"
     Config = TripletConfig
     optimiser_reference = (
         "no self-supervised setting published: the library's (SimCLR's measured one)"

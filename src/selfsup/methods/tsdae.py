@@ -115,6 +115,9 @@ class TSDAE(Method):
     its tokens deleted: loss token_cross_entropy(g(f(x~), x_<t), x_t)."""
 
     name = "tsdae"
+    family = "sentences, self-prediction"
+    paper = "Wang, Reimers & Gurevych 2021, TSDAE"
+    summary = "decode the sentence from the pooled vector of a damaged copy"
     views_note = (
         "none of the data's; the method deletes {cfg.deletion:.0%} of each sentence's "
         "tokens (method.deletion) and decodes the whole sentence back"

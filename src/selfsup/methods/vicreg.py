@@ -41,6 +41,9 @@ class VICReg(TwoViewJointMethod):
     """Encoder f, expander g; loss 25 invariance + 25 variance + 1 covariance (global batch)."""
 
     name = "vicreg"
+    family = "non-contrastive"
+    paper = "Bardes, Ponce & LeCun 2022, VICReg"
+    summary = "invariance between views, variance and decorrelation of each branch"
     Config = VICRegConfig
     optimiser: ClassVar[dict[str, Any]] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4}
     optimiser_reference = (
