@@ -7,6 +7,17 @@ import numpy as np
 from PIL import Image
 
 CLASSES = ("red", "green", "blue", "white")
+# CLIP with the smallest towers (a byte-level text tower from scratch), trained with AdamW.
+TINY_CLIP = {
+    "method.name": "clip",
+    "model.text_tower": "scratch",
+    "model.text_width": 32,
+    "model.text_layers": 2,
+    "model.text_heads": 2,
+    "model.embed_dim": 16,
+    "optim.name": "adamw",
+    "optim.lr": 1e-3,
+}
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "white": (240,) * 3}
 
 

@@ -9,7 +9,7 @@ import method_harness
 import pytest
 import torch
 from method_harness import assert_resume_exact
-from pair_fixtures import write_caption_csv, write_class_folders
+from pair_fixtures import TINY_CLIP, write_caption_csv, write_class_folders
 
 import selfsup
 from selfsup.data import load_data
@@ -18,17 +18,7 @@ from selfsup.models.clip import ClipEncoder, ClipEncoderSpec
 from selfsup.models.encoder import ImageEncoderSpec
 from selfsup.models.text_scratch import EOT, PAD, SOT, ScratchTextEncoder, ScratchTextSpec
 
-SMALL = {
-    "method.name": "clip",
-    "model.text_tower": "scratch",
-    "model.text_width": 32,
-    "model.text_layers": 2,
-    "model.text_heads": 2,
-    "model.embed_dim": 16,
-    "optim.name": "adamw",
-    "optim.lr": 1e-3,
-    "train.batch_size": 16,
-}
+SMALL = TINY_CLIP | {"train.batch_size": 16}
 
 
 def test_byte_tokenizer_by_hand():

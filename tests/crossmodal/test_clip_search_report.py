@@ -5,20 +5,12 @@ import argparse
 import json
 
 import pytest
-from pair_fixtures import write_class_folders
+from pair_fixtures import TINY_CLIP, write_class_folders
 
 import selfsup
 from selfsup.search import add_cli, build_index, load_index
 
-CLIP = {
-    "method.name": "clip",
-    "model.text_tower": "scratch",
-    "model.text_width": 32,
-    "model.text_layers": 2,
-    "model.text_heads": 2,
-    "model.embed_dim": 16,
-    "optim.name": "adamw",
-    "optim.lr": 1e-3,
+CLIP = TINY_CLIP | {
     "train.batch_size": 8,
     "train.epochs": 2,
     "train.progress": False,
