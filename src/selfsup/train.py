@@ -38,8 +38,6 @@ from selfsup.optim import lr_at, scaled_lr, set_lr
 from selfsup.rundir import RunDir
 
 Batch = dict[str, torch.Tensor]
-# Keep the data set on a CUDA device when it is smaller than this (CIFAR-10 is 150 MB as uint8).
-DEVICE_DATA_LIMIT = 4 * 2**30
 
 
 class TrainingInterrupted(Exception):
