@@ -144,6 +144,8 @@ def _text(value: str | bytes) -> str:
 
 
 def _numpy_globals() -> dict[tuple[str, str], Any]:
+    # The CIFAR pickles name numpy.core's reconstruct functions (numpy 2 moved them to _core);
+    # the restricted unpickler must hand back exactly these, and numpy has no public path to them.
     core = np._core if hasattr(np, "_core") else np.core
     allowed: dict[tuple[str, str], Any] = {
         ("numpy", "ndarray"): np.ndarray,

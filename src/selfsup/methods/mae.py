@@ -106,7 +106,9 @@ class MAE(Method):
         vit = self.encoder.backbone.vit
         tokens = vit.patch_embed(x)  # (B, rows, cols, D): timm's dynamic-size layout
         grid = (tokens.shape[1], tokens.shape[2])
-        tokens = vit._pos_embed(tokens)  # [CLS] + position embeddings (resampled to this grid)
+        # [CLS] + position embeddings resampled to this grid: timm has no public call for this
+        # step alone (issue 20, item 1: the ViT encoder is to expose it).
+        tokens = vit._pos_embed(tokens)
         cls, patches = tokens[:, :1], tokens[:, 1:]
         masking = random_masking(x.shape[0], patches.shape[1], self.cfg.mask_ratio, x.device)
         h = torch.cat([cls, gather_positions(patches, masking.keep)], dim=1)

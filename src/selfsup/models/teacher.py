@@ -34,6 +34,8 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
     s_params = [p.detach() for p in student.parameters()]
     if len(t_params) != len(s_params):
         raise ValueError("teacher and student have different parameter lists")
+    # One fused update of every parameter tensor: torch has no public multi-tensor lerp (its
+    # optimizers use this same foreach kernel); a per-tensor loop costs a launch per tensor.
     torch._foreach_lerp_(t_params, s_params, 1.0 - momentum)
     for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
         if t.is_floating_point():
