@@ -35,12 +35,12 @@ def minilm_path() -> str:
 def training_corpus(sts: Path, wordnet: bool, limit: int | None, out: Path) -> Path:
     """One sentence a line: the STS-B train sentences (no scores), then WordNet's, at most
     `limit` in all."""
-    from selfsup.data.options import LoadOptions
+    from selfsup.config import DataConfig
     from selfsup.data.text import load_sts_file, load_wordnet
 
     sentences = list(dict.fromkeys(load_sts_file(sts / "sts-train.csv").sentences))
     if wordnet:
-        sentences += load_wordnet(None, LoadOptions()).train.sentences
+        sentences += load_wordnet(None, DataConfig()).train.sentences
     sentences = list(dict.fromkeys(sentences))
     if limit:
         sentences = sentences[:limit]

@@ -23,7 +23,8 @@ from selfsup.errors import SelfsupError
 
 @dataclass
 class DataConfig:
-    """Where the unlabeled data comes from."""
+    """Where the unlabeled data comes from and how it is read: the one home of the settings
+    every source loader receives (`selfsup.data.load_data`)."""
 
     source: str = "digits"  # NAME or NAME:PATH, see `selfsup datasets`
     image_size: int | None = None  # resize a folder of mixed sizes; None keeps the native size

@@ -461,7 +461,7 @@ def _no_online_reason(modality: Any, data: Any) -> str | None:
     words = {
         "label": "labels",
         "pairs": "sentence pairs with gold scores",
-        "queries_docs": "(query, document) pairs",
+        "retrieval": "(query, document) pairs",
         "captions": "captions",
     }
     return (

@@ -3,13 +3,14 @@ applied, its evaluation data (`eval.data` or its own), and the protocols it eval
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 from selfsup.config import Config, config_from_dict
 from selfsup.data import load_data
 from selfsup.data.heldout import apply_heldout, load_heldout
+from selfsup.data.split import DataSplits
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import parse_protocols
 from selfsup.evaluate.suite import EvalData, evaluation_data
@@ -24,24 +25,16 @@ def run_config(run: str | Path) -> Config:
     return config_from_dict(json.loads(path.read_text())["config"])
 
 
-def load_run_splits(cfg: Config, run: Path | None, *, source: str | None = None) -> Any:
+def load_run_splits(cfg: Config, run: Path | None, *, source: str | None = None) -> DataSplits:
     """The data a run trains and evaluates on, with its recorded held-out split applied (also
     when `source` names the run's own training source again)."""
-    splits = load_data(
-        source or cfg.data.source,
-        download=cfg.data.download,
-        skip_corrupt=cfg.data.skip_corrupt,
-        image_size=cfg.data.image_size,
-        series_lengths=cfg.data.series_lengths,
-        sample_rate=cfg.data.sample_rate,
-        stream_text=cfg.data.stream_text,
-    )
+    splits = load_data(dataclasses.replace(cfg.data, source=source or cfg.data.source))
     own = source is None or source == cfg.data.source
     record = load_heldout(run) if run is not None and own else None
     return apply_heldout(splits, record) if record is not None else splits
 
 
-def run_evaluation_data(cfg: Config, splits: Any) -> EvalData:
+def run_evaluation_data(cfg: Config, splits: DataSplits) -> EvalData:
     """The evaluation data of a run: `eval.data` when set (split 80/20 when it has no test
     split, as training splits its data), else its own (held-out) splits."""
     if cfg.eval.data and cfg.eval.data != cfg.data.source:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from selfsup.data.split import Split
 from selfsup.errors import SelfsupError
 
 INDEX_FILE = "index.faiss"
@@ -51,10 +52,9 @@ def sample_ids(data: Any, split: str) -> list[str]:
     return [f"{split}/{i}" for i in range(len(data))]
 
 
-def sample_texts(data: Any) -> list[str] | None:
+def sample_texts(data: Split) -> list[str] | None:
     """The caption of each sample of image-caption data (shown beside its image), else None."""
-    captions = getattr(data, "captions", None)
-    return [str(c) for c in captions] if captions is not None else None
+    return None if data.captions is None else [str(c) for c in data.captions]
 
 
 def query_series(query: Any, sample_rate: int | None = None) -> np.ndarray:

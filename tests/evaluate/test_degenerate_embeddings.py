@@ -178,7 +178,7 @@ def build_shapes(kind: str, seed: int = 0) -> dict[str, Any]:
                 dict.fromkeys(chance, queries),
             )
         )
-    shapes["queries_docs"] = retrieval
+    shapes["retrieval"] = retrieval
 
     captions = []
     for repeated in (False, True):

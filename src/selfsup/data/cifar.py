@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from selfsup.data.images import DataSplits, ImageData
-from selfsup.data.options import LoadOptions
+from selfsup.config import DataConfig
+from selfsup.data.images import ImageData
+from selfsup.data.split import DataSplits
 from selfsup.errors import SelfsupError
 
 
@@ -52,12 +53,12 @@ CIFAR100 = CifarRelease(
 )
 
 
-def load_cifar10(path: str | None, options: LoadOptions) -> DataSplits:
+def load_cifar10(path: str | None, options: DataConfig) -> DataSplits:
     """CIFAR-10: 50,000 + 10,000 RGB 32x32 images, 10 classes."""
     return _load_cifar(CIFAR10, "cifar10", path, options.download)
 
 
-def load_cifar100(path: str | None, options: LoadOptions) -> DataSplits:
+def load_cifar100(path: str | None, options: DataConfig) -> DataSplits:
     """CIFAR-100: 50,000 + 10,000 RGB 32x32 images, 100 fine classes."""
     return _load_cifar(CIFAR100, "cifar100", path, options.download)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from selfsup.data.images import DataSplits, ImageData, holdout
-from selfsup.data.options import LoadOptions
+from selfsup.config import DataConfig
+from selfsup.data.images import ImageData
+from selfsup.data.split import DataSplits, holdout
 
 
-def load_digits_source(path: str | None, options: LoadOptions) -> DataSplits:
+def load_digits_source(path: str | None, options: DataConfig) -> DataSplits:
     """1,797 grey 8x8 digits (values 0..16 scaled to 0..255), split 80/20 stratified, seed 0."""
     from sklearn.datasets import load_digits
 

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import torch
 
+from selfsup.config import DataConfig
 from selfsup.data.cache import cache_file, fingerprint, load_cached, save_cached
 from selfsup.data.decode import (
     DECODER_VERSION,
@@ -19,9 +20,9 @@ from selfsup.data.decode import (
     CorruptImageError,
     decode_image_file,
 )
-from selfsup.data.images import DataSplits, ImageData
-from selfsup.data.options import LoadOptions
+from selfsup.data.images import ImageData
 from selfsup.data.resize import resize_square
+from selfsup.data.split import DataSplits
 from selfsup.errors import SelfsupError
 
 _TRAIN_FOLDER = "train"
@@ -39,7 +40,7 @@ class _Listing:
     classes: list[str] | None
 
 
-def load_folder(path: str | None, options: LoadOptions) -> DataSplits:
+def load_folder(path: str | None, options: DataConfig) -> DataSplits:
     """Decode every image under DIR into memory (or read them from the cache)."""
     assert path is not None, "the registry requires folder:DIR"
     root = Path(path).expanduser().resolve()
@@ -93,7 +94,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
 
 
 def _cache_key(
-    root: Path, files: list[str], options: LoadOptions, listings: dict[str, _Listing]
+    root: Path, files: list[str], options: DataConfig, listings: dict[str, _Listing]
 ) -> str:
     """The files' fingerprint, plus what else decides the payload: the decoder's version and
     each split's folder and classes (a cache written before a layout or decoder fix is stale)."""
@@ -163,7 +164,7 @@ def _align_test_classes(train: _Listing, test: _Listing) -> None:
     test.classes = train.classes
 
 
-def _decode(listing: _Listing, options: LoadOptions) -> dict[str, Any]:
+def _decode(listing: _Listing, options: DataConfig) -> dict[str, Any]:
     """Decode a split's files into one uint8 (N, C, H, W) tensor; RGB unless all are grey."""
     images: list[torch.Tensor] = []
     labels: list[int] = []

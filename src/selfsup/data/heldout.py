@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from selfsup.data.images import DataSplits, holdout
+from selfsup.data.split import DataSplits, Split, holdout_positions
 from selfsup.errors import SelfsupError
 
 HELDOUT_FILE = "heldout.json"
@@ -31,11 +31,11 @@ SEED = 0
 MIN_SAMPLES = 10  # fewer are not split: 20 % would leave a query or two
 
 
-def scored_against_the_bank(data: Any) -> bool:
+def scored_against_the_bank(data: Split) -> bool:
     """Whether protocols score this data's samples in ways that training on them flatters:
     labels (a query would find itself in the kNN bank) or captions (CLIP learned to match
     exactly these pairs). Unlabelled images, sentences and series are not split."""
-    return data.labels is not None or getattr(data, "captions", None) is not None
+    return bool(data.serves & {"label", "captions"})
 
 
 def needs_heldout(splits: DataSplits) -> bool:
@@ -53,9 +53,7 @@ def carve_heldout(splits: DataSplits) -> tuple[DataSplits, dict[str, Any] | None
     if not needs_heldout(splits):
         return splits, None
     n = len(splits.train)
-    positions = torch.arange(n)
-    tagged = holdout(_Positions(positions, splits.train.labels), fraction=FRACTION, seed=SEED)
-    test_idx = tagged.test.positions
+    _, test_idx = holdout_positions(n, splits.train.labels, fraction=FRACTION, seed=SEED)
     record = {"fraction": FRACTION, "seed": SEED, "count": n, "test": sorted(test_idx.tolist())}
     return apply_heldout(splits, record), record
 
@@ -105,17 +103,3 @@ def save_heldout(run: Path, record: dict[str, Any] | None) -> None:
 def load_heldout(run: Path) -> dict[str, Any] | None:
     path = run / HELDOUT_FILE
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-class _Positions:
-    """Sample positions with labels, so that `holdout` stratifies them like the data itself."""
-
-    def __init__(self, positions: torch.Tensor, labels: torch.Tensor | None):
-        self.positions, self.labels = positions, labels
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def subset(self, index: torch.Tensor) -> _Positions:
-        labels = None if self.labels is None else self.labels[index]
-        return _Positions(self.positions[index], labels)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfsup.data.images import DataSplits, ImageData
-from selfsup.data.options import LoadOptions
+from selfsup.config import DataConfig
+from selfsup.data.images import ImageData
+from selfsup.data.split import DataSplits
 from selfsup.errors import SelfsupError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -54,7 +55,7 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def load_fashion_mnist(path: str | None, options: LoadOptions) -> DataSplits:
+def load_fashion_mnist(path: str | None, options: DataConfig) -> DataSplits:
     """Fashion-MNIST: 60,000 + 10,000 grey 28x28 images, 10 classes; default DIR from Debian."""
     hint = f"; on Debian, `apt-get install dataset-fashion-mnist` puts them in {FASHION_MNIST_DIR}"
     folder = Path(path or FASHION_MNIST_DIR)
@@ -62,7 +63,7 @@ def load_fashion_mnist(path: str | None, options: LoadOptions) -> DataSplits:
     return _load_idx_source(folder, name, classes, "FashionMNIST", options.download, hint)
 
 
-def load_mnist(path: str | None, options: LoadOptions) -> DataSplits:
+def load_mnist(path: str | None, options: DataConfig) -> DataSplits:
     """MNIST handwritten digits from IDX files in DIR (same format as Fashion-MNIST)."""
     assert path is not None, "the registry requires mnist:DIR"
     classes = [str(d) for d in range(10)]

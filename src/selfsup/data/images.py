@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from selfsup.data.split import Split
+
 
 @dataclass
-class ImageData:
+class ImageData(Split):
     """N images as one contiguous uint8 tensor (N, C, H, W); labels for evaluation.
 
     C is 1 (grey) or 3 (RGB), or any number when `channel_groups` names the channels: the
@@ -76,39 +77,3 @@ class ImageData:
             skipped=self.skipped,
             channel_groups=self.channel_groups,
         )
-
-
-@dataclass
-class DataSplits:
-    """A source's train split and its held-out test split (None when the source has none).
-
-    The splits hold `ImageData` or `selfsup.data.text.TextData`; `test_from` says where the
-    test split came from when it is not the source's own (a held-out part of train).
-    """
-
-    train: Any
-    test: Any | None
-    test_from: str | None = None
-
-
-def holdout(data: Any, fraction: float = 0.2, seed: int = 0) -> DataSplits:
-    """Split off a deterministic `fraction` as test, stratified by label when labels allow it."""
-    from sklearn.model_selection import train_test_split
-
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"holdout fraction must lie in (0, 1); got {fraction}")
-    n = len(data)
-    if n < 2:
-        raise ValueError(f"cannot hold out a test split from {n} image(s)")
-    index = torch.arange(n).numpy()
-    labels = None if data.labels is None else data.labels.numpy()
-    try:
-        train_idx, test_idx = train_test_split(
-            index, test_size=fraction, random_state=seed, stratify=labels
-        )
-    except ValueError:  # a class with one member, or fewer test slots than classes
-        train_idx, test_idx = train_test_split(index, test_size=fraction, random_state=seed)
-    return DataSplits(
-        train=data.subset(torch.from_numpy(train_idx)),
-        test=data.subset(torch.from_numpy(test_idx)),
-    )

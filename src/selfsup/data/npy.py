@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfsup.data.images import DataSplits, ImageData
-from selfsup.data.options import LoadOptions
+from selfsup.config import DataConfig
+from selfsup.data.images import ImageData
+from selfsup.data.split import DataSplits
 from selfsup.errors import SelfsupError
 
 ACCEPTED = (
@@ -26,7 +27,7 @@ GROUP_CHANNELS = (1, 2, 3, 4)
 RESERVED = ("labels", "test_labels", "classes")
 
 
-def load_npy(path: str | None, options: LoadOptions) -> DataSplits:
+def load_npy(path: str | None, options: DataConfig) -> DataSplits:
     """Read the arrays, check their shape and dtype, and convert them to uint8 (N, C, H, W)."""
     assert path is not None, "the registry requires npy:PATH"
     file = Path(path).expanduser()

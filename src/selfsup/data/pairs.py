@@ -14,15 +14,15 @@ import csv
 import io
 import random
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from selfsup.config import DataConfig
 from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
-from selfsup.data.images import DataSplits
-from selfsup.data.options import LoadOptions
 from selfsup.data.resize import resize_to
+from selfsup.data.split import DataSplits, Split
 from selfsup.errors import SelfsupError
 
 # The demo's caption templates: training captions use only the first list, the held-out
@@ -46,13 +46,13 @@ EVAL_TEMPLATES = (
 
 
 @dataclass
-class PairData:
+class PairData(Split):
     """N images (uint8 (N, C, H, W)) each with one caption; labels and class names optional
     (zero-shot classification needs them); `templates` are the prompts zero-shot should use
     for this data (None: the evaluation's default prompts)."""
 
     images: torch.Tensor
-    captions: list[str]
+    captions: list[str] = field()  # required: field() keeps Split's None from being a default
     labels: torch.Tensor | None
     classes: list[str] | None
     name: str
@@ -94,7 +94,7 @@ class PairData:
         )
 
 
-def stack_images(files: list[Path], options: LoadOptions) -> tuple[torch.Tensor, list[int]]:
+def stack_images(files: list[Path], options: DataConfig) -> tuple[torch.Tensor, list[int]]:
     """Decode the files into one uint8 (N, C, H, W): RGB if any file is colour, one size; and
     the positions of the files kept. An undecodable file is an error, or with
     `options.skip_corrupt` left out (the caller drops its caption and warns with the count)."""
@@ -126,7 +126,7 @@ def caption_pairs(
     files: list[Path],
     captions: list[str],
     name: str,
-    options: LoadOptions,
+    options: DataConfig,
     left_out: dict[str, list[Path]] | None = None,
 ) -> PairData:
     """The pairs of `files` and `captions` whose image decodes. What was left out, by reason
@@ -161,7 +161,7 @@ def _read(path: Path) -> str:
         raise SelfsupError(f"{path} is not UTF-8 text") from None
 
 
-def load_caption_table(file: Path, options: LoadOptions) -> PairData:
+def load_caption_table(file: Path, options: DataConfig) -> PairData:
     """A CSV (or TSV for .tsv/.tab) of rows (image path, caption); a header row naming
     `path`/`image`/`file` first is skipped; relative paths are relative to the file's folder."""
     delimiter = "\t" if file.suffix.lower() in (".tsv", ".tab") else ","
@@ -185,7 +185,7 @@ def load_caption_table(file: Path, options: LoadOptions) -> PairData:
     return caption_pairs(files, captions, f"captions:{file}", options)
 
 
-def load_caption_folder(root: Path, options: LoadOptions) -> PairData:
+def load_caption_folder(root: Path, options: DataConfig) -> PairData:
     """Every image under `root` that has a sidecar caption file (same stem, `.txt`) holding a
     caption. Images with no caption file or an empty one, and caption files with no image
     beside them, are left out and counted in a warning."""
@@ -217,7 +217,7 @@ def load_caption_folder(root: Path, options: LoadOptions) -> PairData:
     return caption_pairs(files, captions, f"captions:{root}", options, left_out)
 
 
-def load_captions(path: str | None, options: LoadOptions) -> DataSplits:
+def load_captions(path: str | None, options: DataConfig) -> DataSplits:
     """`captions:FILE` (CSV/TSV of path, caption) or `captions:DIR` (sidecar .txt files)."""
     assert path is not None, "the registry requires captions:FILE or captions:DIR"
     root = Path(path).expanduser()
@@ -234,7 +234,7 @@ def template_captions(
     return [rng.choice(templates).format(classes[y].replace("_", " ")) for y in labels]
 
 
-def _class_folder_split(folder: Path, classes: list[str] | None, options: LoadOptions):
+def _class_folder_split(folder: Path, classes: list[str] | None, options: DataConfig):
     found = sorted(p.name for p in folder.iterdir() if p.is_dir())
     classes = classes or found
     files, labels = [], []
@@ -257,7 +257,7 @@ def _class_folder_split(folder: Path, classes: list[str] | None, options: LoadOp
     return images, [labels[i] for i in kept], classes, [str(files[i]) for i in kept]
 
 
-def load_cifar_captions(path: str | None, options: LoadOptions) -> DataSplits:
+def load_cifar_captions(path: str | None, options: DataConfig) -> DataSplits:
     """`cifar-captions:DIR`: DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg (the CIFAR-10
     JPEG layout, or any class folders), captioned from the class names: train captions from
     TRAIN_TEMPLATES, test captions and zero-shot prompts from EVAL_TEMPLATES only."""

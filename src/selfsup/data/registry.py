@@ -10,20 +10,19 @@ import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-import torch
-
+from selfsup.config import DataConfig
 from selfsup.data.cifar import load_cifar10, load_cifar100
 from selfsup.data.digits import load_digits_source
 from selfsup.data.folder import load_folder
 from selfsup.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist
-from selfsup.data.images import DataSplits, ImageData, holdout
+from selfsup.data.images import ImageData
 from selfsup.data.npy import load_npy
-from selfsup.data.options import LoadOptions
-from selfsup.data.pairs import load_captions, load_cifar_captions
+from selfsup.data.pairs import PairData, load_captions, load_cifar_captions
 from selfsup.data.resize import resize_square
-from selfsup.data.series import load_series_npy, load_ucr, load_wav_folder
+from selfsup.data.series import SeriesData, load_series_npy, load_ucr, load_wav_folder
+from selfsup.data.split import DataSplits, Split, holdout
 from selfsup.data.text import (
     load_csv_column,
     load_nli,
@@ -42,7 +41,7 @@ __all__ = ["SOURCES", "Source", "available_sources", "describe_sources", "holdou
 class Source:
     """A loader, whether it takes a PATH, and one line of help (it follows the name)."""
 
-    load: Callable[[str | None, LoadOptions], DataSplits]
+    load: Callable[[str | None, DataConfig], DataSplits]
     path: Literal["none", "optional", "required"]
     help: str
     modality: str = "image"  # what its samples are: see selfsup.modalities
@@ -171,28 +170,16 @@ def describe_sources() -> dict[str, str]:
     return {name: SOURCES[name].help for name in available_sources()}
 
 
-def load_data(
-    spec: str,
-    *,
-    download: bool = False,
-    skip_corrupt: bool = False,
-    image_size: int | None = None,
-    series_lengths: str = "pad",
-    sample_rate: int = 16000,
-    stream_text: str = "auto",
-) -> DataSplits:
-    """Load `NAME` or `NAME:PATH`; with image_size, every split is resized to that square size."""
+def load_data(spec: str | DataConfig, **settings: bool | int | str | None) -> DataSplits:
+    """Load `NAME` or `NAME:PATH` with `settings` (DataConfig's fields and defaults), or the
+    source a DataConfig names with its settings; with image_size, every split is resized to
+    that square size."""
+    if isinstance(spec, str):
+        spec = DataConfig(spec, **settings)  # type: ignore[arg-type]
+    options, spec, image_size = spec, spec.source, spec.image_size
     if image_size is not None and (isinstance(image_size, bool) or image_size < 1):
         raise SelfsupError(f"image size must be a positive number of pixels; got {image_size}")
     name, path = _parse(spec)
-    options = LoadOptions(
-        download=download,
-        skip_corrupt=skip_corrupt,
-        image_size=image_size,
-        series_lengths=series_lengths,
-        sample_rate=sample_rate,
-        stream_text=stream_text,
-    )
     splits = SOURCES[name].load(path, options)
     if image_size is not None and SOURCES[name].modality == "image":
         splits = DataSplits(
@@ -204,26 +191,26 @@ def load_data(
     return splits
 
 
-def check_compatible(train: Any, other: Any, what: str, *, encoder_only: bool = False) -> None:
+def check_compatible(train: Split, other: Split, what: str, *, encoder_only: bool = False) -> None:
     """Raise before any training when `other` (a test split, or the evaluation data) holds
     samples that cannot stand beside `train`'s: series with another channel count (the encoder
     reads one), and, unless `encoder_only` (an image encoder resizes its input), images of
     another size or channel count (the raw-pixel baseline compares them pixel by pixel).
     Series lengths are matched by the series loaders (padded with a mask)."""
-    series = [getattr(d, "series", None) for d in (train, other)]
     if (
-        all(isinstance(x, torch.Tensor) for x in series)
-        and series[0].shape[1] != series[1].shape[1]
+        isinstance(train, SeriesData)
+        and isinstance(other, SeriesData)
+        and train.num_channels != other.num_channels
     ):
         raise SelfsupError(
-            f"{what} holds series of {series[1].shape[1]} channels, the training data "
-            f"{series[0].shape[1]}; a series encoder reads one channel count: give both the "
+            f"{what} holds series of {other.num_channels} channels, the training data "
+            f"{train.num_channels}; a series encoder reads one channel count: give both the "
             "same channels"
         )
-    images = [getattr(d, "images", None) for d in (train, other)]
-    if encoder_only or not all(isinstance(x, torch.Tensor) for x in images):
+    pixels = (ImageData, PairData)
+    if encoder_only or not (isinstance(train, pixels) and isinstance(other, pixels)):
         return
-    a, b = (tuple(x.shape[1:]) for x in images)
+    a, b = tuple(train.images.shape[1:]), tuple(other.images.shape[1:])
     if a != b:
         raise SelfsupError(
             f"{what} holds images of {' x '.join(map(str, b))} (channels x height x width), the "

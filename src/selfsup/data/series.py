@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from selfsup.data.images import DataSplits
-from selfsup.data.options import LoadOptions
+from selfsup.config import DataConfig
+from selfsup.data.split import DataSplits, Split
 from selfsup.errors import SelfsupError
 
 LENGTH_MODES = ("pad", "crop")
@@ -34,7 +34,7 @@ UCR_BUNDLED = (
 
 
 @dataclass
-class SeriesData:
+class SeriesData(Split):
     """N series as float32 (N, C, T); `mask` bool (N, T) marks valid steps (None: all valid)."""
 
     series: torch.Tensor
@@ -176,7 +176,7 @@ def _labels(y: np.ndarray, n: int, what: str) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def load_series_npy(path: str | None, options: LoadOptions) -> DataSplits:
+def load_series_npy(path: str | None, options: DataConfig) -> DataSplits:
     """`series:FILE`: a .npz (series, labels, test_series, test_labels, classes) or a .npy of
     series (+ <stem>_labels.npy); arrays shaped (N, C, T) or (N, T). The explicit prefix is the
     rule that makes a file a series source (`npy:` files are images)."""
@@ -250,7 +250,7 @@ def match_splits(train: SeriesData, test: SeriesData | None, mode: str) -> DataS
     return DataSplits(train=train, test=test)
 
 
-def load_ucr(path: str | None, options: LoadOptions) -> DataSplits:
+def load_ucr(path: str | None, options: DataConfig) -> DataSplits:
     """`ucr:NAME`: a UCR/UEA classification set through aeon, its train/test splits kept.
     The bundled sets (GunPoint, ArrowHead, BasicMotions, ItalyPowerDemand, OSULeaf,
     JapaneseVowels) load offline; others need aeon's download."""
@@ -321,7 +321,7 @@ def read_wav(file: Path) -> tuple[np.ndarray, int]:
     return x.reshape(-1, channels).T.copy(), rate
 
 
-def load_wav_folder(path: str | None, options: LoadOptions) -> DataSplits:
+def load_wav_folder(path: str | None, options: DataConfig) -> DataSplits:
     """`wav:DIR`: WAV files, in class subfolders (labelled) or flat; every file resampled to
     `data.sample_rate` (scipy's polyphase resampling), multi-channel files mixed to mono, and
     lengths padded with a mask or cropped (`data.series_lengths`)."""

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from selfsup.data.images import DataSplits
+from selfsup.config import DataConfig
 from selfsup.data.lines import LineStore, should_stream
-from selfsup.data.options import LoadOptions
+from selfsup.data.split import DataSplits, SentencePairs, Split
 from selfsup.errors import SelfsupError
 
 WORDNET_DIR = "/usr/share/wordnet"
@@ -25,21 +25,7 @@ STS_FILES = {"train": "sts-train.csv", "dev": "sts-dev.csv", "test": "sts-test.c
 
 
 @dataclass
-class SentencePairs:
-    """Pairs of sentences (indices into a TextData's sentences) with gold similarity scores."""
-
-    first: torch.Tensor  # int64 (P,)
-    second: torch.Tensor  # int64 (P,)
-    scores: torch.Tensor  # float32 (P,)
-    genres: list[str] | None = None
-    files: list[str] | None = None  # which file each pair came from (several STS files)
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-
-@dataclass
-class TextData:
+class TextData(Split):
     """N sentences, optional labels for evaluation, optional scored pairs among them.
 
     `sentences` is a list of str, or a `LineStore` (a large `text:` file read on demand): code
@@ -76,22 +62,9 @@ class TextData:
     def subset(self, index: torch.Tensor) -> TextData:
         """The sentences (and labels) at `index`; a pair is kept, re-indexed, when both of its
         sentences are kept."""
-        positions = index.tolist()
-        pairs = None
-        if self.pairs is not None:
-            new = torch.full((len(self.sentences),), -1, dtype=torch.long)
-            new[torch.as_tensor(positions, dtype=torch.long)] = torch.arange(len(positions))
-            first, second = new[self.pairs.first], new[self.pairs.second]
-            keep = (first >= 0) & (second >= 0)
-            if bool(keep.any()):
-                genres, files, kept = self.pairs.genres, self.pairs.files, keep.tolist()
-                pairs = SentencePairs(
-                    first[keep],
-                    second[keep],
-                    self.pairs.scores[keep],
-                    None if genres is None else [g for g, k in zip(genres, kept, strict=True) if k],
-                    None if files is None else [f for f, k in zip(files, kept, strict=True) if k],
-                )
+        positions, total = index.tolist(), len(self.sentences)
+        pairs = None if self.pairs is None else self.pairs.subset(positions, total)
+        retrieval = None if self.retrieval is None else self.retrieval.subset(positions, total)
         if isinstance(self.sentences, LineStore):
             sentences: list[str] | LineStore = self.sentences.subset(index)
         else:
@@ -104,24 +77,9 @@ class TextData:
             pairs=pairs,
             positives=None if self.positives is None else [self.positives[i] for i in positions],
             negatives=None if self.negatives is None else [self.negatives[i] for i in positions],
-            retrieval=_subset_pairs(self.retrieval, positions, len(self.sentences)),
+            retrieval=retrieval,
             note=self.note,
         )
-
-
-def _subset_pairs(
-    pairs: SentencePairs | None, positions: list[int], total: int
-) -> SentencePairs | None:
-    """`pairs` re-indexed to the kept `positions`; a pair survives when both ends are kept."""
-    if pairs is None:
-        return None
-    new = torch.full((total,), -1, dtype=torch.long)
-    new[torch.as_tensor(positions, dtype=torch.long)] = torch.arange(len(positions))
-    first, second = new[pairs.first], new[pairs.second]
-    keep = (first >= 0) & (second >= 0)
-    if not bool(keep.any()):
-        return None
-    return SentencePairs(first[keep], second[keep], pairs.scores[keep])
 
 
 def _read_text(path: Path) -> str:
@@ -138,7 +96,7 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def load_text_file(path: str | None, options: LoadOptions) -> DataSplits:
+def load_text_file(path: str | None, options: DataConfig) -> DataSplits:
     """`text:FILE`: one sentence a line, blank lines skipped; no test split.
 
     A file above `data.stream_text`'s threshold (auto: 256 MB) is streamed instead: see
@@ -188,7 +146,7 @@ def load_text_stream(file: Path) -> DataSplits:
     return DataSplits(train, test, test_from=f"the last {held:,} lines of the file (streamed)")
 
 
-def load_csv_column(path: str | None, options: LoadOptions) -> DataSplits:
+def load_csv_column(path: str | None, options: DataConfig) -> DataSplits:
     """`csv:FILE#COLUMN`: one column of a CSV (,) or TSV (tab, for .tsv/.tab) file.
 
     COLUMN is a header name, or a 0-based index (then every row is data when the first row
@@ -276,7 +234,7 @@ def load_sts_files(paths: list[str]) -> TextData:
     return TextData(list(index), None, None, "sts:" + ",".join(paths), pairs)
 
 
-def load_sts(path: str | None, options: LoadOptions) -> DataSplits:
+def load_sts(path: str | None, options: DataConfig) -> DataSplits:
     """`sts:DIR` (sts-train.csv + sts-test.csv), `sts:FILE` (one file, no test split) or
     `sts:FILE1,FILE2,...` (several files evaluated together and each apart; no test split)."""
     assert path is not None, "the registry requires sts:DIR or sts:FILE"
@@ -312,7 +270,7 @@ def wordnet_sentences(line: str) -> list[str]:
     return found
 
 
-def load_wordnet(path: str | None, options: LoadOptions) -> DataSplits:
+def load_wordnet(path: str | None, options: DataConfig) -> DataSplits:
     """`wordnet[:DIR]`: glosses and example sentences of WordNet's data files, deduplicated."""
     root = Path(path or WORDNET_DIR).expanduser()
     files = [root / name for name in WORDNET_FILES if (root / name).is_file()]
@@ -407,7 +365,7 @@ def _split_spec(path: str, form: str) -> tuple[Path, list[str]]:
     return file, [c.strip() for c in columns.split(",")] if columns else []
 
 
-def load_nli(path: str | None, options: LoadOptions) -> DataSplits:
+def load_nli(path: str | None, options: DataConfig) -> DataSplits:
     """`nli:FILE[#ANCHOR,POSITIVE,NEGATIVE]`: NLI-format triplets for supervised SimCSE.
 
     Each row: a premise (anchor), an entailed hypothesis (positive) and a contradiction (hard
@@ -419,7 +377,7 @@ def load_nli(path: str | None, options: LoadOptions) -> DataSplits:
     return _load_supervised(path, "nli", with_negatives=True)
 
 
-def load_pairs(path: str | None, options: LoadOptions) -> DataSplits:
+def load_pairs(path: str | None, options: DataConfig) -> DataSplits:
     """`pairs:FILE[#ANCHOR,POSITIVE]`: (anchor, positive) pairs without hard negatives
     (paraphrases, question duplicates); header sniffing as for `nli`."""
     assert path is not None, "the registry requires pairs:FILE"
@@ -556,7 +514,7 @@ def _load_supervised(path: str, form: str, with_negatives: bool) -> DataSplits:
     return DataSplits(data, None)
 
 
-def load_retrieval(path: str | None, options: LoadOptions) -> DataSplits:
+def load_retrieval(path: str | None, options: DataConfig) -> DataSplits:
     """`retrieval:FILE[#QUERY,DOCUMENT]`: (query, relevant document) rows for the `retrieval`
     protocol. Each distinct text is stored once; the documents searched are every distinct
     document of the file, so a query may have several relevant ones (several rows)."""

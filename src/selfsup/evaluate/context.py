@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from selfsup.data.split import SentencePairs
 from selfsup.errors import SelfsupError
 
 
@@ -23,7 +24,7 @@ class EncoderInputs:
     bank: dict[str, Tensor]
     queries: dict[str, Tensor]
     to_input: Callable[[dict[str, Tensor]], Any]
-    device: Any = "cpu"
+    device: torch.device | str = "cpu"
     fraction: float = 1.0
     epochs: int = 10
     lr: float = 1e-3
@@ -44,9 +45,9 @@ class Features:
     bank: Tensor | None = None
     bank_labels: Tensor | None = None
     query_labels: Tensor | None = None
-    pairs: Any = None  # selfsup.data.text.SentencePairs over the queries
+    pairs: SentencePairs | None = None  # STS pairs over the queries
     views: tuple[Tensor, Tensor] | None = None  # two augmented views of some queries
-    retrieval: Any = None  # SentencePairs (query, relevant document) over the queries
+    retrieval: SentencePairs | None = None  # (query, relevant document) over the queries
     knn_k: int = 200
     knn_t: float = 0.1
     model: EncoderInputs | None = None  # for protocols that train the encoder (fine-tuning)

@@ -1,8 +1,9 @@
 """Evaluation protocols by name, each saying what it needs from the data.
 
 A protocol is a function `Features -> dict[str, float]` in its own module plus one line below.
-`needs` names what the evaluation data must have: "label" (class labels on bank and queries),
-"pairs" (sentence pairs with gold scores). Adding a protocol: write its function, add a line.
+`needs` names what the evaluation data must serve (`selfsup.data.split.Split.serves`): "label"
+(class labels on bank and queries), "pairs" (sentence pairs with gold scores), "retrieval"
+((query, document) pairs), "captions". Adding a protocol: write its function, add a line.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             "retrieval",
-            frozenset({"queries_docs"}),
+            frozenset({"retrieval"}),
             "hit@1/5/10 (success@k), BEIR recall@k and MRR@10 of (query, document) pairs over all "
             "documents",
             retrieval_protocol,

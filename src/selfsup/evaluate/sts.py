@@ -99,7 +99,7 @@ def sts_protocol(features: Features) -> dict[str, float]:
     first, second = features.queries[pairs.first], features.queries[pairs.second]
     scores = pairs.scores.to(first.device)
     return sts_correlations(
-        first, second, pairs.scores, pairs.genres, getattr(pairs, "files", None)
+        first, second, pairs.scores, pairs.genres, pairs.files
     ) | sts_alignment_uniformity(first, second, scores, features.queries)
 
 

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from selfsup.config import Config
 from selfsup.data.heldout import HELDOUT_FILE, MIN_SAMPLES, carve_evaluation_split
+from selfsup.data.split import DataSplits, Split
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import EncoderInputs, Features
 from selfsup.evaluate.features import encode_rows
@@ -28,23 +30,17 @@ class EvalData:
     protocol may use, with the reason: labels and captions when the queries are the bank (each
     query would find itself) or the pairs the encoder trained on."""
 
-    bank: Any
-    queries: Any
+    bank: Split
+    queries: Split
     queries_from: str
     withheld: dict[str, str] = field(default_factory=dict)
 
     def available(self) -> set[str]:
-        """What the protocols can use: "label" when both sides are labelled, "pairs" for STS,
-        "queries_docs" for retrieval, "captions" for image-text pairs; less `withheld`."""
-        have = set()
-        if self.bank.labels is not None and self.queries.labels is not None:
-            have.add("label")
-        if getattr(self.queries, "pairs", None) is not None:
-            have.add("pairs")
-        if getattr(self.queries, "retrieval", None) is not None:
-            have.add("queries_docs")
-        if getattr(self.queries, "captions", None) is not None:
-            have.add("captions")
+        """What the protocols can use: what the queries serve ("label" only when the bank is
+        labelled too), less `withheld`."""
+        have = set(self.queries.serves)
+        if "label" not in self.bank.serves:
+            have.discard("label")
         return have - set(self.withheld)
 
     def skipped(self, names: tuple[str, ...]) -> str | None:
@@ -56,7 +52,7 @@ class EvalData:
         return f"{', '.join(out)} not run: " + "; ".join(self.withheld[k] for k in needs)
 
 
-def evaluation_data(splits: Any, source: str, *, own: bool = True) -> EvalData:
+def evaluation_data(splits: DataSplits, source: str, *, own: bool = True) -> EvalData:
     """Bank = train split, queries = test split.
 
     Without a test split, data the run did not train on (`own=False`: `eval.data`, `selfsup
@@ -68,7 +64,7 @@ def evaluation_data(splits: Any, source: str, *, own: bool = True) -> EvalData:
     if splits.test is None and not own:
         splits = carve_evaluation_split(splits)
     if splits.test is not None:
-        how = getattr(splits, "test_from", None) or "its test split"
+        how = splits.test_from or "its test split"
         return EvalData(splits.train, splits.test, f"{source}: {how}")
     train = splits.train
     if len(train) < MIN_SAMPLES:
@@ -84,14 +80,14 @@ def evaluation_data(splits: Any, source: str, *, own: bool = True) -> EvalData:
     withheld = {}
     if train.labels is not None:
         withheld["label"] = f"with no held-out queries each query would find itself ({why})"
-    if own and getattr(train, "captions", None) is not None:
+    if own and "captions" in train.serves:
         withheld["captions"] = f"the only pairs are the ones the encoder trained on ({why})"
     where = "the training samples (no held-out split)" if own else "all its samples (no test split)"
     return EvalData(train, train, f"{source}: {where}", withheld)
 
 
 def encoder_features(
-    encoder: Any,
+    encoder: nn.Module,
     modality: Modality,
     data: EvalData,
     names: tuple[str, ...],
@@ -102,7 +98,7 @@ def encoder_features(
     """Clean features of bank (when a protocol needs labels) and queries, and, for geometry
     with an augmentation, two augmented views of up to 5000 queries for alignment."""
 
-    def embed(part: Any, to_input: Any = modality.encoder_input) -> torch.Tensor:
+    def embed(part: Split, to_input: Any = modality.encoder_input) -> torch.Tensor:
         rows = modality.tensors(part, encoder)
         return encode_rows(encoder, rows, to_input, device=device).to(device)
 
@@ -112,8 +108,8 @@ def encoder_features(
         bank=embed(data.bank) if needs_bank else None,
         bank_labels=data.bank.labels,
         query_labels=data.queries.labels,
-        pairs=getattr(data.queries, "pairs", None),
-        retrieval=getattr(data.queries, "retrieval", None),
+        pairs=data.queries.pairs,
+        retrieval=data.queries.retrieval,
         knn_k=cfg.eval.knn_k,
         knn_t=cfg.eval.knn_t,
     )
@@ -147,7 +143,7 @@ def encoder_features(
 
 
 def evaluate_with_baselines(
-    encoder: Any,
+    encoder: nn.Module,
     modality: Modality,
     data: EvalData,
     cfg: Config,
@@ -203,8 +199,8 @@ def evaluate_with_baselines(
             bank=bank,
             bank_labels=data.bank.labels,
             query_labels=data.queries.labels,
-            pairs=getattr(data.queries, "pairs", None),
-            retrieval=getattr(data.queries, "retrieval", None),
+            pairs=data.queries.pairs,
+            retrieval=data.queries.retrieval,
             knn_k=cfg.eval.knn_k,
             knn_t=cfg.eval.knn_t,
         )
@@ -226,7 +222,7 @@ def _supervised(name: str) -> bool:
 
 
 def online_evaluation(
-    encoder: Any,
+    encoder: nn.Module,
     modality: Modality,
     data: EvalData,
     cfg: Config,
@@ -244,7 +240,7 @@ def online_evaluation(
 
 
 def final_and_online(
-    encoder: Any,
+    encoder: nn.Module,
     modality: Modality,
     data: EvalData,
     cfg: Config,

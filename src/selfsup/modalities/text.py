@@ -23,7 +23,7 @@ PAIR_FIELDS = (
 TFIDF_FIT_LINES = 100_000  # TF-IDF baseline on a streamed file: fitted on this many lines
 COUNT_SAMPLE = 10_000  # a streamed file's truncated sentences are counted on a sample this big
 # What the evaluation data must have for a figure to say whether the encoder got better
-QUALITY_NEEDS = frozenset({"pairs", "queries_docs", "label"})
+QUALITY_NEEDS = frozenset({"pairs", "retrieval", "label"})
 NO_QUALITY = (
     "nothing here measures this encoder's quality: the evaluation data ({where}) has no scored "
     "sentence pairs, (query, document) pairs or labels. Alignment and uniformity describe how "
