@@ -22,7 +22,7 @@ import torch
 from selfsup.config import DataConfig
 from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
 from selfsup.data.resize import resize_to
-from selfsup.data.split import DataSplits, Split
+from selfsup.data.split import DataSplits, Split, row_positions
 from selfsup.errors import SelfsupError
 
 # The demo's caption templates: training captions use only the first list, the held-out
@@ -81,7 +81,7 @@ class PairData(Split):
 
     def subset(self, index: torch.Tensor) -> PairData:
         """The pairs (and labels) at `index`."""
-        positions = index.tolist() if index.dtype != torch.bool else index.nonzero()[:, 0].tolist()
+        positions = row_positions(index)
         return PairData(
             images=self.images[index].contiguous(),
             captions=[self.captions[i] for i in positions],

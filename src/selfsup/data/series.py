@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from selfsup.config import DataConfig
-from selfsup.data.split import DataSplits, Split
+from selfsup.data.split import DataSplits, Split, row_positions
 from selfsup.errors import SelfsupError
 
 LENGTH_MODES = ("pad", "crop")
@@ -73,14 +73,9 @@ class SeriesData(Split):
             labels=None if self.labels is None else self.labels[index],
             classes=self.classes,
             name=self.name,
-            files=None if self.files is None else [self.files[i] for i in _positions(index)],
+            files=None if self.files is None else [self.files[i] for i in row_positions(index)],
             skipped=self.skipped,
         )
-
-
-def _positions(index: torch.Tensor) -> list[int]:
-    """Row positions of an index tensor (integer positions or a boolean mask)."""
-    return index.nonzero()[:, 0].tolist() if index.dtype == torch.bool else index.tolist()
 
 
 def stack_series(

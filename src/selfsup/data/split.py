@@ -87,6 +87,11 @@ class DataSplits:
     test_from: str | None = None
 
 
+def row_positions(index: Tensor) -> list[int]:
+    """Row positions of an index tensor (integer positions or a boolean mask)."""
+    return index.nonzero()[:, 0].tolist() if index.dtype == torch.bool else index.tolist()
+
+
 def holdout_positions(
     n: int, labels: Tensor | None, fraction: float = 0.2, seed: int = 0
 ) -> tuple[Tensor, Tensor]:

@@ -16,7 +16,7 @@ import torch
 
 from selfsup.config import DataConfig
 from selfsup.data.lines import LineStore, should_stream
-from selfsup.data.split import DataSplits, SentencePairs, Split
+from selfsup.data.split import DataSplits, SentencePairs, Split, row_positions
 from selfsup.errors import SelfsupError
 
 WORDNET_DIR = "/usr/share/wordnet"
@@ -62,7 +62,7 @@ class TextData(Split):
     def subset(self, index: torch.Tensor) -> TextData:
         """The sentences (and labels) at `index`; a pair is kept, re-indexed, when both of its
         sentences are kept."""
-        positions, total = index.tolist(), len(self.sentences)
+        positions, total = row_positions(index), len(self.sentences)
         pairs = None if self.pairs is None else self.pairs.subset(positions, total)
         retrieval = None if self.retrieval is None else self.retrieval.subset(positions, total)
         if isinstance(self.sentences, LineStore):

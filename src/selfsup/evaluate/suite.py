@@ -43,6 +43,21 @@ class EvalData:
             have.discard("label")
         return have - set(self.withheld)
 
+    def features(self, queries: torch.Tensor, bank: torch.Tensor | None, cfg: Config) -> Features:
+        """One encoder's (or baseline's) features of queries and bank, with the data's labels
+        and pairs and the kNN settings: what the protocols receive."""
+        q = self.queries
+        return Features(
+            queries=queries,
+            bank=bank,
+            bank_labels=self.bank.labels,
+            query_labels=q.labels,
+            pairs=q.pairs,
+            retrieval=q.retrieval,
+            knn_k=cfg.eval.knn_k,
+            knn_t=cfg.eval.knn_t,
+        )
+
     def skipped(self, names: tuple[str, ...]) -> str | None:
         """A line naming the protocols of `names` that `withheld` rules out, and why."""
         out = [n for n in names if PROTOCOLS[n].needs & self.withheld.keys()]
@@ -103,16 +118,8 @@ def encoder_features(
         return encode_rows(encoder, rows, to_input, device=device).to(device)
 
     needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in names)
-    features = Features(
-        queries=embed(data.queries),
-        bank=embed(data.bank) if needs_bank else None,
-        bank_labels=data.bank.labels,
-        query_labels=data.queries.labels,
-        pairs=data.queries.pairs,
-        retrieval=data.queries.retrieval,
-        knn_k=cfg.eval.knn_k,
-        knn_t=cfg.eval.knn_t,
-    )
+    bank = embed(data.bank) if needs_bank else None
+    features = data.features(embed(data.queries), bank, cfg)
     if any(PROTOCOLS[n].uses_encoder for n in names):
         e = cfg.eval
         features.model = EncoderInputs(
@@ -194,18 +201,8 @@ def evaluate_with_baselines(
     if raw_names:
         needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in raw_names)
         bank, queries = modality.raw_features(data.bank, data.queries, with_bank=needs_bank)
-        raw = Features(
-            queries=queries,
-            bank=bank,
-            bank_labels=data.bank.labels,
-            query_labels=data.queries.labels,
-            pairs=data.queries.pairs,
-            retrieval=data.queries.retrieval,
-            knn_k=cfg.eval.knn_k,
-            knn_t=cfg.eval.knn_t,
-        )
         results[modality.raw_row] = run_protocols(
-            raw,
+            data.features(queries, bank, cfg),
             raw_names,
             f"the {modality.raw_row!r} baseline ({modality.row_titles[modality.raw_row]})",
         )
