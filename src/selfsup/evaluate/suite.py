@@ -93,7 +93,7 @@ def evaluation_data(splits: DataSplits, source: str, *, own: bool = True) -> Eva
             f"({HELDOUT_FILE}): evaluate on other data with --data SOURCE"
         )
     withheld = {}
-    if train.labels is not None:
+    if "label" in train.serves:
         withheld["label"] = f"with no held-out queries each query would find itself ({why})"
     if own and "captions" in train.serves:
         withheld["captions"] = f"the only pairs are the ones the encoder trained on ({why})"
@@ -118,8 +118,8 @@ def encoder_features(
         return encode_rows(encoder, rows, to_input, device=device).to(device)
 
     needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in names)
-    bank = embed(data.bank) if needs_bank else None
-    features = data.features(embed(data.queries), bank, cfg)
+    queries = embed(data.queries)  # before the bank, as always
+    features = data.features(queries, embed(data.bank) if needs_bank else None, cfg)
     if any(PROTOCOLS[n].uses_encoder for n in names):
         e = cfg.eval
         features.model = EncoderInputs(
