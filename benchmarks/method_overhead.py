@@ -3,22 +3,25 @@ same views, and where the step's time goes.
 
 Run by hand; prints a table. Each method is built as a run builds it (`run.build_method`: the
 method's published augmentation, its optimiser from `Method.optimiser`) on synthetic uint8
-CIFAR-size images (3 x 32 x 32, 4096 of them: the size only matters to a memory bank). One step
-is what the training loop does: views (augmentation), loss, backward, optimizer step,
-`after_step`. The bare reference is a copy of the method's encoder doing forward + backward on
-exactly the inputs the method's trainable encoder received in that step (recorded by a hook:
-the same number and sizes of crops, multi-crop's small ones included; a method that calls its
-encoder other than through `forward` falls back to its image views). Method and bare steps
-alternate, so that load from other processes hits both; the medians are compared.
+CIFAR-size images (3 x 32 x 32, 50,000 of them as CIFAR-10's training set: the number only
+matters to a memory bank). One step is what the training loop does: views (augmentation), loss,
+backward, optimizer step, `after_step`. The bare reference is a copy of the method's encoder
+doing forward + backward on exactly the inputs the method's trainable encoder received in that
+step (recorded by a hook: the same number and sizes of crops, multi-crop's small ones included;
+a method that calls its encoder other than through `forward` falls back to its image views).
+Method and bare steps alternate, so that load from other processes hits both; the medians are
+compared.
 
 Columns: `step` and `bare` are median seconds per step, `ratio` their quotient; then the
 step's parts (median seconds): `aug` the views, `enc` the trainable encoder's forward, `teach`
 forwards of encoders without gradient (a momentum teacher), `head+loss` the rest of the
 forward, `bwd` the backward, `opt` the optimizer step, `after` `after_step`; `syncs` counts
-the host reads of a device value in one step (`aten::_local_scalar_dense`: `.item()`,
-`float(t)`, `bool(t)`), which on a GPU would each wait for the device. (The augmentation's CPU
-path also gathers random subsets by `nonzero`, which costs nothing on the CPU; off the CPU it
-masks instead: tests/augment run it on the 'meta' device.)
+the host reads of a device value in one step outside the optimizer's step
+(`aten::_local_scalar_dense`: `.item()`, `float(t)`, `bool(t)`), which on a GPU would each
+wait for the device. (The augmentation's CPU path also gathers random subsets by `nonzero`,
+which costs nothing on the CPU; off the CPU it masks instead: tests/augment run it on the
+'meta' device. On the CPU every tensor is a host tensor: a read counted here may be of one that
+a method keeps on the host on purpose, as the metric losses' drawn negatives.)
 
     python benchmarks/method_overhead.py                                # all image methods
     python benchmarks/method_overhead.py --methods instdisc,dino,swav --steps 5 --batch 128
@@ -132,12 +135,19 @@ def batches(fields: dict[str, torch.Tensor], batch: int):
 
 
 def count_syncs(step: Callable[[], Any]) -> int:
-    """Host reads of device values in one call of `step`."""
+    """Host reads of device values in one call of `step`, outside the optimizer's step (torch's
+    optimizers keep their step counters on the host unless `capturable`: not a device read)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-    return sum(e.count for e in prof.key_averages() if e.key in SYNC_OPS)
+    events = prof.events()
+    optimizer = [e.time_range for e in events if e.name.startswith("Optimizer.step")]
+    return sum(
+        1
+        for e in events
+        if e.name in SYNC_OPS and not any(r.start <= e.time_range.start <= r.end for r in optimizer)
+    )
 
 
 def measure(name: str, args: argparse.Namespace, images: torch.Tensor) -> dict[str, Any]:
@@ -222,6 +232,9 @@ def main() -> None:
         action="store_false",
         help="run MAE and the autoregressive ViT on --backbone too (default: vit-mini)",
     )
+    parser.add_argument(
+        "--samples", type=int, default=50000, help="synthetic training set (a memory bank's rows)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
     parser.add_argument("--supervised", action="store_true", help="include SupCon")
     args = parser.parse_args()
@@ -229,7 +242,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     names = args.methods.split(",") if args.methods else image_methods(args.supervised)
     torch.manual_seed(0)
-    images = torch.randint(0, 256, (4096, 3, 32, 32), dtype=torch.uint8)
+    images = torch.randint(0, 256, (args.samples, 3, 32, 32), dtype=torch.uint8)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
         f"{args.steps} timed steps after {args.warmup}, synthetic 32x32 uint8 images"
