@@ -117,7 +117,7 @@ class InstDisc(Method):
     def gather_negatives(self, batch_size: int) -> torch.Tensor:
         """The bank rows of `sample_negatives`, (B, m, D), copied into one buffer kept across
         steps: a fresh (B, m, D) tensor (512 MB at B 256, m 4096) cost more in page faults on
-        the CPU than the encoder's step (docs/benchmarks.md, method overhead)."""
+        the CPU than the small convnet's whole step (docs/benchmarks.md, method overhead)."""
         index = self.sample_negatives(batch_size).reshape(-1)
         shape = (batch_size, self.cfg.nce_negatives, self.bank.shape[1])
         kept = self._negatives
