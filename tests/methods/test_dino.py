@@ -260,3 +260,24 @@ def test_dino_learns_digits(tmp_path):
     )
     print(f"dino digits kNN: learned {learned:.3f} random {random:.3f}")
     assert learned > random + 0.05
+
+
+def host_reads(fn) -> int:
+    """`.item()` / `float(t)` reads in one call of fn (each would wait for a GPU)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(1 for e in prof.events() if e.name == "aten::_local_scalar_dense")
+
+
+def test_step_reads_nothing_back_after_the_first_and_follows_a_loaded_progress():
+    method = small_method()
+    views = [torch.rand(4, 3, 16, 16) for _ in range(2)]
+    method.loss(views, {})
+    method.after_step(0.15)
+    assert host_reads(lambda: method.loss(views, {})) == 0
+    state = small_method().state_dict() | {"progress": torch.tensor(0.3, dtype=torch.float64)}
+    method.load_state_dict(state)
+    _, figures = method.loss(views, {})
+    assert figures["teacher_temperature"].item() == pytest.approx(0.07)

@@ -96,6 +96,7 @@ class InstDisc(Method):
         # Z of the NCE loss; 0 until the first step estimates it.
         self.register_buffer("nce_z", torch.zeros(()))
         self._z_known = False  # read the buffer once per process, not at every step
+        self._negatives: torch.Tensor | None = None  # reused (B, m, D) buffer, see gather_negatives
 
     def bind_data(self, num_samples: int) -> None:
         """Allocate the memory bank: one random unit vector per training sample."""
@@ -112,6 +113,19 @@ class InstDisc(Method):
         return torch.randint(
             len(self.bank), (batch_size, self.cfg.nce_negatives), device=self.bank.device
         )
+
+    def gather_negatives(self, batch_size: int) -> torch.Tensor:
+        """The bank rows of `sample_negatives`, (B, m, D), copied into one buffer kept across
+        steps: a fresh (B, m, D) tensor (512 MB at B 256, m 4096) cost more in page faults on
+        the CPU than the small convnet's whole step (docs/benchmarks.md, method overhead)."""
+        index = self.sample_negatives(batch_size).reshape(-1)
+        shape = (batch_size, self.cfg.nce_negatives, self.bank.shape[1])
+        kept = self._negatives
+        fits = kept is not None and kept.shape == shape and kept.dtype == self.bank.dtype
+        if not fits or kept.device != self.bank.device:
+            self._negatives = self.bank.new_empty(shape)
+        torch.index_select(self.bank, 0, index, out=self._negatives.view(-1, shape[2]))
+        return self._negatives
 
     @torch.no_grad()
     def update_bank(self, index: torch.Tensor, f: torch.Tensor) -> None:
@@ -130,7 +144,7 @@ class InstDisc(Method):
         if self.cfg.loss == "softmax":
             loss = instdisc_softmax(f, self.bank.clone(), index, t)
         else:
-            negatives = self.bank[self.sample_negatives(len(f))]
+            negatives = self.gather_negatives(len(f))
             every_step = self.cfg.z_estimate == "step"
             if every_step or not self._z_known:
                 if every_step or float(self.nce_z) == 0.0:
