@@ -26,7 +26,7 @@ from simcse_sts import STS, minilm_path, training_corpus
 import selfsup
 
 # by name: `selfsup.evaluate` is also the API function
-features_module = importlib.import_module("selfsup.evaluate.features")
+features_module = importlib.import_module("selfsup.embedding")
 suite_module = importlib.import_module("selfsup.evaluate.suite")
 text_report_module = importlib.import_module("selfsup.modalities.text_report")
 run_module = importlib.import_module("selfsup.run")

@@ -66,7 +66,7 @@ def embed(
     `normalize`: rows scaled to unit length; None (the default) does what the encoder's model
     says: a text encoder from a sentence-transformers folder with a Normalize module (or
     trained from one) gives unit vectors, as sentence-transformers' `encode` does."""
-    from selfsup.evaluate.features import encode_rows
+    from selfsup.embedding import encode_rows
 
     device = resolve_device(str(device))
     if isinstance(encoder, (str, Path)):

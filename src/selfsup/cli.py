@@ -142,7 +142,7 @@ def _run_embed(args: argparse.Namespace) -> int:
 
     from selfsup.data.registry import source_modality
     from selfsup.devices import resolve_device
-    from selfsup.evaluate.features import encode_rows
+    from selfsup.embedding import encode_rows
     from selfsup.export import load
     from selfsup.modalities import get_modality
     from selfsup.run_data import load_run_splits, run_config

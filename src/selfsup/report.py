@@ -425,7 +425,7 @@ def _embedding_sections(
     """(map html, the modality's sample sections, why the run has no periodic evaluation if the
     data is the reason), or notes when the encoder or data is missing."""
     from selfsup.data.registry import source_modality
-    from selfsup.evaluate.features import encode_rows
+    from selfsup.embedding import encode_rows
     from selfsup.export import load
     from selfsup.modalities import get_modality
     from selfsup.run_data import load_run_splits, run_config, run_evaluation_data

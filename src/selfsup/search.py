@@ -269,7 +269,7 @@ def build_index(
     `index_ids.json` (ids, labels) into `out` (default: the run directory); return the index path.
     """
     from selfsup.data.registry import source_modality
-    from selfsup.evaluate.features import encode_rows
+    from selfsup.embedding import encode_rows
     from selfsup.export import load
     from selfsup.modalities import get_modality
     from selfsup.run_data import load_run_splits, run_config

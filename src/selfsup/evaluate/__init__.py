@@ -2,7 +2,6 @@
 run-level suite that puts the learned encoder beside its baselines."""
 
 from selfsup.evaluate.context import Features
-from selfsup.evaluate.features import encode_rows, extract_features
 from selfsup.evaluate.geometry import alignment, collapse_stats, effective_rank, uniformity
 from selfsup.evaluate.knn import knn_accuracy, knn_predict
 from selfsup.evaluate.linear import linear_probe
@@ -16,8 +15,6 @@ __all__ = [
     "alignment",
     "collapse_stats",
     "effective_rank",
-    "encode_rows",
-    "extract_features",
     "knn_accuracy",
     "knn_predict",
     "linear_probe",

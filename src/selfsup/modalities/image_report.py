@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selfsup.evaluate.features import encode_rows
+from selfsup.embedding import encode_rows
 from selfsup.evaluate.raw import raw_pixel_features
 from selfsup.report_parts import (
     NUM_QUERIES,

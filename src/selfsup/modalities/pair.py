@@ -98,7 +98,7 @@ class PairModality(Modality):
         ("caption_features", row i pairs with query image i; "captions", their texts, since
         equal texts are matches) and, with class names, one zero-shot classifier row per class
         ("class_features": the normalised mean of the class's prompt embeddings)."""
-        from selfsup.evaluate.features import encode_rows
+        from selfsup.embedding import encode_rows
 
         if not hasattr(encoder, "encode_text"):
             return {}
@@ -148,7 +148,7 @@ def class_embeddings(
 ) -> torch.Tensor:
     """(K, D) zero-shot weights: per class, the normalised mean of its normalised prompt
     embeddings (CLIP's prompt ensembling)."""
-    from selfsup.evaluate.features import encode_rows
+    from selfsup.embedding import encode_rows
 
     prompts = [t.format(c.replace("_", " ")) for c in classes for t in templates]
     rows = encoder.tokenize_all(prompts)

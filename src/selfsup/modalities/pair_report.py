@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selfsup.evaluate.features import encode_rows
+from selfsup.embedding import encode_rows
 from selfsup.modalities.image_report import NEUTRAL, SAME, image_strip
 from selfsup.report_parts import esc, note, pick_queries, subsample
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from selfsup.evaluate.features import encode_rows
+from selfsup.embedding import encode_rows
 from selfsup.report_parts import esc, pick_queries, subsample, top_k
 
 BANK_LIMIT = 2_000  # sentences searched (seeded subsample; TF-IDF rows are dense)

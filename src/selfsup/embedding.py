@@ -1,4 +1,7 @@
-"""Run a frozen encoder over a data split, in batches, and collect its pooled features.
+"""Turn samples into embeddings: run a frozen encoder over rows of model input, in batches.
+
+The one place that embeds (the API, the CLI, search, the report, the modalities and evaluation
+all call `encode_rows`); it knows no modality: the caller says how rows become model input.
 
 Inside a `reuse_features()` block (the end of a run: evaluation, then the report), each model
 input is embedded once per encoder: `encode_rows` keeps the features it computes, keyed by a
@@ -26,51 +29,6 @@ def encoder_device(encoder: nn.Module) -> torch.device:
     if param is None:
         param = next(encoder.buffers(), None)
     return param.device if param is not None else torch.device("cpu")
-
-
-def _to_unit_float(x: Tensor) -> Tensor:
-    return x.float().div_(255.0)
-
-
-def extract_features(
-    encoder: nn.Module,
-    images: Tensor,
-    *,
-    batch_size: int = 512,
-    device: torch.device | str | None = None,
-    transform: Callable[[Tensor], Tensor] | None = None,
-) -> Tensor:
-    """Features (N, D) float32 on CPU of uint8 images (N, C, H, W), computed in eval mode.
-
-    Each batch goes to `device` (default: the encoder's) and becomes float [0, 1] through
-    `transform` if given, else x / 255. Every submodule's train/eval flag is restored afterwards.
-    """
-    if images.ndim < 2 or len(images) == 0:
-        raise SelfsupError(f"no images to embed: got a tensor of shape {tuple(images.shape)}")
-    if transform is None and images.dtype != torch.uint8:
-        raise SelfsupError(
-            f"extract_features expects uint8 images (N, C, H, W), got {images.dtype}; "
-            "pass transform= to convert other inputs"
-        )
-    if batch_size < 1:
-        raise SelfsupError(f"batch_size must be at least 1, got {batch_size}")
-    device = torch.device(device) if device is not None else encoder_device(encoder)
-    transform = transform or _to_unit_float
-    modes = [(module, module.training) for module in encoder.modules()]
-    encoder.eval()
-    chunks = []
-    try:
-        # no_grad, not inference_mode: inference tensors cannot be saved for a later backward,
-        # and callers may go on training the same encoder.
-        with torch.no_grad():
-            for start in range(0, len(images), batch_size):
-                batch = images[start : start + batch_size].to(device, non_blocking=True)
-                feats = encoder(transform(batch))
-                chunks.append(feats.flatten(1).float().cpu())
-    finally:
-        for module, was_training in modes:
-            module.training = was_training
-    return torch.cat(chunks)
 
 
 _MEMOS: list[dict[bytes, dict[bytes, Tensor]]] = []  # the open `reuse_features` blocks
