@@ -5,7 +5,6 @@ from selfsup.evaluate.context import Features
 from selfsup.evaluate.geometry import alignment, collapse_stats, effective_rank, uniformity
 from selfsup.evaluate.knn import knn_accuracy, knn_predict
 from selfsup.evaluate.linear import linear_probe
-from selfsup.evaluate.raw import raw_pixel_features
 from selfsup.evaluate.registry import PROTOCOLS, Protocol, parse_protocols, run_protocols
 
 __all__ = [
@@ -19,7 +18,6 @@ __all__ = [
     "knn_predict",
     "linear_probe",
     "parse_protocols",
-    "raw_pixel_features",
     "run_protocols",
     "uniformity",
 ]

@@ -11,10 +11,10 @@ from selfsup.augment import build_augment
 from selfsup.augment.pipeline import colour_channels
 from selfsup.augment.recipes import choose_recipe
 from selfsup.config import Config
-from selfsup.evaluate.raw import raw_pixel_features
 from selfsup.methods import available_methods, get_method
 from selfsup.modalities.base import Batch, Modality
 from selfsup.modalities.image_report import augmentation_section, neighbours_section
+from selfsup.modalities.raw import raw_pixel_features
 from selfsup.modalities.sections import Section
 from selfsup.models import ImageEncoderSpec
 

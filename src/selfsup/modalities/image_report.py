@@ -10,7 +10,7 @@ import torch
 
 from selfsup.augment.preview import augmented_grid
 from selfsup.embedding import encode_rows
-from selfsup.evaluate.raw import raw_pixel_features
+from selfsup.modalities.raw import raw_pixel_features
 from selfsup.modalities.sections import (
     NUM_QUERIES,
     AugmentedViews,

@@ -60,9 +60,8 @@ class PairRetrieval:
 
 
 # (anchor, title, content); content as text is a note saying why there is nothing to show
-Section = tuple[
-    str, str, ImageNeighbours | AugmentedViews | SentenceNeighbours | PairRetrieval | str
-]
+Content = ImageNeighbours | AugmentedViews | SentenceNeighbours | PairRetrieval | str
+Section = tuple[str, str, Content]
 
 
 def subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,9 +11,9 @@ from selfsup.augment.text import build_token_augment, parse_token_recipe
 from selfsup.config import Config
 from selfsup.data.lines import LineStore, Tokenized
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.sts import tfidf_features
 from selfsup.methods import get_method
 from selfsup.modalities.base import Batch, Modality
+from selfsup.modalities.raw import tfidf_features
 from selfsup.modalities.sections import Section
 from selfsup.modalities.text_report import neighbours_section
 from selfsup.models.text import TextEncoderSpec, folder_settings
