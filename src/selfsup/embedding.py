@@ -13,6 +13,7 @@ so the sentences the evaluation embedded are not embedded again (issue 19, item 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,15 +22,6 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.errors import SelfsupError
-
-
-def encoder_device(encoder: nn.Module) -> torch.device:
-    """The device of the encoder's first parameter (or buffer); CPU if it has neither."""
-    param = next(encoder.parameters(), None)
-    if param is None:
-        param = next(encoder.buffers(), None)
-    return param.device if param is not None else torch.device("cpu")
-
 
 _MEMOS: list[dict[bytes, dict[bytes, Tensor]]] = []  # the open `reuse_features` blocks
 # Rows kept per encoder: bounds the memory (100,000 x 512 floats: 200 MB), far above what the
@@ -59,7 +51,7 @@ def encode_rows(
     """Features (N, D) float32 on CPU of every row of `rows` (field -> (N, ...) tensors).
 
     `to_input` turns a batch of rows into the encoder's input (the modality's `encoder_input`):
-    this is how evaluation embeds images and token ids alike. Eval mode, modes restored after.
+    so images, token ids and series go through one function. Eval mode, modes restored after.
     Token rows go through in order of length (returned in their own order): a batch then holds
     little padding. Inside `reuse_features()`, rows already embedded by the same weights are
     not run again.
@@ -67,7 +59,10 @@ def encode_rows(
     n = len(next(iter(rows.values())))
     if n == 0:
         raise SelfsupError("no samples to embed")
-    device = torch.device(device) if device is not None else encoder_device(encoder)
+    if device is None:  # the encoder's: its first parameter's (or buffer's), else the CPU
+        first = next(itertools.chain(encoder.parameters(), encoder.buffers()), None)
+        device = first.device if first is not None else "cpu"
+    device = torch.device(device)
     modes = [(module, module.training) for module in encoder.modules()]
     encoder.eval()
     memo = _MEMOS[-1].setdefault(_weights_digest(encoder), {}) if _MEMOS else None
