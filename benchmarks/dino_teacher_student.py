@@ -14,8 +14,8 @@ from pathlib import Path
 import selfsup
 from selfsup.checkpoint import load_checkpoint
 from selfsup.data import load_data
+from selfsup.embedding import encode_rows
 from selfsup.evaluate import knn_accuracy
-from selfsup.evaluate.features import encode_rows
 
 SETTINGS = {
     "method.name": "dino",

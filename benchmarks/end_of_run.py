@@ -26,9 +26,10 @@ from simcse_sts import STS, minilm_path, training_corpus
 import selfsup
 
 # by name: `selfsup.evaluate` is also the API function
-features_module = importlib.import_module("selfsup.evaluate.features")
+features_module = importlib.import_module("selfsup.embedding")
 suite_module = importlib.import_module("selfsup.evaluate.suite")
 text_report_module = importlib.import_module("selfsup.modalities.text_report")
+report_module = importlib.import_module("selfsup.report")
 run_module = importlib.import_module("selfsup.run")
 
 
@@ -59,7 +60,7 @@ def main() -> None:
         entry[1] += time.perf_counter() - start
         return out
 
-    for module in (features_module, suite_module, text_report_module):
+    for module in (features_module, suite_module, text_report_module, report_module):
         module.encode_rows = counted
     phases: dict[str, float] = {}
     finish = run_module.finish

@@ -10,10 +10,17 @@ import numpy as np
 import torch
 
 from selfsup.config import Config, apply_overrides
+from selfsup.data.registry import source_modality
 from selfsup.devices import resolve_device
+from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
-from selfsup.export import load
-from selfsup.run_data import run_config
+from selfsup.evaluate.registry import check_needs, parse_protocols
+from selfsup.evaluate.store import evaluation_path, write_evaluation
+from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
+from selfsup.export import SPEC, load
+from selfsup.modalities import get_modality
+from selfsup.run import pretrain as _pretrain
+from selfsup.run_data import load_run_splits, requested_protocols, run_config, run_evaluation_data
 
 
 def make_config(**overrides: Any) -> Config:
@@ -42,8 +49,6 @@ def pretrain(
     On resume, keyword overrides (`train__epochs=8`) are the settings to change, checked
     against the saved run.
     """
-    from selfsup.run import pretrain as _pretrain
-
     cfg = config or Config()
     if overrides:
         cfg = apply_overrides(cfg, _dotted(overrides))
@@ -66,8 +71,6 @@ def embed(
     `normalize`: rows scaled to unit length; None (the default) does what the encoder's model
     says: a text encoder from a sentence-transformers folder with a Normalize module (or
     trained from one) gives unit vectors, as sentence-transformers' `encode` does."""
-    from selfsup.evaluate.features import encode_rows
-
     device = resolve_device(str(device))
     if isinstance(encoder, (str, Path)):
         encoder = load(encoder, device=device)
@@ -107,13 +110,6 @@ def evaluate(
     data) and writes evaluations/<source name>.json, leaving eval.json as it was
     (`selfsup.evaluate.store`).
     """
-    from selfsup.data.registry import source_modality
-    from selfsup.evaluate.registry import check_needs, parse_protocols
-    from selfsup.evaluate.store import evaluation_path, write_evaluation
-    from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
-    from selfsup.modalities import get_modality
-    from selfsup.run_data import load_run_splits, requested_protocols, run_evaluation_data
-
     cfg = run_config(run)
     torch_device = resolve_device(device)
     modality = get_modality(source_modality(cfg.data.source))
@@ -143,8 +139,6 @@ def evaluate(
 
 def _who(run: str | Path) -> str:
     """The exported encoder of `run`, by the step encoder.json records (when it does)."""
-    from selfsup.export import SPEC
-
     try:
         step = json.loads((Path(run) / SPEC).read_text()).get("step")
     except (OSError, ValueError):

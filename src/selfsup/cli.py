@@ -5,12 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
+
+from selfsup import compare, distributed, report, search
+from selfsup.api import evaluate
+from selfsup.config import Config, apply_overrides, load_config_file, parse_scalar
+from selfsup.data import describe_sources
+from selfsup.data.registry import SOURCES, source_modality
+from selfsup.devices import resolve_device
+from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
-
-if TYPE_CHECKING:
-    from selfsup.config import Config
+from selfsup.evaluate.registry import PROTOCOLS
+from selfsup.evaluate.store import evaluation_path
+from selfsup.evaluate.suite import format_table
+from selfsup.export import load
+from selfsup.methods import available_methods, get_method
+from selfsup.modalities import get_modality
+from selfsup.models import available_backbones
+from selfsup.run import pretrain
+from selfsup.run_data import load_run_splits, run_config
 
 # Command-line flags that are shorthands for config keys.
 FLAG_KEYS = {
@@ -97,8 +111,6 @@ def _pretrain_parser(sub) -> None:
 
 def pretrain_config(args: argparse.Namespace) -> tuple[Config, dict]:
     """The run's Config from `selfsup pretrain` arguments, and the dotted keys the user gave."""
-    from selfsup.config import Config, apply_overrides, load_config_file, parse_scalar
-
     overrides = load_config_file(args.config) if args.config else {}
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag, None)
@@ -115,9 +127,6 @@ def pretrain_config(args: argparse.Namespace) -> tuple[Config, dict]:
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from selfsup import distributed
-    from selfsup.run import pretrain
-
     cfg, overrides = pretrain_config(args)
     try:
         pretrain(cfg, args.out, resume=args.resume, overwrite=args.overwrite, overrides=overrides)
@@ -127,10 +136,6 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from selfsup.api import evaluate
-    from selfsup.evaluate.store import evaluation_path
-    from selfsup.evaluate.suite import format_table
-
     results = evaluate(args.run, args.protocol, data=args.data, device=args.device)
     print(format_table(results))
     print(f"written to {evaluation_path(args.run, args.data)}")
@@ -138,15 +143,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from selfsup.data.registry import source_modality
-    from selfsup.devices import resolve_device
-    from selfsup.evaluate.features import encode_rows
-    from selfsup.export import load
-    from selfsup.modalities import get_modality
-    from selfsup.run_data import load_run_splits, run_config
-
     out = Path(args.out)
     if out.suffix not in (".npy", ".npz"):
         raise SelfsupError(f"--out must end in .npy or .npz, got {out}")
@@ -201,8 +197,6 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 def _run_listing(args: argparse.Namespace) -> int:
     if args.command == "methods":
-        from selfsup.methods import available_methods, get_method
-
         rows = [get_method(name) for name in available_methods()]
         rows.sort(key=lambda m: (m.family, m.name))
         print(f"{'method':20s} {'family':32s} {'data':12s} what it learns (paper)")
@@ -213,13 +207,8 @@ def _run_listing(args: argparse.Namespace) -> int:
                 f"{method.summary} ({method.paper})"
             )
     elif args.command == "backbones":
-        from selfsup.models import available_backbones
-
         print("\n".join(available_backbones()))
     else:
-        from selfsup.data import describe_sources
-        from selfsup.data.registry import SOURCES
-
         print(f"{'source':16s} {'modality':9s} what")
         for name, text in describe_sources().items():
             print(f"{name:16s} {SOURCES[name].modality:9s} {text}")
@@ -228,8 +217,6 @@ def _run_listing(args: argparse.Namespace) -> int:
 
 def _protocols_help() -> str:
     """Every registered protocol with what it needs and computes, for `evaluate --help`."""
-    from selfsup.evaluate.registry import PROTOCOLS
-
     return "; ".join(
         f"{p.name} ({', '.join(sorted(p.needs)) or 'any data'}): {p.summary}"
         for p in PROTOCOLS.values()
@@ -262,8 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="file.npy (+ file_labels.npy) or file.npz")
     m.add_argument("--device", default="cpu")
     m.add_argument("--overwrite", action="store_true")
-    from selfsup import compare, report, search
-
     for module in (report, search, compare):
         module.add_cli(sub)
     for name, text in [

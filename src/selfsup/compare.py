@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from selfsup.errors import SelfsupError
+from selfsup.units import column, format_figure
 
 # eval.json baseline rows (images; text) and the headline figures shown for them
 BASELINES = ("random", "raw_pixels", "as_loaded", "untrained", "tfidf")
@@ -59,8 +60,6 @@ def _cell(value: Any) -> str:
 
 def _figure(key: str, value: Any) -> str:
     """A figure under the rule of `selfsup.units` (its column names the unit)."""
-    from selfsup.units import format_figure
-
     return format_figure(key, value)
 
 
@@ -89,8 +88,6 @@ def compare_runs(runs: list[str | Path]) -> str:
     baselines = [
         (b, h) for b in BASELINES for h in HEADLINES if any(h in e.get(b, {}) for _, e in loaded)
     ]
-    from selfsup.units import column
-
     header = ["run", *differing, *map(column, figures), *(f"{b} {column(h)}" for b, h in baselines)]
     rows = []
     for name, (config, evaluation) in zip(_run_names(paths), loaded, strict=True):

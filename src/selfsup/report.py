@@ -21,11 +21,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from selfsup.data.registry import source_modality
+from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.registry import PROTOCOLS, usable
+from selfsup.evaluate.store import other_evaluations
+from selfsup.export import load
+from selfsup.metrics import read_metrics
+from selfsup.modalities import get_modality
+from selfsup.modalities.sections import subsample
 from selfsup.report_parts import esc as _esc
 from selfsup.report_parts import figure_html as _figure_html
 from selfsup.report_parts import note as _note
-from selfsup.report_parts import subsample
+from selfsup.report_parts import section_html
+from selfsup.run_data import load_run_splits, run_config, run_evaluation_data
 from selfsup.units import UNIT_NOTE, column, format_figure, is_percent, shown_value
 
 REPORT_FILE = "report.html"
@@ -105,8 +114,6 @@ def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu"
     config = json.loads(config_path.read_text()).get("config", {})
     environment = _read_json(root / "environment.json")
     evaluation = _read_json(root / "eval.json")
-    from selfsup.metrics import read_metrics
-
     records = read_metrics(root / "metrics.jsonl")
     embedding_map, samples, no_eval = _embedding_sections(root, max_points, device)
     sections = [
@@ -220,7 +227,7 @@ def _number(value: Any) -> bool:
 def _curves_html(records: list[dict[str, Any]], no_eval: str | None = None) -> str:
     """One panel per logged quantity (or family of quantities) against the training step.
     `no_eval`: why the run logged no periodic evaluation, said when it has none."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazily (as below): only a report draws; heavy
 
     panels = []
     for panel in curve_panels(records):
@@ -307,8 +314,6 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
 def _other_evaluations_sections(root: Path, config: dict[str, Any]) -> list[tuple[str, str, str]]:
     """One section per `selfsup evaluate RUN --data SOURCE` (evaluations/*.json), beside the
     run's own evaluation, which those never overwrite."""
-    from selfsup.evaluate.store import other_evaluations
-
     return [
         (f"evaluation-{i}", f"Evaluation on {source}", _evaluation_html(results, config))
         for i, (source, results) in enumerate(other_evaluations(root).items(), 1)
@@ -317,9 +322,6 @@ def _other_evaluations_sections(root: Path, config: dict[str, Any]) -> list[tupl
 
 def _row_titles(config: dict[str, Any]) -> dict[str, str]:
     """What the evaluation table calls each row, as the run's modality names them."""
-    from selfsup.data.registry import source_modality
-    from selfsup.modalities import get_modality
-
     try:
         return get_modality(source_modality(config["data"]["source"])).row_titles
     except (KeyError, TypeError, SelfsupError):
@@ -424,12 +426,6 @@ def _embedding_sections(
 ) -> tuple[str, list[tuple[str, str, str]], str | None]:
     """(map html, the modality's sample sections, why the run has no periodic evaluation if the
     data is the reason), or notes when the encoder or data is missing."""
-    from selfsup.data.registry import source_modality
-    from selfsup.evaluate.features import encode_rows
-    from selfsup.export import load
-    from selfsup.modalities import get_modality
-    from selfsup.run_data import load_run_splits, run_config, run_evaluation_data
-
     try:
         cfg = run_config(root)
         encoder = load(root, device=device)
@@ -446,15 +442,18 @@ def _embedding_sections(
     labels = None if part.labels is None else part.labels.numpy()
     embedding_map = _map_html(feats, labels, queries.classes, data.queries_from)
     augment = modality.augment(cfg, encoder.spec)
-    sections = modality.report_sections(encoder, data.bank, queries, augment, device)
+    sections = [
+        (key, title, section_html(content))
+        for key, title, content in modality.report_sections(
+            encoder, data.bank, queries, augment, device
+        )
+    ]
     return embedding_map, sections, _no_online_reason(modality, data)
 
 
 def _no_online_reason(modality: Any, data: Any) -> str | None:
     """Why the periodic check during training could measure nothing on this evaluation data
     (the text run without scored pairs), or None when it could."""
-    from selfsup.evaluate.registry import PROTOCOLS, usable
-
     if usable(modality.online_protocols, data.available()):
         return None
     wanted = sorted({need for n in modality.online_protocols for need in PROTOCOLS[n].needs})
@@ -477,13 +476,13 @@ def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     x = np.asarray(features, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     try:
-        import umap
+        import umap  # optional, and heavy: imported only when a map is drawn
     except ImportError:
         umap = None
     if umap is not None:
         reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1))
         return reducer.fit_transform(x), "UMAP"
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # lazily (and the next two): only a map needs them
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
@@ -507,7 +506,7 @@ def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
 def _map_html(
     feats: np.ndarray, labels: np.ndarray | None, classes: list[str] | None, name: str
 ) -> str:
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # lazily: only a report draws
     from matplotlib.figure import Figure
 
     if len(feats) < 5:

@@ -26,8 +26,8 @@ from selfsup.config import Config, config_from_dict, resume_config, validate
 from selfsup.data.heldout import carve_heldout, save_heldout
 from selfsup.data.registry import check_compatible, source_modality
 from selfsup.devices import bf16_is_fast, resolve_device
+from selfsup.embedding import reuse_features
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.features import reuse_features
 from selfsup.evaluate.registry import check_needs
 from selfsup.evaluate.suite import (
     EvalData,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from selfsup.api import embed
+from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
+from selfsup.data.lines import LineStore
+from selfsup.data.registry import source_modality
+from selfsup.data.series import read_wav, valid_lengths
 from selfsup.data.split import Split
+from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
+from selfsup.export import load
+from selfsup.modalities import get_modality
+from selfsup.models.encoder import preprocess_images
+from selfsup.run_data import load_run_splits, run_config
 
 INDEX_FILE = "index.faiss"
 IDS_FILE = "index_ids.json"
@@ -30,7 +42,7 @@ TARGET_RECALL = 0.95  # recall@10 against exact search that IVF/HNSW are tuned t
 
 def _faiss():
     try:
-        import faiss
+        import faiss  # lazily: `selfsup --help` and the other commands need no FAISS
     except ImportError:  # pragma: no cover - faiss is a declared dependency
         raise SelfsupError("search needs faiss, which is missing: pip install faiss-cpu") from None
     return faiss
@@ -41,8 +53,6 @@ def _faiss():
 
 def sample_ids(data: Any, split: str) -> list[str]:
     """One id per sample: its file path when the loader kept one, else `split/index`."""
-    from selfsup.data.lines import LineStore
-
     for name in ("files", "paths", "ids", "sentences"):
         values = getattr(data, name, None)
         if isinstance(values, LineStore):  # a streamed file: ids, not a copy of the corpus
@@ -60,8 +70,6 @@ def sample_texts(data: Split) -> list[str] | None:
 def query_series(query: Any, sample_rate: int | None = None) -> np.ndarray:
     """One query series as float32 (1, C, T): a `.npy` file or an array shaped (T,), (C, T) or
     (1, C, T) (NaN at its end is padding, cut), or a `.wav` file resampled to the run's rate."""
-    from selfsup.data.series import read_wav, valid_lengths
-
     if isinstance(query, (str, Path)):
         path = Path(query).expanduser()
         if not path.is_file():
@@ -73,11 +81,9 @@ def query_series(query: Any, sample_rate: int | None = None) -> np.ndarray:
             x, rate = read_wav(path)
             x = x.mean(0, keepdims=True)
             if sample_rate and rate != sample_rate:
-                from math import gcd
+                from scipy.signal import resample_poly  # lazily: scipy only for a .wav query
 
-                from scipy.signal import resample_poly
-
-                g = gcd(rate, sample_rate)
+                g = math.gcd(rate, sample_rate)
                 x = resample_poly(x, sample_rate // g, rate // g, axis=1).astype(np.float32)
             array = x
         elif path.suffix.lower() == ".npy":
@@ -114,9 +120,6 @@ def query_image(query: Any, spec: Any) -> torch.Tensor:
     Decoded and resized exactly as the data loaders do (`decode_image_file`, `resize_square`),
     so a query meets the index on the same footing. Text is refused: these encoders read images.
     """
-    from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
-    from selfsup.models.encoder import preprocess_images
-
     if isinstance(query, (str, Path)):
         path = Path(query).expanduser()
         if path.is_dir():
@@ -268,12 +271,6 @@ def build_index(
     """Embed every sample of the run's data (or `data_spec`) and write `index.faiss` plus
     `index_ids.json` (ids, labels) into `out` (default: the run directory); return the index path.
     """
-    from selfsup.data.registry import source_modality
-    from selfsup.evaluate.features import encode_rows
-    from selfsup.export import load
-    from selfsup.modalities import get_modality
-    from selfsup.run_data import load_run_splits, run_config
-
     folder = Path(out) if out is not None else Path(run)
     index_path, ids_path = folder / INDEX_FILE, folder / IDS_FILE
     if index_path.exists() and not overwrite:
@@ -345,8 +342,6 @@ class SearchIndex:
         uint8 image array or tensor, for an image encoder; either for a clip encoder (a sentence
         finds images by their text embedding); a .npy / .wav file or an array of one series for
         a series encoder."""
-        from selfsup.api import embed
-
         if self.encoder.kind == "clip" and isinstance(query, str) and not Path(query).is_file():
             x: Any = [query]  # text-to-image search in CLIP's shared space
         elif self.encoder.kind == "series":
@@ -383,8 +378,6 @@ def load_index(
     run: str | Path, *, index_dir: str | Path | None = None, device: str = "cpu"
 ) -> SearchIndex:
     """Open the index built by `build_index` (in `index_dir`, default the run directory)."""
-    from selfsup.export import load
-
     folder = Path(index_dir) if index_dir is not None else Path(run)
     index_path, ids_path = folder / INDEX_FILE, folder / IDS_FILE
     if not index_path.is_file() or not ids_path.is_file():
@@ -397,8 +390,6 @@ def load_index(
     encoder = load(run, device=device)
     rate = None
     if encoder.kind == "series":
-        from selfsup.run_data import run_config
-
         rate = run_config(run).data.sample_rate
     return SearchIndex(
         index,
@@ -422,8 +413,6 @@ def search(run: str | Path, query: Any, k: int = 10) -> list[tuple[str, float]]:
 
 
 def _run_index(args: argparse.Namespace) -> int:
-    import time
-
     start = time.perf_counter()
     path = build_index(
         args.run, args.data, kind=args.kind, overwrite=args.overwrite, device=args.device
@@ -447,8 +436,6 @@ def shown(text: str, width: int, *, tail: bool = False) -> str:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    import shutil
-
     if (args.query is None) == (args.query_text is None):
         raise SelfsupError(
             "give one query: selfsup search RUN QUERY (or --query QUERY): an image or series "

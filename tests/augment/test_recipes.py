@@ -161,12 +161,14 @@ def test_pad_crop_is_a_zero_filled_shift_of_at_most_the_pad():
 def test_the_reports_augmentation_section_says_which_recipe_and_why():
     from types import SimpleNamespace
 
+    import numpy as np
     import torch
 
     import selfsup
     from selfsup.modalities import get_modality
     from selfsup.modalities.image_report import augmentation_section
     from selfsup.models import ImageEncoderSpec
+    from selfsup.report_parts import section_html
 
     spec = ImageEncoderSpec("convnet", 3, 32, True, (0.5,) * 3, (0.25,) * 3)
     augment = get_modality("image").augment(selfsup.make_config(**{"method.name": "mae"}), spec)
@@ -176,7 +178,9 @@ def test_the_reports_augmentation_section_says_which_recipe_and_why():
             return len(self.images)
 
     queries = Queries(images=torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8))
-    html = augmentation_section(queries, augment, SimpleNamespace(preprocess=lambda x: x))
+    views = augmentation_section(queries, augment, SimpleNamespace(preprocess=lambda x: x))
+    assert views.grid.dtype == np.uint8 and views.grid.shape[2] == 3  # data, not HTML
+    html = section_html(views)
     assert "training recipe mae (" in html
     assert "chosen as mae&#x27;s published augmentation: the mae family" in html or (
         "chosen as mae's published augmentation: the mae family" in html

@@ -11,11 +11,11 @@ from selfsup.evaluate import (
     PROTOCOLS,
     Features,
     parse_protocols,
-    raw_pixel_features,
     run_protocols,
 )
 from selfsup.evaluate.registry import check_needs, usable
 from selfsup.evaluate.suite import EvalData, evaluate_with_baselines, format_table
+from selfsup.modalities.raw import raw_pixel_features
 
 GEOMETRY_KEYS = {"uniformity", "backbone_std", "backbone_effective_rank"}
 

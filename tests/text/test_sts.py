@@ -8,8 +8,8 @@ from selfsup.evaluate.sts import (
     spearman,
     sts_alignment_uniformity,
     sts_correlations,
-    tfidf_features,
 )
+from selfsup.modalities.raw import tfidf_features
 
 
 def test_spearman_and_pearson_match_scipy_with_ties():

@@ -2,11 +2,9 @@
 run-level suite that puts the learned encoder beside its baselines."""
 
 from selfsup.evaluate.context import Features
-from selfsup.evaluate.features import encode_rows, extract_features
 from selfsup.evaluate.geometry import alignment, collapse_stats, effective_rank, uniformity
 from selfsup.evaluate.knn import knn_accuracy, knn_predict
 from selfsup.evaluate.linear import linear_probe
-from selfsup.evaluate.raw import raw_pixel_features
 from selfsup.evaluate.registry import PROTOCOLS, Protocol, parse_protocols, run_protocols
 
 __all__ = [
@@ -16,13 +14,10 @@ __all__ = [
     "alignment",
     "collapse_stats",
     "effective_rank",
-    "encode_rows",
-    "extract_features",
     "knn_accuracy",
     "knn_predict",
     "linear_probe",
     "parse_protocols",
-    "raw_pixel_features",
     "run_protocols",
     "uniformity",
 ]

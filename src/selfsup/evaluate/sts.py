@@ -1,5 +1,6 @@
 """Semantic textual similarity: how well cosine similarity of sentence embeddings ranks pairs
-the way people scored them (STS Benchmark), and TF-IDF as the baseline to beat.
+the way people scored them (STS Benchmark); TF-IDF, the baseline to beat, is in
+`modalities/raw.py`.
 
 Figures: Spearman (the field's headline, SimCSE's "all" setting: one correlation over every
 pair) and Pearson, overall and per genre; alignment over pairs with gold > 4 and uniformity
@@ -101,26 +102,3 @@ def sts_protocol(features: Features) -> dict[str, float]:
     return sts_correlations(
         first, second, pairs.scores, pairs.genres, pairs.files
     ) | sts_alignment_uniformity(first, second, scores, features.queries)
-
-
-TFIDF_VOCABULARY = 20_000  # most frequent terms kept: dense rows cost 80 kB each
-
-
-def tfidf_features(
-    bank: list[str], queries: list[str], *, with_bank: bool = True
-) -> tuple[Tensor | None, Tensor]:
-    """TF-IDF vectors of bank and queries, fitted on the bank sentences, dense float32.
-
-    The text modality's raw-input baseline: cosine of TF-IDF vectors is what a learned sentence
-    encoder must beat. Rows are dense (the protocols take dense features), so the vocabulary
-    is capped at the 20,000 most frequent terms; the bank's rows are made only when asked
-    (kNN and the probe need them, STS does not).
-    """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer(max_features=TFIDF_VOCABULARY, sublinear_tf=True).fit(bank)
-
-    def dense(sentences: list[str]) -> Tensor:
-        return torch.from_numpy(vectorizer.transform(sentences).astype("float32").toarray())
-
-    return (dense(bank) if with_bank else None), dense(queries)

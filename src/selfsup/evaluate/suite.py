@@ -12,9 +12,9 @@ from torch import nn
 from selfsup.config import Config
 from selfsup.data.heldout import HELDOUT_FILE, MIN_SAMPLES, carve_evaluation_split
 from selfsup.data.split import DataSplits, Split
+from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import EncoderInputs, Features
-from selfsup.evaluate.features import encode_rows
 from selfsup.evaluate.registry import PROTOCOLS, run_protocols, usable
 from selfsup.methods import get_method
 from selfsup.modalities import Modality

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 
 from selfsup.config import Config
+from selfsup.modalities.sections import Section
 
 Batch = dict[str, torch.Tensor]
 
@@ -81,6 +82,7 @@ class Modality:
 
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
-    ) -> list[tuple[str, str, str]]:
-        """(anchor, title, html) sections of the report that show samples; none by default."""
+    ) -> list[Section]:
+        """Sections of the report that show samples, as data (`modalities.sections`); the
+        report renders them. None by default."""
         return []

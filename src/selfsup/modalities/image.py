@@ -11,8 +11,11 @@ from selfsup.augment import build_augment
 from selfsup.augment.pipeline import colour_channels
 from selfsup.augment.recipes import choose_recipe
 from selfsup.config import Config
-from selfsup.evaluate.raw import raw_pixel_features
+from selfsup.methods import available_methods, get_method
 from selfsup.modalities.base import Batch, Modality
+from selfsup.modalities.image_report import augmentation_section, neighbours_section
+from selfsup.modalities.raw import raw_pixel_features
+from selfsup.modalities.sections import Section
 from selfsup.models import ImageEncoderSpec
 
 
@@ -37,8 +40,6 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 def augment_family(method: str) -> str:
     """The augmentation family the method was published with (`Method.augment_family`);
     SimCLR's for a name that is not a registered method (it is reported elsewhere)."""
-    from selfsup.methods import available_methods, get_method
-
     if method not in available_methods():
         return "simclr"
     return get_method(method).augment_family or "simclr"
@@ -122,9 +123,7 @@ class ImageModality(Modality):
 
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
-    ) -> list[tuple[str, str, str]]:
-        from selfsup.modalities.image_report import augmentation_section, neighbours_section
-
+    ) -> list[Section]:
         sections = [
             ("neighbours", "Nearest neighbours", neighbours_section(encoder, bank, queries, device))
         ]

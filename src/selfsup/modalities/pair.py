@@ -13,10 +13,18 @@ from typing import Any, ClassVar
 
 import torch
 
+from selfsup.augment import build_augment
 from selfsup.config import Config
+from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
 from selfsup.modalities.base import Batch, Modality
 from selfsup.modalities.image import ImageModality
+from selfsup.modalities.image_report import neighbours_section
+from selfsup.modalities.pair_report import retrieval_section
+from selfsup.modalities.sections import Section
+from selfsup.modalities.text import TextModality
+from selfsup.models.clip import ClipEncoderSpec
+from selfsup.models.text_scratch import ScratchTextSpec
 
 PAIR_FIELDS = ("image", "input_ids", "attention_mask")
 # Zero-shot prompts when neither the data nor eval.zeroshot_templates names any.
@@ -42,17 +50,12 @@ class PairModality(Modality):
     }
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
-        from selfsup.modalities.text import TextModality
-        from selfsup.models.clip import ClipEncoderSpec
-
         tower = getattr(cfg.model, "text_tower", "transformers")
         if tower not in TEXT_TOWERS:
             raise SelfsupError(
                 f"unknown model.text_tower {tower!r}; choose one of: {', '.join(TEXT_TOWERS)}"
             )
         if tower == "scratch":
-            from selfsup.models.text_scratch import ScratchTextSpec
-
             text = ScratchTextSpec(
                 width=cfg.model.text_width,
                 layers=cfg.model.text_layers,
@@ -71,8 +74,6 @@ class PairModality(Modality):
         return ClipEncoderSpec(ImageModality().encoder_spec(cfg, train), text, cfg.model.embed_dim)
 
     def augment(self, cfg: Config, spec: Any) -> Any:
-        from selfsup.augment import build_augment
-
         h, w = spec.image.height_width
         recipe = cfg.method.augment or "light"  # CLIP: a random square crop is all it uses
         return build_augment(recipe, cfg.method.crop_size or min(h, w), spec.image.in_channels)
@@ -98,8 +99,6 @@ class PairModality(Modality):
         ("caption_features", row i pairs with query image i; "captions", their texts, since
         equal texts are matches) and, with class names, one zero-shot classifier row per class
         ("class_features": the normalised mean of the class's prompt embeddings)."""
-        from selfsup.evaluate.features import encode_rows
-
         if not hasattr(encoder, "encode_text"):
             return {}
         queries = data.queries
@@ -118,10 +117,7 @@ class PairModality(Modality):
 
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
-    ) -> list[tuple[str, str, str]]:
-        from selfsup.modalities.image_report import neighbours_section
-        from selfsup.modalities.pair_report import retrieval_section
-
+    ) -> list[Section]:
         return [
             ("retrieval", "Retrieval examples", retrieval_section(encoder, queries, device)),
             ("neighbours", "Nearest images", neighbours_section(encoder, bank, queries, device)),
@@ -148,8 +144,6 @@ def class_embeddings(
 ) -> torch.Tensor:
     """(K, D) zero-shot weights: per class, the normalised mean of its normalised prompt
     embeddings (CLIP's prompt ensembling)."""
-    from selfsup.evaluate.features import encode_rows
-
     prompts = [t.format(c.replace("_", " ")) for c in classes for t in templates]
     rows = encoder.tokenize_all(prompts)
     z = encode_rows(encoder, rows, lambda b: b, device=device)

@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 
 import torch
 
+from selfsup.augment.series import SeriesAugment
 from selfsup.config import Config
 from selfsup.errors import SelfsupError
 from selfsup.modalities.base import Batch, Modality
+from selfsup.models.series import SERIES_BACKBONES, series_spec
 
 DEFAULT_RECIPE = "series-default"
 
@@ -42,8 +44,6 @@ class SeriesModality(Modality):
     }
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
-        from selfsup.models.series import SERIES_BACKBONES, series_spec
-
         backbone = cfg.model.backbone
         if backbone == "convnet":  # the config's (image) default: choose by the series length
             backbone = None
@@ -55,8 +55,6 @@ class SeriesModality(Modality):
         return series_spec(train.num_channels, train.length, backbone)
 
     def augment(self, cfg: Config, spec: Any) -> Any:
-        from selfsup.augment.series import SeriesAugment
-
         return SeriesAugment(cfg.method.augment or DEFAULT_RECIPE)
 
     def describe_augment(self, augment: Any) -> str:

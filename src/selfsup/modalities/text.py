@@ -7,9 +7,16 @@ from typing import Any, ClassVar
 
 import torch
 
+from selfsup.augment.text import build_token_augment, parse_token_recipe
 from selfsup.config import Config
+from selfsup.data.lines import LineStore, Tokenized
 from selfsup.errors import SelfsupError
+from selfsup.methods import get_method
 from selfsup.modalities.base import Batch, Modality
+from selfsup.modalities.raw import tfidf_features
+from selfsup.modalities.sections import Section
+from selfsup.modalities.text_report import neighbours_section
+from selfsup.models.text import TextEncoderSpec, folder_settings
 
 TEXT_FIELDS = ("input_ids", "attention_mask")
 # Supervised pairs and NLI triplets (nli:, pairs: sources): the anchor is "input_ids", its
@@ -63,8 +70,6 @@ class TextModality(Modality):
     }
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
-        from selfsup.models.text import TextEncoderSpec, folder_settings
-
         if cfg.model.text_tower != "transformers":
             raise SelfsupError(
                 f"model.text_tower={cfg.model.text_tower} is CLIP's text tower for image-text "
@@ -88,8 +93,6 @@ class TextModality(Modality):
     def augment(self, cfg: Config, spec: Any) -> Any:
         """Token augmentations named by `method.augment` (augment/text.py), or None: dropout
         alone (SimCSE's default)."""
-        from selfsup.augment.text import build_token_augment, parse_token_recipe
-
         if not parse_token_recipe(cfg.method.augment or "dropout"):
             return None
         from transformers import AutoTokenizer
@@ -108,8 +111,6 @@ class TextModality(Modality):
         return "augmentation: none on the tokens (the method's dropout makes the views)"
 
     def tensors(self, data: Any, encoder: Any) -> Batch:
-        from selfsup.data.lines import LineStore, Tokenized
-
         if isinstance(data.sentences, LineStore):  # a streamed file: tokenised batch by batch
             return Tokenized(data.sentences, encoder.tokenize_all).fields()  # type: ignore[return-value]
         fields = encoder.tokenize_all(data.sentences)
@@ -126,9 +127,6 @@ class TextModality(Modality):
     def raw_features(
         self, bank: Any, queries: Any, with_bank: bool = True
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        from selfsup.data.lines import LineStore
-        from selfsup.evaluate.sts import tfidf_features
-
         fit_on = bank.sentences
         if isinstance(fit_on, LineStore) and len(fit_on) > TFIDF_FIT_LINES and not with_bank:
             # A streamed corpus: fit the vocabulary and IDF on a seeded sample of its lines.
@@ -140,9 +138,6 @@ class TextModality(Modality):
         """The text model as the run uses it (pooling, max_length and where it came from), how
         many training and evaluation sentences max_length cuts, and, before any training, what
         cannot be measured and what a sentence-tuned model risks."""
-        from selfsup.methods import get_method
-        from selfsup.models.text import folder_settings
-
         spec = encoder.spec
         folder = folder_settings(spec.model)
         source = "model.max_length" if cfg.model.max_length else folder.max_length_from
@@ -176,17 +171,13 @@ class TextModality(Modality):
 
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
-    ) -> list[tuple[str, str, str]]:
-        from selfsup.modalities.text_report import neighbours_section
-
+    ) -> list[Section]:
         section = neighbours_section(self, encoder, bank, queries, device)
         return [("neighbours", "Nearest sentences", section)]
 
 
 def _truncated(encoder: Any, sentences: Any, what: str) -> str:
     """ "N of M training sentences" longer than max_length (a streamed file: in a sample)."""
-    from selfsup.data.lines import LineStore
-
     if isinstance(sentences, LineStore) and len(sentences) > COUNT_SAMPLE:
         gen = torch.Generator().manual_seed(0)
         sample = sentences.take(torch.randperm(len(sentences), generator=gen)[:COUNT_SAMPLE])

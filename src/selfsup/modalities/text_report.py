@@ -1,22 +1,28 @@
-"""The text modality's report section: a few query sentences and their nearest sentences by
-the learned encoder, by the model as loaded (before this run's training) and by TF-IDF, so that
-a user sees what training changed and what a bag of words already finds."""
+"""The text modality's report section, as data: a few query sentences and their nearest
+sentences by the learned encoder, by the model as loaded (before this run's training) and by
+TF-IDF, so that a user sees what training changed and what a bag of words already finds."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import torch
 
-from selfsup.evaluate.features import encode_rows
-from selfsup.report_parts import esc, pick_queries, subsample, top_k
+from selfsup.embedding import encode_rows
+from selfsup.errors import SelfsupError
+from selfsup.modalities.sections import SentenceNeighbours, pick_queries, subsample, top_k
+from selfsup.models import build_encoder
 
 BANK_LIMIT = 2_000  # sentences searched (seeded subsample; TF-IDF rows are dense)
+SHOWN = 5  # neighbours per query and space
 
 
-def neighbours_section(modality: Any, encoder: Any, bank: Any, queries: Any, device: str) -> str:
-    """A table: query sentence, its top neighbours by the learned encoder, by the model as
-    loaded (when its folder is still there) and by TF-IDF."""
+def neighbours_section(
+    modality: Any, encoder: Any, bank: Any, queries: Any, device: str
+) -> SentenceNeighbours:
+    """Query sentences and their top neighbours by the learned encoder, by the model as loaded
+    (when its folder is still there) and by TF-IDF."""
     rng = np.random.default_rng(0)
     b_idx = subsample(len(bank), BANK_LIMIT, rng)
     chosen = pick_queries(None, len(queries), rng)
@@ -40,32 +46,21 @@ def neighbours_section(modality: Any, encoder: Any, bank: Any, queries: Any, dev
     if initial is not None:
         spaces[name] = top_k(embed(query_part, initial), embed(bank_part, initial), exclude)
     spaces["TF-IDF"] = top_k(tf_queries.numpy(), tf_bank.numpy(), exclude)
-    rows = ""
-    for i, sentence in enumerate(list(query_part.sentences)):
-        cells = "".join(
-            "<td><ol>"
-            + "".join(f"<li>{esc(bank_part.sentences[j])}</li>" for j in top[i][:5])
-            + "</ol></td>"
-            for top in spaces.values()
-        )
-        rows += f"<tr><td>{esc(sentence)}</td>{cells}</tr>"
-    head = "<tr><th>query</th>" + "".join(f"<th>{esc(s)}: top 5</th>" for s in spaces) + "</tr>"
-    which = "Training sentences (the data has no held-out split)" if same else "Held-out sentences"
-    missing = "" if initial is not None else f" The model as loaded is not shown: {name}."
-    return (
-        f"<p class='sub'>{which} searched among {len(b_idx)} bank sentences (the same sentence "
-        f"is left out).{esc(missing)}</p><table>{head}{rows}</table>"
+    return SentenceNeighbours(
+        queries=list(query_part.sentences),
+        spaces={
+            space: [[bank_part.sentences[j] for j in row[:SHOWN]] for row in top]
+            for space, top in spaces.items()
+        },
+        bank_size=len(b_idx),
+        held_out=not same,
+        missing=None if initial is not None else name,
     )
 
 
 def _as_loaded(encoder: Any) -> tuple[Any, str]:
     """(the model as this run loaded it, before training; its column name), or (None, why)
     when its folder is gone."""
-    import torch
-
-    from selfsup.errors import SelfsupError
-    from selfsup.models import build_encoder
-
     try:
         with torch.random.fork_rng():
             torch.manual_seed(0)
@@ -75,7 +70,5 @@ def _as_loaded(encoder: Any) -> tuple[Any, str]:
     return model, "as loaded" if encoder.spec.pretrained else "as loaded (random init)"
 
 
-def _index(positions: np.ndarray) -> Any:
-    import torch
-
+def _index(positions: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(positions, dtype=np.int64))

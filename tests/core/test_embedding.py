@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
-from selfsup.evaluate import extract_features
 
 
 class TinyEncoder(nn.Module):
@@ -26,9 +26,17 @@ def images():
     return torch.randint(0, 256, (23, 3, 8, 8), dtype=torch.uint8)
 
 
+def unit(batch):
+    return batch["image"].float() / 255
+
+
+def embed(encoder, images, to_input=unit, **kwargs):
+    return encode_rows(encoder, {"image": images}, to_input, **kwargs)
+
+
 def test_matches_direct_forward_in_eval_mode(images):
     encoder = TinyEncoder()
-    feats = extract_features(encoder, images, batch_size=5)
+    feats = embed(encoder, images, batch_size=5)
     assert feats.dtype == torch.float32 and feats.device.type == "cpu" and feats.shape == (23, 8)
     assert encoder.modes_seen == [False] * 5
     encoder.eval()
@@ -40,46 +48,29 @@ def test_matches_direct_forward_in_eval_mode(images):
 def test_restores_each_modules_mode(images):
     encoder = TinyEncoder().train()
     encoder.bn.eval()  # a frozen BatchNorm inside a training model
-    extract_features(encoder, images)
+    embed(encoder, images)
     assert encoder.training and encoder.conv.training and encoder.drop.training
     assert not encoder.bn.training
     encoder.eval()
-    extract_features(encoder, images)
+    embed(encoder, images)
     assert not encoder.training
 
 
 def test_restores_mode_when_forward_fails(images):
     encoder = TinyEncoder().train()
     with pytest.raises(RuntimeError):
-        extract_features(encoder, images, transform=lambda x: x.float()[:, :1])
+        embed(encoder, images, lambda b: b["image"].float()[:, :1])
     assert encoder.training and encoder.bn.training
-
-
-def test_transform_is_used(images):
-    encoder = TinyEncoder()
-    calls = []
-
-    def transform(batch):
-        calls.append(batch.dtype)
-        return batch.float() / 255 * 0.5
-
-    feats = extract_features(encoder, images, batch_size=10, transform=transform)
-    assert calls == [torch.uint8] * 3
-    encoder.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(feats, encoder(images.float() / 255 * 0.5))
 
 
 def test_features_can_join_a_later_backward(images):
     encoder = TinyEncoder()
-    feats = extract_features(encoder, images)
+    feats = embed(encoder, images)
     loss = (encoder(images.float() / 255) * feats).sum()
     loss.backward()  # would fail on inference-mode tensors
     assert encoder.conv.weight.grad is not None
 
 
-def test_bad_inputs_give_clear_errors(images):
-    with pytest.raises(SelfsupError, match="expects uint8"):
-        extract_features(TinyEncoder(), images.float())
-    with pytest.raises(SelfsupError, match="no images"):
-        extract_features(TinyEncoder(), images[:0])
+def test_no_samples_gives_a_clear_error(images):
+    with pytest.raises(SelfsupError, match="no samples"):
+        embed(TinyEncoder(), images[:0])
