@@ -140,8 +140,8 @@ class TSDAE(Method):
                 "method.augment unset"
             )
         super().__init__(spec, cfg, augment)
-        model, tokenizer = self.encoder.model, self.encoder.tokenizer
-        embeddings = model.get_input_embeddings()
+        tokenizer = self.encoder.tokenizer
+        embeddings = self.encoder.word_embeddings()
         dim = self.encoder.out_dim
         if not isinstance(embeddings, nn.Embedding) or embeddings.embedding_dim != dim:
             raise SelfsupError(
@@ -149,7 +149,7 @@ class TSDAE(Method):
                 f"embedding table as wide as the encoder's output ({dim}); this model has "
                 f"{embeddings!r}"
             )
-        config = model.config
+        config = self.encoder.config
         heads = cfg.decoder_heads or getattr(config, "num_attention_heads", None)
         if not heads or dim % heads:
             raise SelfsupError(

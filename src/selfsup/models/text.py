@@ -239,8 +239,69 @@ def _load_exported(folder: Path, pretrained: bool, causal: bool) -> tuple[nn.Mod
     return model, tokenizer
 
 
-class TextEncoder(nn.Module):
-    """Token ids (B, L) and their attention mask -> pooled sentence features (B, out_dim)."""
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, H) token states averaged over each row's real tokens (mask 1) -> (B, H)."""
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class Pooling(nn.Module):
+    """Token features -> one vector a sentence, as sentence-transformers' Pooling module: `cls`
+    the first token, `mean` the mean over real tokens, `first-last-avg` that mean of the first
+    block's and the top layer's states averaged, `last` the last real token (right padding)."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.needs_first_layer = mode == "first-last-avg"
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        states, mask = features["token_states"], features["attention_mask"]
+        if self.mode == "cls":
+            return states[:, 0]
+        if self.mode == "last":
+            last = (mask.sum(dim=1) - 1).clamp_min(0)
+            return states[torch.arange(states.shape[0], device=states.device), last]
+        if self.needs_first_layer:
+            states = (features["first_layer_states"] + states) / 2
+        return masked_mean(states, mask)
+
+    def extra_repr(self) -> str:
+        return self.mode
+
+
+def drop_padding_columns(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Token ids and mask without the columns that are padding in every row (right padding)."""
+    mask = batch["attention_mask"]
+    width = int(mask.sum(dim=1).max()) if mask.numel() else 0
+    return {"input_ids": batch["input_ids"][:, :width], "attention_mask": mask[:, :width]}
+
+
+class TokenEncoder(nn.Module):
+    """A chain as sentence-transformers': token ids and mask -> token states
+    (`forward_features`, the subclass's transformer) -> one vector a sentence (`pool`, its
+    `pooling` module). Methods that read token states call these, not the transformer."""
+
+    pooling: Pooling
+
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def pool(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One vector a sentence (B, out_dim) from `forward_features`' output."""
+        return self.pooling(features)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.pool(self.forward_features(batch))
+
+
+class TextEncoder(TokenEncoder):
+    """Token ids (B, L) and their attention mask -> pooled sentence features (B, out_dim): the
+    transformers model's token states, then a `Pooling` module.
+
+    Normalising stays out of the forward (as the evaluation and the methods expect raw pooled
+    features): `selfsup.embed` normalises when `spec.normalize` says the folder's model did.
+    """
 
     kind: ClassVar[str] = "text"
 
@@ -251,24 +312,33 @@ class TextEncoder(nn.Module):
             model, tokenizer = _load_parts(
                 Path(spec.model).expanduser(), spec.pretrained, spec.causal
             )
-        self.model = model
+        self.model = model  # the transformers model: its weights export as "model.*"
+        self.pooling = Pooling(spec.pooling)
         self.tokenizer = tokenizer
         self.out_dim: int = int(model.config.hidden_size)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mask = batch["attention_mask"]
-        width = int(mask.sum(dim=1).max()) if mask.numel() else 0  # drop all-padding columns
-        ids, mask = batch["input_ids"][:, :width], mask[:, :width]
-        need_layers = self.spec.pooling == "first-last-avg"
-        out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=need_layers)
-        if self.spec.pooling == "cls":
-            return out.last_hidden_state[:, 0]
-        if need_layers:  # the embeddings' output is layer 0; the first block's is layer 1
-            hidden = (out.hidden_states[1] + out.hidden_states[-1]) / 2
-        else:
-            hidden = out.last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    @property
+    def config(self) -> Any:
+        """The transformer's config (sizes, dropout, layer-norm epsilon, vocabulary size)."""
+        return self.model.config
+
+    def word_embeddings(self) -> nn.Embedding:
+        """The input word-embedding table (what language-model heads tie their decoder to)."""
+        return self.model.get_input_embeddings()
+
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The top layer's token states (B, L, H) and the attention mask (B, L), all-padding
+        columns dropped (plus the first block's states when the pooling reads them)."""
+        batch = drop_padding_columns(batch)
+        first = self.pooling.needs_first_layer
+        out = self.model(**batch, output_hidden_states=first)
+        features = {
+            "token_states": out.last_hidden_state,
+            "attention_mask": batch["attention_mask"],
+        }
+        if first:  # the embeddings' output is layer 0; the first block's is layer 1
+            features["first_layer_states"] = out.hidden_states[1]
+        return features
 
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
         """Token ids and mask of a sentence or a list of sentences (truncated to max_length)."""
