@@ -5,6 +5,7 @@ language-model methods read token states through these calls, not the transforme
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from text_fixtures import CORPUS
@@ -49,3 +50,22 @@ def test_language_model_methods_call_the_encoder_not_its_transformer():
     for name in ("mlm", "causal_lm", "_lm_head", "tsdae", "simcse", "simcse_supervised"):
         source = (methods / f"{name}.py").read_text()
         assert not re.search(r"encoder\.model\b|last_hidden_state|hidden_states", source), name
+
+
+def test_many_sentences_embed_by_length_and_come_back_in_their_order(tiny_bert):
+    """`selfsup.embed` runs the sentences in order of token length (batches of similar length,
+    little padding) and returns them in the caller's order, equal to one sentence at a time."""
+    torch.manual_seed(0)
+    enc = TextEncoder(TextEncoderSpec(str(tiny_bert))).eval()
+    sentences = [CORPUS[i % 10] + " and more" * (i % 4) for i in range(23)]
+    widths = []
+    hook = enc.model.register_forward_hook(
+        lambda m, args, kw, out: widths.append(kw["input_ids"].shape), with_kwargs=True
+    )
+    together = selfsup.embed(enc, sentences, batch_size=4)
+    hook.remove()
+    alone = [selfsup.embed(enc, [s])[0] for s in sentences]
+    assert np.allclose(together, np.stack(alone), atol=1e-5)
+    lengths = enc.tokenize_all(sentences)["attention_mask"].sum(1).sort(descending=True).values
+    padded = sum(int(chunk[0]) * len(chunk) for chunk in lengths.split(4))
+    assert sum(rows * width for rows, width in widths) == padded < len(sentences) * lengths[0]

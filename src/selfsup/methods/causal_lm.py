@@ -91,8 +91,7 @@ class CausalLM(Method):
             )
         super().__init__(replace(spec, causal=True), cfg, augment)
         check_causal(self.encoder)
-        embeddings = self.encoder.word_embeddings()
-        self.head = TiedLMHead(embeddings, getattr(self.encoder.config, "layer_norm_eps", 1e-12))
+        self.head = TiedLMHead(self.encoder)
 
     def logits(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-token logits (B, L, V) at every position and the mask (B, L), all-padding

@@ -89,9 +89,8 @@ class MLM(Method):
                 f"method 'mlm' needs a tokenizer with a mask token; the one of {spec.model} "
                 "has none (a GPT-style tokenizer: use --method causal_lm)"
             )
-        embeddings = self.encoder.word_embeddings()
-        self.head = TiedLMHead(embeddings, getattr(self.encoder.config, "layer_norm_eps", 1e-12))
-        vocab = embeddings.weight.shape[0]
+        self.head = TiedLMHead(self.encoder)
+        vocab = self.encoder.word_embeddings().num_embeddings
         special = special_token_table(tokenizer, vocab)
         usable = min(len(tokenizer), vocab)
         # derived from the tokenizer, not state: kept out of checkpoints

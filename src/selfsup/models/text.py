@@ -8,6 +8,8 @@ need nothing else. Nothing is fetched from a hub: the model is read from a local
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -87,14 +89,13 @@ class FolderSettings:
     sentence_tuned: bool  # a sentence-transformers folder: already trained for sentences
 
 
-def _json(path: Path) -> dict[str, Any]:
-    import json
-
+def _json(path: Path, kind: type = dict) -> Any:
+    """The JSON object (or list, `kind`) in `path`; an empty one if it is missing or not one."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return kind()
+    return data if isinstance(data, kind) else kind()
 
 
 def folder_settings(folder: str | Path) -> FolderSettings:
@@ -102,8 +103,6 @@ def folder_settings(folder: str | Path) -> FolderSettings:
     folder gives them in its module configs; otherwise the limit is sentence-transformers' rule,
     min(max_position_embeddings, the tokenizer's model_max_length), at most MAX_LENGTH_CAP. A
     selfsup run (or export) gives the values its encoder was trained with."""
-    import warnings
-
     root = Path(folder).expanduser()
     if (root / "encoder.json").is_file() and (root / ASSETS).is_dir():
         spec = _json(root / "encoder.json").get("spec", {})
@@ -117,14 +116,7 @@ def folder_settings(folder: str | Path) -> FolderSettings:
             False,
         )
     modules = root / "modules.json"
-    entries = []
-    if modules.is_file():
-        try:
-            import json
-
-            entries = [m for m in json.loads(modules.read_text()) if isinstance(m, dict)]
-        except (OSError, ValueError):
-            entries = []
+    entries = [m for m in _json(modules, list) if isinstance(m, dict)]
     kinds = {str(m.get("type", "")).rsplit(".", 1)[-1]: m for m in entries}
     pooling = None
     if "Pooling" in kinds:
@@ -192,23 +184,20 @@ def _load_parts(folder: Path, pretrained: bool, causal: bool = False) -> tuple[n
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:
         raise SelfsupError(f"no tokenizer could be read from {folder}: {err}") from None
-    kwargs: dict[str, Any] = {"add_pooling_layer": False}  # BERT's pooler is unused: drop it
     config = AutoConfig.from_pretrained(folder, local_files_only=True)
     if causal:
         config.is_decoder, config.use_cache = True, False
-    try:
+
+    def build(**kwargs: Any) -> nn.Module:
         if pretrained:
-            model = AutoModel.from_pretrained(
-                folder, local_files_only=True, config=config, **kwargs
-            )
-        else:
-            model = AutoModel.from_config(config, **kwargs)
-    except TypeError:  # a model class without a pooling layer argument
-        model = (
-            AutoModel.from_pretrained(folder, local_files_only=True, config=config)
-            if pretrained
-            else AutoModel.from_config(config)
-        )
+            return AutoModel.from_pretrained(folder, local_files_only=True, config=config, **kwargs)
+        return AutoModel.from_config(config, **kwargs)
+
+    try:
+        try:
+            model = build(add_pooling_layer=False)  # BERT's pooler is unused: drop it
+        except TypeError:  # a model class without a pooling layer argument
+            model = build()
     except OSError as err:
         raise SelfsupError(f"the weights in {folder} could not be read: {err}") from None
     if len(tokenizer) > model.config.vocab_size:
