@@ -286,11 +286,8 @@ class TokenEncoder(nn.Module):
 
 class TextEncoder(TokenEncoder):
     """Token ids (B, L) and their attention mask -> pooled sentence features (B, out_dim): the
-    transformers model's token states, then a `Pooling` module.
-
-    Normalising stays out of the forward (as the evaluation and the methods expect raw pooled
-    features): `selfsup.embed` normalises when `spec.normalize` says the folder's model did.
-    """
+    transformers model's token states, then a `Pooling` module (unnormalised: `selfsup.embed`
+    normalises when `spec.normalize` says so)."""
 
     kind: ClassVar[str] = "text"
 
