@@ -46,8 +46,8 @@ def test_features_are_the_causal_end_of_text_token():
         cat = tower.preprocess(["cat"])  # SOT c a t EOT
         features = tower(cat)
         padded = tower(tower.tokenize_all(["cat", "a much longer one"]))
-        tokens = tower.token_features(cat)
-        longer = tower.token_features(tower.preprocess(["cat and more"]))
+        tokens = tower.forward_features(cat)["token_states"]
+        longer = tower.forward_features(tower.preprocess(["cat and more"]))["token_states"]
     assert torch.allclose(features, padded[:1], atol=1e-5)  # padding changes nothing
     assert torch.allclose(features, tokens[:, 4], atol=1e-6)  # the EOT position's output
     # causal: SOT c a t see nothing of what follows them

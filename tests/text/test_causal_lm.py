@@ -47,11 +47,12 @@ def test_a_changed_future_token_leaves_earlier_logits_alone(tiny_bert):
     batch = m.encoder.tokenize_all(CORPUS[:4])
     ids, mask = batch["input_ids"], batch["attention_mask"]
     changed = ids.clone()
-    vocab = m.encoder.model.config.vocab_size
+    vocab = m.encoder.config.vocab_size
     changed[:, 4] = (ids[:, 4] - 5 + 7) % (vocab - 5) + 5
     assert (changed[:, 4] != ids[:, 4]).all() and (mask[:, 4] == 1).all()
     with torch.no_grad():
-        a, b = m.logits(ids, mask), m.logits(changed, mask)
+        a = m.logits(batch)[0]
+        b = m.logits({"input_ids": changed, "attention_mask": mask})[0]
     assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5)
     assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)  # later positions see it
     loss, logs = m.loss(m.views(batch), batch)
@@ -78,10 +79,10 @@ def test_resume_is_exact_and_the_export_stays_causal(tmp_path, tiny_bert, monkey
         },
     )
     encoder = selfsup.load(tmp_path / "straight")
-    assert encoder.spec.causal and encoder.model.config.is_decoder
+    assert encoder.spec.causal and encoder.config.is_decoder
     batch = encoder.preprocess(["a man is playing a guitar", "a man is playing the flute"])
     with torch.no_grad():
-        hidden = encoder.model(**batch).last_hidden_state
+        hidden = encoder.forward_features(batch)["token_states"]
     assert torch.allclose(hidden[0, :4], hidden[1, :4], atol=1e-5)  # "[CLS] a man is" shared
 
 

@@ -159,7 +159,7 @@ def test_the_method_masks_whole_words_of_real_wordpiece_ids_and_ties_the_head(ti
     loss, logs = m.loss(m.views(batch), batch)
     assert 0 <= logs["masked_acc"] <= 1
     loss.backward()
-    embeddings = m.encoder.model.get_input_embeddings().weight
+    embeddings = m.encoder.word_embeddings().weight
     assert embeddings.grad is not None and embeddings.grad.abs().sum() > 0
     # the decoder is the embedding matrix itself: the head holds no (V, H) weight of its own
     vocab = embeddings.shape[0]

@@ -114,7 +114,7 @@ def test_decoder_sees_the_damaged_sentence_only_through_its_pooled_vector(tiny_b
     loss, figures = method.loss(method.views(original), original)
     loss.backward()
     assert method.encoder.model.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
-    table = method.encoder.model.get_input_embeddings().weight
+    table = method.encoder.word_embeddings().weight
     assert table.grad.abs().sum() > 0 and 0 <= float(figures["token_accuracy"]) <= 1
     # the decoder is not part of the exported encoder and does not copy the tied table
     assert not any(n.startswith("decoder") for n, _ in method.encoder.named_parameters())

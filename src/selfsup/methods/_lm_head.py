@@ -11,12 +11,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.models.text import TextEncoder
+
 
 class TiedLMHead(nn.Module):
-    """Hidden states (..., H) -> vocabulary logits (..., V), decoder tied to `embeddings`."""
+    """Token states (..., H) -> vocabulary logits (..., V), decoder tied to the encoder's word
+    embeddings (layer-norm epsilon from its config)."""
 
-    def __init__(self, embeddings: nn.Embedding, eps: float = 1e-12):
+    def __init__(self, encoder: TextEncoder):
         super().__init__()
+        embeddings = encoder.word_embeddings()
+        eps = getattr(encoder.config, "layer_norm_eps", 1e-12)  # BERT's
         vocab, hidden = embeddings.weight.shape
         self.dense = nn.Linear(hidden, hidden)
         self.norm = nn.LayerNorm(hidden, eps=eps)

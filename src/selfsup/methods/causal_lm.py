@@ -40,6 +40,7 @@ from selfsup.losses import next_token_loss
 from selfsup.methods._lm_head import TiedLMHead
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
+from selfsup.models.text import TextEncoder, masked_mean
 
 
 @dataclass
@@ -47,21 +48,23 @@ class CausalLMConfig:
     """No parameters of its own: the model, its size and the optimizer come from the run."""
 
 
-def check_causal(model: torch.nn.Module, vocab: int) -> None:
-    """Raise unless changing the last token of a row leaves the earlier hidden states unchanged."""
-    was_training = model.training
-    model.eval()
+def check_causal(encoder: TextEncoder) -> None:
+    """Raise unless changing the last token of a row leaves the earlier token states unchanged."""
+    was_training = encoder.training
+    encoder.eval()
     try:
         with torch.no_grad():
-            device = next(model.parameters()).device
-            ids = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 5 % vocab]], device=device)
-            out = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+            device = next(encoder.parameters()).device
+            rows = [[1, 2, 3, 4], [1, 2, 3, 5 % encoder.config.vocab_size]]
+            ids = torch.tensor(rows, device=device)
+            batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+            out = encoder.forward_features(batch)["token_states"]
     finally:
-        model.train(was_training)
+        encoder.train(was_training)
     if not torch.allclose(out[0, :3], out[1, :3], atol=1e-5):
         raise SelfsupError(
             f"method 'causal_lm' needs a model that can be built with a causal attention mask "
-            f"(is_decoder=True, as BERT-family models); {type(model).__name__} ignores it"
+            f"(is_decoder=True, as BERT-family models); {encoder.config.model_type} ignores it"
         )
 
 
@@ -87,26 +90,23 @@ class CausalLM(Method):
                 "sees only itself; use --set model.pooling=mean (the default)"
             )
         super().__init__(replace(spec, causal=True), cfg, augment)
-        model = self.encoder.model
-        check_causal(model, model.config.vocab_size)
-        embeddings = model.get_input_embeddings()
-        self.head = TiedLMHead(embeddings, eps=getattr(model.config, "layer_norm_eps", 1e-12))
+        check_causal(self.encoder)
+        self.head = TiedLMHead(self.encoder)
 
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Next-token logits (B, L, V) at every position, and the watched sentence features."""
-        hidden = self.encoder.model(input_ids=ids, attention_mask=attention_mask).last_hidden_state
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        self.watch((hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0))
-        return self.head(hidden)
+    def logits(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token logits (B, L, V) at every position and the mask (B, L), all-padding
+        columns dropped; the mean token state is watched."""
+        features = self.encoder.forward_features(batch)
+        hidden, mask = features["token_states"], features["attention_mask"]
+        self.watch(masked_mean(hidden, mask))
+        return self.head(hidden), mask
 
     def views(self, batch: Batch) -> list[Batch]:
         return [{"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        mask = views[0]["attention_mask"]
-        width = int(mask.sum(dim=1).max()) if mask.numel() else 0  # drop all-padding columns
-        ids, mask = views[0]["input_ids"][:, :width], mask[:, :width]
-        logits = self.logits(ids, mask)
+        logits, mask = self.logits(views[0])
+        ids = views[0]["input_ids"][:, : mask.shape[1]]
         loss = next_token_loss(logits, ids, mask)
         target = mask[:, 1:].bool()
         hits = (logits[:, :-1].detach().argmax(dim=-1) == ids[:, 1:]) & target

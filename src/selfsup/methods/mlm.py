@@ -33,6 +33,7 @@ from selfsup.losses import masked_token_loss
 from selfsup.methods._lm_head import TiedLMHead
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
+from selfsup.models.text import masked_mean
 
 
 @dataclass
@@ -88,10 +89,8 @@ class MLM(Method):
                 f"method 'mlm' needs a tokenizer with a mask token; the one of {spec.model} "
                 "has none (a GPT-style tokenizer: use --method causal_lm)"
             )
-        model = self.encoder.model
-        embeddings = model.get_input_embeddings()
-        self.head = TiedLMHead(embeddings, eps=getattr(model.config, "layer_norm_eps", 1e-12))
-        vocab = embeddings.weight.shape[0]
+        self.head = TiedLMHead(self.encoder)
+        vocab = self.encoder.word_embeddings().num_embeddings
         special = special_token_table(tokenizer, vocab)
         usable = min(len(tokenizer), vocab)
         # derived from the tokenizer, not state: kept out of checkpoints
@@ -130,13 +129,11 @@ class MLM(Method):
         return [{"input_ids": ids, "attention_mask": batch["attention_mask"], "chosen": chosen}]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        view = views[0]
-        mask = view["attention_mask"]
-        width = int(mask.sum(dim=1).max()) if mask.numel() else 0  # drop all-padding columns
-        ids, mask, chosen = view["input_ids"][:, :width], mask[:, :width], view["chosen"][:, :width]
-        hidden = self.encoder.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        self.watch((hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0))
+        features = self.encoder.forward_features(views[0])  # all-padding columns dropped
+        hidden, mask = features["token_states"], features["attention_mask"]
+        width = mask.shape[1]
+        chosen = views[0]["chosen"][:, :width]
+        self.watch(masked_mean(hidden, mask))
         logits = self.head(hidden[chosen])  # only the chosen positions reach the vocabulary
         targets = batch["input_ids"][:, :width][chosen]
         loss = masked_token_loss(logits, targets)

@@ -39,6 +39,7 @@ from selfsup.errors import SelfsupError
 from selfsup.losses import token_accuracy, token_cross_entropy
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
+from selfsup.models.text import drop_padding_columns
 
 
 @dataclass
@@ -140,8 +141,8 @@ class TSDAE(Method):
                 "method.augment unset"
             )
         super().__init__(spec, cfg, augment)
-        model, tokenizer = self.encoder.model, self.encoder.tokenizer
-        embeddings = model.get_input_embeddings()
+        tokenizer = self.encoder.tokenizer
+        embeddings = self.encoder.word_embeddings()
         dim = self.encoder.out_dim
         if not isinstance(embeddings, nn.Embedding) or embeddings.embedding_dim != dim:
             raise SelfsupError(
@@ -149,7 +150,7 @@ class TSDAE(Method):
                 f"embedding table as wide as the encoder's output ({dim}); this model has "
                 f"{embeddings!r}"
             )
-        config = model.config
+        config = self.encoder.config
         heads = cfg.decoder_heads or getattr(config, "num_attention_heads", None)
         if not heads or dim % heads:
             raise SelfsupError(
@@ -184,11 +185,10 @@ class TSDAE(Method):
         sentence given the damaged sentence's pooled vector, with teacher forcing."""
         z = self.encoder(damaged)
         self.watch(z)
-        mask = original["attention_mask"]
-        width = int(mask.sum(dim=1).max()) if mask.numel() else 0
-        if width < 2:
+        original = drop_padding_columns(original)
+        ids, mask = original["input_ids"], original["attention_mask"]
+        if ids.shape[1] < 2:
             raise SelfsupError("tsdae needs sentences of at least two tokens ([CLS] [SEP])")
-        ids, mask = original["input_ids"][:, :width], mask[:, :width]
         logits = self.decoder(z, ids[:, :-1], mask[:, :-1])
         return logits, ids[:, 1:], mask[:, 1:]
 

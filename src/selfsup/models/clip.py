@@ -81,9 +81,7 @@ class ClipEncoder(nn.Module):
         self.out_dim: int = spec.embed_dim
 
     def forward(self, x: Any) -> torch.Tensor:
-        if is_token_batch(x):
-            return self.text_projection(self.text(x))
-        return self.encode_image(x)
+        return self.encode_text(x) if is_token_batch(x) else self.encode_image(x)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Image embeddings (B, embed_dim) of uint8 or [0, 1] float images."""

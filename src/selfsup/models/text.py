@@ -8,6 +8,8 @@ need nothing else. Nothing is fetched from a hub: the model is read from a local
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -87,14 +89,13 @@ class FolderSettings:
     sentence_tuned: bool  # a sentence-transformers folder: already trained for sentences
 
 
-def _json(path: Path) -> dict[str, Any]:
-    import json
-
+def _json(path: Path, kind: type = dict) -> Any:
+    """The JSON object (or list, `kind`) in `path`; an empty one if it is missing or not one."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return kind()
+    return data if isinstance(data, kind) else kind()
 
 
 def folder_settings(folder: str | Path) -> FolderSettings:
@@ -102,8 +103,6 @@ def folder_settings(folder: str | Path) -> FolderSettings:
     folder gives them in its module configs; otherwise the limit is sentence-transformers' rule,
     min(max_position_embeddings, the tokenizer's model_max_length), at most MAX_LENGTH_CAP. A
     selfsup run (or export) gives the values its encoder was trained with."""
-    import warnings
-
     root = Path(folder).expanduser()
     if (root / "encoder.json").is_file() and (root / ASSETS).is_dir():
         spec = _json(root / "encoder.json").get("spec", {})
@@ -117,14 +116,7 @@ def folder_settings(folder: str | Path) -> FolderSettings:
             False,
         )
     modules = root / "modules.json"
-    entries = []
-    if modules.is_file():
-        try:
-            import json
-
-            entries = [m for m in json.loads(modules.read_text()) if isinstance(m, dict)]
-        except (OSError, ValueError):
-            entries = []
+    entries = [m for m in _json(modules, list) if isinstance(m, dict)]
     kinds = {str(m.get("type", "")).rsplit(".", 1)[-1]: m for m in entries}
     pooling = None
     if "Pooling" in kinds:
@@ -192,23 +184,20 @@ def _load_parts(folder: Path, pretrained: bool, causal: bool = False) -> tuple[n
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:
         raise SelfsupError(f"no tokenizer could be read from {folder}: {err}") from None
-    kwargs: dict[str, Any] = {"add_pooling_layer": False}  # BERT's pooler is unused: drop it
     config = AutoConfig.from_pretrained(folder, local_files_only=True)
     if causal:
         config.is_decoder, config.use_cache = True, False
-    try:
+
+    def build(**kwargs: Any) -> nn.Module:
         if pretrained:
-            model = AutoModel.from_pretrained(
-                folder, local_files_only=True, config=config, **kwargs
-            )
-        else:
-            model = AutoModel.from_config(config, **kwargs)
-    except TypeError:  # a model class without a pooling layer argument
-        model = (
-            AutoModel.from_pretrained(folder, local_files_only=True, config=config)
-            if pretrained
-            else AutoModel.from_config(config)
-        )
+            return AutoModel.from_pretrained(folder, local_files_only=True, config=config, **kwargs)
+        return AutoModel.from_config(config, **kwargs)
+
+    try:
+        try:
+            model = build(add_pooling_layer=False)  # BERT's pooler is unused: drop it
+        except TypeError:  # a model class without a pooling layer argument
+            model = build()
     except OSError as err:
         raise SelfsupError(f"the weights in {folder} could not be read: {err}") from None
     if len(tokenizer) > model.config.vocab_size:
@@ -239,8 +228,66 @@ def _load_exported(folder: Path, pretrained: bool, causal: bool) -> tuple[nn.Mod
     return model, tokenizer
 
 
-class TextEncoder(nn.Module):
-    """Token ids (B, L) and their attention mask -> pooled sentence features (B, out_dim)."""
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, H) token states averaged over each row's real tokens (mask 1) -> (B, H)."""
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class Pooling(nn.Module):
+    """Token features -> one vector a sentence, as sentence-transformers' Pooling module: `cls`
+    the first token, `mean` the mean over real tokens, `first-last-avg` that mean of the first
+    block's and the top layer's states averaged, `last` the last real token (right padding)."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.needs_first_layer = mode == "first-last-avg"
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        states, mask = features["token_states"], features["attention_mask"]
+        if self.mode == "cls":
+            return states[:, 0]
+        if self.mode == "last":
+            last = (mask.sum(dim=1) - 1).clamp_min(0)
+            return states[torch.arange(states.shape[0], device=states.device), last]
+        if self.needs_first_layer:
+            states = (features["first_layer_states"] + states) / 2
+        return masked_mean(states, mask)
+
+    def extra_repr(self) -> str:
+        return self.mode
+
+
+def drop_padding_columns(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Token ids and mask without the columns that are padding in every row (right padding)."""
+    mask = batch["attention_mask"]
+    width = int(mask.sum(dim=1).max()) if mask.numel() else 0
+    return {"input_ids": batch["input_ids"][:, :width], "attention_mask": mask[:, :width]}
+
+
+class TokenEncoder(nn.Module):
+    """A chain as sentence-transformers': token ids and mask -> token states
+    (`forward_features`, the subclass's transformer) -> one vector a sentence (`pool`, its
+    `pooling` module). Methods that read token states call these, not the transformer."""
+
+    pooling: Pooling
+
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def pool(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One vector a sentence (B, out_dim) from `forward_features`' output."""
+        return self.pooling(features)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.pool(self.forward_features(batch))
+
+
+class TextEncoder(TokenEncoder):
+    """Token ids (B, L) and their attention mask -> pooled sentence features (B, out_dim): the
+    transformers model's token states, then a `Pooling` module (unnormalised: `selfsup.embed`
+    normalises when `spec.normalize` says so)."""
 
     kind: ClassVar[str] = "text"
 
@@ -251,24 +298,33 @@ class TextEncoder(nn.Module):
             model, tokenizer = _load_parts(
                 Path(spec.model).expanduser(), spec.pretrained, spec.causal
             )
-        self.model = model
+        self.model = model  # the transformers model: its weights export as "model.*"
+        self.pooling = Pooling(spec.pooling)
         self.tokenizer = tokenizer
         self.out_dim: int = int(model.config.hidden_size)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mask = batch["attention_mask"]
-        width = int(mask.sum(dim=1).max()) if mask.numel() else 0  # drop all-padding columns
-        ids, mask = batch["input_ids"][:, :width], mask[:, :width]
-        need_layers = self.spec.pooling == "first-last-avg"
-        out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=need_layers)
-        if self.spec.pooling == "cls":
-            return out.last_hidden_state[:, 0]
-        if need_layers:  # the embeddings' output is layer 0; the first block's is layer 1
-            hidden = (out.hidden_states[1] + out.hidden_states[-1]) / 2
-        else:
-            hidden = out.last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    @property
+    def config(self) -> Any:
+        """The transformer's config (sizes, dropout, layer-norm epsilon, vocabulary size)."""
+        return self.model.config
+
+    def word_embeddings(self) -> nn.Embedding:
+        """The input word-embedding table (what language-model heads tie their decoder to)."""
+        return self.model.get_input_embeddings()
+
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The top layer's token states (B, L, H) and the attention mask (B, L), all-padding
+        columns dropped (plus the first block's states when the pooling reads them)."""
+        batch = drop_padding_columns(batch)
+        first = self.pooling.needs_first_layer
+        out = self.model(**batch, output_hidden_states=first)
+        features = {
+            "token_states": out.last_hidden_state,
+            "attention_mask": batch["attention_mask"],
+        }
+        if first:  # the embeddings' output is layer 0; the first block's is layer 1
+            features["first_layer_states"] = out.hidden_states[1]
+        return features
 
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
         """Token ids and mask of a sentence or a list of sentences (truncated to max_length)."""

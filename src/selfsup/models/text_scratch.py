@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from selfsup.errors import SelfsupError
-from selfsup.models.text import sentence_list
+from selfsup.models.text import Pooling, TokenEncoder, sentence_list
 
 PAD, SOT, EOT = 0, 1, 2
 SPECIALS = 3
@@ -89,8 +89,9 @@ def byte_tokenize(sentences: list[str], context: int, pad_to: int | None = None)
     return {"input_ids": ids, "attention_mask": mask}
 
 
-class ScratchTextEncoder(nn.Module):
-    """Token ids (B, L) and their attention mask -> end-of-text features (B, width)."""
+class ScratchTextEncoder(TokenEncoder):
+    """Token ids (B, L) and their attention mask -> end-of-text features (B, width): the
+    transformer's token states, then `Pooling("last")`."""
 
     kind: ClassVar[str] = "text-scratch"
 
@@ -110,33 +111,27 @@ class ScratchTextEncoder(nn.Module):
         )
         self.transformer = nn.TransformerEncoder(block, spec.layers, enable_nested_tensor=False)
         self.final_norm = nn.LayerNorm(spec.width)
+        self.pooling = Pooling("last")  # CLIP: the end-of-text token's features
         self.out_dim: int = spec.width
         # CLIP's initialisation: small normal token and position embeddings
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.position_embedding, std=0.01)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The top layer's (normalised) features at each row's end-of-text token."""
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """(B, L, width) features of every token after the final LayerNorm, and the mask; token
+        t has seen tokens 1..t only (causal self-attention); all-padding columns dropped."""
         mask = batch["attention_mask"]
-        width = max(int(mask.sum(dim=1).max()), 1) if mask.numel() else 1
-        tokens = self.token_features({k: v[:, :width] for k, v in batch.items()})
-        last = (mask[:, :width].sum(dim=1) - 1).clamp_min(0)  # the end-of-text token of each row
-        return tokens[torch.arange(tokens.shape[0], device=tokens.device), last]
-
-    def token_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, L, width) features of every token after the final LayerNorm; token t has seen
-        tokens 1..t only (causal self-attention)."""
-        ids = batch["input_ids"]
-        length = ids.shape[1]
+        length = max(int(mask.sum(dim=1).max()), 1) if mask.numel() else 1
         if length > self.spec.context:
             raise SelfsupError(
                 f"token rows of {length} exceed the text tower's context ({self.spec.context})"
             )
-        x = self.token_embedding(ids) + self.position_embedding[:length]
+        x = self.token_embedding(batch["input_ids"][:, :length]) + self.position_embedding[:length]
         causal = torch.triu(
             torch.full((length, length), float("-inf"), device=x.device, dtype=x.dtype), 1
         )
-        return self.final_norm(self.transformer(x, mask=causal, is_causal=True))
+        states = self.final_norm(self.transformer(x, mask=causal, is_causal=True))
+        return {"token_states": states, "attention_mask": mask[:, :length]}
 
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
         """Token ids and mask of a sentence or a list of sentences (cut to the context)."""
