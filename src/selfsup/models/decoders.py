@@ -101,9 +101,9 @@ class MAEDecoder(nn.Module):
         return self.predict(self.norm(x))[:, 1:]
 
 
-def to_uint8(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np.ndarray:
-    """Normalised images (B, C, H, W) back to uint8 (B, H, W, 3) for a picture."""
-    x = (images.float() * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images in [0, 1] (B, C, H, W) to uint8 (B, H, W, 3) for a picture (clipped)."""
+    x = images.float().clamp(0, 1).mul(255).round().to(torch.uint8)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return x.permute(0, 2, 3, 1).cpu().numpy()
