@@ -86,7 +86,7 @@ class ViTBackbone(nn.Module):
         return self.vit.norm(h)
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The pooled feature (B, width) of output tokens: [CLS], or the mean patch token (causal)."""
+        """The pooled feature (B, width) of output tokens: [CLS], or the mean patch (causal)."""
         return tokens[:, 1:].mean(dim=1) if self.causal else tokens[:, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
