@@ -62,7 +62,6 @@ class CPC(Method):
     modalities = frozenset({"series"})
     # predictors of steps beyond a short series' length get no gradient (DDP must know)
     find_unused_parameters = True
-    # No other preset: on GunPoint K = 12 (the paper's) gave a better kNN than K = 4 or 8.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, spec: Any, cfg: CPCConfig, augment: Any):
