@@ -39,14 +39,14 @@ def _grouped_logits(
         )
     if negatives not in NEGATIVES:
         raise SelfsupError(f"negatives must be one of {NEGATIVES}; got {negatives!r}")
-    b, t, d = predictions.shape
+    b, t = predictions.shape[:2]
     if valid is None:
         valid = torch.ones(b, t, dtype=torch.bool, device=predictions.device)
     if negatives == "all":
         p, z, v = (
-            predictions.reshape(1, b * t, d),
-            targets.reshape(1, b * t, d),
-            valid.reshape(1, -1),
+            predictions.flatten(0, 1)[None],
+            targets.flatten(0, 1)[None],
+            valid.flatten()[None],
         )
     elif negatives == "batch":
         p, z, v = predictions.transpose(0, 1), targets.transpose(0, 1), valid.transpose(0, 1)

@@ -6,9 +6,8 @@ score (W_k c_t) . z (InfoNCE, `selfsup.losses.cpc_info_nce`).
 Negatives come from the other sequences of the (global, under DDP) batch and the other steps of
 the same sequence ("all"), or only one of the two ("batch", "same"). The accuracy of the
 contrastive task per step is logged as `cpc_acc_k1` ... `cpc_acc_kK` (NaN for a step that no
-sequence of the batch is long enough to predict). No augmentation: the
-series itself is the input. The exported encoder is the series encoder; its features are the
-context vectors averaged over the valid steps.
+series of the batch is long enough to predict). No augmentation. The exported encoder is the
+series encoder; its features are the context vectors averaged over the valid steps.
 """
 
 from __future__ import annotations

@@ -101,8 +101,7 @@ class ImageEncoder(nn.Module):
         return self.head(features) if self.spec.head_dims else features
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """Float images in [0, 1] to the backbone's input: minus the training set's mean, over
-        its std (pixel targets of reconstruction methods live in this space too)."""
+        """Images in [0, 1] to the backbone's input (reconstruction methods' pixel targets)."""
         return (images - self.mean) / self.std
 
     def unnormalise(self, x: torch.Tensor) -> torch.Tensor:

@@ -90,10 +90,9 @@ class _StepNorm(nn.Module):
 class SeriesEncoder(nn.Module):
     """Maps series (B, C, T), or {"series", "mask"}, to pooled context features (B, context_dim).
 
-    Its public face, as the ViT's: `latents` (the per-step z of the convolutions, with the mask
-    of valid steps), `context` (the GRU over z), `forward_features` (both in one) and `pool`
-    (the mean over valid steps); CPC trains on z and c. None of them waits for the device;
-    only `forward` checks on the host that every series yields a feature.
+    Its public face: `latents` (per-step z of the convolutions and the mask of valid steps),
+    `context` (the GRU's c over z) and `pool` (c's mean over valid steps); CPC trains on z and c.
+    None waits for the device; only `forward` checks on the host that each series has a feature.
     """
 
     kind: ClassVar[str] = "series"
@@ -110,17 +109,10 @@ class SeriesEncoder(nn.Module):
         self.gru = nn.GRU(spec.channels, spec.context_dim, batch_first=True)
         self.out_dim: int = spec.context_dim
 
-    @staticmethod
-    def _split(x: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if isinstance(x, dict):
-            mask = x.get("mask")
-            return x["series"], None if mask is None else mask.bool()
-        return x, None
-
     def latents(self, x: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Latents z (B, T', channels) of the z-normalised series and the (B, T') mask of valid
         steps (a latent is valid when every input step it sees is), None without a mask."""
-        series, mask = self._split(x)
+        series, mask = (x["series"], x.get("mask")) if isinstance(x, dict) else (x, None)
         if series.dim() != 3 or series.shape[1] != self.spec.in_channels:
             raise SelfsupError(
                 f"series encoder wants (B, {self.spec.in_channels}, T); got {tuple(series.shape)}"
@@ -139,7 +131,7 @@ class SeriesEncoder(nn.Module):
         z = self.convs(x_norm).transpose(1, 2)
         if mask is None:
             return z, None
-        invalid = (~mask)[:, None].float()
+        invalid = (~mask.bool())[:, None].float()
         for k, s in zip(self.spec.kernels, self.spec.strides, strict=True):
             invalid = F.max_pool1d(invalid, k, s)
         return z, invalid[:, 0] < 0.5
@@ -147,11 +139,6 @@ class SeriesEncoder(nn.Module):
     def context(self, z: torch.Tensor) -> torch.Tensor:
         """The GRU's context c_t (B, T', context_dim), each from z_1..z_t only."""
         return self.gru(z)[0]
-
-    def forward_features(self, x: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Context vectors c (B, T', context_dim) and the mask of valid steps (None: all)."""
-        z, valid = self.latents(x)
-        return self.context(z), valid
 
     def pool(self, c: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         """The mean context vector over the valid steps, (B, context_dim)."""
@@ -161,14 +148,14 @@ class SeriesEncoder(nn.Module):
         return (c * w).sum(1) / w.sum(1).clamp_min(1)
 
     def forward(self, x: Any) -> torch.Tensor:
-        c, valid = self.forward_features(x)
+        z, valid = self.latents(x)
         if valid is not None and not bool(valid.any(1).all()):
             raise SelfsupError(
                 f"a series is shorter than the encoder's receptive field "
                 f"({self.spec.receptive_field} steps) and would have no features; drop such "
                 "series or set data.series_lengths=crop"
             )
-        return self.pool(c, valid)
+        return self.pool(self.context(z), valid)
 
     def preprocess(self, raw: Any) -> torch.Tensor:
         """float32 (N, C, T) from numpy or torch series shaped (N, C, T) or (N, T) (C = 1)."""

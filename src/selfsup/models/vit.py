@@ -1,9 +1,5 @@
-"""Vision Transformer backbones (timm's `VisionTransformer`) for MoCo v3, DINO, MAE and iGPT-style
-prediction.
-
-Methods use only `ViTBackbone`'s public calls (`tokens`, `forward_features`, `pool`), never timm's
-model directly, so a timm upgrade breaks a test of this module rather than a method (timm
-rather than torchvision: docs/benchmarks.md, "ViT backbones").
+"""Vision Transformer backbones (timm's, docs/benchmarks.md says why) for MoCo v3, DINO, MAE, AIM.
+Methods use only `ViTBackbone`'s public calls, never timm's model: a timm upgrade fails a test.
 
 Names: `vit-mini` (CPU-sized: width 128, depth 6), `vit-tiny`, `vit-small`, `vit-base`; the patch
 is 4 for small images (the CIFAR stem rule: at most 64 px) and 16 otherwise, or given by a
@@ -36,11 +32,8 @@ _NAME = re.compile(r"^vit-(?P<size>[a-z]+)(?:-p(?P<patch>\d+))?(?P<causal>-causa
 
 class ViTBackbone(nn.Module):
     """A ViT whose forward gives the pooled feature (B, width): the final-norm [CLS] token, or
-    for a causal ViT (`causal`: each token attends only to earlier ones) the mean patch token.
-
-    `vit` is timm's model (its parameter names are the exported state dict's); methods use
-    `tokens`, `forward_features` and `pool` instead of its parts.
-    """
+    for a causal ViT (each token attends only to earlier ones) the mean patch token. `vit` is
+    timm's model (whose parameter names the exported state dict keeps)."""
 
     def __init__(
         self, in_channels: int, img_size: int, patch: int, size: str, causal: bool = False
