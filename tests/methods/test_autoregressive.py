@@ -82,7 +82,7 @@ def test_causal_encoder_exports_and_loads_with_equal_features(tmp_path):
     with torch.no_grad():
         assert torch.equal(encoder(images), loaded(images))
         # the pooled feature is the mean of the causal patch tokens
-        tokens = encoder.backbone.tokens((images.float() / 255 - 0.3) / 0.4)
+        tokens = encoder.backbone.forward_features(encoder.normalise(images.float() / 255))
         assert torch.allclose(encoder(images), tokens[:, 1:].mean(1), atol=1e-6)
     plain = build_encoder(_spec("vit-mini-p2"))
     assert not plain.backbone.causal

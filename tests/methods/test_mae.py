@@ -14,6 +14,7 @@ from selfsup.errors import SelfsupError
 from selfsup.losses import patch_mse
 from selfsup.methods import get_method
 from selfsup.models import ImageEncoderSpec
+from selfsup.models.vit import build_vit
 
 # Patch 4 on 8 px digits (4 patches): a cheap ViT for the resume test.
 SMALL = {
@@ -75,6 +76,32 @@ def test_works_at_32_and_224_px(backbone, size, patches):
     method = _mae(backbone, size, 3)
     prediction, _, mask = method.predict(torch.rand(1, 3, size, size))
     assert prediction.shape[1] == patches and mask.sum() == round(0.75 * patches)
+
+
+@pytest.mark.parametrize("name", ["vit-mini-p4", "vit-mini-p4-causal"])
+@pytest.mark.parametrize("size", [32, 8])  # the size it was built for, and resampled positions
+def test_vit_seams_match_timms_own_forward(name, size):
+    """tokens / forward_features / pool are the ViT's public face for MAE and AIM: built from
+    timm's public parts, they must equal timm's own forward exactly (a timm upgrade that changes
+    how [CLS] and position embeddings enter fails here, not silently in a method)."""
+    torch.manual_seed(0)
+    vit = build_vit(name, 3, cifar_stem=True).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        ours = vit.forward_features(x)
+        assert torch.equal(ours, vit.vit.forward_features(x, is_causal=vit.causal))
+        assert torch.equal(vit(x), ours[:, 1:].mean(1) if vit.causal else ours[:, 0])
+        n = (size // 4) ** 2
+        assert vit.tokens(x).shape == (2, 1 + n, 128)
+        keep = torch.arange(n).expand(2, n)
+        assert torch.equal(vit.forward_features(x, keep=keep), ours)
+        if not vit.causal:  # attention is order-free: a subset in any order sees the same tokens
+            keep = torch.stack([torch.randperm(n)[: n // 2] for _ in range(2)])
+            sub = vit.forward_features(x, keep=keep)
+            alone = torch.stack(
+                [vit.forward_features(x[i : i + 1], keep[i : i + 1])[0] for i in (0, 1)]
+            )
+            assert sub.shape == (2, 1 + n // 2, 128) and torch.allclose(sub, alone, atol=1e-5)
 
 
 def test_needs_a_vit_with_a_clear_message():

@@ -52,6 +52,31 @@ def test_loss_matches_plain_reference_values_and_gradients(negatives):
         assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("negatives", ["all", "batch", "same"])
+def test_method_loss_is_the_mean_over_steps_with_a_target_with_no_host_sync(negatives):
+    """Padded so that steps k = 3..5 have no valid target in the batch: the loss is the mean of
+    the per-step losses of k = 1, 2 only (as when such steps were skipped on the host), their
+    accuracies are NaN, and every gradient is finite."""
+    torch.manual_seed(0)
+    method = CPC(SPEC, CPCConfig(prediction_steps=12, negatives=negatives), augment=None)
+    series, mask = torch.randn(4, 2, 16), torch.ones(4, 16, dtype=torch.bool)
+    mask[:, 10:] = False
+    mask[1, 7:] = False  # valid latents: 3 of 6 (2 in sequence 1)
+    loss, figures = method.loss(method.views({"series": series, "mask": mask}), {})
+    z, valid = method.encoder.latents({"series": series, "mask": mask})
+    c = method.encoder.context(z)
+    steps = [
+        reference_loss(method.predictors[k - 1](c[:, :-k]), z[:, k:], valid[:, k:], negatives)
+        for k in range(1, 6)
+        if valid[:, k:].any()
+    ]
+    assert len(steps) == 2 and torch.allclose(loss, torch.stack(steps).mean(), atol=1e-6)
+    assert sorted(figures) == [f"cpc_acc_k{k}" for k in range(1, 6)]
+    assert all(figures[f"cpc_acc_k{k}"].isnan() for k in (3, 4, 5))
+    loss.backward()
+    assert all(p.grad.isfinite().all() for p in method.parameters() if p.grad is not None)
+
+
 def test_perfect_predictor_scores_one_and_random_gives_chance():
     # targets: distinct one-hot codes; predictions = 20 x their own target: always found
     b, t = 4, 6

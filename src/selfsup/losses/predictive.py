@@ -11,7 +11,8 @@ where N(b, t) holds the positive and the negatives, chosen by `negatives`:
 - "batch": the targets of the other sequences at the same step t;
 - "same": the targets of the other steps t' of the same sequence b.
 Invalid rows (padding) are neither anchors nor candidates. `cpc_accuracy` is the fraction of
-valid anchors whose positive scores highest: the contrastive task's accuracy.
+valid anchors whose positive scores highest: the contrastive task's accuracy. Both are masked
+sums, never boolean indexing, so that no training step waits for the device.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ NEGATIVES = ("all", "batch", "same")
 def _grouped_logits(
     predictions: Tensor, targets: Tensor, valid: Tensor | None, negatives: str
 ) -> tuple[Tensor, Tensor]:
-    """Logits (G, n, n) whose positive is the diagonal, invalid candidates at -inf, and the
-    (G, n) mask of valid anchors."""
+    """Logits (G, n, n) whose positive is the diagonal, and the (G, n) mask of valid anchors.
+    Invalid candidates get the lowest finite float, not -inf: a group with no valid candidate
+    then gives finite (ignored) losses rather than NaN gradients."""
     if predictions.shape != targets.shape or predictions.dim() != 3:
         raise SelfsupError(
             f"predictions and targets must both be (B, T, D); got {tuple(predictions.shape)} "
@@ -37,44 +39,44 @@ def _grouped_logits(
         )
     if negatives not in NEGATIVES:
         raise SelfsupError(f"negatives must be one of {NEGATIVES}; got {negatives!r}")
-    b, t, d = predictions.shape
+    b, t = predictions.shape[:2]
     if valid is None:
         valid = torch.ones(b, t, dtype=torch.bool, device=predictions.device)
     if negatives == "all":
         p, z, v = (
-            predictions.reshape(1, b * t, d),
-            targets.reshape(1, b * t, d),
-            valid.reshape(1, -1),
+            predictions.flatten(0, 1)[None],
+            targets.flatten(0, 1)[None],
+            valid.flatten()[None],
         )
     elif negatives == "batch":
         p, z, v = predictions.transpose(0, 1), targets.transpose(0, 1), valid.transpose(0, 1)
     else:
         p, z, v = predictions, targets, valid
     logits = torch.bmm(p.float(), z.float().transpose(1, 2))
-    logits = logits.masked_fill(~v[:, None, :], float("-inf"))
+    logits = logits.masked_fill(~v[:, None, :], torch.finfo(logits.dtype).min)
     return logits, v
 
 
 def cpc_info_nce(
     predictions: Tensor, targets: Tensor, valid: Tensor | None = None, negatives: str = "all"
 ) -> Tensor:
-    """CPC's InfoNCE for one step k: predictions, targets (B, T, D), valid (B, T) bool."""
+    """CPC's InfoNCE for one step k: predictions, targets (B, T, D), valid (B, T) bool. The mean
+    over valid anchors; 0 when there is none (a step k beyond every sequence's length)."""
     logits, v = _grouped_logits(predictions, targets, valid, negatives)
-    if not bool(v.any()):
-        raise SelfsupError("cpc_info_nce: no valid prediction (sequences too short for step k)")
     g, n, _ = logits.shape
     labels = torch.arange(n, device=logits.device).expand(g, n)
     losses = F.cross_entropy(logits.reshape(g * n, n), labels.reshape(-1), reduction="none")
-    keep = v.reshape(-1)
-    return losses[keep].mean()
+    w = v.reshape(-1).to(losses.dtype)
+    return (losses * w).sum() / w.sum().clamp_min(1)
 
 
 def cpc_accuracy(
     predictions: Tensor, targets: Tensor, valid: Tensor | None = None, negatives: str = "all"
 ) -> Tensor:
-    """The fraction of valid anchors whose own target scores highest among the candidates."""
+    """The fraction of valid anchors whose own target scores highest among the candidates (NaN
+    when there is no valid anchor)."""
     with torch.no_grad():
         logits, v = _grouped_logits(predictions, targets, valid, negatives)
         n = logits.shape[1]
         hit = logits.argmax(dim=2) == torch.arange(n, device=logits.device)
-        return hit[v].float().mean()
+        return (hit & v).sum().float() / v.sum()

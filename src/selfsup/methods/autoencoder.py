@@ -51,7 +51,7 @@ class Autoencoder(Method):
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """Float images in [0, 1] to the encoder's normalised pixels (the reconstruction target)."""
-        return (images - self.encoder.mean) / self.encoder.std
+        return self.encoder.normalise(images)
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
         return [self.augment(batch["image"], view=0)]
@@ -81,7 +81,7 @@ class Autoencoder(Method):
         if tuple(batch["image"].shape[-2:]) != size:
             return {}
         columns, names = self.figure_columns(batch)
-        arrays = [to_uint8(c, self.encoder.mean, self.encoder.std) for c in columns]
+        arrays = [to_uint8(self.encoder.unnormalise(c)) for c in columns]
         scale = max(1, 64 // max(size))
         title = f"{self.name}: {' | '.join(names)}"
         return {title: reconstruction_grid(arrays, scale=scale)}

@@ -21,9 +21,9 @@ from torch import nn
 
 from selfsup.losses import patch_mse
 from selfsup.methods.base import Batch, Method
-from selfsup.methods.mae import require_vit
 from selfsup.methods.registry import register
 from selfsup.models.masking import patchify
+from selfsup.models.vit import require_vit
 
 
 @dataclass
@@ -84,10 +84,11 @@ class Autoregressive(Method):
 
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted patches 2..N, their target pixels), each (B, N - 1, P), of float images."""
-        x = (images - self.encoder.mean) / self.encoder.std
-        tokens = self.encoder.backbone.tokens(x)  # causal: (B, 1 + N, D), [CLS] first
+        x = self.encoder.normalise(images)
+        vit = self.encoder.backbone
+        tokens = vit.forward_features(x)  # causal: (B, 1 + N, D), [CLS] first
+        self.watch(F.normalize(vit.pool(tokens), dim=1))
         patches = tokens[:, 1:]
-        self.watch(F.normalize(patches.mean(dim=1), dim=1))
         target = patchify(x, self.patch)
         return self.head(patches[:, :-1]), target[:, 1:]
 

@@ -5,9 +5,9 @@ score (W_k c_t) . z (InfoNCE, `selfsup.losses.cpc_info_nce`).
 
 Negatives come from the other sequences of the (global, under DDP) batch and the other steps of
 the same sequence ("all"), or only one of the two ("batch", "same"). The accuracy of the
-contrastive task per step is logged as `cpc_acc_k1` ... `cpc_acc_kK`. No augmentation: the
-series itself is the input. The exported encoder is the series encoder; its features are the
-context vectors averaged over the valid steps.
+contrastive task per step is logged as `cpc_acc_k1` ... `cpc_acc_kK` (NaN for a step that no
+series of the batch is long enough to predict). No augmentation. The exported encoder is the
+series encoder; its features are the context vectors averaged over the valid steps.
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ class CPC(Method):
     modalities = frozenset({"series"})
     # predictors of steps beyond a short series' length get no gradient (DDP must know)
     find_unused_parameters = True
-    # No other preset: on GunPoint K = 12 (the paper's) gave a better kNN than K = 4 or 8.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, spec: Any, cfg: CPCConfig, augment: Any):
@@ -77,24 +76,25 @@ class CPC(Method):
         return [{"series": batch["series"], "mask": batch["mask"]}]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z, valid = self.encoder.encode(views[0])
+        z, valid = self.encoder.latents(views[0])
         c = self.encoder.context(z)
-        if valid is None:
-            valid = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
         self.watch(c.mean(1))
         steps = z.shape[1]
-        losses, figures = [], {}
+        if steps < 2:
+            raise SelfsupError(
+                f"cpc: the series give {steps} latent steps, too few to predict a step ahead"
+            )
+        if valid is None:
+            valid = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
+        losses, present, figures = [], [], {}
         for k, predictor in enumerate(self.predictors[: steps - 1], start=1):
             pred, target, ok = predictor(c[:, :-k]), z[:, k:], valid[:, k:]
             if self.cfg.gather_negatives:
                 pred, target = gather_with_grad(pred), gather_with_grad(target)
                 ok = gather_without_grad(ok.to(torch.uint8)).bool()  # gloo: no bool
-            if not bool(ok.any()):
-                continue
             losses.append(cpc_info_nce(pred, target, ok, self.cfg.negatives))
+            present.append(ok.any())
             figures[f"cpc_acc_k{k}"] = cpc_accuracy(pred, target, ok, self.cfg.negatives)
-        if not losses:
-            raise SelfsupError(
-                f"cpc: the series give {steps} latent steps, too few to predict a step ahead"
-            )
-        return torch.stack(losses).mean(), figures
+        # The mean over the steps k that have a valid target, as masked sums: no host sync.
+        weight = torch.stack(present).to(losses[0].dtype)
+        return (torch.stack(losses) * weight).sum() / weight.sum(), figures

@@ -16,14 +16,12 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from selfsup.errors import SelfsupError
 from selfsup.losses import patch_mse
-from selfsup.losses.reconstruction import normalise_patches
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
 from selfsup.models.decoders import MAEDecoder, reconstruction_grid, to_uint8
-from selfsup.models.masking import gather_positions, patchify, random_masking, unpatchify
-from selfsup.models.vit import ViTBackbone
+from selfsup.models.masking import patchify, random_masking, unpatchify
+from selfsup.models.vit import require_vit
 
 
 @dataclass
@@ -44,19 +42,6 @@ class MAEConfig:
             raise ValueError("decoder_dim must be divisible by 4 and by decoder_heads")
         if self.decoder_depth < 1:
             raise ValueError("decoder_depth must be at least 1")
-
-
-def require_vit(method: str, encoder: Any, causal: bool, hint: str) -> ViTBackbone:
-    """The encoder's ViT backbone, or a SelfsupError saying which backbone to choose."""
-    backbone = getattr(encoder, "backbone", None)
-    if not isinstance(backbone, ViTBackbone) or backbone.causal != causal:
-        name = getattr(getattr(encoder, "spec", None), "backbone", "?")
-        kind = "a causal ViT backbone" if causal else "a (non-causal) ViT backbone"
-        raise SelfsupError(
-            f"method {method!r} needs {kind}, not {name!r}: choose one with --set "
-            f"model.backbone={hint} (or vit-tiny, vit-small-p8, ...{'-causal' if causal else ''})"
-        )
-    return backbone
 
 
 @register
@@ -97,28 +82,16 @@ class MAE(Method):
     def views(self, batch: Batch) -> list[torch.Tensor]:
         return [self.augment(batch["image"], view=0)]
 
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        return (images - self.encoder.mean) / self.encoder.std
-
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(predicted patches (B, N, P), target patches (B, N, P), mask (B, N)) of float images."""
-        x = self.normalise(images)
-        vit = self.encoder.backbone.vit
-        tokens = vit.patch_embed(x)  # (B, rows, cols, D): timm's dynamic-size layout
-        grid = (tokens.shape[1], tokens.shape[2])
-        # [CLS] + position embeddings resampled to this grid: timm has no public call for this
-        # step alone (issue 20, item 1: the ViT encoder is to expose it).
-        tokens = vit._pos_embed(tokens)
-        cls, patches = tokens[:, :1], tokens[:, 1:]
-        masking = random_masking(x.shape[0], patches.shape[1], self.cfg.mask_ratio, x.device)
-        h = torch.cat([cls, gather_positions(patches, masking.keep)], dim=1)
-        h = vit.norm_pre(h)
-        for block in vit.blocks:
-            h = block(h)
-        h = vit.norm(h)
-        self.watch(F.normalize(h[:, 0], dim=1))
-        prediction = self.decoder(h, masking.restore, grid)
-        return prediction, patchify(x, self.patch), masking.mask
+        x = self.encoder.normalise(images)
+        target = patchify(x, self.patch)
+        masking = random_masking(x.shape[0], target.shape[1], self.cfg.mask_ratio, x.device)
+        vit = self.encoder.backbone
+        latent = vit.forward_features(x, keep=masking.keep)  # [CLS] + visible, (B, 1 + K, D)
+        self.watch(F.normalize(vit.pool(latent), dim=1))
+        grid = (x.shape[2] // self.patch, x.shape[3] // self.patch)
+        return self.decoder(latent, masking.restore, grid), target, masking.mask
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         prediction, target, mask = self.predict(views[0])
@@ -129,16 +102,17 @@ class MAE(Method):
         pasted among the visible ones, un-normalised with each target patch's mean and std)."""
         images = batch["image"].float() / 255
         prediction, target, mask = self.predict(images)
-        if self.cfg.norm_pix_loss:
+        if self.cfg.norm_pix_loss:  # the inverse of `normalise_patches` on each target patch
             mean = target.mean(dim=-1, keepdim=True)
-            std = (target.var(dim=-1, keepdim=True) + 1e-6).sqrt()
-            prediction = prediction * std + mean
-            assert torch.allclose(normalise_patches(target) * std + mean, target, atol=1e-4)
+            prediction = prediction * (target.var(dim=-1, keepdim=True) + 1e-6).sqrt() + mean
         m = mask.unsqueeze(-1)
-        _, c, hgt, wid = images.shape
-        masked = unpatchify(target * (1 - m), self.patch, c, hgt, wid)
-        pasted = unpatchify(target * (1 - m) + prediction * m, self.patch, c, hgt, wid)
-        columns = [self.normalise(images), masked, pasted]
-        arrays = [to_uint8(col, self.encoder.mean, self.encoder.std) for col in columns]
+        _, c, h, w = images.shape
+        masked = unpatchify(target * (1 - m), self.patch, c, h, w)
+        pasted = unpatchify(target * (1 - m) + prediction * m, self.patch, c, h, w)
+        columns = [images, self.encoder.unnormalise(masked), self.encoder.unnormalise(pasted)]
         title = "mae: input | masked input | reconstruction"
-        return {title: reconstruction_grid(arrays, scale=max(1, 64 // max(hgt, wid)))}
+        return {
+            title: reconstruction_grid(
+                [to_uint8(x) for x in columns], scale=max(1, 64 // max(h, w))
+            )
+        }

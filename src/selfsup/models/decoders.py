@@ -1,13 +1,5 @@
-"""Light decoders back to pixels for self-prediction methods, and a picture of reconstructions.
-
-- `ConvDecoder`: a pooled feature (B, D) -> image (B, C, H, W) for the (denoising) autoencoder:
-  a linear map to a 4x4 grid, then (upsample x2, conv 3x3, ReLU) until the grid covers the
-  image, a bilinear resize to exactly H x W and a 1x1 conv to the channels.
-- `MAEDecoder`: MAE's decoder (He et al. 2022): its own width and depth, a learned mask token
-  and fixed 2-D sine-cosine position embeddings; it sees every position once, in the original
-  order, and predicts each patch's pixels.
-- `reconstruction_grid`: rows of images side by side as one uint8 picture for the report.
-"""
+"""Light decoders back to pixels for self-prediction methods (`ConvDecoder`: autoencoders;
+`MAEDecoder`: MAE) and `reconstruction_grid`, the report's picture of reconstructions."""
 
 from __future__ import annotations
 
@@ -25,7 +17,9 @@ START_SIDE = 4
 
 
 class ConvDecoder(nn.Module):
-    """Pooled feature (B, in_dim) -> normalised pixels (B, channels, height, width)."""
+    """Pooled feature (B, in_dim) -> normalised pixels (B, channels, height, width): a linear map
+    to a 4x4 grid, (upsample x2, conv 3x3, ReLU) until it covers the image, a bilinear resize to
+    exactly height x width and a 1x1 conv to the channels."""
 
     def __init__(self, in_dim: int, channels: int, height: int, width: int, width_start: int = 128):
         super().__init__()
@@ -101,9 +95,9 @@ class MAEDecoder(nn.Module):
         return self.predict(self.norm(x))[:, 1:]
 
 
-def to_uint8(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> np.ndarray:
-    """Normalised images (B, C, H, W) back to uint8 (B, H, W, 3) for a picture."""
-    x = (images.float() * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images in [0, 1] (B, C, H, W) to uint8 (B, H, W, 3) for a picture (clipped)."""
+    x = images.float().clamp(0, 1).mul(255).round().to(torch.uint8)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return x.permute(0, 2, 3, 1).cpu().numpy()

@@ -94,11 +94,19 @@ class ImageEncoder(nn.Module):
             from selfsup.augment.color_space import rgb_to_lab
 
             x = rgb_to_lab(x)[:, :1] / 100
-        x = (x - self.mean) / self.std
+        x = self.normalise(x)
         if self._channels_last():
             x = x.contiguous(memory_format=torch.channels_last)
         features = self.backbone(x)
         return self.head(features) if self.spec.head_dims else features
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] to the backbone's input (reconstruction methods' pixel targets)."""
+        return (images - self.mean) / self.std
+
+    def unnormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of `normalise`: backbone inputs back to images in [0, 1] (for pictures)."""
+        return x * self.std + self.mean
 
     def _channels_last(self) -> bool:
         """Whether the weights were moved to channels_last (the input then follows them)."""

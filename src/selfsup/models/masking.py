@@ -1,12 +1,5 @@
-"""Patches, random masking and input corruption for self-prediction methods (MAE, DAE, AIM).
-
-- `patchify` / `unpatchify`: images (B, C, H, W) <-> patch rows (B, N, p*p*C) in raster order.
-- `random_masking`: MAE's per-sample masking by argsort of uniform noise (He et al. 2022): the
-  first `keep` positions of the shuffled order are visible, the rest masked; `restore` undoes the
-  shuffle so the decoder sees every position once, in the original order (`unshuffle`).
-- `corrupt`: the denoising autoencoder's noise (Vincent et al. 2008): Gaussian, masking (a fixed
-  fraction of pixels set to 0) and salt-and-pepper (a fixed fraction set to 0 or 1 at random).
-"""
+"""Patches, MAE's random masking (argsort of per-sample noise, He et al. 2022) and the denoising
+autoencoder's input corruption (Vincent et al. 2008) for self-prediction methods."""
 
 from __future__ import annotations
 

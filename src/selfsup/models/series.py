@@ -90,8 +90,9 @@ class _StepNorm(nn.Module):
 class SeriesEncoder(nn.Module):
     """Maps series (B, C, T), or {"series", "mask"}, to pooled context features (B, context_dim).
 
-    `encode` gives the per-step latents z (B, T', channels) and their mask, `context` the GRU's
-    c (B, T', context_dim): CPC trains on both; `forward` averages c over the valid steps.
+    Its public face: `latents` (per-step z of the convolutions and the mask of valid steps),
+    `context` (the GRU's c over z) and `pool` (c's mean over valid steps); CPC trains on z and c.
+    None waits for the device; only `forward` checks on the host that each series has a feature.
     """
 
     kind: ClassVar[str] = "series"
@@ -108,16 +109,10 @@ class SeriesEncoder(nn.Module):
         self.gru = nn.GRU(spec.channels, spec.context_dim, batch_first=True)
         self.out_dim: int = spec.context_dim
 
-    @staticmethod
-    def _split(x: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if isinstance(x, dict):
-            mask = x.get("mask")
-            return x["series"], None if mask is None else mask.bool()
-        return x, None
-
-    def encode(self, x: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Latents z (B, T', channels) of the z-normalised series and the mask of their steps."""
-        series, mask = self._split(x)
+    def latents(self, x: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Latents z (B, T', channels) of the z-normalised series and the (B, T') mask of valid
+        steps (a latent is valid when every input step it sees is), None without a mask."""
+        series, mask = (x["series"], x.get("mask")) if isinstance(x, dict) else (x, None)
         if series.dim() != 3 or series.shape[1] != self.spec.in_channels:
             raise SelfsupError(
                 f"series encoder wants (B, {self.spec.in_channels}, T); got {tuple(series.shape)}"
@@ -136,29 +131,31 @@ class SeriesEncoder(nn.Module):
         z = self.convs(x_norm).transpose(1, 2)
         if mask is None:
             return z, None
-        invalid = (~mask)[:, None].float()  # a latent is valid when every step it sees is
+        invalid = (~mask.bool())[:, None].float()
         for k, s in zip(self.spec.kernels, self.spec.strides, strict=True):
             invalid = F.max_pool1d(invalid, k, s)
-        valid = invalid[:, 0] < 0.5
-        if not bool(valid.any(1).all()):
-            raise SelfsupError(
-                f"a series is shorter than the encoder's receptive field "
-                f"({self.spec.receptive_field} steps) and would have no features; drop such "
-                "series or set data.series_lengths=crop"
-            )
-        return z, valid
+        return z, invalid[:, 0] < 0.5
 
     def context(self, z: torch.Tensor) -> torch.Tensor:
         """The GRU's context c_t (B, T', context_dim), each from z_1..z_t only."""
         return self.gru(z)[0]
 
-    def forward(self, x: Any) -> torch.Tensor:
-        z, mask = self.encode(x)
-        c = self.context(z)
-        if mask is None:
+    def pool(self, c: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """The mean context vector over the valid steps, (B, context_dim)."""
+        if valid is None:
             return c.mean(1)
-        w = mask[..., None].to(c.dtype)
+        w = valid[..., None].to(c.dtype)
         return (c * w).sum(1) / w.sum(1).clamp_min(1)
+
+    def forward(self, x: Any) -> torch.Tensor:
+        z, valid = self.latents(x)
+        if valid is not None and not bool(valid.any(1).all()):
+            raise SelfsupError(
+                f"a series is shorter than the encoder's receptive field "
+                f"({self.spec.receptive_field} steps) and would have no features; drop such "
+                "series or set data.series_lengths=crop"
+            )
+        return self.pool(self.context(z), valid)
 
     def preprocess(self, raw: Any) -> torch.Tensor:
         """float32 (N, C, T) from numpy or torch series shaped (N, C, T) or (N, T) (C = 1)."""
