@@ -141,3 +141,10 @@ def torch_uint8_images():
     import torch
 
     return torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+
+
+def test_is_supervised_is_the_methods_own_declaration():
+    from selfsup.methods import is_supervised
+
+    assert is_supervised("supcon") and is_supervised("simcse_sup")
+    assert not is_supervised("simclr") and not is_supervised("no-such-method")
