@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from selfsup.config import flatten
 from selfsup.errors import SelfsupError
 from selfsup.units import column, format_figure
 
@@ -34,18 +35,7 @@ def _load_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             evaluation = json.loads(eval_path.read_text())
         except ValueError:
             raise SelfsupError(f"{eval_path} is not valid JSON") from None
-    return _flatten(config), evaluation if isinstance(evaluation, dict) else {}
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys; method parameters appear as `method.params.NAME`."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    return flatten(config, whole=()), evaluation if isinstance(evaluation, dict) else {}
 
 
 def _cell(value: Any) -> str:
@@ -56,11 +46,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(_cell(v) for v in value)
     return str(value).replace("|", "\\|")
-
-
-def _figure(key: str, value: Any) -> str:
-    """A figure under the rule of `selfsup.units` (its column names the unit)."""
-    return format_figure(key, value)
 
 
 def _run_names(runs: list[Path]) -> list[str]:
@@ -93,8 +78,8 @@ def compare_runs(runs: list[str | Path]) -> str:
     for name, (config, evaluation) in zip(_run_names(paths), loaded, strict=True):
         row = [_cell(name)]
         row += [_cell(config[k]) if k in config else MISSING for k in differing]
-        row += [_figure(k, evaluation.get("selfsup", {}).get(k)) for k in figures]
-        row += [_figure(h, evaluation.get(b, {}).get(h)) for b, h in baselines]
+        row += [format_figure(k, evaluation.get("selfsup", {}).get(k)) for k in figures]
+        row += [format_figure(h, evaluation.get(b, {}).get(h)) for b, h in baselines]
         rows.append(row)
     return _markdown([header, *rows])
 

@@ -231,13 +231,19 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return cfg
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Turn a nested mapping from a config file into dotted keys."""
+def flatten(
+    tree: dict[str, Any],
+    prefix: str = "",
+    whole: tuple[str, ...] = ("method.params",),
+    keep_empty: bool = False,
+) -> dict[str, Any]:
+    """A nested mapping (a config file, config.json) as dotted keys. The keys in `whole` keep
+    their mapping as one value; an empty mapping is dropped unless `keep_empty`."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and not (dotted == "method.params"):
-            flat.update(flatten(value, dotted + "."))
+        if isinstance(value, dict) and dotted not in whole and (value or not keep_empty):
+            flat.update(flatten(value, dotted + ".", whole, keep_empty))
         else:
             flat[dotted] = value
     return flat
@@ -343,18 +349,6 @@ def resume_config(saved: Config, overrides: dict[str, Any]) -> Config:
             "run with another --out instead"
         )
     return apply_overrides(copy.deepcopy(saved), safe)
-
-
-def config_changes(cfg: Config, base: Config | None = None) -> dict[str, Any]:
-    """The dotted keys where `cfg` differs from `base` (default: the defaults), with cfg's values.
-
-    For callers that hold a whole Config rather than the keys a user gave, e.g. to build the
-    `overrides` of `resume_config` from an API call's config.
-    """
-    base = base or Config()
-    mine = _expand_params(flatten(cfg.to_dict()))
-    theirs = _expand_params(flatten(base.to_dict()))
-    return {k: v for k, v in mine.items() if k not in theirs or theirs[k] != v}
 
 
 def validate(cfg: Config) -> None:

@@ -188,17 +188,6 @@ def describe_optim(
     return f"{line}. From {'; '.join(said)}. Change any with --set optim.KEY=VALUE"
 
 
-def parameter_groups(model: nn.Module, exclude_bias_and_norm: bool) -> list[dict]:
-    """Split parameters into those with weight decay / LARS and 1-d ones (biases, norms)."""
-    if not exclude_bias_and_norm:
-        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    decay, plain = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (plain if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay}, {"params": plain, "weight_decay": 0.0, "lars_adapt": False}]
-
-
 def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
     """Linear scaling rule (Goyal et al., 2017): lr = base_lr * global_batch / 256."""
     return complete(cfg).lr * global_batch / 256

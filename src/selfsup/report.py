@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from selfsup.config import flatten
 from selfsup.data.registry import source_modality
 from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import PROTOCOLS, usable
 from selfsup.evaluate.store import other_evaluations
 from selfsup.export import load
+from selfsup.methods import is_supervised
 from selfsup.metrics import read_metrics
 from selfsup.modalities import get_modality
 from selfsup.modalities.sections import subsample
@@ -123,7 +125,7 @@ def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu"
         *_method_figures(root),
         ("evaluation", "Evaluation", _evaluation_html(evaluation, config)),
         *_other_evaluations_sections(root, config),
-        ("config", "Config", _key_value_table(_flatten(config))),
+        ("config", "Config", _key_value_table(flatten(config, whole=(), keep_empty=True))),
         ("environment", "Environment", _environment_html(environment)),
     ]
     page = _page(root, config, records, sections, time.perf_counter() - start)
@@ -159,16 +161,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except ValueError:
         return None
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _format_value(value: Any) -> str:
@@ -341,7 +333,7 @@ def _page(
     sections: list[tuple[str, str, str]],
     seconds: float,
 ) -> str:
-    flat = _flatten(config)
+    flat = flatten(config, whole=(), keep_empty=True)
     facts = [
         ("method", flat.get("method.name")),
         ("data", flat.get("data.source")),
@@ -400,13 +392,7 @@ def _describe_spec(spec: dict[str, Any]) -> str | None:
 
 def _supervised_badge(name: Any) -> str:
     """A visible mark for a run whose method trains with human labels (`uses_labels`)."""
-    from selfsup.methods import get_method
-
-    try:
-        supervised = get_method(str(name)).uses_labels
-    except SelfsupError:
-        return ""
-    if not supervised:
+    if not is_supervised(str(name)):
         return ""
     return (
         " · <b class='supervised' style='background:#c0392b;color:#fff;padding:0 .4em'>"

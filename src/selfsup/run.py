@@ -185,8 +185,57 @@ def pretrain(
     """Pretrain an encoder with the method of `cfg`, export it, evaluate it; return the result.
 
     Runs as one process, or as one of several under torchrun (`torch.distributed`). On resume,
-    `overrides` (the dotted keys the user gave) are checked against the saved config.
+    `overrides` (the dotted keys the user gave) are checked against the saved config. Every
+    check that needs no data runs before the data is read, and every one that needs no training
+    before training starts.
     """
+    cfg, out, resume = _resumed(cfg, out, resume, overrides)
+    cfg, modality, optim_sources, protocols = _settings(cfg, out, resume)
+    device, dist = _processes(cfg)
+    data_paths = source_paths(cfg.data.source) + source_paths(cfg.eval.data or "")
+    check_run_dir(out, resume=resume, overwrite=overwrite, data_paths=data_paths)
+    train_data, eval_data, record = _splits(cfg, out, resume, protocols)
+    method = _announced_method(cfg, modality, train_data, optim_sources, dist)
+    data = _training_data(cfg, method, modality, train_data, eval_data, device, dist)
+    model = _place(method, cfg, device, dist)
+    optimizer = build_optimizer(method.param_groups(), cfg.optim, cfg.train.batch_size)
+    run = _open_run_dir(cfg, out, device, resume=resume, overwrite=overwrite, data=data_paths)
+    if dist.is_main:
+        save_heldout(run.root, record)
+    torch.manual_seed(cfg.train.seed + 1 + dist.rank)  # augmentation draws differ across ranks
+    progress = _restored(run, method, optimizer, dist) if resume else Progress()
+    log = MetricsLog(
+        run.metrics if dist.is_main else None, run.tensorboard if dist.is_main else None
+    )
+
+    def evaluate_now() -> dict[str, float]:
+        who = f"the learned encoder of {run.root} at step {progress.step}"
+        return online_evaluation(
+            method.exported(), modality, eval_data, cfg, device, method.augment, who
+        )
+
+    loop = Loop(cfg, model, method, optimizer, data, run, device, dist, log, progress)
+    loop.evaluate = evaluate_now
+    try:
+        _train(loop)
+        per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
+        result = RunResult(run.root, method.exported(), epochs=progress.step / per_epoch)
+        result.samples_per_second = (
+            progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
+        )
+        if dist.is_main:  # the other ranks leave now: nothing waits on rank 0's long evaluation
+            with reuse_features():  # evaluation and report embed each sample once per encoder
+                finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
+    finally:
+        log.close()
+    return result
+
+
+def _resumed(
+    cfg: Config, out: str | Path | None, resume: bool, overrides: dict[str, Any] | None
+) -> tuple[Config, Path, bool]:
+    """The run directory, and on resume its saved config with the user's `overrides` (a run
+    that stopped before its first checkpoint starts again from step 0)."""
     if out is None:
         if resume:
             raise SelfsupError("--resume needs --out RUN_DIR naming the run to continue")
@@ -205,6 +254,14 @@ def pretrain(
                     f"{out}: the run stopped before it wrote a checkpoint; starting it again "
                     "from step 0 with its saved config"
                 )
+    return cfg, out, resume
+
+
+def _settings(
+    cfg: Config, out: Path, resume: bool
+) -> tuple[Config, Modality, Any, tuple[str, ...]]:
+    """The checked config with the method's optimiser resolved, the modality, where the
+    optimiser's values come from (None on resume: they print as saved) and the protocols."""
     validate(cfg)
     modality = get_modality(source_modality(cfg.data.source))
     method_cls = get_method(cfg.method.name)
@@ -218,6 +275,11 @@ def pretrain(
     protocols = requested_protocols(cfg, modality)
     if cfg.eval.data:
         get_modality(source_modality(cfg.eval.data))
+    return cfg, modality, optim_sources, protocols
+
+
+def _processes(cfg: Config) -> tuple[torch.device, Any]:
+    """This process's device and its place among the torchrun processes."""
     device = resolve_device(cfg.train.device)
     dist = distributed.init_distributed(device.type)
     if device.type == "cuda" and dist.world_size > 1:
@@ -227,9 +289,14 @@ def pretrain(
             f"train.batch_size {cfg.train.batch_size} must divide evenly over "
             f"{dist.world_size} processes"
         )
-    data_paths = source_paths(cfg.data.source) + source_paths(cfg.eval.data or "")
-    check_run_dir(out, resume=resume, overwrite=overwrite, data_paths=data_paths)
+    return device, dist
 
+
+def _splits(
+    cfg: Config, out: Path, resume: bool, protocols: tuple[str, ...]
+) -> tuple[Any, EvalData, Any]:
+    """The training data, the evaluation data (checked against the encoder and the requested
+    protocols now, not after training) and the record of the held-out split carved here."""
     splits = load_run_splits(cfg, out if resume else None)
     record = None
     if not resume:
@@ -247,7 +314,14 @@ def pretrain(
         )
     if cfg.eval.protocols is not None:
         check_needs(protocols, eval_data.available(), eval_data.queries_from, eval_data.withheld)
+    return train_data, eval_data, record
 
+
+def _announced_method(
+    cfg: Config, modality: Modality, train_data: Any, optim_sources: Any, dist: Any
+) -> Method:
+    """The method, built from the training seed and told the data's size; the main process
+    says its views and optimiser (and that it uses labels)."""
     torch.manual_seed(cfg.train.seed)
     method = build_method(cfg, modality, train_data)
     method.bind_data(len(train_data))  # per-sample state (memory banks), before a resume loads
@@ -259,11 +333,25 @@ def pretrain(
                 cfg.train.batch_size,
                 optim_sources,
                 method.name,
-                method_cls.optimiser_reference,
+                type(method).optimiser_reference,
             )
         )
         if method.uses_labels:
             print(SUPERVISED_LINE.format(name=method.name))
+    return method
+
+
+def _training_data(
+    cfg: Config,
+    method: Method,
+    modality: Modality,
+    train_data: Any,
+    eval_data: EvalData,
+    device: torch.device,
+    dist: Any,
+) -> dict[str, torch.Tensor]:
+    """The fields the method reads, on the device when they fit (one index_select per batch);
+    the main process prints the data's and the modality's notes."""
     data = training_fields(method, modality, train_data)
     if getattr(train_data, "note", None) and dist.is_main:
         print(f"data: {train_data.note}")
@@ -274,55 +362,31 @@ def pretrain(
     size = sum(t.numel() * t.element_size() for t in data.values()) if on_host else 0
     if device.type == "cuda" and on_host and size < 4 << 30:
         data = {k: v.to(device) for k, v in data.items()}  # one index_select per batch
-    model = _place(method, cfg, device, dist)
-    optimizer = build_optimizer(method.param_groups(), cfg.optim, cfg.train.batch_size)
+    return data
 
-    run = _open_run_dir(cfg, out, device, resume=resume, overwrite=overwrite, data=data_paths)
+
+def _restored(run: RunDir, method: Method, optimizer: Any, dist: Any) -> Progress:
+    """Load the checkpoint: method, optimizer, this rank's random state; the metrics log is
+    cut back to the checkpoint's step."""
+    ckpt = load_checkpoint(run.checkpoint)
+    method.load_state_dict(ckpt["method"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    progress = Progress.from_dict(ckpt["progress"])
+    set_rng_state(ckpt["rng"][dist.rank])
     if dist.is_main:
-        save_heldout(run.root, record)
-    progress = Progress()
-    torch.manual_seed(cfg.train.seed + 1 + dist.rank)  # augmentation draws differ across ranks
-    if resume:
-        ckpt = load_checkpoint(run.checkpoint)
-        method.load_state_dict(ckpt["method"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        progress = Progress.from_dict(ckpt["progress"])
-        set_rng_state(ckpt["rng"][dist.rank])
-        if dist.is_main:
-            truncate_after(run.metrics, progress.step)
+        truncate_after(run.metrics, progress.step)
+    return progress
 
-    log = MetricsLog(
-        run.metrics if dist.is_main else None, run.tensorboard if dist.is_main else None
-    )
 
-    def evaluate_now() -> dict[str, float]:
-        who = f"the learned encoder of {run.root} at step {progress.step}"
-        return online_evaluation(
-            method.exported(), modality, eval_data, cfg, device, method.augment, who
-        )
-
-    loop = Loop(cfg, model, method, optimizer, data, run, device, dist, log, progress)
-    loop.evaluate = evaluate_now
-    loop.evaluate_at_end = not protocols  # else `finish` logs the last point from its features
+def _train(loop: Loop) -> None:
+    """Train; an interruption (Ctrl-C) has saved a checkpoint and says how to continue."""
     try:
-        try:
-            train(loop)
-        except TrainingInterrupted as stop:
-            raise SelfsupError(
-                f"interrupted at step {stop.step}; checkpoint saved. Continue with: "
-                f"selfsup pretrain --resume --out {run.root}"
-            ) from None
-        per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
-        result = RunResult(run.root, method.exported(), epochs=progress.step / per_epoch)
-        result.samples_per_second = (
-            progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
-        )
-        if dist.is_main:  # the other ranks leave now: nothing waits on rank 0's long evaluation
-            with reuse_features():  # evaluation and report embed each sample once per encoder
-                finish(cfg, method, modality, eval_data, protocols, run, result, device, loop)
-    finally:
-        log.close()
-    return result
+        train(loop)
+    except TrainingInterrupted as stop:
+        raise SelfsupError(
+            f"interrupted at step {stop.step}; checkpoint saved. Continue with: "
+            f"selfsup pretrain --resume --out {loop.run.root}"
+        ) from None
 
 
 def _place(method: Method, cfg: Config, device: torch.device, dist: Any) -> nn.Module:
@@ -399,16 +463,23 @@ def finish(
     loop: Loop,
 ) -> None:
     """Export the encoder, evaluate it beside the baselines, write eval.json and the report;
-    log the online figures as the training curve's last point (the loop left it to us)."""
+    log the online figures as the training curve's last point (the loop logs only the earlier
+    ones)."""
     step = loop.progress.step
     encoder = method.exported()  # DINO: the teacher backbone, which its paper evaluates
     save_encoder(encoder, run.root, exported=method.exported_as, step=step)
+    who = f"the learned encoder of {run.root} at step {step} (the end of training)"
+    if not protocols:  # the online figures alone (with protocols: from the final features)
+        online = online_evaluation(encoder, modality, eval_data, cfg, device, method.augment, who)
+        loop.log.log({"kind": "eval", "step": step, "epoch": loop.progress.epoch} | online)
+        print(
+            f"epoch {loop.progress.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in online.items())
+        )
     write_figures(method, modality, eval_data.queries, run.root, device)
     print(
         f"trained {result.epochs:.1f} epochs at {result.samples_per_second:.0f} samples/s; "
         f"encoder saved in {run.root}"
     )
-    who = f"the learned encoder of {run.root} at step {step} (the end of training)"
     try:
         if protocols:
             learned, online = final_and_online(

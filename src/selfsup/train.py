@@ -84,10 +84,8 @@ class Loop:
     dist: distributed.DistInfo
     log: MetricsLog
     progress: Progress = field(default_factory=Progress)
-    evaluate: Callable[[], dict[str, float]] | None = None  # periodic check on held-out data
-    # False when the run's final evaluation logs the curve's last point (the same figures from
-    # features it computes anyway), so that the loop does not measure them once more.
-    evaluate_at_end: bool = True
+    # The periodic check on held-out data; the curve's last point is the run's (`run.finish`).
+    evaluate: Callable[[], dict[str, float]] | None = None
 
 
 def steps_per_epoch(num_samples: int, global_batch: int) -> int:
@@ -278,8 +276,7 @@ def train(loop: Loop) -> None:
                 state.batch = 0
             done = progress() >= 1.0
             periodic = tc.eval_every and state.epoch % tc.eval_every == 0 and state.batch == 0
-            due = loop.evaluate_at_end if done else periodic
-            if loop.evaluate is not None and dist.is_main and due:
+            if loop.evaluate is not None and dist.is_main and periodic and not done:
                 figures = loop.evaluate()
                 loop.log.log({"kind": "eval", "step": state.step, "epoch": state.epoch} | figures)
                 bar.write(

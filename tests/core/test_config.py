@@ -7,8 +7,8 @@ import pytest
 from selfsup.config import (
     Config,
     apply_overrides,
-    config_changes,
     config_from_dict,
+    flatten,
     load_config_file,
     resume_config,
 )
@@ -166,13 +166,6 @@ def test_resume_refuses_other_changes_naming_each():
         resume_config(saved, {"train.log_every": 0})
 
 
-def test_config_changes_are_the_keys_off_the_defaults():
-    cfg = apply_overrides(Config(), {"train.epochs": 3, "method.temperature": 0.1})
-    assert config_changes(cfg) == {"train.epochs": 3, "method.temperature": 0.1}
-    assert config_changes(cfg, cfg) == {}
-    assert resume_config(cfg, config_changes(cfg)) == cfg
-
-
 def test_method_parameters_are_typed_like_the_core_sections():
     """`--set method.predictor=no` must mean False (a string 'no' is truthy: BYOL kept its
     predictor), numbers from the command line become the field's type, and a value that does
@@ -203,3 +196,12 @@ def test_method_parameters_are_typed_like_the_core_sections():
     moco = get_method("moco").make_config({"temperature": "none"})
     assert moco.temperature == 0.2  # None: the version's default
     assert get_method("triplet").make_config({"negatives": "hardest"}).negatives == "hardest"
+
+
+def test_flatten_is_the_one_home_of_dotted_keys():
+    """config files keep method.params whole; config.json's table and `compare` flatten it;
+    the report keeps an empty section visible."""
+    tree = {"method": {"name": "simclr", "params": {"temperature": 0.1}}, "eval": {}}
+    assert flatten(tree) == {"method.name": "simclr", "method.params": {"temperature": 0.1}}
+    assert flatten(tree, whole=()) == {"method.name": "simclr", "method.params.temperature": 0.1}
+    assert flatten(tree, whole=(), keep_empty=True)["eval"] == {}

@@ -15,17 +15,23 @@ from selfsup.optim import (
     describe_optim,
     lars_clips,
     lr_at,
-    parameter_groups,
     resolve_optim,
     scaled_lr,
     set_lr,
 )
 
 
+def bias_and_norm_apart(model):
+    """LARS groups as SimCLR makes them: weights, then 1-d tensors (biases, norms) plain."""
+    weights = [p for p in model.parameters() if p.ndim > 1]
+    plain = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": weights}, {"params": plain, "weight_decay": 0.0, "lars_adapt": False}]
+
+
 def test_lars_matches_plain_update_and_skips_norms():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
-    opt = LARS(parameter_groups(model, True), lr=0.1, momentum=0.9, weight_decay=0.01, eta=0.02)
+    opt = LARS(bias_and_norm_apart(model), lr=0.1, momentum=0.9, weight_decay=0.01, eta=0.02)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     buffers: dict[str, torch.Tensor] = {}
     for _ in range(2):
@@ -74,7 +80,7 @@ def _lars_restated(model, lr, eta, wd, clip, steps, seed):
     """Run LARS on `model` and the update restated by hand; return which branches clipping took."""
     torch.manual_seed(seed)
     opt = LARS(
-        parameter_groups(model, True), lr=lr, momentum=0.9, weight_decay=wd, eta=eta, clip_lr=clip
+        bias_and_norm_apart(model), lr=lr, momentum=0.9, weight_decay=wd, eta=eta, clip_lr=clip
     )
     expected = {n: p.detach().clone() for n, p in model.named_parameters()}
     buffers: dict[str, torch.Tensor] = {}

@@ -136,3 +136,12 @@ def test_raw_pixel_features_take_statistics_from_the_reference():
     expected = (queries.flatten(1).float() - flat.mean(0)) / flat.std(0, correction=0)
     assert torch.allclose(referenced, expected, atol=1e-5)
     assert not torch.allclose(own, referenced)
+
+
+def test_knn_summary_names_the_settings_it_runs_with():
+    from selfsup.config import EvalConfig
+
+    features = Features(queries=torch.zeros(1, 1))
+    eval_cfg = EvalConfig()
+    assert (features.knn_k, features.knn_t) == (eval_cfg.knn_k, eval_cfg.knn_t)
+    assert f"k={eval_cfg.knn_k}, T={eval_cfg.knn_t}" in PROTOCOLS["knn"].summary

@@ -14,7 +14,7 @@ from method_harness import (
 
 from selfsup.errors import SelfsupError
 from selfsup.losses import moco_infonce
-from selfsup.methods.moco import MoCo, MoCoConfig, enqueue
+from selfsup.methods.moco import MoCo, MoCoConfig
 from selfsup.models import ImageEncoderSpec
 
 SPEC = ImageEncoderSpec("convnet", 3, 16, True, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -48,20 +48,6 @@ def test_moco_infonce_matches_reference_values_and_gradients():
         moco_infonce(q, k, torch.randn(7, 3), 0.2)
 
 
-def test_queue_wraps_whole_batch_and_moves_pointer():
-    queue = torch.zeros(10, 2)
-    ptr = torch.tensor(7)
-    keys = torch.arange(1.0, 11.0).view(5, 2)
-    enqueue(queue, ptr, keys)
-    assert int(ptr) == 2
-    assert torch.equal(queue[[7, 8, 9, 0, 1]], keys)
-    assert torch.equal(queue[2:7], torch.zeros(5, 2))
-    enqueue(queue, ptr, keys[:3])
-    assert int(ptr) == 5 and torch.equal(queue[2:5], keys[:3])
-    with pytest.raises(SelfsupError, match="queue"):
-        enqueue(queue, ptr, torch.zeros(11, 2))
-
-
 def small_moco(**kw) -> MoCo:
     torch.manual_seed(0)
     cfg = MoCoConfig(**({"proj_hidden_dim": 16, "proj_dim": 8, "queue_size": 20} | kw))
@@ -72,7 +58,7 @@ def test_symmetric_loss_uses_the_old_queue_for_both_views_then_enqueues_both():
     method = small_moco(symmetric=True, shuffle_bn=False)
     g = torch.Generator().manual_seed(1)
     v1, v2 = torch.rand(4, 3, 16, 16, generator=g), torch.rand(4, 3, 16, 16, generator=g)
-    old = method.queue.clone()
+    old = method.queue.rows.clone()
     loss, _ = method.loss([v1, v2], {})
     with torch.no_grad():
         q1 = method.head(method.encoder(v1))
@@ -81,10 +67,10 @@ def test_symmetric_loss_uses_the_old_queue_for_both_views_then_enqueues_both():
         k2 = F.normalize(method.key_head(method.key_encoder(v2)), dim=1)
     want = 0.5 * (moco_infonce(q1, k2, old, 0.2) + moco_infonce(q2, k1, old, 0.2))
     assert torch.allclose(loss, want, atol=1e-5)
-    assert int(method.queue_ptr) == 8
-    assert torch.allclose(method.queue[:4], k2, atol=1e-6)
-    assert torch.allclose(method.queue[4:8], k1, atol=1e-6)
-    assert torch.equal(method.queue[8:], old[8:])
+    assert int(method.queue.pointer) == 8
+    assert torch.allclose(method.queue.rows[:4], k2, atol=1e-6)
+    assert torch.allclose(method.queue.rows[4:8], k1, atol=1e-6)
+    assert torch.equal(method.queue.rows[8:], old[8:])
     loss.backward()  # the enqueue did not break the graph
     assert method.encoder.parameters().__next__().grad is not None
     assert all(p.grad is None for p in method.key_encoder.parameters())
@@ -138,7 +124,7 @@ def half_views(rank: int):
 
 
 def queue_state(method: MoCo) -> dict[str, torch.Tensor]:
-    return {"queue": method.queue, "queue_ptr": method.queue_ptr}
+    return {"queue": method.queue.rows, "queue_ptr": method.queue.pointer}
 
 
 def reference():
@@ -148,11 +134,11 @@ def reference():
     q = torch.cat([method.head(method.encoder(v1[:h])), method.head(method.encoder(v1[h:]))])
     torch.manual_seed(7)
     k = method.keys(v2)  # one process: split BN over 2 sub-batches with the same permutation
-    old = method.queue.clone()
+    old = method.queue.rows.clone()
     moco_infonce(q, k, old, method.cfg.temperature).backward()
-    enqueue(method.queue, method.queue_ptr, k)
+    method.queue.push(k)
     grads = {n: p.grad.clone() for n, p in method.named_parameters() if p.grad is not None}
-    return grads, method.queue
+    return grads, method.queue.rows
 
 
 @pytest.mark.timeout(120)
@@ -196,8 +182,8 @@ SMALL = {
 
 def test_resume_is_exact_and_restores_the_queue(tmp_path, monkeypatch):
     state = assert_resume_exact(tmp_path, monkeypatch, SMALL)
-    assert "queue" in state and "queue_ptr" in state
-    assert int(state["queue_ptr"]) == (2 * (1437 // 128) * 128) % 512
+    assert "queue.rows" in state and "queue.pointer" in state
+    assert int(state["queue.pointer"]) == (2 * (1437 // 128) * 128) % 512
 
 
 @pytest.mark.slow

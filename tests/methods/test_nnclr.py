@@ -66,7 +66,7 @@ def fixed_views():
 def test_method_loss_matches_reference_values_gradients_and_enqueues_z1():
     method = small_nnclr()
     v1, v2 = fixed_views()
-    support = method.support.clone()
+    support = method.support.rows.clone()
     loss, _ = method.loss([v1, v2], {})
     z1 = method.projector(method.encoder(v1))
     z2 = method.projector(method.encoder(v2))
@@ -78,9 +78,9 @@ def test_method_loss_matches_reference_values_gradients_and_enqueues_z1():
     g_want = torch.autograd.grad(want, params)
     for a, b in zip(g_got, g_want, strict=True):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
-    assert int(method.support_ptr) == BATCH
-    assert torch.allclose(method.support[:BATCH], z1 / z1.norm(dim=1, keepdim=True), atol=1e-5)
-    assert torch.equal(method.support[BATCH:], support[BATCH:])
+    assert int(method.support.pointer) == BATCH
+    assert torch.allclose(method.support.rows[:BATCH], z1 / z1.norm(dim=1, keepdim=True), atol=1e-5)
+    assert torch.equal(method.support.rows[BATCH:], support[BATCH:])
 
 
 def make_method() -> NNCLR:
@@ -94,7 +94,7 @@ def half_views(rank: int):
 
 
 def support_state(method: NNCLR) -> dict[str, torch.Tensor]:
-    return {"support": method.support, "support_ptr": method.support_ptr}
+    return {"support": method.support.rows, "support_ptr": method.support.pointer}
 
 
 def reference():
@@ -110,7 +110,7 @@ def reference():
         return z, p
 
     (z1, p1), (z2, p2) = halves(v1), halves(v2)
-    support = method.support.clone()
+    support = method.support.rows.clone()
     loss = reference_nnclr_loss(reference_nn(z1, support), reference_nn(z2, support), p1, p2, 0.1)
     loss.backward()
     new_support = support.clone()
@@ -157,8 +157,8 @@ SMALL = {
 
 def test_resume_is_exact_and_restores_the_support_set(tmp_path, monkeypatch):
     state = assert_resume_exact(tmp_path, monkeypatch, SMALL)
-    assert state["support"].shape == (1024, 32)
-    assert int(state["support_ptr"]) == (2 * (1437 // 128) * 128) % 1024
+    assert state["support.rows"].shape == (1024, 32)
+    assert int(state["support.pointer"]) == (2 * (1437 // 128) * 128) % 1024
 
 
 @pytest.mark.slow

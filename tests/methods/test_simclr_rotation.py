@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from method_harness import assert_resume_exact, digits_knn, run_two_processes
 
+from selfsup.augment.pretext import four_rotations
 from selfsup.losses import nt_xent
-from selfsup.methods.rotation import rotation_logits
 from selfsup.methods.simclr_rotation import SimCLRRotation, SimCLRRotationConfig
 from selfsup.models import ImageEncoderSpec
 
@@ -79,7 +79,9 @@ def reference_gradients() -> dict[str, torch.Tensor]:
     h = BATCH // 2
     z1, z2, rot = [], [], []
     for sl in (slice(0, h), slice(h, BATCH)):
-        logits, labels, feats = rotation_logits(method.encoder, method.rotation_head, v1[sl])
+        rotated, labels = four_rotations(v1[sl])
+        feats = method.encoder(rotated)
+        logits = method.rotation_head(feats)
         rot.append(F.cross_entropy(logits, labels))
         z1.append(method.projection_head(feats[:h]))
         z2.append(method.projection_head(method.encoder(v2[sl])))

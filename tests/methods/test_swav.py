@@ -100,15 +100,17 @@ def test_queue_fills_then_is_used_after_the_epochs_it_waits_for():
     method.bind_data(8)  # a training set of 8: each batch of 4 is half an epoch
     views = [torch.rand(4, 3, 16, 16) for _ in range(3)]
     _, fig = method.loss(views, {})
-    assert fig["queue_used"] == 0 and int(method.queue_filled) == 4
+    assert fig["queue_used"] == 0 and int(method.queue[0].filled) == 4
     assert method.epochs_reached() == 0.5
     z = method._embed(views)
-    assert torch.allclose(method.queue[0, :4], z[0].detach(), atol=1e-6)
+    assert torch.allclose(method.queue[0].newest_first()[:4], z[0].detach(), atol=1e-6)
     other = [torch.rand(4, 3, 16, 16) for _ in range(3)]
     _, fig = method.loss(other, {})
     assert fig["queue_used"] == 0  # full only now, and half an epoch trained before this step
-    assert int(method.queue_filled) == 8
-    assert torch.allclose(method.queue[0, 4:], z[0].detach(), atol=1e-6)  # shifted along
+    assert int(method.queue[0].filled) == 8
+    assert torch.allclose(
+        method.queue[0].newest_first()[4:], z[0].detach(), atol=1e-6
+    )  # shifted along
     _, fig = method.loss(views, {})
     assert fig["queue_used"] == 1  # one epoch reached, the queue full
     # With the queue, the codes differ from those of the batch alone.
@@ -200,7 +202,10 @@ def batch_at(step: int):
 
 
 def queue_state(method: SwAV) -> dict[str, torch.Tensor]:
-    return {"queue": method.queue, "queue_filled": method.queue_filled}
+    return {
+        "queue": torch.stack([q.newest_first() for q in method.queue]),
+        "queue_filled": method.queue[0].filled,
+    }
 
 
 @pytest.mark.timeout(180)
@@ -231,7 +236,7 @@ def test_resume_exact_restores_queue(tmp_path, monkeypatch):
             "method.queue_start_epochs": 1.0,
         },
     )
-    assert int(state["queue_filled"]) == 256 and state["queue"].abs().sum() > 0
+    assert int(state["queue.0.filled"]) == 256 and state["queue.1.rows"].abs().sum() > 0
     assert float(state["samples_seen"]) == 2 * (1437 // 128) * 128  # the epochs reached
 
 

@@ -116,11 +116,6 @@ def resize(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
 
 
-def hflip(x: Tensor, flip: Tensor) -> Tensor:
-    """Mirror the samples where flip (B,) is True."""
-    return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
-
-
 def grayscale(x: Tensor) -> Tensor:
     """Luma of RGB images, (B, 1, H, W), with torchvision's rgb_to_grayscale weights."""
     r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
@@ -138,29 +133,6 @@ def random_grayscale(x: Tensor, apply: Tensor) -> Tensor:
 def _mask(flags: Tensor, like: Tensor) -> Tensor:
     """Per-sample bools (B,) shaped (B, 1, 1, 1) on like's device, for torch.where."""
     return flags.to(like.device).view(-1, 1, 1, 1)
-
-
-def _blend(x: Tensor, reference: Tensor, ratio: Tensor) -> Tensor:
-    """ratio * x + (1 - ratio) * reference, clamped to [0, 1] (torchvision's _blend)."""
-    return torch.lerp(reference, x, _column(ratio, x)).clamp_(0.0, 1.0)
-
-
-def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
-    """Scale intensities by a per-sample factor (B,)."""
-    return x.mul(_column(factor, x)).clamp_(0.0, 1.0)
-
-
-def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
-    """Blend each image with the mean of its luma by a per-sample factor (B,)."""
-    luma = grayscale(x) if x.shape[1] == 3 else x
-    return _blend(x, luma.mean(dim=(1, 2, 3), keepdim=True), factor)
-
-
-def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
-    """Blend each image with its own luma by a per-sample factor (B,); 1 channel is unchanged."""
-    if x.shape[1] == 1:
-        return x
-    return _blend(x, grayscale(x), factor)
 
 
 def adjust_hue(x: Tensor, factor: Tensor) -> Tensor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,29 +143,29 @@ def _text(value: str | bytes) -> str:
     return value.decode("latin1") if isinstance(value, bytes) else str(value)
 
 
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    # The CIFAR pickles name numpy.core's reconstruct functions (numpy 2 moved them to _core);
-    # the restricted unpickler must hand back exactly these, and numpy has no public path to them.
-    core = np._core if hasattr(np, "_core") else np.core
-    allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): codecs.encode,  # bytes pickled with protocol 2 by Python 3
-    }
-    for module in ("numpy.core", "numpy._core"):
-        allowed[(f"{module}.multiarray", "_reconstruct")] = core.multiarray._reconstruct
-        allowed[(f"{module}.multiarray", "scalar")] = core.multiarray.scalar
-        allowed[(f"{module}.numeric", "_frombuffer")] = core.numeric._frombuffer
-    return allowed
+# The globals a CIFAR pickle may name: numpy arrays (numpy.core's reconstruct functions, which
+# numpy 2 calls numpy._core and still resolves under the old name) and protocol-2 bytes.
+_ALLOWED = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+    *(
+        (f"{module}.{part}", name)
+        for module in ("numpy.core", "numpy._core")
+        for part, name in (
+            ("multiarray", "_reconstruct"),
+            ("multiarray", "scalar"),
+            ("numeric", "_frombuffer"),
+        )
+    ),
+}
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """CIFAR pickles hold dicts, lists, strings and numpy arrays: refuse any other global,
     so that a tampered file cannot run code."""
 
-    _allowed = _numpy_globals()
-
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._allowed:
-            return self._allowed[(module, name)]
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not a numpy array)")

@@ -37,7 +37,12 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
-        Protocol("knn", frozenset({"label"}), "weighted kNN top-1 (k=200, T=0.1)", knn_protocol),
+        Protocol(
+            "knn",
+            frozenset({"label"}),
+            f"weighted kNN top-1 (k={Features.knn_k}, T={Features.knn_t})",
+            knn_protocol,
+        ),
         Protocol(
             "linear", frozenset({"label"}), "logistic-regression probe top-1", linear_protocol
         ),

@@ -16,7 +16,7 @@ from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import EncoderInputs, Features
 from selfsup.evaluate.registry import PROTOCOLS, run_protocols, usable
-from selfsup.methods import get_method
+from selfsup.methods import is_supervised
 from selfsup.modalities import Modality
 from selfsup.models import build_encoder
 
@@ -170,7 +170,7 @@ def evaluate_with_baselines(
     results: dict[str, Any] = {"queries": data.queries_from}
     if skipped:
         results["skipped"] = skipped
-    if _supervised(cfg.method.name):
+    if is_supervised(cfg.method.name):
         results["note"] = (
             f"supervised: the learned encoder was trained with the labels ({cfg.method.name})"
         )
@@ -207,15 +207,6 @@ def evaluate_with_baselines(
             f"the {modality.raw_row!r} baseline ({modality.row_titles[modality.raw_row]})",
         )
     return results
-
-
-def _supervised(name: str) -> bool:
-    """Whether the method called `name` trains with human labels (`Method.uses_labels`: SupCon's
-    classes, supervised SimCSE's NLI labels)."""
-    try:
-        return get_method(name).uses_labels
-    except SelfsupError:
-        return False
 
 
 def online_evaluation(

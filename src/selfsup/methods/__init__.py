@@ -8,10 +8,10 @@ import importlib
 import pkgutil
 
 from selfsup.methods.base import Method
-from selfsup.methods.registry import available_methods, get_method
+from selfsup.methods.registry import available_methods, get_method, is_supervised
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name not in ("base", "registry") and not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["Method", "available_methods", "get_method"]
+__all__ = ["Method", "available_methods", "get_method", "is_supervised"]

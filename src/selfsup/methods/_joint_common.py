@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from selfsup.distributed import gather_with_grad
-from selfsup.methods.base import Batch, Method
+from selfsup.methods.base import Method
 from selfsup.models import projection_head
 
 
@@ -28,10 +28,6 @@ class TwoViewJointMethod(Method):
         self.projector = projection_head(
             self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
         )
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
 
     def embed_pair(self, views: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """z1, z2 of the global batch: each view through f and g on its own (BatchNorm sees one

@@ -21,8 +21,6 @@ class MetricMethod(Method):
     computes the loss of the global batch) and a resumed run draws what the straight one did.
     """
 
-    num_views = 2
-
     def __init__(self, spec: Any, cfg: Any, augment: Any):
         super().__init__(spec, cfg, augment)
         self.projection_head = projection_head(

@@ -1,8 +1,12 @@
-"""What DINO and SwAV share about multi-crop: how many local views go beside the 2 global ones."""
+"""What DINO and SwAV share about multi-crop: how many local views go beside the 2 global ones,
+and the forward that batches the views of one size together."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from selfsup.errors import SelfsupError
 
@@ -28,3 +32,17 @@ def local_crop_count(method: str, local_crops: int | None, augment: Any) -> int:
             f"or swav-multicrop), or lower method.local_crops"
         )
     return local_crops
+
+
+def by_size(net: Callable[[torch.Tensor], torch.Tensor], views: list[Any]) -> list[torch.Tensor]:
+    """`net` of every view, the views of one size in one batch (the 2 global ones, then the
+    local ones: BatchNorm sees each size as the references' multi-crop forward does)."""
+    out: list[Any] = [None] * len(views)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, v in enumerate(views):
+        groups.setdefault(tuple(v.shape[1:]), []).append(i)
+    for idx in groups.values():
+        chunks = net(torch.cat([views[i] for i in idx])).chunk(len(idx))
+        for i, chunk in zip(idx, chunks, strict=True):
+            out[i] = chunk
+    return out

@@ -42,6 +42,7 @@ class Autoencoder(Method):
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     augment_family = "none"
+    num_views = 1  # one augmented image
 
     def __init__(self, spec: Any, cfg: Any, augment: Any):
         super().__init__(spec, cfg, augment)
@@ -52,9 +53,6 @@ class Autoencoder(Method):
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """Float images in [0, 1] to the encoder's normalised pixels (the reconstruction target)."""
         return self.encoder.normalise(images)
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        return [self.augment(batch["image"], view=0)]
 
     def encoder_input(self, clean: torch.Tensor) -> torch.Tensor:
         """What the encoder sees: the clean image here, a corrupted one in the DAE."""

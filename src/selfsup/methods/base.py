@@ -61,8 +61,8 @@ class Method(nn.Module):
     # Whether it trains with human labels (SupCon's classes, NLI's entailment labels): the run,
     # eval.json and the report then say that it is not self-supervised.
     uses_labels: ClassVar[bool] = False
-    # Buffers every process keeps identical itself (a queue or memory bank updated from the
-    # gathered batch): DDP must not overwrite them from rank 0 before every forward.
+    # Buffers (or modules of buffers) every process keeps identical itself (a queue or memory
+    # bank updated from the gathered batch): DDP must not overwrite them from rank 0 each forward.
     unsynced_buffers: ClassVar[tuple[str, ...]] = ()
     # The optimiser the method was published with at small scale (CIFAR-size where the authors
     # or solo-learn give one), as OptimConfig fields ({"name": "sgd", "lr": 0.03, ...}; lr per
@@ -79,6 +79,9 @@ class Method(nn.Module):
     # start-up in place of the augmentation line, so that the line says what the run does;
     # "{cfg.NAME}" fields are filled from the method's config.
     views_note: ClassVar[str | None] = None
+    # How many augmented views the default `views` makes: 2 for the two-view methods, 1 for a
+    # pretext task on one image; DINO and SwAV set theirs from the multi-crop recipe.
+    num_views: int = 2
     find_unused_parameters: ClassVar[bool] = False
     # Which network `exported()` returns, as encoder.json records it ("exported").
     exported_as: ClassVar[str] = "online encoder (the network the optimizer trains)"
@@ -102,7 +105,7 @@ class Method(nn.Module):
         attribute, which DDP reads from the module it wraps: torch has no public per-buffer
         switch (`broadcast_buffers` / `forward_sync_buffers` turn every buffer's broadcast on or
         off at once)."""
-        return list(self.unsynced_buffers)
+        return [n for n, _ in self.named_buffers() if n.split(".")[0] in self.unsynced_buffers]
 
     @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
@@ -149,8 +152,11 @@ class Method(nn.Module):
         return batch[self.main_field]
 
     def views(self, batch: Batch) -> list[Any]:
-        """Augmented views of a batch, made on the batch's device."""
-        raise NotImplementedError
+        """Augmented views of a batch, made on the batch's device. Default: `num_views` views of
+        the image (of the main field where `inputs` names "main"), view v with the recipe's
+        view-v settings; a method of other inputs (text, series) says its own."""
+        x = self.main(batch) if MAIN in self.inputs else batch["image"]
+        return [self.augment(x, view=v) for v in range(self.num_views)]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The training loss on the views, and figures to log."""

@@ -73,10 +73,6 @@ class BYOL(Method):
         )
         self.register_buffer("momentum", torch.tensor(cfg.momentum_base, dtype=torch.float64))
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z = [self.projector(self.encoder(v)) for v in views]
         p = [self.predictor(zi) for zi in z]
@@ -85,9 +81,6 @@ class BYOL(Method):
         self.watch(z[0])
         loss = normalized_mse(p[0], t[1]) + normalized_mse(p[1], t[0])
         return loss, {"momentum": self.momentum.detach().clone()}
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": [p for n, p in self.named_parameters() if not n.startswith("target.")]}]
 
     def after_step(self, progress: float) -> None:
         """EMA of the target towards the online network, at the momentum of this progress."""

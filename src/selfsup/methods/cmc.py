@@ -58,16 +58,13 @@ class CMC(Method):
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     augment_family = "crop-flip"
+    num_views = 1  # one augmented image: its channel groups are the views (one crop for all)
 
     def __init__(self, spec: Any, cfg: CMCConfig, augment: Any):
         super().__init__(spec, cfg, augment)
         # The image encoder the base class built is replaced by the multi-view one.
         self.encoder = MultiViewEncoder(MultiViewEncoderSpec.from_image_spec(spec, cfg.split))
         self.heads = nn.ModuleList(nn.Linear(d, cfg.proj_dim) for d in self.encoder.view_dims)
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        # One augmented image: its channel groups are the views (the same crop for all of them).
-        return [self.augment(batch["image"], view=0)]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feats = self.encoder.views(views[0])

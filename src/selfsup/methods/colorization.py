@@ -82,6 +82,7 @@ class Colorization(Method):
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     augment_family = "light"
+    num_views = 1  # one augmented image
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"ab_side": 56, "decoder_hidden_dim": 2048}
     }
@@ -107,9 +108,6 @@ class Colorization(Method):
         self.watch(F.normalize(features, dim=1))
         coarse = self.decoder(features).view(-1, 2, side, side)
         return F.interpolate(coarse, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        return [self.augment(batch["image"], view=0)]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         rgb = views[0]

@@ -21,7 +21,7 @@ from torch import nn
 from selfsup.distributed import world_size
 from selfsup.errors import SelfsupError
 from selfsup.losses import dino_loss
-from selfsup.methods._multicrop import GLOBAL_VIEWS, local_crop_count
+from selfsup.methods._multicrop import GLOBAL_VIEWS, by_size, local_crop_count
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
 from selfsup.models import cosine_momentum, ema_update, momentum_teacher
@@ -146,6 +146,7 @@ class DINO(Method):
     def __init__(self, spec: Any, cfg: DINOConfig, augment: Any):
         super().__init__(spec, cfg, augment)
         self.local_crops = local_crop_count("dino", cfg.local_crops, augment)
+        self.num_views = GLOBAL_VIEWS + self.local_crops
         self.head = DINOHead(
             self.encoder.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.out_dim, cfg.head_layers
         )
@@ -160,24 +161,16 @@ class DINO(Method):
             lambda module, _: setattr(module, "_progress", None)
         )
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=v) for v in range(GLOBAL_VIEWS + self.local_crops)]
-
     def _student(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         """Student logits of every view; views of one size go through the network together."""
-        out: list[torch.Tensor | None] = [None] * len(views)
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, v in enumerate(views):
-            by_size.setdefault(tuple(v.shape[1:]), []).append(i)
-        for idx in by_size.values():
-            z = self.head.embed(self.encoder(torch.cat([views[i] for i in idx])))
-            if idx[0] == 0:
+
+        def student(x: torch.Tensor) -> torch.Tensor:
+            z = self.head.embed(self.encoder(x))
+            if x.shape[1:] == views[0].shape[1:]:  # the global views
                 self.watch(z[: len(views[0])])
-            logits = self.head.last_layer(z).chunk(len(idx))
-            for i, chunk in zip(idx, logits, strict=True):
-                out[i] = chunk
-        return out  # type: ignore[return-value]
+            return self.head.last_layer(z)
+
+        return by_size(student, views)
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if len(views) < GLOBAL_VIEWS:

@@ -85,6 +85,7 @@ class InstDisc(Method):
     inputs = frozenset({"image", "index"})
     modalities = frozenset({"image"})
     augment_family = "instdisc"
+    num_views = 1  # one augmented image
     # DDP would broadcast the whole bank from rank 0 at every step (655 MB on ImageNet);
     # the ranks keep it identical themselves (gathered updates), so DDP leaves it alone.
     unsynced_buffers = ("bank",)
@@ -104,9 +105,6 @@ class InstDisc(Method):
             raise SelfsupError(f"instdisc needs at least 2 training samples, got {num_samples}")
         bank = torch.randn(num_samples, self.cfg.embed_dim, device=self.bank.device)
         self.bank = F.normalize(bank, dim=1)
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        return [self.augment(batch["image"], view=0)]
 
     def sample_negatives(self, batch_size: int) -> torch.Tensor:
         """(batch_size, m) indices drawn uniformly from the whole bank (the noise P_n = 1/n)."""
@@ -153,6 +151,3 @@ class InstDisc(Method):
             loss = instdisc_nce(f, self.bank[index], negatives, n, self.nce_z, t)
         self.update_bank(index, f)
         return loss, {}
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": [*self.encoder.parameters(), *self.embed.parameters()]}]

@@ -31,7 +31,7 @@ from selfsup.augment.pretext import grid_tiles, maximal_hamming_permutations, re
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.methods.rotation import classifier_head
+from selfsup.models import classifier_head
 
 
 @dataclass

@@ -34,6 +34,7 @@ from selfsup.losses import moco_infonce
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
 from selfsup.models import cosine_momentum, ema_update, momentum_teacher
+from selfsup.models.queue import Queue, load_old_checkpoints, ring_upgrade
 
 
 @dataclass
@@ -74,22 +75,6 @@ def moco_head(in_dim: int, hidden_dim: int, out_dim: int, version: int) -> nn.Mo
     return nn.Sequential(
         nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
     )
-
-
-@torch.no_grad()
-def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> None:
-    """Write `keys` (n, D) into the ring buffer `queue` (K, D) from `pointer`, wrapping around
-    its end, and advance the pointer by n modulo K. n may not exceed K."""
-    n, size = len(keys), len(queue)
-    if n > size:
-        raise SelfsupError(
-            f"a step's {n} keys do not fit a queue of {size}; use a queue at least as large "
-            f"as the global batch"
-        )
-    start = int(pointer)
-    idx = (start + torch.arange(n, device=queue.device)) % size
-    queue[idx] = keys.detach().to(queue.dtype)
-    pointer.fill_((start + n) % size)
 
 
 def shared_permutation(n: int, device: torch.device) -> torch.Tensor:
@@ -150,7 +135,7 @@ class MoCo(Method):
     modalities = frozenset({"image"})
     augment_family = "simclr"
     # Every rank enqueues the same gathered keys: DDP need not broadcast the queue each step.
-    unsynced_buffers = ("queue", "queue_ptr")
+    unsynced_buffers = ("queue",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "imagenet": {"queue_size": 65536, "momentum": 0.999}
     }
@@ -160,13 +145,9 @@ class MoCo(Method):
         self.head = moco_head(self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.version)
         self.key_encoder = momentum_teacher(self.encoder)
         self.key_head = momentum_teacher(self.head)
-        queue = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1)
-        self.register_buffer("queue", queue)
-        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
+        start = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1)
+        self.queue = Queue(cfg.queue_size, cfg.proj_dim, start)
+        load_old_checkpoints(self, ring_upgrade("queue", "queue_ptr", "queue"))
 
     def keys(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised keys of the momentum encoder, BN shortcut stopped (see module doc)."""
@@ -184,7 +165,7 @@ class MoCo(Method):
         q1 = F.normalize(self.head(self.encoder(v1)), dim=1)
         self.watch(q1)
         # The negatives of this step: the queue as it was before any of this step's keys.
-        negatives = self.queue.clone()
+        negatives = self.queue.rows.clone()
         k2 = self.keys(v2)
         loss = moco_infonce(q1, k2, negatives, self.cfg.temperature)
         new_keys = [k2]
@@ -196,11 +177,8 @@ class MoCo(Method):
         with torch.no_grad():
             accuracy = ((q1 * k2).sum(1, keepdim=True) > q1 @ negatives.T).all(1).float().mean()
         for k in new_keys:
-            enqueue(self.queue, self.queue_ptr, gather_without_grad(k))
+            self.queue.push(gather_without_grad(k))
         return loss, {"pos_top1": accuracy}
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": [*self.encoder.parameters(), *self.head.parameters()]}]
 
     def after_step(self, progress: float) -> None:
         m = self.cfg.momentum

@@ -81,10 +81,6 @@ class MoCoV3(Method):
         self.key_encoder = momentum_teacher(self.encoder)
         self.key_projector = momentum_teacher(self.projector)
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         v1, v2 = views[0], views[1]
         q1 = self.predictor(self.projector(self.encoder(v1)))
@@ -96,17 +92,6 @@ class MoCoV3(Method):
         offset, t = rank() * len(q1), self.cfg.temperature
         loss = mocov3_contrastive(q1, k2, t, offset) + mocov3_contrastive(q2, k1, t, offset)
         return loss, {}
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "params": [
-                    *self.encoder.parameters(),
-                    *self.projector.parameters(),
-                    *self.predictor.parameters(),
-                ]
-            }
-        ]
 
     def after_step(self, progress: float) -> None:
         m = cosine_momentum(progress, self.cfg.momentum)

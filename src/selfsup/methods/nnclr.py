@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from selfsup.distributed import gather_with_grad, gather_without_grad
 from selfsup.losses import info_nce, nearest_neighbour
 from selfsup.methods.base import Batch, Method
-from selfsup.methods.moco import enqueue
 from selfsup.methods.registry import register
 from selfsup.models import projection_head
+from selfsup.models.queue import Queue, load_old_checkpoints, ring_upgrade
 
 
 @dataclass
@@ -67,7 +67,7 @@ class NNCLR(Method):
     modalities = frozenset({"image"})
     augment_family = "byol"
     # Every rank enqueues the same gathered rows: DDP need not broadcast them each step.
-    unsynced_buffers = ("support", "support_ptr")
+    unsynced_buffers = ("support",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"queue_size": 98304}}
 
     def __init__(self, spec: Any, cfg: NNCLRConfig, augment: Any):
@@ -76,26 +76,19 @@ class NNCLR(Method):
             self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
         )
         self.predictor = projection_head(cfg.proj_dim, cfg.pred_hidden_dim, cfg.proj_dim, 2)
-        support = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1)
-        self.register_buffer("support", support)
-        self.register_buffer("support_ptr", torch.zeros((), dtype=torch.long))
-
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
+        start = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1)
+        self.support = Queue(cfg.queue_size, cfg.proj_dim, start)
+        load_old_checkpoints(self, ring_upgrade("support", "support_ptr", "support"))
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = (self.projector(self.encoder(v)) for v in views[:2])
         p1, p2 = self.predictor(z1), self.predictor(z2)
         self.watch(F.normalize(z1, dim=1))
-        nn1 = gather_without_grad(nearest_neighbour(z1, self.support))
-        nn2 = gather_without_grad(nearest_neighbour(z2, self.support))
+        nn1 = gather_without_grad(nearest_neighbour(z1, self.support.rows))
+        nn2 = gather_without_grad(nearest_neighbour(z2, self.support.rows))
         p1, p2 = gather_with_grad(p1), gather_with_grad(p2)
         t = self.cfg.temperature
         loss = 0.5 * (info_nce(nn1, p2, t) + info_nce(nn2, p1, t))
         new = gather_without_grad(F.normalize(z1.detach(), dim=1))
-        enqueue(self.support, self.support_ptr, new)
+        self.support.push(new)
         return loss, {}
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": [p for p in self.parameters() if p.requires_grad]}]

@@ -26,3 +26,9 @@ def get_method(name: str) -> Any:
             f"unknown method {name!r}; choose one of: {', '.join(available_methods())}"
         )
     return METHODS[name]
+
+
+def is_supervised(name: str) -> bool:
+    """Whether the method called `name` trains with human labels (`Method.uses_labels`: SupCon's
+    classes, supervised SimCSE's NLI labels); False for a name no method has."""
+    return name in METHODS and METHODS[name].uses_labels

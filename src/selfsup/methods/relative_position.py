@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from selfsup.augment.pretext import grid_tiles, resize_tiles
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.methods.rotation import classifier_head
+from selfsup.models import classifier_head
 
 CENTRE = 4
 NEIGHBOURS = (0, 1, 2, 3, 5, 6, 7, 8)  # grid cells of the 8 labels, row-major without the centre

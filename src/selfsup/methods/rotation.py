@@ -19,31 +19,11 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from selfsup.augment.pretext import four_rotations
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-
-
-def classifier_head(in_dim: int, hidden_dim: int, num_classes: int) -> nn.Module:
-    """Linear head when hidden_dim is 0, else Linear-BN-ReLU-Linear (the pretext classifier)."""
-    if hidden_dim <= 0:
-        return nn.Linear(in_dim, num_classes)
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden_dim, bias=False),
-        nn.BatchNorm1d(hidden_dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden_dim, num_classes),
-    )
-
-
-def rotation_logits(encoder: nn.Module, head: nn.Module, x: torch.Tensor) -> tuple[Any, Any]:
-    """Logits (4B, 4) of the rotation head on all four rotations of x, their labels, and the
-    encoder features of the four rotations (rotation-major: rows :B are the upright images)."""
-    rotated, labels = four_rotations(x)
-    features = encoder(rotated)
-    return head(features), labels, features
+from selfsup.models import classifier_head
 
 
 @dataclass
@@ -77,6 +57,7 @@ class Rotation(Method):
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     augment_family = "rotnet"
+    num_views = 1  # one augmented image
     # The paper's ImageNet runs put the classifier on AlexNet's conv5 (no extra MLP needed at
     # that width); the linear head is the closest choice on a pooled ResNet/ViT output.
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"head_hidden_dim": 0}}
@@ -85,11 +66,10 @@ class Rotation(Method):
         super().__init__(spec, cfg, augment)
         self.head = classifier_head(self.encoder.out_dim, cfg.head_hidden_dim, 4)
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        return [self.augment(batch["image"], view=0)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits, labels, features = rotation_logits(self.encoder, self.head, views[0])
+        rotated, labels = four_rotations(views[0])  # rotation-major: rows :B are upright
+        features = self.encoder(rotated)
+        logits = self.head(features)
         self.watch(F.normalize(features[: views[0].shape[0]], dim=1))
         accuracy = (logits.detach().argmax(1) == labels).float().mean()
         return F.cross_entropy(logits, labels), {"pretext_accuracy": accuracy}

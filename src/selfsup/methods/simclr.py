@@ -54,10 +54,6 @@ class SimCLR(Method):
             self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
         )
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = self.main(batch)
-        return [self.augment(x, view=0), self.augment(x, view=1)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # The two views go through the network separately: BatchNorm sees one view at a time,
         # and two batches of B ran faster than one of 2B on CPU (DESIGN.md measurements).

@@ -21,12 +21,12 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from selfsup.augment.pretext import four_rotations
 from selfsup.distributed import gather_with_grad
 from selfsup.losses import nt_xent
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.methods.rotation import classifier_head, rotation_logits
-from selfsup.models import projection_head
+from selfsup.models import classifier_head, projection_head
 
 
 @dataclass
@@ -72,14 +72,12 @@ class SimCLRRotation(Method):
         )
         self.rotation_head = classifier_head(dim, cfg.rotation_hidden_dim, 4)
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         v1, v2 = views
         b = v1.shape[0]
-        logits, labels, features = rotation_logits(self.encoder, self.rotation_head, v1)
+        rotated, labels = four_rotations(v1)  # rotation-major: rows :b are v1 upright
+        features = self.encoder(rotated)
+        logits = self.rotation_head(features)
         rotation = F.cross_entropy(logits, labels)
         z1 = self.projection_head(features[:b])  # the upright copy of v1
         z2 = self.projection_head(self.encoder(v2))

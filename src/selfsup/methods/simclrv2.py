@@ -76,10 +76,6 @@ class SimCLRv2(Method):
             cfg.proj_layers - cfg.export_head_layers,
         )
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = (self.projection_head(self.encoder(v)) for v in views)
         self.watch(z1)

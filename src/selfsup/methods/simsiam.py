@@ -76,10 +76,6 @@ class SimSiam(Method):
             else nn.Identity()
         )
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=0), self.augment(x, view=1)]
-
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = (self.projector(self.encoder(v)) for v in views)
         p1, p2 = self.predictor(z1), self.predictor(z2)

@@ -24,10 +24,22 @@ from torch import nn
 from selfsup.distributed import gather_without_grad, rank, world_size
 from selfsup.errors import SelfsupError
 from selfsup.losses import sinkhorn_knopp, swav_loss
-from selfsup.methods._multicrop import GLOBAL_VIEWS, local_crop_count
+from selfsup.methods._multicrop import GLOBAL_VIEWS, by_size, local_crop_count
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
 from selfsup.models import projection_head
+from selfsup.models.queue import Queue, load_old_checkpoints
+
+
+def _upgrade_queue(state: dict, prefix: str) -> None:
+    """A checkpoint from before models/queue.py: the (2, L, D) queue, newest row first, and its
+    fill count become one Queue per view that reads them back in that order."""
+    if prefix + "queue_filled" in state:
+        old, filled = state.pop(prefix + "queue"), state.pop(prefix + "queue_filled")
+        for v, rows in enumerate(old):
+            state[f"{prefix}queue.{v}.rows"] = rows.flip(0)
+            state[f"{prefix}queue.{v}.pointer"] = torch.zeros((), dtype=torch.long)
+            state[f"{prefix}queue.{v}.filled"] = filled.clone()
 
 
 @dataclass
@@ -84,7 +96,7 @@ class SwAV(Method):
     modalities = frozenset({"image"})
     augment_family = "swav"
     # Every process enqueues the same gathered projections: DDP need not broadcast the queue.
-    unsynced_buffers = ("queue", "queue_filled")
+    unsynced_buffers = ("queue",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # ResNet-50, batch 256 on ImageNet: epsilon 0.05, a queue of 3840 from epoch 15
         "imagenet": {"epsilon": 0.05, "queue_start_epochs": 15.0}
@@ -93,13 +105,17 @@ class SwAV(Method):
     def __init__(self, spec: Any, cfg: SwAVConfig, augment: Any):
         super().__init__(spec, cfg, augment)
         self.local_crops = local_crop_count("swav", cfg.local_crops, augment)
+        self.num_views = GLOBAL_VIEWS + self.local_crops
         self.projection_head = projection_head(
             self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, 2
         )
         self.prototypes = nn.Linear(cfg.proj_dim, cfg.prototypes, bias=False)
         self._normalize_prototypes()
-        self.register_buffer("queue", torch.zeros(GLOBAL_VIEWS, cfg.queue_length, cfg.proj_dim))
-        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+        # one queue per global view, read newest first (as the reference's, whose rows shift)
+        self.queue = nn.ModuleList(
+            Queue(cfg.queue_length, cfg.proj_dim) for _ in range(GLOBAL_VIEWS)
+        )
+        load_old_checkpoints(self, _upgrade_queue)
         # Samples of the global batch trained on: the epochs reached, with the training set's
         # size from bind_data (the queue's start counts them, whatever drives the run).
         self.register_buffer("samples_seen", torch.zeros((), dtype=torch.float64))
@@ -117,21 +133,9 @@ class SwAV(Method):
     def _normalize_prototypes(self) -> None:
         self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
-    def views(self, batch: Batch) -> list[torch.Tensor]:
-        x = batch["image"]
-        return [self.augment(x, view=v) for v in range(GLOBAL_VIEWS + self.local_crops)]
-
     def _embed(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         """Normalised projections of every view; views of one size go through together."""
-        out: list[torch.Tensor | None] = [None] * len(views)
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, v in enumerate(views):
-            by_size.setdefault(tuple(v.shape[1:]), []).append(i)
-        for idx in by_size.values():
-            z = self.projection_head(self.encoder(torch.cat([views[i] for i in idx])))
-            for i, chunk in zip(idx, F.normalize(z, dim=1).chunk(len(idx)), strict=True):
-                out[i] = chunk
-        return out  # type: ignore[return-value]
+        return by_size(lambda x: F.normalize(self.projection_head(self.encoder(x)), dim=1), views)
 
     def use_queue(self) -> bool:
         """Whether this step's codes also see the queue: past queue_start_epochs and the queue
@@ -139,7 +143,7 @@ class SwAV(Method):
         return (
             self.cfg.queue_length > 0
             and self.epochs_reached() >= self.cfg.queue_start_epochs
-            and int(self.queue_filled) >= self.cfg.queue_length
+            and int(self.queue[0].filled) >= self.cfg.queue_length
         )
 
     @torch.no_grad()
@@ -149,7 +153,7 @@ class SwAV(Method):
         pooled = gather_without_grad(scores.detach())
         start = rank() * len(scores) if world_size() > 1 else 0
         if self.use_queue():
-            pooled = torch.cat([self.prototypes(self.queue[view]), pooled])
+            pooled = torch.cat([self.prototypes(self.queue[view].newest_first()), pooled])
             start += self.cfg.queue_length
         q = sinkhorn_knopp(pooled, self.cfg.epsilon, self.cfg.sinkhorn_iterations)
         return q[start : start + len(scores)]
@@ -162,10 +166,8 @@ class SwAV(Method):
             return
         new = [gather_without_grad(z[v].detach()) for v in range(GLOBAL_VIEWS)]
         b = min(len(new[0]), n)
-        self.queue.copy_(torch.roll(self.queue, b, dims=1))
         for v in range(GLOBAL_VIEWS):
-            self.queue[v, :b] = new[v][:b]
-        self.queue_filled.add_(b).clamp_(max=n)
+            self.queue[v].push(new[v][:b].flip(0))  # reversed: newest_first() reads it in order
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if len(views) < GLOBAL_VIEWS:

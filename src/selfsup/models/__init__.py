@@ -2,7 +2,7 @@
 
 from selfsup.models.backbones import available_backbones, build_backbone
 from selfsup.models.encoder import ImageEncoder, ImageEncoderSpec, match_channels
-from selfsup.models.heads import projection_head
+from selfsup.models.heads import classifier_head, projection_head
 from selfsup.models.registry import build_encoder, encoder_class, spec_class
 from selfsup.models.teacher import cosine_momentum, ema_update, momentum_teacher
 
@@ -12,6 +12,7 @@ __all__ = [
     "available_backbones",
     "build_backbone",
     "build_encoder",
+    "classifier_head",
     "cosine_momentum",
     "ema_update",
     "encoder_class",

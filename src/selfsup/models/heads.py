@@ -20,3 +20,11 @@ def projection_head(
         dim = hidden_dim
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)
+
+
+def classifier_head(in_dim: int, hidden_dim: int, num_classes: int) -> nn.Module:
+    """A pretext task's classifier (rotation, jigsaw, relative position): a linear layer when
+    hidden_dim is 0, else Linear-BN-ReLU-Linear."""
+    if hidden_dim <= 0:
+        return nn.Linear(in_dim, num_classes)
+    return projection_head(in_dim, hidden_dim, num_classes, 2)

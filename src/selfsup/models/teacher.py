@@ -13,6 +13,7 @@ import math
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 
 def momentum_teacher(student: nn.Module) -> nn.Module:
@@ -34,9 +35,8 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
     s_params = [p.detach() for p in student.parameters()]
     if len(t_params) != len(s_params):
         raise ValueError("teacher and student have different parameter lists")
-    # One fused update of every parameter tensor: torch has no public multi-tensor lerp (its
-    # optimizers use this same foreach kernel); a per-tensor loop costs a launch per tensor.
-    torch._foreach_lerp_(t_params, s_params, 1.0 - momentum)
+    # One fused (foreach) lerp of every parameter tensor, through torch's public EMA helper.
+    get_ema_multi_avg_fn(momentum)(t_params, s_params, None)
     for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
         if t.is_floating_point():
             t.lerp_(s, 1.0 - momentum)
