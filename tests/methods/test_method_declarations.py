@@ -159,7 +159,6 @@ def test_a_method_imports_no_other_method():
     folder = Path(__file__).resolve().parents[2] / "src" / "selfsup" / "methods"
     allowed = {
         ("denoising_autoencoder", "autoencoder"),  # a variant: subclasses the autoencoder
-        ("autoregressive", "mae"),  # issue 20 item 4, left to the encoder-seams change
     }
     found = set()
     for path in folder.glob("[a-z]*.py"):

@@ -26,7 +26,7 @@ class MetricMethod(Method):
         self.projection_head = projection_head(
             self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
         )
-        self.register_buffer("draws", torch.zeros((), dtype=torch.long))
+        self.register_counter("draws", torch.long)
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
         x = batch["image"]
@@ -41,7 +41,7 @@ class MetricMethod(Method):
 
     def generator(self) -> torch.Generator:
         """A CPU generator seeded by the step count (same on every rank, resumes exactly)."""
-        return torch.Generator().manual_seed(1_000_003 * int(self.draws) + 17)
+        return torch.Generator().manual_seed(1_000_003 * int(self.counter("draws")) + 17)
 
     def after_step(self, progress: float) -> None:
-        self.draws += 1
+        self.set_counter("draws", self.counter("draws") + 1)

@@ -98,6 +98,28 @@ class Method(nn.Module):
         # a modality's main field is named after its encoder kind ("image", "series")
         self.main_field: str = spec.kind
         self._watched: torch.Tensor | None = None
+        # Host copies of the counters (`register_counter`); None: re-read once after a load.
+        self._counters: dict[str, float | None] = {}
+        self.register_load_state_dict_post_hook(
+            lambda module, _: module._counters.update(dict.fromkeys(module._counters))
+        )
+
+    def register_counter(self, name: str, dtype: torch.dtype = torch.float64) -> None:
+        """A scalar buffer `name`, starting at 0 and saved in checkpoints, that the step reads on
+        the host (`counter`) without waiting for the device: a copy is kept beside it."""
+        self.register_buffer(name, torch.zeros((), dtype=dtype))
+        self._counters[name] = 0
+
+    def counter(self, name: str) -> float:
+        """Counter `name`'s value; read from the device only once after a checkpoint loads."""
+        if self._counters[name] is None:
+            self._counters[name] = getattr(self, name).item()
+        return self._counters[name]
+
+    def set_counter(self, name: str, value: float) -> None:
+        """Set counter `name` on the device (no sync) and on the host."""
+        getattr(self, name).fill_(value)
+        self._counters[name] = value
 
     @property
     def _ddp_params_and_buffers_to_ignore(self) -> list[str]:

@@ -153,13 +153,7 @@ class DINO(Method):
         self.teacher_encoder = momentum_teacher(self.encoder)
         self.teacher_head = momentum_teacher(self.head)
         self.register_buffer("center", torch.zeros(cfg.out_dim))
-        self.register_buffer("progress", torch.zeros((), dtype=torch.float64))
-        # The buffer's value on the host, read once, not at every step (a device read); again
-        # after a checkpoint is loaded.
-        self._progress: float | None = None
-        self.register_load_state_dict_post_hook(
-            lambda module, _: setattr(module, "_progress", None)
-        )
+        self.register_counter("progress")
 
     def _student(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         """Student logits of every view; views of one size go through the network together."""
@@ -179,9 +173,7 @@ class DINO(Method):
             globals_ = torch.cat(views[:GLOBAL_VIEWS])
             teacher = self.teacher_head(self.teacher_encoder(globals_)).chunk(GLOBAL_VIEWS)
         student = self._student(views)
-        if self._progress is None:
-            self._progress = float(self.progress)
-        temperature = teacher_temperature_at(self.cfg, self._progress)
+        temperature = teacher_temperature_at(self.cfg, self.counter("progress"))
         loss = dino_loss(student, teacher, self.center, self.cfg.student_temperature, temperature)
         self._update_center(torch.cat(teacher))
         return loss, {"teacher_temperature": torch.tensor(temperature)}
@@ -206,8 +198,7 @@ class DINO(Method):
         return self.teacher_encoder
 
     def after_step(self, progress: float) -> None:
-        self.progress.fill_(progress)
-        self._progress = progress
+        self.set_counter("progress", progress)
         momentum = cosine_momentum(progress, self.cfg.momentum)
         ema_update(self.teacher_encoder, self.encoder, momentum)
         ema_update(self.teacher_head, self.head, momentum)

@@ -118,7 +118,7 @@ class SwAV(Method):
         load_old_checkpoints(self, _upgrade_queue)
         # Samples of the global batch trained on: the epochs reached, with the training set's
         # size from bind_data (the queue's start counts them, whatever drives the run).
-        self.register_buffer("samples_seen", torch.zeros((), dtype=torch.float64))
+        self.register_counter("samples_seen")
         self.num_samples = 0
 
     def bind_data(self, num_samples: int) -> None:
@@ -127,7 +127,7 @@ class SwAV(Method):
 
     def epochs_reached(self) -> float:
         """Epochs trained so far (0 until bind_data says the training set's size)."""
-        return float(self.samples_seen) / self.num_samples if self.num_samples else 0.0
+        return self.counter("samples_seen") / self.num_samples if self.num_samples else 0.0
 
     @torch.no_grad()
     def _normalize_prototypes(self) -> None:
@@ -143,7 +143,8 @@ class SwAV(Method):
         return (
             self.cfg.queue_length > 0
             and self.epochs_reached() >= self.cfg.queue_start_epochs
-            and int(self.queue[0].filled) >= self.cfg.queue_length
+            # full: every sample seen was pushed (a step pushes its global batch, or a full queue)
+            and self.counter("samples_seen") >= self.cfg.queue_length
         )
 
     @torch.no_grad()
@@ -179,7 +180,9 @@ class SwAV(Method):
         loss = swav_loss(scores, codes, self.cfg.temperature)
         queued = torch.tensor(float(self.use_queue()))
         self._enqueue(z)
-        self.samples_seen.add_(len(views[0]) * world_size())
+        self.set_counter(
+            "samples_seen", self.counter("samples_seen") + len(views[0]) * world_size()
+        )
         return loss, {"queue_used": queued}
 
     def param_groups(self) -> list[dict[str, Any]]:
