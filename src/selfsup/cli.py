@@ -14,7 +14,7 @@ from selfsup.config import Config, apply_overrides, load_config_file, parse_scal
 from selfsup.data import describe_sources
 from selfsup.data.registry import SOURCES, source_modality
 from selfsup.devices import resolve_device
-from selfsup.embedding import encode_rows
+from selfsup.embedding import encode_rows, unit_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import PROTOCOLS
 from selfsup.evaluate.store import evaluation_path
@@ -175,7 +175,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     )
     unit = bool(getattr(encoder.spec, "normalize", False))  # as selfsup.embed does by default
     if unit:
-        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        features = unit_rows(features)
     labels = None
     if all(d.labels is not None for d in parts):
         labels = np.concatenate([d.labels.numpy() for d in parts])

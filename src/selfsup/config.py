@@ -19,6 +19,7 @@ from typing import Any, get_type_hints
 from selfsup.coerce import coerce as _coerce
 from selfsup.coerce import coerce_params
 from selfsup.errors import SelfsupError
+from selfsup.models.text import POOLINGS
 
 
 @dataclass
@@ -388,8 +389,8 @@ def validate(cfg: Config) -> None:
             "model.max_length (tokens per sentence) must be at least 2",
         ),
         (
-            cfg.model.pooling in (None, "cls", "mean", "first-last-avg"),
-            "model.pooling must be cls, mean or first-last-avg",
+            cfg.model.pooling in (None, *POOLINGS),
+            f"model.pooling must be one of {', '.join(POOLINGS)}",
         ),
         (
             not unknown_protocols,

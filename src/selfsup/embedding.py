@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -158,3 +159,8 @@ def _take_rows(model_input: Any, index: Tensor) -> Any:
     if isinstance(model_input, Tensor):
         return model_input[index]
     return {k: v[index] for k, v in model_input.items()}
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine geometry); an all-zero row stays zero."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -23,7 +23,7 @@ import torch
 
 from selfsup.config import flatten
 from selfsup.data.registry import source_modality
-from selfsup.embedding import encode_rows
+from selfsup.embedding import encode_rows, unit_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import PROTOCOLS, usable
 from selfsup.evaluate.store import other_evaluations
@@ -460,7 +460,7 @@ def _no_online_reason(modality: Any, data: Any) -> str | None:
 def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     """2-D coordinates of `features` for a map: UMAP when installed, else t-SNE (scikit-learn)."""
     x = np.asarray(features, dtype=np.float32)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = unit_rows(x)
     try:
         import umap  # optional, and heavy: imported only when a map is drawn
     except ImportError:

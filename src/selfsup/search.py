@@ -25,7 +25,7 @@ from selfsup.data.lines import LineStore
 from selfsup.data.registry import source_modality
 from selfsup.data.series import read_wav, valid_lengths
 from selfsup.data.split import Split
-from selfsup.embedding import encode_rows
+from selfsup.embedding import encode_rows, unit_rows
 from selfsup.errors import SelfsupError
 from selfsup.export import load
 from selfsup.modalities import get_modality
@@ -158,9 +158,7 @@ def query_image(query: Any, spec: Any) -> torch.Tensor:
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), float32 and C-contiguous for FAISS."""
-    v = np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return np.ascontiguousarray(v / np.maximum(norms, 1e-12))
+    return np.ascontiguousarray(unit_rows(np.asarray(vectors, dtype=np.float32)))
 
 
 # ---------------------------------------------------------------- the FAISS index itself

@@ -10,7 +10,6 @@ from method_harness import assert_resume_exact, digits_knn, torch_threads
 
 from selfsup.augment.pretext import (
     grid_tiles,
-    hamming_matrix,
     maximal_hamming_permutations,
     resize_tiles,
 )
@@ -18,6 +17,13 @@ from selfsup.methods.jigsaw import Jigsaw, JigsawConfig, shuffle_tiles
 from selfsup.models import ImageEncoderSpec
 
 SPEC = ImageEncoderSpec("convnet", 1, 8, True, (0.5,), (0.25,))
+
+
+def hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Number of positions where each row of a differs from each row of b: (len(a), len(b))."""
+    return (a[:, None, :] != b[None, :, :]).sum(-1)
+
+
 DIGITS = {
     "method.name": "jigsaw",
     "method.grid": 2,

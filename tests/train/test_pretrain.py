@@ -334,8 +334,8 @@ def test_ctrl_c_in_the_final_evaluation_says_what_is_saved(tmp_path, monkeypatch
         selfsup.pretrain(config(**{"eval.protocols": "knn"}), tmp_path / "run")
     assert (tmp_path / "run" / "encoder.safetensors").is_file()
 
-    suite = importlib.import_module("selfsup.evaluate.suite")  # selfsup.evaluate is the function
-    monkeypatch.setattr(suite, "evaluate_with_baselines", interrupted)
+    api = importlib.import_module("selfsup.api")  # selfsup.evaluate is the function
+    monkeypatch.setattr(api, "evaluate_with_baselines", interrupted)
     with pytest.raises(SelfsupError, match="evaluation interrupted; nothing was written"):
         selfsup.evaluate(tmp_path / "run", "knn")
 

@@ -4,10 +4,8 @@ Each op equals its torchvision.transforms.v2.functional counterpart for the same
 (tests/augment check it), but takes per-sample parameter tensors so that a whole batch is
 augmented with no Python loop over samples. Sampling the parameters lives in `sampling.py`.
 
-Own tensor code rather than kornia 0.9: it is faster, and matches torchvision to float rounding.
-benchmarks/augment_speed.py, 2 CPU threads, best of 10, 2 views: 256 CIFAR images, whole
-simclr-cifar recipe 14 ms here, 50 ms kornia, 363 ms torchvision v2 per sample (hue alone 4 ms
-vs 32 ms kornia); 64 images of 224 px, simclr recipe: 181 ms, 549 ms kornia, 903 ms torchvision.
+Own tensor code rather than kornia or torchvision per sample: several times faster (docs/
+benchmarks.md, "Batched augmentation"), and equal to torchvision to float rounding.
 
 Off the CPU no op reads a value back to the host (no .nonzero(), .item() or data-dependent
 shapes): which samples an op applies to is a 0/1 mask applied by torch.where or lerp, so that
@@ -189,7 +187,7 @@ def color_jitter(x: Tensor, factors: Tensor, order: Tensor) -> Tensor:
     (reference 0, mean luma or luma), run for every sample at once with ratio 1 (exactly no
     change) for the samples whose step is another op. Hue, the one costly op, runs once per
     sample: on the CPU each of the 4 steps gathers the samples whose step is hue (1.4x a fixed
-    order, not 4x: 7.7 vs 5.5 ms for 256 CIFAR images on 2 threads); elsewhere the steps split
+    order, not 4x: docs/benchmarks.md); elsewhere the steps split
     at each sample's hue step, see `_color_jitter_masked`.
     """
     order = order.to(x.device)

@@ -78,11 +78,6 @@ def grid_tiles(
     return tiles.reshape(b, c, n, tile, tile).permute(0, 2, 1, 3, 4)
 
 
-def hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Number of positions where each row of a differs from each row of b: (len(a), len(b))."""
-    return (a[:, None, :] != b[None, :, :]).sum(-1)
-
-
 def maximal_hamming_permutations(num_tiles: int, count: int, seed: int = 0) -> np.ndarray:
     """`count` distinct permutations of `num_tiles` tiles, chosen greedily to stay far apart.
 

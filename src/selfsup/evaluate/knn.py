@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -73,26 +75,11 @@ def knn_scores(
 
 
 def knn_predict(
-    train_feats: Tensor,
-    train_labels: Tensor,
-    query_feats: Tensor,
-    *,
-    k: int = 200,
-    temperature: float = 0.1,
-    num_classes: int | None = None,
-    chunk_size: int = 1024,
+    train_feats: Tensor, train_labels: Tensor, query_feats: Tensor, **options: Any
 ) -> Tensor:
-    """Predicted class per query: the argmax of `knn_scores` (a tie goes to the lower class)."""
-    scores = knn_scores(
-        train_feats,
-        train_labels,
-        query_feats,
-        k=k,
-        temperature=temperature,
-        num_classes=num_classes,
-        chunk_size=chunk_size,
-    )
-    return scores.argmax(dim=1)
+    """Predicted class per query: the argmax of `knn_scores` with its keyword `options` (k,
+    temperature, num_classes, chunk_size); a tie goes to the lower class."""
+    return knn_scores(train_feats, train_labels, query_feats, **options).argmax(dim=1)
 
 
 def knn_accuracy(

@@ -4,7 +4,7 @@ their losses (correlation, variance, covariance) are the global batch's under DD
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -22,6 +22,14 @@ def check_projector(cfg: Any, what: str) -> None:
 class TwoViewJointMethod(Method):
     """Encoder f and projector g (`proj_hidden_dim`, `proj_dim`, `proj_layers` of the config);
     `embed_pair(views)` gives the two views' z = g(f(v)), gathered over ranks."""
+
+    family = "non-contrastive"
+    inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
+    augment_family = "byol"  # both papers use BYOL's views
+    presets: ClassVar[dict[str, dict[str, Any]]] = {  # both papers' ImageNet projector
+        "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
+    }
 
     def __init__(self, spec: Any, cfg: Any, augment: Any):
         super().__init__(spec, cfg, augment)

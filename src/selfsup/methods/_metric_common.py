@@ -4,12 +4,23 @@ that seeds the random draws of a step identically on every rank and across a res
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from selfsup.methods.base import Batch, Method
 from selfsup.models import projection_head
+
+
+@dataclass
+class MetricConfig:
+    """The projection head and the negatives every metric method's config has (subclassed)."""
+
+    proj_hidden_dim: int = 2048
+    proj_dim: int = 128
+    proj_layers: int = 2
+    gather_negatives: bool = True  # under DDP, negatives come from the global batch
 
 
 class MetricMethod(Method):
@@ -20,6 +31,16 @@ class MetricMethod(Method):
     seeds a CPU generator from it, so random negatives are the same on every rank (each rank
     computes the loss of the global batch) and a resumed run draws what the straight one did.
     """
+
+    # None of these methods has a published self-supervised recipe: SimCLR's views and
+    # the library's optimiser (SimCLR's measured one); SupCon overrides with its authors'.
+    family = "metric"
+    optimiser_reference = (
+        "no self-supervised setting published: the library's (SimCLR's measured one)"
+    )
+    inputs = frozenset({"image"})
+    modalities = frozenset({"image"})
+    augment_family = "simclr"
 
     def __init__(self, spec: Any, cfg: Any, augment: Any):
         super().__init__(spec, cfg, augment)

@@ -40,7 +40,6 @@ class BarlowTwins(TwoViewJointMethod):
     """Encoder f, projector g; loss sum (1 - C_ii)^2 + lambd sum_{i!=j} C_ij^2 (global batch)."""
 
     name = "barlow_twins"
-    family = "non-contrastive"
     paper = "Zbontar et al. 2021, Barlow Twins"
     summary = "the two views' cross-correlation matrix is pushed to the identity"
     Config = BarlowTwinsConfig
@@ -48,12 +47,6 @@ class BarlowTwins(TwoViewJointMethod):
     optimiser_reference = (
         "solo-learn's CIFAR Barlow Twins (the paper's ImageNet: LARS 0.2, wd 1.5e-6 at batch 2048)"
     )
-    inputs = frozenset({"image"})
-    modalities = frozenset({"image"})
-    augment_family = "byol"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
-    }
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = self.embed_pair(views)

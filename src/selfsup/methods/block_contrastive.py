@@ -14,23 +14,19 @@ import torch.nn.functional as F
 from selfsup.distributed import gather_with_grad
 from selfsup.errors import SelfsupError
 from selfsup.losses import block_contrastive
-from selfsup.methods._metric_common import MetricMethod
+from selfsup.methods._metric_common import MetricConfig, MetricMethod
 from selfsup.methods.base import Batch
 from selfsup.methods.registry import register
 
 
 @dataclass
-class BlockContrastiveConfig:
+class BlockContrastiveConfig(MetricConfig):
     block_size: int = 2  # b: views per positive block, other samples per negative block
     # The paper's inner product is on raw f; we L2-normalise and divide by a temperature,
     # which keeps the logistic loss out of saturation on small data (normalize=False,
     # temperature=1 is the paper's plain form).
     normalize: bool = True
     temperature: float = 0.2
-    proj_hidden_dim: int = 2048
-    proj_dim: int = 128
-    proj_layers: int = 2
-    gather_negatives: bool = True  # under DDP, negative blocks come from the global batch
 
     def __post_init__(self) -> None:
         if self.block_size < 1:
@@ -44,16 +40,9 @@ class BlockContrastive(MetricMethod):
     """1 + b views per sample; loss block_contrastive(anchor, positive block, negative block)."""
 
     name = "block_contrastive"
-    family = "metric"
     paper = "Arora et al. 2019, block contrastive"
     summary = "an anchor against averaged blocks: its own other views, other samples"
     Config = BlockContrastiveConfig
-    optimiser_reference = (
-        "no self-supervised setting published: the library's (SimCLR's measured one)"
-    )
-    inputs = frozenset({"image"})
-    modalities = frozenset({"image"})
-    augment_family = "simclr"
 
     def __init__(self, spec: Any, cfg: BlockContrastiveConfig, augment: Any):
         super().__init__(spec, cfg, augment)

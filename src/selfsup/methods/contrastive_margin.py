@@ -12,22 +12,18 @@ import torch.nn.functional as F
 
 from selfsup.distributed import gather_with_grad
 from selfsup.losses import contrastive_margin
-from selfsup.methods._metric_common import MetricMethod
+from selfsup.methods._metric_common import MetricConfig, MetricMethod
 from selfsup.methods.base import Batch
 from selfsup.methods.registry import register
 
 
 @dataclass
-class ContrastiveMarginConfig:
+class ContrastiveMarginConfig(MetricConfig):
     # The paper sets the margin by the scale of its (unnormalised) embedding (m = 1.25 in its
     # airplane experiment); on L2-normalised embeddings distances lie in [0, 2], and 1.0 (a
     # right angle is sqrt(2)) is our default.
     margin: float = 1.0
     normalize: bool = True  # L2-normalise the projections before the distances
-    proj_hidden_dim: int = 2048
-    proj_dim: int = 128
-    proj_layers: int = 2
-    gather_negatives: bool = True  # under DDP, negatives come from the global batch
 
     def __post_init__(self) -> None:
         if self.margin <= 0:
@@ -39,16 +35,9 @@ class ContrastiveMargin(MetricMethod):
     """loss contrastive_margin(g(f(v1)), g(f(v2)), margin) over the (global) batch."""
 
     name = "contrastive_margin"
-    family = "metric"
     paper = "Hadsell, Chopra & LeCun 2006, DrLIM"
     summary = "views of a sample pulled together, other samples pushed past a margin"
     Config = ContrastiveMarginConfig
-    optimiser_reference = (
-        "no self-supervised setting published: the library's (SimCLR's measured one)"
-    )
-    inputs = frozenset({"image"})
-    modalities = frozenset({"image"})
-    augment_family = "simclr"
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = self.embed(views)

@@ -11,19 +11,15 @@ import torch
 
 from selfsup.distributed import gather_with_grad
 from selfsup.losses import npair
-from selfsup.methods._metric_common import MetricMethod
+from selfsup.methods._metric_common import MetricConfig, MetricMethod
 from selfsup.methods.base import Batch
 from selfsup.methods.registry import register
 
 
 @dataclass
-class NPairConfig:
+class NPairConfig(MetricConfig):
     l2_reg: float = 0.002  # weight of the embeddings' squared L2 norm (paper Sec. 3.2.2)
     symmetric: bool = True  # also view 2 as anchors against view 1 (both views used alike)
-    proj_hidden_dim: int = 2048
-    proj_dim: int = 128
-    proj_layers: int = 2
-    gather_negatives: bool = True  # under DDP, negatives come from the global batch
 
     def __post_init__(self) -> None:
         if self.l2_reg < 0:
@@ -35,16 +31,9 @@ class NPair(MetricMethod):
     """loss npair(g(f(v1)), g(f(v2)), l2_reg), averaged with its mirror when symmetric."""
 
     name = "npair"
-    family = "metric"
     paper = "Sohn 2016, N-pair loss"
     summary = "a softmax over one positive and the batch's N-1 negatives, raw embeddings"
     Config = NPairConfig
-    optimiser_reference = (
-        "no self-supervised setting published: the library's (SimCLR's measured one)"
-    )
-    inputs = frozenset({"image"})
-    modalities = frozenset({"image"})
-    augment_family = "simclr"
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = self.embed(views)

@@ -11,18 +11,14 @@ import torch
 
 from selfsup.distributed import gather_with_grad, gather_without_grad
 from selfsup.losses import supcon
-from selfsup.methods._metric_common import MetricMethod
+from selfsup.methods._metric_common import MetricConfig, MetricMethod
 from selfsup.methods.base import Batch
 from selfsup.methods.registry import register
 
 
 @dataclass
-class SupConConfig:
+class SupConConfig(MetricConfig):
     temperature: float = 0.1  # the paper's (Sec. 4 / appendix: 0.1 works best)
-    proj_hidden_dim: int = 2048
-    proj_dim: int = 128  # the paper's projection output
-    proj_layers: int = 2
-    gather_negatives: bool = True  # under DDP, the loss runs over the global batch
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -46,8 +42,6 @@ class SupCon(MetricMethod):
     }
     optimiser_reference = "the authors' CIFAR setting (SupContrast: SGD 0.5 at batch 1024, wd 1e-4)"
     inputs = frozenset({"image", "label"})
-    modalities = frozenset({"image"})
-    augment_family = "simclr"
     uses_labels = True  # human labels: the classes
     presets: ClassVar[dict[str, dict[str, Any]]] = {"imagenet": {"temperature": 0.1}}
 

@@ -14,19 +14,15 @@ import torch.nn.functional as F
 
 from selfsup.distributed import gather_with_grad
 from selfsup.losses import triplet
-from selfsup.methods._metric_common import MetricMethod
+from selfsup.methods._metric_common import MetricConfig, MetricMethod
 from selfsup.methods.base import Batch
 from selfsup.methods.registry import register
 
 
 @dataclass
-class TripletConfig:
+class TripletConfig(MetricConfig):
     margin: float = 0.2  # FaceNet's alpha, on L2-normalised 128-d embeddings
     negatives: str = "semi-hard"  # semi-hard (FaceNet's) | hardest | random
-    proj_hidden_dim: int = 2048
-    proj_dim: int = 128  # FaceNet's embedding size
-    proj_layers: int = 2
-    gather_negatives: bool = True  # under DDP, negatives come from the global batch
 
     def __post_init__(self) -> None:
         if self.margin < 0:
@@ -42,16 +38,9 @@ class Triplet(MetricMethod):
     """loss triplet(normalize(g(f(v1))), normalize(g(f(v2))), margin, negatives)."""
 
     name = "triplet"
-    family = "metric"
     paper = "Schroff et al. 2015, FaceNet triplet loss"
     summary = "an anchor nearer its positive than a semi-hard negative, by a margin"
     Config = TripletConfig
-    optimiser_reference = (
-        "no self-supervised setting published: the library's (SimCLR's measured one)"
-    )
-    inputs = frozenset({"image"})
-    modalities = frozenset({"image"})
-    augment_family = "simclr"
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = (F.normalize(z, dim=1) for z in self.embed(views))

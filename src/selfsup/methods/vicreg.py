@@ -41,7 +41,6 @@ class VICReg(TwoViewJointMethod):
     """Encoder f, expander g; loss 25 invariance + 25 variance + 1 covariance (global batch)."""
 
     name = "vicreg"
-    family = "non-contrastive"
     paper = "Bardes, Ponce & LeCun 2022, VICReg"
     summary = "invariance between views, variance and decorrelation of each branch"
     Config = VICRegConfig
@@ -49,12 +48,6 @@ class VICReg(TwoViewJointMethod):
     optimiser_reference = (
         "solo-learn's CIFAR VICReg (the paper's ImageNet: LARS 0.2 x batch/256, wd 1e-6)"
     )
-    inputs = frozenset({"image"})
-    modalities = frozenset({"image"})
-    augment_family = "byol"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "imagenet": {"proj_hidden_dim": 8192, "proj_dim": 8192}
-    }
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z1, z2 = self.embed_pair(views)

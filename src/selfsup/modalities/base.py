@@ -76,10 +76,6 @@ class Modality:
         pairs: nothing measured quality), written into eval.json as "caveat"; None here."""
         return None
 
-    def sample_text(self, data: Any, index: int) -> str:
-        """A short text naming a sample (search results, the report)."""
-        return f"{data.name}[{index}]"
-
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
     ) -> list[Section]:

@@ -117,10 +117,6 @@ class ImageModality(Modality):
             raw_pixel_features(queries.images, reference=bank.images),
         )
 
-    def sample_text(self, data: Any, index: int) -> str:
-        files = getattr(data, "files", None)
-        return str(files[index]) if files is not None else f"{data.name}[{index}]"
-
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
     ) -> list[Section]:

@@ -112,9 +112,6 @@ class PairModality(Modality):
             extra["class_features"] = class_embeddings(encoder, queries.classes, templates, device)
         return extra
 
-    def sample_text(self, data: Any, index: int) -> str:
-        return data.captions[index]
-
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
     ) -> list[Section]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from selfsup.embedding import unit_rows
+
 NUM_QUERIES = 6
 NUM_NEIGHBOURS = 8
 
@@ -88,9 +90,7 @@ def pick_queries(labels: np.ndarray | None, n: int, rng: np.random.Generator) ->
 
 def top_k(query: np.ndarray, bank: np.ndarray, exclude: list[np.ndarray] | None) -> np.ndarray:
     """Indices of the NUM_NEIGHBOURS best cosine matches in `bank` per query row."""
-    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
-    b = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
-    sims = q @ b.T
+    sims = unit_rows(query) @ unit_rows(bank).T
     if exclude is not None:
         for row, skip in enumerate(exclude):
             sims[row, skip] = -np.inf

@@ -166,9 +166,6 @@ class TextModality(Modality):
             return None
         return NO_QUALITY.format(where=eval_data.queries_from)
 
-    def sample_text(self, data: Any, index: int) -> str:
-        return data.sentences[index]
-
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str
     ) -> list[Section]:
