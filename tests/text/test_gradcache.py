@@ -40,6 +40,12 @@ def _plain_chunked_graph(method, batch, chunk, seed):
     return loss.detach(), {n: p.grad.clone() for n, p in method.named_parameters()}
 
 
+def same_gradient(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Equal up to float rounding at the tensor's own scale: each chunk drops its own padding
+    columns, so sums over tokens run in another order than the whole batch's."""
+    return torch.allclose(got, want, atol=1e-5 * max(1.0, want.abs().max().item()), rtol=1e-4)
+
+
 def test_simcse_gradcache_equals_the_plain_graph_with_dropout_on(tiny_bert):
     torch.manual_seed(0)
     method = SimCSE(TextEncoderSpec(str(tiny_bert)), SimCSEConfig(chunk_size=3), None).train()
@@ -49,7 +55,7 @@ def test_simcse_gradcache_equals_the_plain_graph_with_dropout_on(tiny_bert):
     ref_loss, ref = _plain_chunked_graph(method, batch, 3, seed=5)
     assert torch.allclose(loss, ref_loss, atol=1e-6)
     for name, g in ref.items():
-        assert torch.allclose(grads[name], g, atol=1e-6, rtol=1e-4), name
+        assert same_gradient(grads[name], g), name
     # the replay matters: another seed (other masks) gives other gradients
     _, other = _plain_chunked_graph(method, batch, 3, seed=6)
     assert not all(torch.allclose(other[n], g, atol=1e-6) for n, g in ref.items())
@@ -67,7 +73,7 @@ def test_supervised_gradcache_equals_the_unchunked_batch_without_dropout(tiny_be
     chunked_loss, grads = _grads(method, batch, seed=1)
     assert torch.allclose(loss, chunked_loss, atol=1e-6)
     for name, g in ref.items():
-        assert torch.allclose(grads[name], g, atol=1e-6, rtol=1e-4), name
+        assert same_gradient(grads[name], g), name
 
 
 def test_contrastive_tension_gradcache_equals_the_unchunked_batch_without_dropout(
@@ -86,7 +92,7 @@ def test_contrastive_tension_gradcache_equals_the_unchunked_batch_without_dropou
     assert torch.allclose(loss, chunked_loss, atol=1e-6)
     assert any(n.startswith("partner.") for n in grads) and len(grads) == len(ref)
     for name, g in ref.items():
-        assert torch.allclose(grads[name], g, atol=1e-6, rtol=1e-4), name
+        assert same_gradient(grads[name], g), name
 
 
 def test_rng_is_left_as_the_plain_forward_leaves_it(tiny_bert):
