@@ -137,23 +137,6 @@ def test_bad_input_gives_one_clear_error(tmp_path, extra, message):
         selfsup.pretrain(config(**extra), tmp_path / "run")
 
 
-@pytest.mark.slow
-def test_short_simclr_run_beats_random_encoder_under_knn(tmp_path):
-    """Convergence on real data: 20 epochs on digits must clearly beat a random encoder."""
-    cfg = selfsup.make_config(
-        **{
-            "train.epochs": 20,
-            "train.progress": False,
-            "train.eval_every": 0,
-            "eval.protocols": "knn",
-        }
-    )
-    result = selfsup.pretrain(cfg, tmp_path / "run")
-    learned = result.evaluation["selfsup"]["knn_top1"]
-    random = result.evaluation["random"]["knn_top1"]
-    assert learned > random + 0.05, (learned, random)
-
-
 def digits_method(**extra):
     from selfsup.data import load_data
     from selfsup.modalities import get_modality
