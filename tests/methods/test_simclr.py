@@ -5,7 +5,7 @@ tests/core/test_losses.py."""
 
 import pytest
 import torch
-from method_harness import run_two_processes
+from method_harness import assert_gradients_close, run_two_processes
 
 import selfsup
 from selfsup.methods.simclr import SimCLR, SimCLRConfig
@@ -61,8 +61,7 @@ def test_two_gloo_processes_match_one_process_gradients():
     grads = run_two_processes(make_method, half_views)
     expected = reference_gradients()
     assert grads.keys() == expected.keys()
-    for name, g in expected.items():
-        assert torch.allclose(grads[name], g, atol=1e-5, rtol=1e-4), name
+    assert_gradients_close(grads, expected)
 
 
 @pytest.mark.slow
