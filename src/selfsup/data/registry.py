@@ -23,6 +23,7 @@ from selfsup.data.pairs import PairData, load_captions, load_cifar_captions
 from selfsup.data.resize import resize_square
 from selfsup.data.series import SeriesData, load_series_npy, load_ucr, load_wav_folder
 from selfsup.data.split import DataSplits, Split, holdout
+from selfsup.data.store import load_store
 from selfsup.data.text import (
     load_csv_column,
     load_nli,
@@ -77,6 +78,11 @@ SOURCES: dict[str, Source] = {
         load_folder,
         "required",
         ":DIR images in class sub-folders (labeled) or flat; train/ + test/ (or val/) = splits",
+    ),
+    "store": Source(
+        load_store,
+        "required",
+        ":DIR an image store written by `selfsup prepare`, read through a memory map",
     ),
     "npy": Source(
         load_npy,
