@@ -34,6 +34,12 @@ class DataConfig:
     series_lengths: str = "pad"  # series of different lengths: pad (with a mask) | crop
     sample_rate: int = 16000  # wav:DIR files are resampled to this rate (Hz)
     stream_text: str = "auto"  # text:FILE read on demand: auto (above 256 MB) | true | false
+    # wds:PATTERN shards (data/shards.py)
+    workers: int = 2  # DataLoader processes decoding streamed shards (0: in the training process)
+    shuffle_buffer: int = 1000  # samples each worker shuffles among, within a shard
+    heldout_fraction: float = 0.02  # samples held out by the hash of their key, never trained on
+    eval_samples: int = 10000  # held-out queries, and training bank, decoded for evaluation
+    gpu_decode: bool = True  # on CUDA, JPEGs are decoded in batches on the GPU (nvJPEG)
 
 
 @dataclass

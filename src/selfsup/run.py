@@ -51,7 +51,7 @@ from selfsup.rundir import (
     prepare_run_dir,
     source_paths,
 )
-from selfsup.train import Loop, Progress, TrainingInterrupted, steps_per_epoch, train
+from selfsup.train import BatchSource, Loop, MemoryBatches, Progress, TrainingInterrupted, train
 
 # Printed when a run starts with a method that trains with human labels (SupCon, supervised
 # SimCSE): it is not self-supervised.
@@ -203,7 +203,7 @@ def pretrain(
     if dist.is_main:
         save_heldout(run.root, record)
     torch.manual_seed(cfg.train.seed + 1 + dist.rank)  # augmentation draws differ across ranks
-    progress = _restored(run, method, optimizer, dist) if resume else Progress()
+    progress = _restored(run, method, optimizer, dist, data) if resume else Progress()
     log = MetricsLog(
         run.metrics if dist.is_main else None, run.tensorboard if dist.is_main else None
     )
@@ -218,8 +218,10 @@ def pretrain(
     loop.evaluate = evaluate_now
     try:
         _train(loop)
-        per_epoch = max(steps_per_epoch(len(train_data), cfg.train.batch_size), 1)
+        per_epoch = max(data.steps_per_epoch, 1)
         result = RunResult(run.root, method.exported(), epochs=progress.step / per_epoch)
+        if getattr(data, "skipped", 0) and dist.is_main:
+            print(f"data: {data.skipped} undecodable images skipped in training (--skip-corrupt)")
         result.samples_per_second = (
             progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
         )
@@ -302,6 +304,8 @@ def _splits(
     if not resume:
         splits, record = carve_heldout(splits)
     train_data = splits.train
+    if record is None and not resume and hasattr(train_data, "heldout_record"):
+        record = train_data.heldout_record()  # a streamed set's rule (data.shards)
     if len(train_data) < cfg.train.batch_size:
         raise SelfsupError(
             f"train.batch_size {cfg.train.batch_size} is larger than the training data "
@@ -349,9 +353,29 @@ def _training_data(
     eval_data: EvalData,
     device: torch.device,
     dist: Any,
-) -> dict[str, torch.Tensor]:
-    """The fields the method reads, on the device when they fit (one index_select per batch);
+) -> BatchSource:
+    """The fields the method reads, batch by batch: in memory, on the device when they fit (one
+    index_select per batch), or streamed by a split that makes its own batch source (shards);
     the main process prints the data's and the modality's notes."""
+    if hasattr(train_data, "batch_source"):  # streamed: the fields are made batch by batch
+        if "index" in method.inputs:
+            raise SelfsupError(
+                f"method {method.name!r} keeps a memory bank indexed by sample, which a "
+                f"streamed source ({train_data.name}) cannot index; write a store with "
+                "`selfsup prepare` and train on store:DIR"
+            )
+        training_fields(method, modality, train_data)  # labels and fields checked now
+        if dist.is_main:
+            for line in modality.startup_notes(cfg, method.encoder, train_data, eval_data):
+                print(line)
+        return train_data.batch_source(
+            lambda split: training_fields(method, modality, split),
+            cfg.train.batch_size,
+            dist.rank,
+            dist.world_size,
+            cfg.train.seed,
+            device,
+        )
     data = training_fields(method, modality, train_data)
     if getattr(train_data, "note", None) and dist.is_main:
         print(f"data: {train_data.note}")
@@ -362,13 +386,16 @@ def _training_data(
     size = sum(t.numel() * t.element_size() for t in data.values()) if on_host else 0
     if device.type == "cuda" and on_host and size < 4 << 30:
         data = {k: v.to(device) for k, v in data.items()}  # one index_select per batch
-    return data
+    return MemoryBatches(data, cfg.train.batch_size, dist, cfg.train.seed, device)
 
 
-def _restored(run: RunDir, method: Method, optimizer: Any, dist: Any) -> Progress:
-    """Load the checkpoint: method, optimizer, this rank's random state; the metrics log is
-    cut back to the checkpoint's step."""
+def _restored(
+    run: RunDir, method: Method, optimizer: Any, dist: Any, data: BatchSource
+) -> Progress:
+    """Load the checkpoint: method, optimizer, this rank's random state, the data position
+    (checked by the batch source); the metrics log is cut back to the checkpoint's step."""
     ckpt = load_checkpoint(run.checkpoint)
+    data.restore(ckpt.get("data"))
     method.load_state_dict(ckpt["method"])
     optimizer.load_state_dict(ckpt["optimizer"])
     progress = Progress.from_dict(ckpt["progress"])

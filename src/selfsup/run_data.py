@@ -10,6 +10,7 @@ from pathlib import Path
 from selfsup.config import Config, config_from_dict
 from selfsup.data import load_data
 from selfsup.data.heldout import apply_heldout, load_heldout
+from selfsup.data.shards import check_heldout_record
 from selfsup.data.split import DataSplits
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import parse_protocols
@@ -31,6 +32,9 @@ def load_run_splits(cfg: Config, run: Path | None, *, source: str | None = None)
     splits = load_data(dataclasses.replace(cfg.data, source=source or cfg.data.source))
     own = source is None or source == cfg.data.source
     record = load_heldout(run) if run is not None and own else None
+    if record is not None and "rule" in record:  # a streamed set holds out by its own rule
+        check_heldout_record(splits.train, record)
+        return splits
     return apply_heldout(splits, record) if record is not None else splits
 
 
@@ -38,8 +42,16 @@ def run_evaluation_data(cfg: Config, splits: DataSplits) -> EvalData:
     """The evaluation data of a run: `eval.data` when set (split 80/20 when it has no test
     split, as training splits its data), else its own (held-out) splits."""
     if cfg.eval.data and cfg.eval.data != cfg.data.source:
-        return evaluation_data(load_data(cfg.eval.data), cfg.eval.data, own=False)
-    return evaluation_data(splits, cfg.data.source)
+        return evaluation_data(_bounded(load_data(cfg.eval.data)), cfg.eval.data, own=False)
+    return evaluation_data(_bounded(splits), cfg.data.source)
+
+
+def _bounded(splits: DataSplits) -> DataSplits:
+    """A streamed train split (shards) is evaluated through its bank: the first
+    data.eval_samples training samples, decoded in memory."""
+    if hasattr(splits.train, "bank"):
+        return DataSplits(splits.train.bank(), splits.test, splits.test_from)
+    return splits
 
 
 def requested_protocols(cfg: Config, modality: Modality) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """The one training loop: batches of the method's fields, views, loss, step, schedule, logs.
 
-It names no modality and no method: it takes a `Method`, the data set as a dict of tensors with
-one row per sample, and the run's settings. `selfsup.run` sets a run up around it (data,
+It names no modality and no method: it takes a `Method`, a `BatchSource` (the data set in
+memory as a dict of tensors with one row per sample, `MemoryBatches`, or a stream of shards)
+and the run's settings. `selfsup.run` sets a run up around it (data,
 encoder, run directory, resume) and evaluates afterwards.
 
 Stopping is always at a step boundary: Ctrl-C (SIGINT) only sets a flag, the step in flight
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -70,6 +71,60 @@ class Progress:
         return cls(**{k: d[k] for k in ("step", "epoch", "batch", "train_seconds")})
 
 
+class BatchSource(Protocol):
+    """Where the loop's batches come from: this rank's batches of an epoch from a position.
+    `position` is what the checkpoint records of it; `restore` checks it on resume."""
+
+    steps_per_epoch: int
+
+    def batches(self, epoch: int, start: int) -> Iterator[Batch]:
+        """This rank's batches `start`, `start` + 1, ... of `epoch`, on the device."""
+        ...
+
+    def position(self, epoch: int, batch: int) -> dict[str, Any]: ...
+
+    def restore(self, position: dict[str, Any] | None) -> None: ...
+
+
+class MemoryBatches:
+    """The data set in memory (field -> (N, ...) tensor, only the method's inputs): each epoch a
+    seeded permutation cut into whole global batches, each rank its every world_size-th sample."""
+
+    def __init__(
+        self,
+        data: dict[str, torch.Tensor],
+        global_batch: int,
+        dist: distributed.DistInfo,
+        seed: int,
+        device: torch.device,
+    ):
+        self.data, self.device = data, device
+        num_samples = len(next(iter(data.values())))
+        self.steps_per_epoch = steps_per_epoch(num_samples, global_batch)
+        self.local_batch = global_batch // dist.world_size
+        self.sampler = DistributedSampler(
+            range(num_samples),
+            num_replicas=dist.world_size,
+            rank=dist.rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
+        )
+
+    def batches(self, epoch: int, start: int) -> Iterator[Batch]:
+        self.sampler.set_epoch(epoch)
+        order = epoch_order(self.sampler)
+        for b in range(start, self.steps_per_epoch):
+            idx = order[b * self.local_batch : (b + 1) * self.local_batch]
+            yield batch_of(self.data, idx, self.device)
+
+    def position(self, epoch: int, batch: int) -> dict[str, Any]:
+        return {}  # the epoch and batch in Progress say it all
+
+    def restore(self, position: dict[str, Any] | None) -> None:
+        pass
+
+
 @dataclass
 class Loop:
     """Everything the loop needs, built by `selfsup.run`."""
@@ -78,7 +133,7 @@ class Loop:
     model: nn.Module  # the method, possibly wrapped in DDP or torch.compile
     method: Method
     optimizer: torch.optim.Optimizer
-    data: dict[str, torch.Tensor]  # field -> (N, ...) tensor; only the method's inputs
+    data: BatchSource  # the method's fields, batch by batch
     run: RunDir
     device: torch.device
     dist: distributed.DistInfo
@@ -177,6 +232,7 @@ def save_checkpoint(loop: Loop) -> None:
                 "progress": loop.progress.to_dict(),
                 "rng": rngs,
                 "config": loop.cfg.to_dict(),
+                "data": loop.data.position(loop.progress.epoch, loop.progress.batch),
             },
             loop.run.checkpoint,
         )
@@ -199,21 +255,11 @@ def _monitor(method: Method) -> dict[str, float]:
 def train(loop: Loop) -> None:
     """Run the loop until the epochs or the time budget are spent; checkpoints as it goes."""
     cfg, tc, state, dist = loop.cfg, loop.cfg.train, loop.progress, loop.dist
-    num_samples = len(next(iter(loop.data.values())))
-    per_epoch = steps_per_epoch(num_samples, tc.batch_size)
-    local_batch = tc.batch_size // dist.world_size
+    per_epoch = loop.data.steps_per_epoch
     budget_s = tc.time_budget * 60 if tc.time_budget else None
     total_steps = tc.epochs * per_epoch
     peak_lr = scaled_lr(cfg.optim, tc.batch_size)
     amp = mixed_precision(loop.device, tc.amp)
-    sampler = DistributedSampler(
-        range(num_samples),
-        num_replicas=dist.world_size,
-        rank=dist.rank,
-        shuffle=True,
-        seed=tc.seed,
-        drop_last=True,
-    )
     bar = tqdm(
         total=None if budget_s else total_steps,
         initial=state.step,
@@ -235,11 +281,8 @@ def train(loop: Loop) -> None:
     loop.method.train()
     with stop_on_sigint() as flag:
         while progress() < 1.0:
-            sampler.set_epoch(state.epoch)
-            order = epoch_order(sampler)
-            for b in range(state.batch, per_epoch):
-                idx = order[b * local_batch : (b + 1) * local_batch]
-                batch = batch_of(loop.data, idx, loop.device)
+            batches = loop.data.batches(state.epoch, state.batch)
+            for b, batch in enumerate(batches, start=state.batch):
                 lr = lr_at(progress(), cfg.optim, peak_lr)
                 set_lr(loop.optimizer, lr, progress())
                 loss, extras = training_step(loop.model, loop.method, loop.optimizer, batch, amp)
@@ -271,6 +314,7 @@ def train(loop: Loop) -> None:
                     raise TrainingInterrupted(state.step)
                 if progress() >= 1.0:
                     break
+            batches.close()  # a stream's workers stop now, not when collected
             if state.batch >= per_epoch:
                 state.epoch += 1
                 state.batch = 0

@@ -22,6 +22,7 @@ from selfsup.data.npy import load_npy
 from selfsup.data.pairs import PairData, load_captions, load_cifar_captions
 from selfsup.data.resize import resize_square
 from selfsup.data.series import SeriesData, load_series_npy, load_ucr, load_wav_folder
+from selfsup.data.shards import load_shard_pairs, load_shards
 from selfsup.data.split import DataSplits, Split, holdout
 from selfsup.data.store import load_store
 from selfsup.data.text import (
@@ -83,6 +84,17 @@ SOURCES: dict[str, Source] = {
         load_store,
         "required",
         ":DIR an image store written by `selfsup prepare`, read through a memory map",
+    ),
+    "wds": Source(
+        load_shards,
+        "required",
+        ":PATTERN WebDataset tar shards (brace pattern, folder or glob), streamed: images + cls",
+    ),
+    "wds-pairs": Source(
+        load_shard_pairs,
+        "required",
+        ":PATTERN WebDataset tar shards of images with txt captions, streamed (CLIP)",
+        "pair",
     ),
     "npy": Source(
         load_npy,
