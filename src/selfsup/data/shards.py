@@ -298,7 +298,10 @@ class ShardStream(IterableDataset):
                         yield batch
             return
         torch.set_num_threads(1)
-        yield from self._worker(self.plans[info.id])
+        try:
+            yield from self._worker(self.plans[info.id])
+        except SelfsupError as e:  # handed over whole: the main process raises it as it is
+            yield {"error": str(e)}
 
     def _worker(self, plan: EpochPlan) -> Iterator[Batch]:
         samples = self._samples(plan)
@@ -701,11 +704,16 @@ class ShardBatches:
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
+            # its own generator: a DataLoader draws a worker seed, which must not come from the
+            # global generator that the augmentations (and an exact resume) depend on
+            generator=torch.Generator().manual_seed(self.seed),
         )
         for _, raw in zip(range(start, self.steps_per_epoch), loader, strict=False):
             yield self._fields(raw)
 
     def _fields(self, raw: Batch) -> dict[str, torch.Tensor]:
+        if "error" in raw:
+            raise SelfsupError(raw["error"])
         if raw["skipped"]:
             self.skipped += raw["skipped"]
             warnings.warn(
