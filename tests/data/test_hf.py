@@ -317,3 +317,45 @@ def tiny_bert_folder(tmp_path_factory):
     from text.text_fixtures import make_tiny_bert
 
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def test_an_image_column_of_paths_reads_the_files_beside_the_dataset(tmp_path):
+    arrays = pixels(3, 4)
+    (tmp_path / "d" / "files").mkdir(parents=True)
+    for i, a in enumerate(arrays):
+        (tmp_path / "d" / "files" / f"{i}.png").write_bytes(png(a))
+    rows = {"file": [f"files/{i}.png" for i in range(3)], "text": ["a", "b", "c"]}
+    datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "d" / "rows.parquet"))
+    assert source_modality(f"hf:{tmp_path / 'd'}") == "text"  # a path column is named, not found
+    splits = load_data(f"hf:{tmp_path / 'd'}#image=file")
+    assert torch.equal(splits.train.images, as_tensor(arrays))
+
+
+def test_an_unlabelled_test_split_is_left_aside_for_the_runs_own_carve(tmp_path):
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=CLASSES)}
+    )
+    train = datasets.Dataset.from_dict({"text": SENTENCES, "label": labels_of(6)}, features)
+    test = datasets.Dataset.from_dict({"text": SENTENCES[:2], "label": [-1, -1]}, features)
+    datasets.DatasetDict(train=train, test=test).save_to_disk(str(tmp_path / "d"))
+    assert load_data(f"hf:{tmp_path / 'd'}").test is None
+    partly = datasets.Dataset.from_dict({"text": SENTENCES, "label": [0, -1, 1, 2, 0, 1]}, features)
+    partly.save_to_disk(str(tmp_path / "p"))
+    with pytest.raises(SelfsupError, match="1 rows of its train split have no label"):
+        load_data(f"hf:{tmp_path / 'p'}")
+
+
+def test_a_set_too_large_for_memory_is_refused_after_one_image(tmp_path, monkeypatch):
+    ds, _ = image_set(5, 0)
+    ds.save_to_disk(str(tmp_path / "d"))
+    decoded = []
+
+    def counted(data, name):
+        decoded.append(name)
+        return decode_image_bytes(data, name)
+
+    monkeypatch.setattr(hf, "decode_image_bytes", counted)
+    monkeypatch.setattr(hf, "MEMORY_SHARE", 1e-12)
+    with pytest.raises(SelfsupError, match=r"selfsup prepare hf:.* --out STORE"):
+        load_data(f"hf:{tmp_path / 'd'}")
+    assert len(decoded) == 1
