@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+import selfsup
 import selfsup.data.hf as hf
 from selfsup.cli import main
 from selfsup.data import load_data
@@ -359,3 +360,14 @@ def test_a_set_too_large_for_memory_is_refused_after_one_image(tmp_path, monkeyp
     with pytest.raises(SelfsupError, match=r"selfsup prepare hf:.* --out STORE"):
         load_data(f"hf:{tmp_path / 'd'}")
     assert len(decoded) == 1
+
+
+def test_a_run_directory_inside_the_dataset_is_refused(tmp_path):
+    ds, _ = image_set(12, 0)
+    ds.save_to_disk(str(tmp_path / "d"))
+    spec = f"hf:{tmp_path / 'd'}#image=image"
+    argv = ["pretrain", "--data", spec, "--out", str(tmp_path / "d" / "run"), "--epochs", "1"]
+    with pytest.raises(SelfsupError, match="lies inside the training data"):
+        selfsup.pretrain(selfsup.make_config(**{"data.source": spec}), tmp_path / "d" / "run")
+    assert main(argv) == 2
+    assert not (tmp_path / "d" / "run").exists()
