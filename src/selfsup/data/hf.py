@@ -20,6 +20,7 @@ column larger than `data.stream_text`'s threshold (or with stream_text=true) sta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -77,8 +78,8 @@ class Columns:
 
 
 def parse_spec(path: str) -> tuple[Path, dict[str, str]]:
-    """`DIR[#role=COL,...]` -> (DIR, {role: column}); a role named `none` (label=none) is
-    dropped on purpose. Raises on a `#` part that does not parse."""
+    """`DIR[#role=COL,...]` -> (DIR, {role: column}); raises on a `#` part that does not
+    parse. A DIR that exists with a `#` in its name is taken whole."""
     root, sep, tail = path, "", ""
     if not Path(path).expanduser().exists():
         root, sep, tail = path.rpartition("#")
@@ -455,6 +456,37 @@ def _missing_labels(labels: torch.Tensor | None) -> int:
     return 0 if labels is None else int((labels < 0).sum())
 
 
+@dataclass
+class Labelled:
+    """The labels of the splits a source uses; a held-out split that is all -1 (unlabelled,
+    beside a labelled train split) is set aside, so that the run carves its own."""
+
+    train_labels: torch.Tensor | None
+    classes: list[str] | None
+    test: _Split | None
+    test_labels: torch.Tensor | None
+    notes: list[str]
+
+
+def labelled_splits(source: HFSource) -> Labelled:
+    """Read the label column of the train and held-out splits (int64, shared classes); rows
+    without a label (-1) elsewhere are an error."""
+    train_labels, classes = _labels(source, source.train, None)
+    test, test_labels, notes = source.test, None, []
+    if test is not None:
+        test_labels, _ = _labels(source, test, classes)
+        if train_labels is not None and _missing_labels(test_labels) == test.num_rows:
+            notes.append(f"its {test.name} split is unlabelled (-1): not used")
+            test, test_labels = None, None
+    for split, labels in ((source.train, train_labels), (test, test_labels)):
+        if split is not None and _missing_labels(labels):
+            raise SelfsupError(
+                f"{source.where}: {_missing_labels(labels):,} rows of its {split.name} split "
+                f"have no label (-1 in {source.columns.label!r}); drop them, or pass label=none"
+            )
+    return Labelled(train_labels, classes, test, test_labels, notes)
+
+
 class ArrowLines(LazyLines):
     """A text column of an `hf:` dataset, read from Arrow a batch at a time (stripped).
 
@@ -582,12 +614,17 @@ class HFImageItems:
         return self._open().num_rows
 
     def name(self, i: int) -> str:
-        value = self._open().row(self._column, i)
-        path = value.get("path") if isinstance(value, dict) else value
-        return str(path) if isinstance(path, str) and path else f"{self.split}/{i}"
+        """The image's path when the dataset keeps one, else `split/row`."""
+        return self._name(self._open().row(self._column, i), i)
 
     def read(self, i: int) -> bytes:
-        return _image_value(self._open().row(self._column, i), self.root, self.name(i))
+        """The encoded image of row i (bytes, or its file's content)."""
+        value = self._open().row(self._column, i)
+        return _image_value(value, self.root, self._name(value, i))
+
+    def _name(self, value: Any, i: int) -> str:
+        path = value.get("path") if isinstance(value, dict) else value
+        return str(path) if isinstance(path, str) and path else f"{self.split}/{i}"
 
 
 def hf_image_items(path: str) -> dict[str, HFImageItems]:
@@ -599,11 +636,10 @@ def hf_image_items(path: str) -> dict[str, HFImageItems]:
             f"{source.where} reads {source.columns.describe()}: a store holds images alone; "
             f"name the image column by itself, as in hf:{source.root}#image=COL"
         )
-    train_labels, classes = _labels(source, source.train, None)
-    items = {"train": _items(path, source.train, train_labels, classes)}
-    if source.test is not None:
-        test_labels, _ = _labels(source, source.test, classes)
-        items["test"] = _items(path, source.test, test_labels, classes)
+    labels = labelled_splits(source)
+    items = {"train": _items(path, source.train, labels.train_labels, labels.classes)}
+    if labels.test is not None:
+        items["test"] = _items(path, labels.test, labels.test_labels, labels.classes)
     return items
 
 
@@ -693,28 +729,17 @@ def load_hf(path: str | None, options: DataConfig) -> DataSplits:
     labels) as image, text or image-caption data."""
     assert path is not None, "the registry requires hf:DIR"
     source = open_source(path)
-    train_labels, classes = _labels(source, source.train, None)
-    test, test_labels = source.test, None
-    notes = []
-    if test is not None:
-        test_labels, _ = _labels(source, test, classes)
-        if train_labels is not None and _missing_labels(test_labels) == test.num_rows:
-            notes.append(f"its {test.name} split is unlabelled (-1): not used")
-            test, test_labels = None, None
-    for split, labels in ((source.train, train_labels), (test, test_labels)):
-        if split is not None and _missing_labels(labels):
-            raise SelfsupError(
-                f"{source.where}: {_missing_labels(labels):,} rows of its {split.name} split "
-                f"have no label (-1 in {source.columns.label!r}); drop them, or pass label=none"
-            )
-    spec = path
+    labels = labelled_splits(source)
+    classes, test, notes = labels.classes, labels.test, labels.notes
     build = {"image": _image_split, "text": _text_split, "pair": _pair_split}[
         source.columns.modality
     ]
-    train = build(source, source.train, train_labels, classes, options, spec)
-    held = None if test is None else build(source, test, test_labels, classes, options, spec)
-    if held is not None and isinstance(train, ImageData) and isinstance(held, ImageData):
-        channels = max(train.num_channels, held.num_channels)
+    train = build(source, source.train, labels.train_labels, classes, options, path)
+    held = None
+    if test is not None:
+        held = build(source, test, labels.test_labels, classes, options, path)
+    if isinstance(held, (ImageData, PairData)) and held.images.shape[1] != train.images.shape[1]:
+        channels = max(train.images.shape[1], held.images.shape[1])
         train, held = (_with_channels(d, channels) for d in (train, held))
     test_from = f"its {test.name} split" if test is not None else None
     if isinstance(train, TextData) and isinstance(train.sentences, LazyLines) and held is None:
@@ -801,11 +826,11 @@ def _hold_out_last(
     )
 
 
-def _with_channels(data: ImageData, channels: int) -> ImageData:
-    if data.num_channels == channels:
+def _with_channels(data: Any, channels: int) -> Any:
+    """Grey images of one split made RGB when the other split's are (images or pairs)."""
+    if data.images.shape[1] == channels:
         return data
-    images = data.images.expand(-1, channels, -1, -1).contiguous()
-    return ImageData(images, data.labels, data.classes, data.name, skipped=data.skipped)
+    return dataclasses.replace(data, images=data.images.expand(-1, channels, -1, -1).contiguous())
 
 
 def _announce(source: HFSource, train: Any, held: Any, notes: list[str]) -> None:
