@@ -371,3 +371,12 @@ def test_a_run_directory_inside_the_dataset_is_refused(tmp_path):
         selfsup.pretrain(selfsup.make_config(**{"data.source": spec}), tmp_path / "d" / "run")
     assert main(argv) == 2
     assert not (tmp_path / "d" / "run").exists()
+
+
+def test_a_binary_column_holds_images_only_when_named(tmp_path):
+    arrays = pixels(3, 6)
+    rows = {"blob": [png(a) for a in arrays], "text": ["a", "b", "c"]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "d"))
+    assert source_modality(f"hf:{tmp_path / 'd'}") == "text"
+    splits = load_data(f"hf:{tmp_path / 'd'}#image=blob")
+    assert torch.equal(splits.train.images, as_tensor(arrays))

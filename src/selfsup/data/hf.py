@@ -278,7 +278,8 @@ def pick_splits(splits: dict[str, _Split], where: str) -> tuple[_Split, _Split |
 
 
 def _kind(feature: Any) -> str:
-    """image | image-path | text | label | other: what a column can serve as."""
+    """image (an Image feature) | bytes | text | label | other: what a column can serve as
+    (a named image column may also be bytes, or text holding paths)."""
     datasets = _datasets()
     if isinstance(feature, datasets.Image):
         return "image"
@@ -289,7 +290,7 @@ def _kind(feature: Any) -> str:
     if isinstance(feature, datasets.Value):
         dtype = feature.dtype
         if dtype in ("binary", "large_binary"):
-            return "image"
+            return "bytes"  # images only when named: raw bytes may hold anything
         if dtype in ("string", "large_string"):
             return "text"
         if dtype.startswith(("int", "uint")) or dtype == "bool":
@@ -311,7 +312,7 @@ def choose_columns(features: Any, named: dict[str, str], where: str) -> Columns:
     Naming image or text turns the other's default off; label=none turns labels off."""
     listing = ", ".join(f"{n} ({_describe_feature(f)})" for n, f in features.items())
     kinds = {name: _kind(f) for name, f in features.items()}
-    allowed = {"image": ("image", "text"), "text": ("text",), "label": ("label", "text")}
+    allowed = {"image": ("image", "bytes", "text"), "text": ("text",), "label": ("label", "text")}
     wanted = {
         "image": "an Image column (or encoded image bytes, or image paths)",
         "text": "a string column",
