@@ -395,6 +395,12 @@ def _restored(
     """Load the checkpoint: method, optimizer, this rank's random state, the data position
     (checked by the batch source); the metrics log is cut back to the checkpoint's step."""
     ckpt = load_checkpoint(run.checkpoint)
+    if len(ckpt["rng"]) != dist.world_size:  # each rank's random state: exact for one world size
+        raise SelfsupError(
+            f"cannot resume {run.root} on {dist.world_size} process(es): its checkpoint was "
+            f"written by {len(ckpt['rng'])}, and a resume is exact only on as many (torchrun "
+            "--nnodes x --nproc-per-node); resume with that many processes"
+        )
     data.restore(ckpt.get("data"))
     method.load_state_dict(ckpt["method"])
     optimizer.load_state_dict(ckpt["optimizer"])

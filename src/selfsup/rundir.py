@@ -86,9 +86,15 @@ def source_paths(source: str) -> list[Path]:
     """The file or folder a `NAME:PATH` data source reads (none for `NAME` alone).
 
     What a caller passes to `check_run_dir(data_paths=...)` so a run never lands on its data.
+    A `#COLUMNS` part (csv:FILE#COL, hf:DIR#image=COL) is not part of the path.
     """
     _, sep, path = source.strip().partition(":")
-    return [Path(path).expanduser()] if sep and path.strip() else []
+    if not sep or not path.strip():
+        return []
+    where = Path(path).expanduser()
+    if "#" in path and not where.exists():
+        where = Path(path.rpartition("#")[0]).expanduser()
+    return [where]
 
 
 def is_run_dir(path: str | Path) -> bool:

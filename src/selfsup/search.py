@@ -21,7 +21,7 @@ import torch
 
 from selfsup.api import embed
 from selfsup.data.decode import IMAGE_EXTENSIONS, CorruptImageError, decode_image_file
-from selfsup.data.lines import LineStore
+from selfsup.data.lines import LazyLines
 from selfsup.data.registry import source_modality
 from selfsup.data.series import read_wav, valid_lengths
 from selfsup.data.split import Split
@@ -55,7 +55,7 @@ def sample_ids(data: Any, split: str) -> list[str]:
     """One id per sample: its file path when the loader kept one, else `split/index`."""
     for name in ("files", "paths", "ids", "sentences"):
         values = getattr(data, name, None)
-        if isinstance(values, LineStore):  # a streamed file: ids, not a copy of the corpus
+        if isinstance(values, LazyLines):  # read on demand: ids, not a copy of the corpus
             continue
         if values is not None and len(values) == len(data):
             return [str(v) for v in values]

@@ -16,6 +16,7 @@ to 0..255 by `_scale_to_uint8`'s rule rather than clipped.
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
@@ -111,3 +112,29 @@ def _scale_to_uint8(values: np.ndarray, mode: str, image_format: str | None) -> 
     else:
         x = np.zeros_like(x)
     return np.rint(x).clip(0, 255).astype(np.uint8)
+
+
+def decode_image_bytes(data: bytes, name: str) -> torch.Tensor:
+    """An encoded image held in memory (a Hugging Face dataset's Image column, a tar member),
+    decoded as `decode_image_file` decodes the same bytes read from a file: JPEG through
+    torchvision's decoder, anything else (or a JPEG it refuses) through Pillow. `name` names
+    the image in the error."""
+    if data[:3] == b"\xff\xd8\xff":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+                image = decode_jpeg(
+                    buffer, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True
+                )
+            except Exception:
+                image = None
+        if image is not None and image.dtype == torch.uint8 and image.shape[0] in (1, 3):
+            return image
+    try:
+        return _decode_pillow(io.BytesIO(data))  # type: ignore[arg-type]  # Image.open reads either
+    except Exception as e:
+        raise CorruptImageError(
+            f"cannot decode image {name} ({e}); replace it, or pass --skip-corrupt to leave "
+            f"undecodable images out"
+        ) from e

@@ -144,7 +144,21 @@ def _empty() -> np.ndarray:
     return np.zeros(0, dtype=np.int64)
 
 
-class LineStore(Sequence[str]):
+class LazyLines(Sequence[str]):
+    """Sentences read on demand rather than held as Python strings all at once: the lines of a
+    large text file (`LineStore`) or a text column of a Hugging Face dataset (data/hf.py). Code
+    that meets one indexes it, calls `take` for a batch and `subset` for a view; never a copy."""
+
+    def take(self, index: torch.Tensor | np.ndarray | Sequence[int]) -> list[str]:
+        """The sentences at `index` (positions in this sequence), read now."""
+        raise NotImplementedError
+
+    def subset(self, index: torch.Tensor | np.ndarray | Sequence[int]) -> LazyLines:
+        """A view of the sentences at `index` (nothing is read)."""
+        raise NotImplementedError
+
+
+class LineStore(LazyLines):
     """The non-blank lines of a text file, stripped, read on demand (a `Sequence` of str).
 
     `positions` selects and orders lines of the index (a subset is a view: no text is read);
@@ -242,7 +256,7 @@ class LazyTokens:
 class Tokenized:
     """Tokenises the lines of a store on demand, remembering the last batch (ids + mask)."""
 
-    def __init__(self, lines: LineStore, tokenize: object):
+    def __init__(self, lines: LazyLines, tokenize: object):
         self.lines, self.tokenize = lines, tokenize
         self._last: tuple[tuple[int, ...], dict[str, torch.Tensor]] | None = None
 

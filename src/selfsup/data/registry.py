@@ -16,6 +16,7 @@ from selfsup.config import DataConfig
 from selfsup.data.cifar import load_cifar10, load_cifar100
 from selfsup.data.digits import load_digits_source
 from selfsup.data.folder import load_folder
+from selfsup.data.hf import hf_modality, load_hf
 from selfsup.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist
 from selfsup.data.images import ImageData
 from selfsup.data.npy import load_npy
@@ -47,6 +48,9 @@ class Source:
     path: Literal["none", "optional", "required"]
     help: str
     modality: str = "image"  # what its samples are: see selfsup.modalities
+    # A source whose samples depend on its PATH (hf: images, text or pairs by the columns)
+    # names the modalities it can load above and decides one here, from metadata alone.
+    modality_of: Callable[[str | None], str] | None = None
 
 
 SOURCES: dict[str, Source] = {
@@ -95,6 +99,14 @@ SOURCES: dict[str, Source] = {
         "required",
         ":PATTERN WebDataset tar shards of images with txt captions, streamed (CLIP)",
         "pair",
+    ),
+    "hf": Source(
+        load_hf,
+        "required",
+        ":DIR[#image=COL,text=COL,label=COL] a Hugging Face dataset on disk (save_to_disk, or "
+        "parquet files), read in place; the columns decide images, text or image-text pairs",
+        "image,pair,text",
+        modality_of=hf_modality,
     ),
     "npy": Source(
         load_npy,
@@ -239,8 +251,9 @@ def check_compatible(train: Split, other: Split, what: str, *, encoder_only: boo
 
 def source_modality(spec: str) -> str:
     """The modality of the samples a source spec loads (image, text), checked before loading."""
-    name, _ = _parse(spec)
-    return SOURCES[name].modality
+    name, path = _parse(spec)
+    source = SOURCES[name]
+    return source.modality if source.modality_of is None else source.modality_of(path)
 
 
 def _parse(spec: str) -> tuple[str, str | None]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from selfsup.config import DataConfig
-from selfsup.data.lines import LineStore, should_stream
+from selfsup.data.lines import LazyLines, LineStore, should_stream
 from selfsup.data.split import DataSplits, SentencePairs, Split, row_positions
 from selfsup.errors import SelfsupError
 
@@ -28,11 +28,12 @@ STS_FILES = {"train": "sts-train.csv", "dev": "sts-dev.csv", "test": "sts-test.c
 class TextData(Split):
     """N sentences, optional labels for evaluation, optional scored pairs among them.
 
-    `sentences` is a list of str, or a `LineStore` (a large `text:` file read on demand): code
-    that reads it indexes it, slices it or calls `subset`, never copies it whole.
+    `sentences` is a list of str, or `LazyLines` (a large `text:` file or an Arrow text column,
+    read on demand): code that reads it indexes it, slices it or calls `subset`, never copies
+    it whole.
     """
 
-    sentences: list[str] | LineStore
+    sentences: list[str] | LazyLines
     labels: torch.Tensor | None
     classes: list[str] | None
     name: str
@@ -65,8 +66,8 @@ class TextData(Split):
         positions, total = row_positions(index), len(self.sentences)
         pairs = None if self.pairs is None else self.pairs.subset(positions, total)
         retrieval = None if self.retrieval is None else self.retrieval.subset(positions, total)
-        if isinstance(self.sentences, LineStore):
-            sentences: list[str] | LineStore = self.sentences.subset(index)
+        if isinstance(self.sentences, LazyLines):
+            sentences: list[str] | LazyLines = self.sentences.subset(index)
         else:
             sentences = [self.sentences[i] for i in positions]
         return TextData(

@@ -9,7 +9,7 @@ import torch
 
 from selfsup.augment.text import build_token_augment, parse_token_recipe
 from selfsup.config import Config
-from selfsup.data.lines import LineStore, Tokenized
+from selfsup.data.lines import LazyLines, Tokenized
 from selfsup.errors import SelfsupError
 from selfsup.methods import get_method
 from selfsup.modalities.base import Batch, Modality
@@ -111,7 +111,7 @@ class TextModality(Modality):
         return "augmentation: none on the tokens (the method's dropout makes the views)"
 
     def tensors(self, data: Any, encoder: Any) -> Batch:
-        if isinstance(data.sentences, LineStore):  # a streamed file: tokenised batch by batch
+        if isinstance(data.sentences, LazyLines):  # read on demand: tokenised batch by batch
             return Tokenized(data.sentences, encoder.tokenize_all).fields()  # type: ignore[return-value]
         fields = encoder.tokenize_all(data.sentences)
         for prefix in ("positive", "negative"):
@@ -128,7 +128,7 @@ class TextModality(Modality):
         self, bank: Any, queries: Any, with_bank: bool = True
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         fit_on = bank.sentences
-        if isinstance(fit_on, LineStore) and len(fit_on) > TFIDF_FIT_LINES and not with_bank:
+        if isinstance(fit_on, LazyLines) and len(fit_on) > TFIDF_FIT_LINES and not with_bank:
             # A streamed corpus: fit the vocabulary and IDF on a seeded sample of its lines.
             gen = torch.Generator().manual_seed(0)
             fit_on = fit_on.take(torch.randperm(len(fit_on), generator=gen)[:TFIDF_FIT_LINES])
@@ -175,7 +175,7 @@ class TextModality(Modality):
 
 def _truncated(encoder: Any, sentences: Any, what: str) -> str:
     """ "N of M training sentences" longer than max_length (a streamed file: in a sample)."""
-    if isinstance(sentences, LineStore) and len(sentences) > COUNT_SAMPLE:
+    if isinstance(sentences, LazyLines) and len(sentences) > COUNT_SAMPLE:
         gen = torch.Generator().manual_seed(0)
         sample = sentences.take(torch.randperm(len(sentences), generator=gen)[:COUNT_SAMPLE])
         cut = encoder.count_truncated(sample)
