@@ -99,8 +99,7 @@ def read_index(folder: str | Path) -> StoreIndex:
         index = StoreIndex.from_dict(d)
     except (ValueError, KeyError, TypeError) as e:
         raise SelfsupError(
-            f"{path} is not a readable store index ({e}); rebuild the store with "
-            f"`selfsup prepare`"
+            f"{path} is not a readable store index ({e}); rebuild the store with `selfsup prepare`"
         ) from e
     if index.format != FORMAT or index.version != VERSION:
         raise SelfsupError(
