@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from selfsup.data import prepare as prepare_module
 from selfsup.data import load_data
+from selfsup.data import prepare as prepare_module
 from selfsup.errors import SelfsupError
 
 
@@ -227,3 +227,32 @@ def test_unwritable_cache_only_warns(tmp_path, monkeypatch):
         warnings.simplefilter("always")
         assert len(load_data(f"folder:{tmp_path / 'imgs'}").train) == 2
     assert any("could not write" in str(w.message) for w in caught)
+
+
+def test_folder_is_read_from_a_store_in_the_cache(tmp_path):
+    """Both splits are views of one memory-mapped file: the cache's store, train rows then
+    test rows."""
+    from selfsup.data.cache import cache_store
+    from selfsup.data.store import read_index
+
+    write_split(tmp_path / "train")
+    write_split(tmp_path / "test", per_class=2)
+    splits = load_data(f"folder:{tmp_path}")
+    store = cache_store(tmp_path.resolve(), None)
+    index = read_index(store)
+    assert index.splits == {"train": (0, 6), "test": (6, 10)} and index.test_from is None
+    base = splits.train.images.untyped_storage().data_ptr()
+    assert splits.test.images.untyped_storage().data_ptr() == base
+    assert splits.test.images.data_ptr() == base + 6 * 3 * 8 * 8
+
+
+def test_cut_short_cache_is_rebuilt(tmp_path):
+    from selfsup.data.cache import cache_store
+
+    write_split(tmp_path / "imgs")
+    first = load_data(f"folder:{tmp_path / 'imgs'}").train.images.clone()
+    images = cache_store((tmp_path / "imgs").resolve(), None) / "images.u8"
+    with open(images, "r+b") as f:
+        f.truncate(images.stat().st_size // 2)
+    again = load_data(f"folder:{tmp_path / 'imgs'}").train.images
+    assert torch.equal(again, first) and images.stat().st_size == first.numel()
