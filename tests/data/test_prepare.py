@@ -283,7 +283,7 @@ def test_all_grey_keeps_one_channel(tmp_path):
 
 
 def test_large_jpegs_decode_reduced(tmp_path):
-    """A JPEG of at least twice the size decodes through draft: near the full decode."""
+    """A JPEG of at least 4 x the size decodes through draft: near the full decode."""
     for i in range(3):
         write_image(tmp_path / "src" / f"{i}.jpg", size=(96, 72), seed=i)
     prepare(f"folder:{tmp_path / 'src'}", tmp_path / "out", 16, workers=1)
