@@ -135,6 +135,55 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_parser(sub) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="decode an image source once into a store that training memory-maps",
+        description="Decode SOURCE's images (shorter side to N, then a centre crop) into an "
+        "image store at --out, in parallel processes; train on it with --data store:DIR. "
+        "Rerunning the same command after an interruption continues where it stopped.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="folder:DIR or an image NAME[:PATH]")
+    p.add_argument("--out", required=True, help="the store's folder (new or empty)")
+    p.add_argument("--image-size", type=int, required=True, help="N: images are stored N x N")
+    p.add_argument("--workers", type=int, help="decoding processes (default: every CPU core)")
+    p.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="leave out undecodable images (counted in the index) instead of failing",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        help="hold out this fraction (stratified by label, seed 0) as the store's test rows; "
+        "default 0.2 for a labelled source without a test split, none for an unlabelled one. "
+        "0 writes no test split: a run on the store then holds out 20 %% of labelled train "
+        "rows itself (in memory), and unlabelled data is evaluated without held-out queries",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from selfsup.data.prepare_source import prepare
+
+    result = prepare(
+        args.source,
+        args.out,
+        args.image_size,
+        workers=args.workers,
+        skip_corrupt=args.skip_corrupt,
+        test_fraction=args.test_fraction,
+        progress=not args.no_progress,
+    )
+    if result.up_to_date:
+        print(f"{result.out} is up to date: a store of {args.source} with these settings")
+    else:
+        print(result.summary())
+    print(f"train on it with: selfsup pretrain --data store:{result.out}")
+    return 0
+
+
 def _run_evaluate(args: argparse.Namespace) -> int:
     results = evaluate(args.run, args.protocol, data=args.data, device=args.device)
     print(format_table(results))
@@ -228,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfsup", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _pretrain_parser(sub)
+    _prepare_parser(sub)
     e = sub.add_parser("evaluate", help="evaluate a run's encoder beside baselines")
     e.add_argument("run")
     e.add_argument(

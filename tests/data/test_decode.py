@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from selfsup.data import decode as decode_module
-from selfsup.data.decode import decode_image_file
+from selfsup.data.decode import CorruptImageError, decode_image_bytes, decode_image_file
+from selfsup.data.resize import resize_square
 
 ORIENTATION = 0x0112
 
@@ -115,3 +117,63 @@ def test_jpeg_fast_path_applies_orientation(tmp_path, monkeypatch):
 
     monkeypatch.setattr(decode_module, "_decode_pillow", no_pillow)
     assert _white_block(decode_image_file(str(path))) == (0, 1)
+
+
+def _photo(path, size=(64, 48), mode="RGB", orientation=None) -> None:
+    """A smooth gradient image (a JPEG scales it well), optionally with an EXIF orientation."""
+    w, h = size
+    x = np.linspace(0, 255, w)[None, :] * np.ones((h, 1))
+    y = np.linspace(0, 255, h)[:, None] * np.ones((1, w))
+    rgb = np.stack([x, y, 255 - x], axis=-1).astype(np.uint8)
+    image = Image.fromarray(rgb).convert(mode)
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    image.save(path, exif=exif, quality=95)
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("a.jpg", "RGB"), ("g.jpg", "L"), ("c.jpg", "CMYK"), ("p.png", "P"), ("a.png", "RGBA")],
+)
+def test_bytes_decode_as_the_file(tmp_path, name, mode):
+    """decode_image_bytes without min_size: the pixels of decode_image_file, format by format;
+    with min_size, an image under 4 x that size on a side decodes the same too."""
+    path = tmp_path / name
+    _photo(path.with_suffix(".tmp.png"), mode="RGB")
+    Image.open(path.with_suffix(".tmp.png")).convert(mode).save(path)
+    data = path.read_bytes()
+    expected = decode_image_file(str(path))
+    assert torch.equal(decode_image_bytes(data, str(path)), expected)
+    assert torch.equal(decode_image_bytes(data, str(path), min_size=16), expected)  # 48 < 4 x 16
+    assert torch.equal(decode_image_bytes(data, "member-without-extension"), expected)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_reduced_jpeg_decode(tmp_path, mode):
+    """A JPEG of at least 4 x min_size decodes smaller (DCT scaling, both sides >= min_size)
+    with the channels decode_image_file gives, and close to it after the same resize."""
+    path = tmp_path / "big.jpg"
+    _photo(path, size=(130, 97), mode=mode)
+    full = decode_image_file(str(path))
+    reduced = decode_image_bytes(path.read_bytes(), str(path), min_size=24)
+    assert reduced.shape == (full.shape[0], 25, 33)  # min(130 // 24, 97 // 24) = 4: scale 1/4
+    assert reduced.shape[1] >= 24
+    a, b = resize_square(full, 24).int(), resize_square(reduced, 24).int()
+    assert (a - b).abs().float().mean() < 3
+
+
+def test_reduced_decode_keeps_the_exif_orientation(tmp_path):
+    path = tmp_path / "phone.jpg"
+    _photo(path, size=(128, 64), orientation=6)
+    full = decode_image_file(str(path))
+    reduced = decode_image_bytes(path.read_bytes(), str(path), min_size=16)
+    assert full.shape == (3, 128, 64) and reduced.shape == (3, 32, 16)
+    a = resize_square(full, 16).int()
+    b = resize_square(reduced, 16).int()
+    assert (a - b).abs().float().mean() < 3
+
+
+def test_undecodable_bytes_name_the_item(tmp_path):
+    with pytest.raises(CorruptImageError, match=r"cannot decode image shard-3/member\.jpg"):
+        decode_image_bytes(b"\xff\xd8\xff\xe0 nope", "shard-3/member.jpg", min_size=8)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from selfsup.data import folder as folder_module
 from selfsup.data import load_data
+from selfsup.data import prepare as prepare_module
 from selfsup.errors import SelfsupError
 
 
@@ -86,19 +86,30 @@ def test_held_out_split_without_train_is_an_error(tmp_path):
 
 
 def test_cache_written_before_the_layout_fix_is_not_used(tmp_path):
-    """A cache keyed by the files alone (as before) held root/train/* as one class 'train'."""
-    from selfsup.data.cache import cache_file, fingerprint, save_cached
+    """A cache keyed by the files alone (as before) held root/train/* as one class 'train';
+    an old .pt cache file at the old place is ignored too."""
+    from selfsup.data.cache import cache_dir, cache_store, fingerprint
+    from selfsup.data.store import StoreIndex, write_index
 
     write_split(tmp_path / "train", per_class=1)
     root = tmp_path.resolve()
     files = sorted(str(f) for f in root.glob("train/*/*.png"))
-    stale = {
-        "images": torch.zeros(2, 3, 8, 8, dtype=torch.uint8),
-        "labels": torch.zeros(2, dtype=torch.int64),
-        "classes": ["train"],
-        "skipped": [],
-    }
-    save_cached(cache_file(root, None), fingerprint(root, files, None), {"train": stale})
+    stale = cache_store(root, None)
+    stale.mkdir(parents=True)
+    (stale / "images.u8").write_bytes(bytes(2 * 3 * 8 * 8))
+    np.save(stale / "labels.npy", np.zeros(2, dtype=np.int64))
+    write_index(
+        stale,
+        StoreIndex(
+            (2, 3, 8, 8),
+            {"train": (0, 2)},
+            f"folder:{root}",
+            fingerprint(root, files, None),
+            labelled=True,
+            classes=["train"],
+        ),
+    )
+    (cache_dir() / f"folder-{stale.name[7:]}.pt").write_bytes(b"an old torch.save cache")
     assert load_data(f"folder:{tmp_path}").train.classes == ["cat", "dog"]
 
 
@@ -185,10 +196,10 @@ def test_second_load_comes_from_cache(tmp_path, monkeypatch):
     first = load_data(f"folder:{tmp_path / 'imgs'}").train
     assert len(os.listdir(os.environ["SELFSUP_CACHE_DIR"])) == 1
 
-    def no_decoding(path):
+    def no_decoding(*args):
         raise AssertionError("decoded although cached")
 
-    monkeypatch.setattr(folder_module, "decode_image_file", no_decoding)
+    monkeypatch.setattr(prepare_module, "decode_image_bytes", no_decoding)
     cached = load_data(f"folder:{tmp_path / 'imgs'}").train
     assert np.array_equal(cached.images.numpy(), first.images.numpy())
     assert cached.labels.tolist() == first.labels.tolist() and cached.classes == first.classes
@@ -216,3 +227,32 @@ def test_unwritable_cache_only_warns(tmp_path, monkeypatch):
         warnings.simplefilter("always")
         assert len(load_data(f"folder:{tmp_path / 'imgs'}").train) == 2
     assert any("could not write" in str(w.message) for w in caught)
+
+
+def test_folder_is_read_from_a_store_in_the_cache(tmp_path):
+    """Both splits are views of one memory-mapped file: the cache's store, train rows then
+    test rows."""
+    from selfsup.data.cache import cache_store
+    from selfsup.data.store import read_index
+
+    write_split(tmp_path / "train")
+    write_split(tmp_path / "test", per_class=2)
+    splits = load_data(f"folder:{tmp_path}")
+    store = cache_store(tmp_path.resolve(), None)
+    index = read_index(store)
+    assert index.splits == {"train": (0, 6), "test": (6, 10)} and index.test_from is None
+    base = splits.train.images.untyped_storage().data_ptr()
+    assert splits.test.images.untyped_storage().data_ptr() == base
+    assert splits.test.images.data_ptr() == base + 6 * 3 * 8 * 8
+
+
+def test_cut_short_cache_is_rebuilt(tmp_path):
+    from selfsup.data.cache import cache_store
+
+    write_split(tmp_path / "imgs")
+    first = load_data(f"folder:{tmp_path / 'imgs'}").train.images.clone()
+    images = cache_store((tmp_path / "imgs").resolve(), None) / "images.u8"
+    with open(images, "r+b") as f:
+        f.truncate(images.stat().st_size // 2)
+    again = load_data(f"folder:{tmp_path / 'imgs'}").train.images
+    assert torch.equal(again, first) and images.stat().st_size == first.numel()

@@ -380,3 +380,17 @@ def test_a_binary_column_holds_images_only_when_named(tmp_path):
     assert source_modality(f"hf:{tmp_path / 'd'}") == "text"
     splits = load_data(f"hf:{tmp_path / 'd'}#image=blob")
     assert torch.equal(splits.train.images, as_tensor(arrays))
+
+
+def test_prepare_writes_an_hf_image_column_into_a_store_as_memory_reads_it(tmp_path, image_dict):
+    from selfsup.data.prepare_source import prepare
+
+    root, _, _ = image_dict
+    spec = f"{root}#image=img,label=fine_label"
+    prepare(f"hf:{spec}", tmp_path / "store", 4, workers=1, progress=False)
+    stored = load_data(f"store:{tmp_path / 'store'}")
+    memory = load_data(f"hf:{spec}", image_size=4)
+    for name in ("train", "test"):
+        a, b = getattr(stored, name), getattr(memory, name)
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert stored.train.classes == CLASSES

@@ -1,22 +1,18 @@
 """A disk cache of decoded image folders, so that only the first load pays for decoding.
 
-One file per (folder, image size) in $SELFSUP_CACHE_DIR (default ~/.cache/selfsup); it holds a
-fingerprint of every image file (relative path, size, mtime), so that adding, removing,
-renaming or editing a file rebuilds it.
+One image store (data/store.py) per (folder, image size) in $SELFSUP_CACHE_DIR (default
+~/.cache/selfsup); its index holds a fingerprint of every image file (relative path, size,
+mtime), so that adding, removing, renaming or editing a file rebuilds it. (The `.pt` files
+of earlier versions are ignored.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import warnings
 from pathlib import Path
-from typing import Any
 
-import torch
-
-_FORMAT = 1  # bump when the stored layout changes
+_FORMAT = 2  # bump when the stored layout changes
 
 
 def cache_dir() -> Path:
@@ -37,32 +33,7 @@ def fingerprint(root: Path, files: list[str], image_size: int | None) -> str:
     return digest.hexdigest()
 
 
-def cache_file(root: Path, image_size: int | None) -> Path:
+def cache_store(root: Path, image_size: int | None) -> Path:
+    """The image store (data/store.py) caching the folder `root` decoded at `image_size`."""
     key = hashlib.sha1(f"{root}\0{image_size}".encode()).hexdigest()[:16]
-    return cache_dir() / f"folder-{key}.pt"
-
-
-def load_cached(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The stored payload when `path` exists and matches `fingerprint`, else None."""
-    if not path.is_file():
-        return None
-    try:
-        stored = torch.load(path, weights_only=True)
-    except Exception:  # a cut-short or foreign file: rebuild it
-        return None
-    if not isinstance(stored, dict) or stored.get("fingerprint") != fingerprint:
-        return None
-    return stored["payload"]
-
-
-def save_cached(path: Path, fingerprint: str, payload: dict[str, Any]) -> None:
-    """Write atomically (temporary file, then rename); failing to write is only a warning."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"fingerprint": fingerprint, "payload": payload}, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as RuntimeError
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        warnings.warn(f"could not write the decoded-image cache {path}: {e}", stacklevel=3)
+    return cache_dir() / f"folder-{key}"

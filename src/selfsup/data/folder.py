@@ -1,28 +1,26 @@
 """A folder of image files: class sub-folders give labels, a flat folder is unlabeled, and
 split sub-folders (train/, with test/, val/, valid/ or validation/) give the splits.
-Decoded once, then cached on disk."""
+Decoded once into an image store in the cache (data/prepare.py), then read from its memory map."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
 
-import torch
+import numpy as np
 
 from selfsup.config import DataConfig
-from selfsup.data.cache import cache_file, fingerprint, load_cached, save_cached
-from selfsup.data.decode import (
-    DECODER_VERSION,
-    IMAGE_EXTENSIONS,
-    CorruptImageError,
-    decode_image_file,
-)
+from selfsup.data.cache import cache_store, fingerprint
+from selfsup.data.decode import DECODER_VERSION, IMAGE_EXTENSIONS
 from selfsup.data.images import ImageData
-from selfsup.data.resize import resize_square
+from selfsup.data.prepare import FileItems, Segment, write_store
 from selfsup.data.split import DataSplits
+from selfsup.data.store import open_store, read_index
 from selfsup.errors import SelfsupError
 
 _TRAIN_FOLDER = "train"
@@ -41,33 +39,94 @@ class _Listing:
 
 
 def load_folder(path: str | None, options: DataConfig) -> DataSplits:
-    """Decode every image under DIR into memory (or read them from the cache)."""
+    """Every image under DIR, decoded once into an image store in the cache (one per folder
+    and size) and read from it through a memory map: views of one file, not a copy."""
     assert path is not None, "the registry requires folder:DIR"
-    root = Path(path).expanduser().resolve()
-    if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise SelfsupError(f"image folder {root} {what}; give folder:DIR with DIR a folder")
-    listings = {split: _list_split(folder) for split, folder in _split_folders(root).items()}
-    if "test" in listings:
-        _align_test_classes(listings["train"], listings["test"])
-    files = [f for listing in listings.values() for f in listing.files]
-    key = _cache_key(root, files, options, listings)
-    store = cache_file(root, options.image_size)
-    payload = load_cached(store, key)
-    if payload is not None and not options.skip_corrupt and _skipped(payload):
-        payload = None  # decode again, so that the corrupt file raises its own error
-    if payload is None:
-        payload = {split: _decode(listing, options) for split, listing in listings.items()}
-        _match_splits(payload, root)
-        save_cached(store, key, payload)
-    skipped = _skipped(payload)
+    root = folder_root(path)
+    items, key = list_folder(root, options.image_size)
+    segments = [Segment(split, part, np.arange(len(part))) for split, part in items.items()]
+    out = cache_store(root, options.image_size)
+    try:
+        splits, skipped = _cached_store(segments, out, root, key, options)
+    except OSError as e:  # an unwritable cache: decode into a temporary store, then memory
+        warnings.warn(f"could not write the decoded-image cache {out}: {e}", stacklevel=3)
+        with tempfile.TemporaryDirectory() as tmp:
+            splits, skipped = _cached_store(segments, Path(tmp) / "store", root, key, options)
+            splits = DataSplits(*(_in_memory(s) for s in (splits.train, splits.test)))
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} undecodable image(s) under {root} (first: {skipped[0]})",
             stacklevel=3,
         )
-    data = {split: _image_data(stored, f"folder:{root}") for split, stored in payload.items()}
-    return DataSplits(train=data["train"], test=data.get("test"))
+    return splits
+
+
+def folder_root(path: str) -> Path:
+    """The folder of folder:DIR, resolved; an error when it is not one."""
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise SelfsupError(f"image folder {root} {what}; give folder:DIR with DIR a folder")
+    return root
+
+
+def list_folder(root: Path, image_size: int | None) -> tuple[dict[str, FileItems], str]:
+    """The image files of each split (train, and test when the folder has one) as items, and
+    the key of their contents: the files' fingerprint, the decoder's version and each split's
+    folder and classes (a store written before a layout or decoder fix is stale)."""
+    listings = {split: _list_split(folder) for split, folder in _split_folders(root).items()}
+    if "test" in listings:
+        _align_test_classes(listings["train"], listings["test"])
+    files = [f for listing in listings.values() for f in listing.files]
+    layout = ";".join(
+        f"{split}={listing.folder.relative_to(root)}:{listing.classes}"
+        for split, listing in listings.items()
+    )
+    key = f"{fingerprint(root, files, image_size)} decoder={DECODER_VERSION} {layout}"
+    items = {
+        split: FileItems(listing.files, listing.labels, listing.classes, key)
+        for split, listing in listings.items()
+    }
+    return items, key
+
+
+def _cached_store(
+    segments: list[Segment], out: Path, root: Path, key: str, options: DataConfig
+) -> tuple[DataSplits, list[str]]:
+    """The folder's store at `out`, written unless it is there for these files and settings;
+    a store that does not open (cut short, files not matching its index) is rebuilt."""
+
+    def build() -> None:
+        write_store(
+            segments,
+            out,
+            source=f"folder:{root}",
+            fingerprint=key,
+            image_size=options.image_size,
+            classes=segments[0].source.classes,
+            skip_corrupt=options.skip_corrupt,
+            replace=True,
+        )
+
+    build()
+    try:
+        splits = open_store(out)
+    except SelfsupError:
+        shutil.rmtree(out)
+        build()
+        splits = open_store(out)
+    name = f"folder:{root}"
+    splits = DataSplits(
+        train=dataclasses.replace(splits.train, name=name),
+        test=None if splits.test is None else dataclasses.replace(splits.test, name=name),
+    )
+    return splits, read_index(out).skipped
+
+
+def _in_memory(data: ImageData | None) -> ImageData | None:
+    if data is None:
+        return None
+    return dataclasses.replace(data, images=data.images.clone())
 
 
 def _split_folders(root: Path) -> dict[str, Path]:
@@ -91,18 +150,6 @@ def _split_folders(root: Path) -> dict[str, Path]:
             f"add a train/ folder, or give folder:DIR with DIR one of those folders"
         )
     return {"train": root}
-
-
-def _cache_key(
-    root: Path, files: list[str], options: DataConfig, listings: dict[str, _Listing]
-) -> str:
-    """The files' fingerprint, plus what else decides the payload: the decoder's version and
-    each split's folder and classes (a cache written before a layout or decoder fix is stale)."""
-    layout = ";".join(
-        f"{split}={listing.folder.relative_to(root)}:{listing.classes}"
-        for split, listing in listings.items()
-    )
-    return f"{fingerprint(root, files, options.image_size)} decoder={DECODER_VERSION} {layout}"
 
 
 def _list_split(folder: Path) -> _Listing:
@@ -162,74 +209,3 @@ def _align_test_classes(train: _Listing, test: _Listing) -> None:
     index = {name: i for i, name in enumerate(train.classes)}
     test.labels = [index[test.classes[y]] for y in test.labels]
     test.classes = train.classes
-
-
-def _decode(listing: _Listing, options: DataConfig) -> dict[str, Any]:
-    """Decode a split's files into one uint8 (N, C, H, W) tensor; RGB unless all are grey."""
-    images: list[torch.Tensor] = []
-    labels: list[int] = []
-    skipped: list[str] = []
-    first: tuple[str, torch.Size] | None = None
-    for i, file in enumerate(listing.files):
-        try:
-            image = decode_image_file(file)
-        except CorruptImageError:
-            if not options.skip_corrupt:
-                raise
-            skipped.append(file)
-            continue
-        if options.image_size is not None:
-            image = resize_square(image, options.image_size)
-        elif first is None:
-            first = (file, image.shape[1:])
-        elif image.shape[1:] != first[1]:
-            _raise_mixed_sizes(first, (file, image.shape[1:]))
-        images.append(image)
-        if listing.labels is not None:
-            labels.append(listing.labels[i])
-    if not images:
-        raise SelfsupError(f"none of the {len(listing.files)} images in {listing.folder} decode")
-    channels = max(image.shape[0] for image in images)
-    return {
-        "images": torch.stack([image.expand(channels, -1, -1) for image in images]),
-        "labels": None if listing.labels is None else torch.tensor(labels, dtype=torch.int64),
-        "classes": listing.classes,
-        "skipped": skipped,
-    }
-
-
-def _match_splits(payload: dict[str, Any], root: Path) -> None:
-    """Same size and channel count in both splits: grey test images follow an RGB train split."""
-    if "test" not in payload:
-        return
-    train, test = payload["train"]["images"], payload["test"]["images"]
-    if train.shape[2:] != test.shape[2:]:
-        _raise_mixed_sizes(("train/", train.shape[2:]), ("test/", test.shape[2:]), root)
-    channels = max(train.shape[1], test.shape[1])
-    for split in payload.values():
-        split["images"] = split["images"].expand(-1, channels, -1, -1).contiguous()
-
-
-def _raise_mixed_sizes(
-    a: tuple[str, torch.Size], b: tuple[str, torch.Size], root: Path | None = None
-) -> NoReturn:
-    where = f" under {root}" if root is not None else ""
-    raise SelfsupError(
-        f"images{where} have different sizes: {a[0]} is {a[1][1]}x{a[1][0]}, "
-        f"{b[0]} is {b[1][1]}x{b[1][0]} (width x height); pass --image-size N to resize "
-        f"them all to NxN (shorter side to N, then a centre crop)"
-    )
-
-
-def _skipped(payload: dict[str, Any]) -> list[str]:
-    return [f for split in payload.values() for f in split["skipped"]]
-
-
-def _image_data(stored: dict[str, Any], name: str) -> ImageData:
-    return ImageData(
-        images=stored["images"],
-        labels=stored["labels"],
-        classes=stored["classes"],
-        name=name,
-        skipped=len(stored["skipped"]),
-    )

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -36,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from selfsup.config import DataConfig
+from selfsup.data import decode
 from selfsup.data.cache import cache_dir
 from selfsup.data.images import ImageData
 from selfsup.data.pairs import PairData
@@ -180,40 +179,10 @@ def count_shards(paths: list[str], fraction: float) -> list[ShardInfo]:
 
 
 def decode_image_bytes(data: bytes, where: str, size: int | None) -> torch.Tensor:
-    """uint8 (C, H, W) with C 1 or 3, decoded as `decode.decode_image_file` decodes a file
-    (JPEG through torchvision, else Pillow) and resized to size x size by `resize_square` when
-    `size` is set; CorruptImageError naming `where` when it does not decode."""
-    from PIL import Image, ImageOps
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    from selfsup.data.decode import CorruptImageError
-
-    image = None
-    if where.split(" in ")[0].lower().endswith(("jpg", "jpeg")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-                image = decode_jpeg(
-                    encoded, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True
-                )
-            except (RuntimeError, ValueError):
-                image = None
-        if image is not None and image.shape[0] not in (1, 3):
-            image = None
-    if image is None:
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                im = ImageOps.exif_transpose(im)
-                mode = "L" if im.mode in ("L", "LA", "1") else "RGB"
-                pixels = np.asarray(im.convert(mode))
-        except Exception as e:
-            raise CorruptImageError(
-                f"cannot decode the image {where} ({e}); replace the shard, or pass "
-                "--skip-corrupt to count and step over undecodable images"
-            ) from e
-        image = torch.from_numpy(pixels.copy())
-        image = image.unsqueeze(0) if image.dim() == 2 else image.permute(2, 0, 1).contiguous()
+    """uint8 (C, H, W) with C 1 or 3, decoded as a folder's file is (`decode.decode_image_bytes`)
+    and resized to size x size by `resize_square` when `size` is set; CorruptImageError naming
+    `where` (the member and its shard) when it does not decode."""
+    image = decode.decode_image_bytes(data, where)
     return image if size is None else resize_square(image, size)
 
 
