@@ -277,6 +277,9 @@ def test_training_fields_of_a_store_stay_views(tmp_path):
     fields = training_fields(method, modality, train)
     assert fields["image"].data_ptr() == train.images.data_ptr()
     assert fields["image"].shape == train.images.shape
+    assert torch.equal(fields["label"], train.labels)  # SupCon asks for the labels
+    simclr = build_method(selfsup.make_config(**SMALL), modality, train)
+    assert set(training_fields(simclr, modality, train)) == {"image"}  # SimCLR never sees them
 
 
 def test_resume_on_a_store_is_exact(tmp_path, monkeypatch):
