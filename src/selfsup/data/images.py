@@ -11,7 +11,8 @@ from selfsup.data.split import Split
 
 @dataclass
 class ImageData(Split):
-    """N images as one contiguous uint8 tensor (N, C, H, W); labels for evaluation.
+    """N images as one contiguous uint8 tensor (N, C, H, W), in memory or memory-mapped from a
+    store; labels for evaluation.
 
     C is 1 (grey) or 3 (RGB), or any number when `channel_groups` names the channels: the
     arrays of an npz stacked along C, e.g. (("rgb", 3), ("depth", 1)) for RGB-D (CMC's views).
@@ -23,6 +24,9 @@ class ImageData(Split):
     name: str
     skipped: int = 0  # undecodable files left out by the loader (skip_corrupt=True)
     channel_groups: tuple[tuple[str, int], ...] = ()  # (name, channels) in channel order
+    # images are a read-only view of a store's memory map (data.store): training gathers its
+    # batches from it and reads a bounded sample for statistics; `subset` copies into memory
+    memory_mapped: bool = False
 
     def __post_init__(self) -> None:
         x = self.images
@@ -35,7 +39,9 @@ class ImageData(Split):
                 f"ImageData wants uint8 (N, C, H, W) with C in {{1, 3}} or C the channels of "
                 f"its channel_groups {groups}; got {x.dtype} {tuple(x.shape)}"
             )
-        self.images = x.contiguous()
+        if self.memory_mapped and not x.is_contiguous():
+            raise ValueError("memory-mapped images must be a contiguous range of rows")
+        self.images = x.contiguous()  # a no-op for the rows of a store: they stay a view
         if self.labels is not None:
             y = self.labels
             if y.dtype != torch.int64 or y.shape != (len(x),):

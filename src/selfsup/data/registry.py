@@ -215,6 +215,7 @@ def load_data(spec: str | DataConfig, **settings: bool | int | str | None) -> Da
         splits = DataSplits(
             train=_resized(splits.train, image_size),
             test=None if splits.test is None else _resized(splits.test, image_size),
+            test_from=splits.test_from,
         )
     if splits.test is not None:
         check_compatible(splits.train, splits.test, f"{spec}: its test split")

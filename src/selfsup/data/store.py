@@ -85,7 +85,8 @@ def write_index(folder: str | Path, index: StoreIndex) -> None:
 
 
 def read_index(folder: str | Path) -> StoreIndex:
-    """The store's index; one clear error when the folder is not a (finished) store."""
+    """The store's index, checked against itself (shape, split ranges); one clear error when
+    the folder is not a (finished) store or its index cannot be read."""
     folder = Path(folder).expanduser()
     path = folder / INDEX_FILE
     if not path.is_file():
@@ -96,17 +97,68 @@ def read_index(folder: str | Path) -> StoreIndex:
         )
     try:
         d = json.loads(path.read_text())
+        if not isinstance(d, dict):
+            raise TypeError(f"the JSON holds a {type(d).__name__}, not an object")
+        found = (d.get("format"), d.get("version"))
+        if found != (FORMAT, VERSION):
+            raise SelfsupError(
+                f"{path} is a {found[0]} version {found[1]} index, this selfsup reads "
+                f"{FORMAT} version {VERSION}; rebuild the store with `selfsup prepare`"
+            )
         index = StoreIndex.from_dict(d)
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SelfsupError(
-            f"{path} is not a readable store index ({e}); rebuild the store with `selfsup prepare`"
+            f"{path} is not a readable store index ({type(e).__name__}: {e}); rebuild the store "
+            f"with `selfsup prepare`"
         ) from e
-    if index.format != FORMAT or index.version != VERSION:
-        raise SelfsupError(
-            f"{path} is a {index.format} version {index.version} index, this selfsup reads "
-            f"{FORMAT} version {VERSION}; rebuild the store with `selfsup prepare`"
-        )
+    _check_index(path, index)
     return index
+
+
+def _check_index(path: Path, index: StoreIndex) -> None:
+    """The index's shape is (N, C, S, S) with C 1 or 3, and its splits are `train` then
+    optionally `test`, row ranges that lie in [0, N), do not overlap and cover every row."""
+    shape = index.shape
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+    if len(shape) != 4 or not whole or shape[0] < 0 or shape[1] not in (1, 3) or shape[2] < 1:
+        raise SelfsupError(
+            f"{path} gives the images' shape as {list(shape)}, not [N, C, S, S] with C 1 or 3; "
+            "rebuild the store with `selfsup prepare`"
+        )
+    if shape[2] != shape[3]:
+        raise SelfsupError(
+            f"{path} gives images of {shape[2]} x {shape[3]} px; a store holds square images: "
+            "rebuild it with `selfsup prepare`"
+        )
+    n, splits = shape[0], index.splits
+    rows = []
+    for name, bounds in splits.items():
+        ok = name in ("train", "test") and len(bounds) == 2
+        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) for v in bounds)
+        if not ok or not 0 <= bounds[0] <= bounds[1] <= n:
+            raise SelfsupError(
+                f"{path}: split {name!r} is rows {list(bounds)}, not a range [start, stop) of "
+                f"the store's {n:,} rows named train or test; rebuild the store with "
+                "`selfsup prepare`"
+            )
+        rows.append((bounds[0], bounds[1], name))
+    rows.sort()
+    start = 0
+    for first, stop, name in rows:
+        if first != start:
+            problem = "overlaps the split before it" if first < start else "leaves rows "
+            if first > start:
+                problem += f"{start:,} to {first - 1:,} in no split"
+            raise SelfsupError(
+                f"{path}: split {name!r} (rows {first:,} to {stop:,}) {problem}; the splits "
+                f"must cover the store's {n:,} rows once each: rebuild it with `selfsup prepare`"
+            )
+        start = stop
+    if start != n:
+        raise SelfsupError(
+            f"{path}: the splits end at row {start:,} but the store holds {n:,} rows; they must "
+            "cover every row once: rebuild it with `selfsup prepare`"
+        )
 
 
 def open_images(folder: str | Path, index: StoreIndex) -> torch.Tensor:
@@ -146,15 +198,58 @@ def open_labels(folder: str | Path, index: StoreIndex) -> torch.Tensor | None:
             f"{path} holds {labels.dtype} {labels.shape}, its index says int64 "
             f"({index.shape[0]},); rebuild the store with `selfsup prepare`"
         )
-    return torch.from_numpy(np.array(labels))  # 8 bytes a row: small beside the pixels
+    labels = torch.from_numpy(np.array(labels))  # 8 bytes a row: small beside the pixels
+    if (
+        index.classes is not None
+        and len(labels)
+        and not (0 <= int(labels.min()) and int(labels.max()) < len(index.classes))
+    ):
+        raise SelfsupError(
+            f"{path} holds labels from {int(labels.min())} to {int(labels.max())}, but its "
+            f"index names {len(index.classes)} classes; rebuild the store with `selfsup prepare`"
+        )
+    return labels
+
+
+def check_files(folder: str | Path, index: StoreIndex) -> None:
+    """files.txt, when present, names one source item per row: its lines are counted in
+    binary blocks (a few tens of MB for a million rows), its text is not parsed."""
+    path = Path(folder) / FILES_FILE
+    if not path.is_file():
+        return
+    lines, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(1 << 24):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    if lines != index.shape[0]:
+        raise SelfsupError(
+            f"{path} names {lines:,} source items, but the store holds {index.shape[0]:,} "
+            "rows: its files do not belong together; rebuild it with `selfsup prepare`"
+        )
 
 
 def open_store(folder: str | Path) -> DataSplits:
-    """The store's splits as ImageData whose images are views of the memory map."""
+    """The store's splits as ImageData whose images are views of the memory map.
+
+    Every check reads only sizes, the index and the labels (8 bytes a row), never the pixels.
+    A labelled store without a test split is refused: carving a held-out split from it
+    (`data.heldout`) would copy the chosen rows into memory, so the store must be written with
+    its test rows (`selfsup prepare` does so whenever the source has labels).
+    """
     folder = Path(folder).expanduser().resolve()
     index = read_index(folder)
     images = open_images(folder, index)
     labels = open_labels(folder, index)
+    check_files(folder, index)
+    if labels is not None and "test" not in index.splits:
+        raise SelfsupError(
+            f"the store {folder} is labelled but has no test split: a held-out split carved "
+            "now would copy its rows into memory, and evaluation needs held-out queries; "
+            f"rebuild it with its test rows: `selfsup prepare {index.source or 'SOURCE'} "
+            f"--out NEW_DIR --image-size {index.image_size}`"
+        )
 
     def split(name: str) -> ImageData | None:
         if name not in index.splits:
@@ -166,6 +261,7 @@ def open_store(folder: str | Path) -> DataSplits:
             classes=index.classes,
             name=f"store:{folder}",
             skipped=len(index.skipped),
+            memory_mapped=True,
         )
 
     train = split("train")
@@ -177,12 +273,14 @@ def open_store(folder: str | Path) -> DataSplits:
 def load_store(path: str | None, options: DataConfig) -> DataSplits:
     """The `store:DIR` source: a store written by `selfsup prepare`, read in place."""
     assert path is not None, "the registry requires store:DIR"
-    splits = open_store(path)
-    size = splits.train.image_size
+    index = read_index(path)  # the size is checked before the store's files are opened
+    size = index.image_size
     if options.image_size is not None and options.image_size != size:
         raise SelfsupError(
             f"the store {path} holds {size} px images, the run asks for {options.image_size} "
             f"px; drop --image-size to train at {size} px, or build a store at that size with "
-            f"`selfsup prepare SOURCE --out NEW_DIR --image-size {options.image_size}`"
+            f"`selfsup prepare {index.source or 'SOURCE'} --out NEW_DIR --image-size "
+            f"{options.image_size}` (resizing a store's images at every run would hold them "
+            "all in memory)"
         )
-    return splits
+    return open_store(path)

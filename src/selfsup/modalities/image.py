@@ -18,23 +18,60 @@ from selfsup.modalities.raw import raw_pixel_features
 from selfsup.modalities.sections import Section
 from selfsup.models import ImageEncoderSpec
 
+# A memory-mapped store's statistics come from at most this many rows (a seeded sample), read
+# in blocks of at most STATS_BLOCK_BYTES and counted as pixel-value histograms (no float copy):
+# start-up stays bounded in time and in memory whatever the store's size. In-memory images
+# keep exact statistics over every row, computed as they always were.
+STATS_SAMPLE_ROWS = 10_000
+STATS_BLOCK_BYTES = 4 << 20
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images scaled to [0, 1], computed in chunks."""
+
+def channel_stats(
+    images: torch.Tensor, *, memory_mapped: bool = False
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1], computed in chunks.
+
+    Exact over every row for images in memory. For `memory_mapped` images (a store) the rows
+    are read in bounded blocks, and a store of more than STATS_SAMPLE_ROWS rows is summarised
+    by a seeded sample of that many rows (seed 0, the same every run), in row order.
+    """
     c = images.shape[1]
-    total, total_sq, count = (
-        torch.zeros(c, dtype=torch.float64),
-        torch.zeros(c, dtype=torch.float64),
-        0,
-    )
-    for chunk in images.split(4096):
-        x = chunk.to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
-        total += x.sum(1)
-        total_sq += (x * x).sum(1)
-        count += x.shape[1]
-    mean = total / count
-    std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt().clamp_min(1e-3)
+    if memory_mapped:
+        mean, mean_sq = _sampled_moments(images)
+    else:
+        total, total_sq, count = (
+            torch.zeros(c, dtype=torch.float64),
+            torch.zeros(c, dtype=torch.float64),
+            0,
+        )
+        for chunk in images.split(4096):
+            x = chunk.to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+            total += x.sum(1)
+            total_sq += (x * x).sum(1)
+            count += x.shape[1]
+        mean, mean_sq = total / count, total_sq / count
+    std = (mean_sq - mean**2).clamp_min(1e-12).sqrt().clamp_min(1e-3)
     return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _sampled_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel E[x] and E[x^2] of x = pixel / 255 over a bounded seeded sample of rows,
+    from per-channel histograms of the uint8 values (exact integer counts)."""
+    n, c = images.shape[:2]
+    rows = torch.arange(n)
+    if n > STATS_SAMPLE_ROWS:
+        g = torch.Generator().manual_seed(0)
+        rows = torch.randperm(n, generator=g)[:STATS_SAMPLE_ROWS].sort().values
+    block = max(1, STATS_BLOCK_BYTES // max(images.shape[1:].numel(), 1))
+    counts = torch.zeros(c, 256, dtype=torch.int64)
+    for part in rows.split(block):
+        chunk = images[part]
+        for channel in range(c):
+            counts[channel] += torch.bincount(chunk[:, channel].reshape(-1), minlength=256)
+    values = torch.arange(256, dtype=torch.float64) / 255
+    total = counts.sum(1).to(torch.float64)
+    counts = counts.to(torch.float64)
+    return counts @ values / total, counts @ (values * values) / total
 
 
 def augment_family(method: str) -> str:
@@ -62,7 +99,9 @@ class ImageModality(Modality):
     }
 
     def encoder_spec(self, cfg: Config, train: Any) -> ImageEncoderSpec:
-        mean, std = channel_stats(train.images)
+        mean, std = channel_stats(
+            train.images, memory_mapped=getattr(train, "memory_mapped", False)
+        )
         h, w = train.images.shape[-2:]
         cifar_stem = cfg.model.cifar_stem if cfg.model.cifar_stem is not None else max(h, w) <= 64
         size: int | tuple[int, int] = h if h == w else (h, w)
