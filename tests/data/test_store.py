@@ -169,7 +169,6 @@ def test_split_ranges_that_do_not_cover_the_rows_once_are_refused(tmp_path, spli
         ({"version": 2}, ["version 2", "reads selfsup-image-store version 1"]),
         ({"shape": [128, 3, 12]}, ["[128, 3, 12]"]),
         ({"shape": [128, 2, 12, 12]}, ["C 1 or 3"]),
-        ({"shape": [128, 3, 12, 10]}, ["12 x 10", "square"]),
         ({"splits": 5}, ["not a readable store index"]),
     ],
 )

@@ -116,19 +116,15 @@ def read_index(folder: str | Path) -> StoreIndex:
 
 
 def _check_index(path: Path, index: StoreIndex) -> None:
-    """The index's shape is (N, C, S, S) with C 1 or 3, and its splits are `train` then
+    """The index's shape is (N, C, H, W) with C 1 or 3 (square, S x S, when written by
+    `selfsup prepare`; a folder cached at its native size may not be), and its splits are `train` then
     optionally `test`, row ranges that lie in [0, N), do not overlap and cover every row."""
     shape = index.shape
     whole = all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
-    if len(shape) != 4 or not whole or shape[0] < 0 or shape[1] not in (1, 3) or shape[2] < 1:
+    if len(shape) != 4 or not whole or shape[0] < 0 or shape[1] not in (1, 3) or min(shape[2:]) < 1:
         raise SelfsupError(
-            f"{path} gives the images' shape as {list(shape)}, not [N, C, S, S] with C 1 or 3; "
+            f"{path} gives the images' shape as {list(shape)}, not [N, C, H, W] with C 1 or 3; "
             "rebuild the store with `selfsup prepare`"
-        )
-    if shape[2] != shape[3]:
-        raise SelfsupError(
-            f"{path} gives images of {shape[2]} x {shape[3]} px; a store holds square images: "
-            "rebuild it with `selfsup prepare`"
         )
     n, splits = shape[0], index.splits
     rows = []
@@ -234,22 +230,12 @@ def open_store(folder: str | Path) -> DataSplits:
     """The store's splits as ImageData whose images are views of the memory map.
 
     Every check reads only sizes, the index and the labels (8 bytes a row), never the pixels.
-    A labelled store without a test split is refused: carving a held-out split from it
-    (`data.heldout`) would copy the chosen rows into memory, so the store must be written with
-    its test rows (`selfsup prepare` does so whenever the source has labels).
     """
     folder = Path(folder).expanduser().resolve()
     index = read_index(folder)
     images = open_images(folder, index)
     labels = open_labels(folder, index)
     check_files(folder, index)
-    if labels is not None and "test" not in index.splits:
-        raise SelfsupError(
-            f"the store {folder} is labelled but has no test split: a held-out split carved "
-            "now would copy its rows into memory, and evaluation needs held-out queries; "
-            f"rebuild it with its test rows: `selfsup prepare {index.source or 'SOURCE'} "
-            f"--out NEW_DIR --image-size {index.image_size}`"
-        )
 
     def split(name: str) -> ImageData | None:
         if name not in index.splits:
@@ -283,4 +269,13 @@ def load_store(path: str | None, options: DataConfig) -> DataSplits:
             f"{options.image_size}` (resizing a store's images at every run would hold them "
             "all in memory)"
         )
-    return open_store(path)
+    splits = open_store(path)
+    if splits.train.labels is not None and splits.test is None:
+        # carving a held-out split (data.heldout) would copy the chosen rows into memory
+        raise SelfsupError(
+            f"the store {path} is labelled but has no test split: a held-out split carved "
+            "now would copy its rows into memory, and evaluation needs held-out queries; "
+            f"rebuild it with its test rows: `selfsup prepare {index.source or 'SOURCE'} "
+            f"--out NEW_DIR --image-size {index.image_size}`"
+        )
+    return splits
