@@ -47,11 +47,13 @@ def _top(sims: Tensor, ids: Tensor | None, k: int) -> tuple[Tensor, Tensor]:
         sims, ids = sims.gather(1, by_id), ids.gather(1, by_id)
         vals, pos = sims.sort(dim=1, descending=True, stable=True)
         return vals[:, :k], ids.gather(1, pos[:, :k])
-    vals, idx = sims.topk(k, dim=1)
-    kth = vals[:, -1:]
-    # rows where an equal value at the k-th place was left out: topk's pick may not be the
-    # lowest column, so those rows are sorted stably (rare: exact ties of cosines)
-    unsure = ((sims == kth).sum(dim=1) > (vals == kth).sum(dim=1)).nonzero().flatten()
+    if k == sims.shape[1]:  # every column is taken: no tie can be left out
+        return sims.topk(k, dim=1)
+    vals, idx = sims.topk(k + 1, dim=1)
+    # rows whose (k+1)-th value equals the k-th: an equal value was left out and topk's pick
+    # may not be the lowest column, so those rows are sorted stably (rare: exact ties)
+    unsure = (vals[:, k] == vals[:, k - 1]).nonzero().flatten()
+    vals, idx = vals[:, :k], idx[:, :k]
     if len(unsure):
         v, i = sims[unsure].sort(dim=1, descending=True, stable=True)
         vals[unsure], idx[unsure] = v[:, :k], i[:, :k]
