@@ -158,6 +158,9 @@ class EvalConfig:
     finetune_batch_size: int = 128
     finetune_llrd: float = 0.75  # layer-wise lr decay (ViT backbones only)
     zeroshot_templates: str | None = None  # pairs: "a photo of a {}.|a {}." (None: data's)
+    # raw-input baseline: bank and queries of at most this many rows each (its features are
+    # dense floats of the input's size); above it, a seeded stratified sample, said in eval.json
+    raw_bank_limit: int = 100_000
 
 
 @dataclass
@@ -390,6 +393,7 @@ def validate(cfg: Config) -> None:
         ),
         (e.knn_k >= 1, "eval.knn_k must be at least 1"),
         (e.knn_t > 0 and math.isfinite(e.knn_t), "eval.knn_t must be a positive number"),
+        (e.raw_bank_limit >= 2, "eval.raw_bank_limit (rows) must be at least 2"),
         (
             cfg.model.max_length is None or cfg.model.max_length >= 2,
             "model.max_length (tokens per sentence) must be at least 2",

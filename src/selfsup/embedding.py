@@ -68,36 +68,41 @@ def encode_rows(
     encoder.eval()
     memo = _MEMOS[-1].setdefault(_weights_digest(encoder), {}) if _MEMOS else None
     order = _by_length(rows)
-    chunks = []
+    out: Tensor | None = None  # (N, D), filled batch by batch: no list of chunks to concatenate
     try:
         with torch.no_grad():
             for start in range(0, n, batch_size):
-                if order is None:
-                    batch = {k: v[start : start + batch_size] for k, v in rows.items()}
-                else:
-                    picked = order[start : start + batch_size]
-                    batch = {k: v[picked] for k, v in rows.items()}
-                batch = {k: v.to(device) for k, v in batch.items()}
+                end = start + batch_size
+                picked = slice(start, end) if order is None else order[start:end]
+                batch = {k: v[picked].to(device) for k, v in rows.items()}
                 model_input = to_input(batch)
-                keys = _row_digests(model_input) if memo is not None else None
-                if memo is None or keys is None:
-                    chunks.append(encoder(model_input).flatten(1).float().cpu())
-                    continue
-                missing = [i for i, key in enumerate(keys) if key not in memo]
-                if not missing:
-                    chunks.append(torch.stack([memo[key] for key in keys]))
-                    continue
-                take = torch.tensor(missing, device=device)
-                feats = encoder(_take_rows(model_input, take)).flatten(1).float().cpu()
-                new = dict(zip([keys[i] for i in missing], feats, strict=True))
-                chunks.append(torch.stack([new[k] if k in new else memo[k] for k in keys]))
-                if len(memo) + len(new) <= MEMO_ROWS:
-                    memo.update(new)
+                feats = _embed_batch(encoder, model_input, memo, device)
+                if out is None:
+                    out = torch.empty(n, *feats.shape[1:], dtype=feats.dtype)
+                out[picked] = feats
     finally:
         for module, was_training in modes:
             module.training = was_training
-    out = torch.cat(chunks)
-    return out if order is None else out[torch.argsort(order)]
+    assert out is not None
+    return out
+
+
+def _embed_batch(
+    encoder: nn.Module, model_input: Any, memo: dict[bytes, Tensor] | None, device: torch.device
+) -> Tensor:
+    """Features (B, D) float32 on CPU of one batch; rows in `memo` are looked up, not run."""
+    keys = _row_digests(model_input) if memo is not None else None
+    if memo is None or keys is None:
+        return encoder(model_input).flatten(1).float().cpu()
+    missing = [i for i, key in enumerate(keys) if key not in memo]
+    if not missing:
+        return torch.stack([memo[key] for key in keys])
+    take = torch.tensor(missing, device=device)
+    feats = encoder(_take_rows(model_input, take)).flatten(1).float().cpu()
+    new = dict(zip([keys[i] for i in missing], feats, strict=True))
+    if len(memo) + len(new) <= MEMO_ROWS:
+        memo.update(new)
+    return torch.stack([new[k] if k in new else memo[k] for k in keys])
 
 
 def _by_length(rows: dict[str, Tensor]) -> Tensor | None:

@@ -280,6 +280,7 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
     evaluation_note = evaluation.get("note")
     caveat = evaluation.get("caveat")
     skipped = evaluation.get("skipped")
+    sampled = evaluation.get("raw_sample")
     evaluation = {k: v for k, v in evaluation.items() if isinstance(v, dict)}
     keys = list(dict.fromkeys(k for row in evaluation.values() for k in row))
     head = "<tr><th>figure</th>" + "".join(
@@ -296,6 +297,7 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
     note = evaluation_note if isinstance(evaluation_note, str) else ""
     where += f" <b class='supervised'>Note: {_esc(note)}.</b>" if note else ""
     where += f" Not computed: {_esc(skipped)}." if isinstance(skipped, str) else ""
+    where += f" Sampled: {_esc(sampled)}." if isinstance(sampled, str) else ""
     warning = _note(caveat) if isinstance(caveat, str) else ""
     return warning + (
         f"<div class='wide'><table>{head}</tr>{body}</table></div><p class='sub'>{UNIT_NOTE} "

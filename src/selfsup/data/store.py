@@ -116,9 +116,10 @@ def read_index(folder: str | Path) -> StoreIndex:
 
 
 def _check_index(path: Path, index: StoreIndex) -> None:
-    """The index's shape is (N, C, H, W) with C 1 or 3 (square, S x S, when written by
-    `selfsup prepare`; a folder cached at its native size may not be), and its splits are `train` then
-    optionally `test`, row ranges that lie in [0, N), do not overlap and cover every row."""
+    """The index's shape is (N, C, H, W) with C 1 or 3 (S x S when written by `selfsup
+    prepare`; a folder cached at its native size may not be square), and its splits are
+    `train` then optionally `test`, row ranges that lie in [0, N), do not overlap and cover
+    every row."""
     shape = index.shape
     whole = all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
     if len(shape) != 4 or not whole or shape[0] < 0 or shape[1] not in (1, 3) or min(shape[2:]) < 1:

@@ -22,10 +22,16 @@ from selfsup.evaluate.ties import label_hits
 WEIGHT_DECAYS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
 
-def _standardize(train: Tensor, test: Tensor) -> tuple[Tensor, Tensor]:
-    mean = train.mean(dim=0)
-    std = train.std(dim=0).clamp_min(1e-6)
-    return (train - mean) / std, (test - mean) / std
+def _moments(train: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and std (clamped) of the training features: the probe standardises by
+    them."""
+    return train.mean(dim=0), train.std(dim=0).clamp_min(1e-6)
+
+
+def _standardize(x: Tensor, moments: tuple[Tensor, Tensor]) -> Tensor:
+    """(x - mean) / std, in place on `x` (a copy the caller made: rows gathered, or `.clone()`)."""
+    mean, std = moments
+    return x.sub_(mean).div_(std)
 
 
 def _fit(
@@ -98,21 +104,22 @@ def linear_probe(
     if train_labels.min() < 0 or test_labels.min() < 0:
         raise SelfsupError("linear probe labels must be class indices >= 0")
     device = train_feats.device
-    x_train, x_test = _standardize(train_feats.float(), test_feats.to(device).float())
+    train = train_feats.float()
+    moments = _moments(train)
     y_train = train_labels.to(device=device, dtype=torch.long)
     y_test = test_labels.to(device=device, dtype=torch.long)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
 
     gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(x_train), generator=gen).to(device)
-    n_val = min(max(1, round(val_fraction * len(x_train))), len(x_train) - 1)
+    order = torch.randperm(len(train), generator=gen).to(device)
+    n_val = min(max(1, round(val_fraction * len(train))), len(train) - 1)
     val_idx, fit_idx = order[:n_val], order[n_val:]
-    x_fit, y_fit, x_val, y_val = (
-        x_train[fit_idx],
-        y_train[fit_idx],
-        x_train[val_idx],
-        y_train[val_idx],
-    )
+    # One standardised copy of the features at a time (the fit and validation rows, then all
+    # of train, then the test rows), each made from the rows it needs: for a large bank, the
+    # probe's memory beyond the features is one copy of them, not three.
+    x_fit = _standardize(train[fit_idx], moments)
+    x_val = _standardize(train[val_idx], moments)
+    y_fit, y_val = y_train[fit_idx], y_train[val_idx]
 
     # Strongest decay first, each fit warm-started from the previous one (a regularisation path).
     best = None
@@ -123,7 +130,9 @@ def linear_probe(
         if best is None or val_acc > best[0]:
             best = (val_acc, wd, params)
     val_acc, wd, params = best
-    params = _fit(x_train, y_train, num_classes, wd, params, max_iter)
+    del x_fit, x_val
+    params = _fit(_standardize(train.clone(), moments), y_train, num_classes, wd, params, max_iter)
+    x_test = _standardize(test_feats.to(device=device, dtype=torch.float32, copy=True), moments)
     return {
         "accuracy": _accuracy(x_test, y_test, params),
         "weight_decay": wd,

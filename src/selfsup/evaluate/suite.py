@@ -18,6 +18,7 @@ from selfsup.evaluate.context import EncoderInputs, Features
 from selfsup.evaluate.registry import PROTOCOLS, run_protocols, usable
 from selfsup.methods import is_supervised
 from selfsup.modalities import Modality
+from selfsup.modalities.raw import sample_rows
 from selfsup.models import build_encoder
 
 ALIGNMENT_SAMPLES = 5000  # held-out samples seen in two augmented views for the alignment figure
@@ -200,13 +201,39 @@ def evaluate_with_baselines(
     raw_names = tuple(n for n in names if n != "geometry" and not PROTOCOLS[n].uses_encoder)
     if raw_names:
         needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in raw_names)
-        bank, queries = modality.raw_features(data.bank, data.queries, with_bank=needs_bank)
+        raw, sampled = raw_baseline_data(data, cfg.eval.raw_bank_limit)
+        if sampled:
+            results["raw_sample"] = f"{modality.raw_row}: {sampled}"
+        bank, queries = modality.raw_features(raw.bank, raw.queries, with_bank=needs_bank)
         results[modality.raw_row] = run_protocols(
-            data.features(queries, bank, cfg),
+            raw.features(queries, bank, cfg),
             raw_names,
             f"the {modality.raw_row!r} baseline ({modality.row_titles[modality.raw_row]})",
         )
     return results
+
+
+def raw_baseline_data(data: EvalData, limit: int, seed: int = 0) -> tuple[EvalData, str | None]:
+    """The bank and queries of the raw-input baseline: each as it is up to `limit` rows, else a
+    seeded sample of `limit` rows, stratified by class when labelled (its features are dense
+    floats of the input's size: a million 96 px images would be 110 GB), with the line that
+    says so (None when nothing was sampled)."""
+    said: list[str] = []
+
+    def bounded(part: Split, what: str) -> Split:
+        if len(part) <= limit:
+            return part
+        how = ", stratified by class" if part.labels is not None else ""
+        said.append(f"{what}: a seeded sample of {limit:,} of its {len(part):,} rows{how}")
+        return part.subset(sample_rows(len(part), limit, part.labels, seed))
+
+    same = data.queries is data.bank
+    bank = bounded(data.bank, "bank and queries" if same else "bank")
+    queries = bank if same else bounded(data.queries, "queries")
+    if not said:
+        return data, None
+    line = "; ".join(said) + f" (eval.raw_bank_limit {limit:,})"
+    return EvalData(bank, queries, data.queries_from, dict(data.withheld)), line
 
 
 def online_evaluation(
@@ -279,4 +306,6 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append(f"note: {results['note']}")
     if "caveat" in results:
         lines.append(f"caveat: {results['caveat']}")
+    if "raw_sample" in results:
+        lines.append(f"sampled: {results['raw_sample']}")
     return "\n".join(lines)

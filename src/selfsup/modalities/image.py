@@ -14,7 +14,7 @@ from selfsup.config import Config
 from selfsup.methods import available_methods, get_method
 from selfsup.modalities.base import Batch, Modality
 from selfsup.modalities.image_report import augmentation_section, neighbours_section
-from selfsup.modalities.raw import raw_pixel_features
+from selfsup.modalities.raw import standardised_pixels
 from selfsup.modalities.sections import Section
 from selfsup.models import ImageEncoderSpec
 
@@ -72,6 +72,24 @@ def _sampled_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     total = counts.sum(1).to(torch.float64)
     counts = counts.to(torch.float64)
     return counts @ values / total, counts @ (values * values) / total
+
+
+class PreprocessedImages:
+    """uint8 images as an encoder takes them (channels and size matched by `preprocess`),
+    made when rows are asked for. It stands where evaluation expects an (N, C, H, W) tensor:
+    `len`, `device`, and indexing by a slice or an index tensor, which reads and converts only
+    those rows of a (memory-mapped) split. Each image is converted on its own, so the rows
+    equal those of `preprocess` over the whole split."""
+
+    def __init__(self, images: torch.Tensor, preprocess: Any):
+        self.images, self.preprocess = images, preprocess
+        self.device = images.device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
+        return self.preprocess(self.images[index])
 
 
 def augment_family(method: str) -> str:
@@ -142,8 +160,12 @@ class ImageModality(Modality):
         )
 
     def tensors(self, data: Any, encoder: Any) -> Batch:
-        # preprocess matches channels and size only where the data differs from the encoder
-        return {"image": encoder.preprocess(data.images)}
+        # preprocess matches channels and size only where the data differs from the encoder;
+        # then it runs on the rows asked for, so a memory-mapped split is never copied whole
+        images = data.images
+        if len(images) == 0 or encoder.preprocess(images[:1]).shape[1:] == images.shape[1:]:
+            return {"image": encoder.preprocess(images)}  # the images themselves, not a copy
+        return {"image": PreprocessedImages(images, encoder.preprocess)}  # type: ignore[dict-item]
 
     def encoder_input(self, batch: Batch) -> torch.Tensor:
         return batch["image"]
@@ -151,10 +173,7 @@ class ImageModality(Modality):
     def raw_features(
         self, bank: Any, queries: Any, with_bank: bool = True
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        return (
-            raw_pixel_features(bank.images) if with_bank else None,
-            raw_pixel_features(queries.images, reference=bank.images),
-        )
+        return standardised_pixels(bank.images, queries.images, with_bank=with_bank)
 
     def report_sections(
         self, encoder: Any, bank: Any, queries: Any, augment: Any, device: str

@@ -24,6 +24,57 @@ def raw_pixel_features(images: Tensor, reference: Tensor | None = None) -> Tenso
     return x.sub_(mean).div_(std)
 
 
+PIXEL_CHUNK = 4096  # query images converted to float at a time
+
+
+def standardised_pixels(
+    bank: Tensor, queries: Tensor, *, with_bank: bool = True, chunk: int | None = None
+) -> tuple[Tensor | None, Tensor]:
+    """`raw_pixel_features` of bank and of queries (statistics from the bank), with one float
+    copy of the bank rather than two: the statistics come from the bank's own float rows, which
+    then become its features in place; the queries are converted `chunk` rows at a time
+    (default PIXEL_CHUNK), so a memory-mapped split is read a batch at a time. Equal, value for
+    value, to `raw_pixel_features(bank)` and `raw_pixel_features(queries, reference=bank)`."""
+    if bank.ndim < 2 or len(bank) == 0 or queries.ndim < 2:
+        raise SelfsupError(
+            f"standardised_pixels expects (N, ...) images, got {tuple(bank.shape)} for the bank "
+            f"and {tuple(queries.shape)} for the queries"
+        )
+    x = bank.flatten(1).to(torch.float32, copy=True)
+    mean = x.mean(dim=0)
+    std = x.std(dim=0, correction=0).clamp_min(1e-6)
+    chunk = chunk or PIXEL_CHUNK
+    out = torch.empty(len(queries), x.shape[1])
+    for start in range(0, len(queries), chunk):
+        rows = queries[start : start + chunk].flatten(1).to(torch.float32, copy=True)
+        out[start : start + len(rows)] = rows.sub_(mean).div_(std)
+    if not with_bank:
+        return None, out
+    return x.sub_(mean).div_(std), out
+
+
+def sample_rows(n: int, limit: int, labels: Tensor | None = None, seed: int = 0) -> Tensor:
+    """Sorted positions of a seeded sample of `limit` of `n` rows, stratified by `labels` when
+    given: each class keeps its share (largest remainders get the rows left over). For the
+    raw-input baseline over a split too large for its dense features (`eval.raw_bank_limit`)."""
+    if not 0 < limit <= n:
+        raise SelfsupError(f"cannot sample {limit} of {n} rows")
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=gen)
+    if labels is None:
+        return order[:limit].sort().values
+    y = labels.cpu()[order]
+    _, counts = torch.unique(y, return_counts=True)  # classes in increasing order
+    exact = counts.double() * limit / n
+    quota = exact.floor().long()
+    left = limit - int(quota.sum())
+    quota[(exact - quota).argsort(descending=True, stable=True)[:left]] += 1
+    grouped = y.argsort(stable=True)  # by class, each class in the random order
+    starts = (counts.cumsum(0) - counts).tolist()
+    keep = torch.cat([grouped[s : s + q] for s, q in zip(starts, quota.tolist(), strict=True)])
+    return order[keep].sort().values
+
+
 TFIDF_VOCABULARY = 20_000  # most frequent terms kept: dense rows cost 80 kB each
 
 
