@@ -1,5 +1,6 @@
-"""Training images/s of convnet SimCLR on CIFAR-10 from each data path: in memory (the default:
-the decoded folder held as one tensor) and a memory-mapped store of the same images.
+"""Training images/s of convnet SimCLR on CIFAR-10 from each data path: in memory (an .npz
+loaded as one tensor), the image folder (read from its decode cache, a store), a memory-mapped
+store of the same images, and WebDataset shards of the JPEGs streamed and decoded by workers.
 
 Run by hand; prints a table. Every run is a fresh process that trains `--warmup` untimed steps,
 then `--steps` timed ones; the sources take turns (`--repeats` rounds, interleaved) and the
@@ -28,7 +29,24 @@ from store_memory import CIFAR_JPG, cpu_name, train_steps, write_rows
 
 
 def memory_source(scratch: Path) -> str:
-    """The image folder decoded into memory (its decode cache makes later runs load fast)."""
+    """The decoded images as an .npz, loaded whole into one in-memory tensor (`npy:`)."""
+    from selfsup.data import load_data
+
+    path = scratch / "cifar10.npz"
+    if not path.is_file():
+        splits = load_data(f"folder:{CIFAR_JPG}")
+        np.savez(
+            path,
+            images=splits.train.images.numpy(),
+            labels=splits.train.labels.numpy(),
+            test_images=splits.test.images.numpy(),
+            test_labels=splits.test.labels.numpy(),
+        )
+    return f"npy:{path}"
+
+
+def folder_source(scratch: Path) -> str:
+    """The image folder, read from its decode cache (itself a store under the cache folder)."""
     return f"folder:{CIFAR_JPG}"
 
 
@@ -51,10 +69,32 @@ def store_source(scratch: Path) -> str:
     return f"store:{folder}"
 
 
+def wds_source(scratch: Path) -> str:
+    """The training JPEGs as they are (not re-encoded) in WebDataset shards of 5,000, streamed
+    and decoded by data.workers (2) DataLoader processes."""
+    import webdataset as wds
+
+    folder = scratch / "cifar10-shards"
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        train = CIFAR_JPG / "train"
+        classes = sorted(p.name for p in train.iterdir() if p.is_dir())
+        files = [(f, y) for y, c in enumerate(classes) for f in sorted((train / c).glob("*.jpg"))]
+        order = np.random.default_rng(0).permutation(len(files))  # shards of mixed classes
+        pattern = str(folder / "train-%06d.tar")
+        with wds.ShardWriter(pattern, maxcount=5000, verbose=0) as sink:
+            for i in order:
+                file, label = files[i]
+                sink.write({"__key__": f"{i:06d}", "jpg": file.read_bytes(), "cls": str(label)})
+    return f"wds:{folder}"
+
+
 # name -> a function of the scratch folder returning the `--data` spec; "memory" is the baseline
 SOURCES: dict[str, Callable[[Path], str]] = {
     "memory": memory_source,
+    "folder": folder_source,
     "store": store_source,
+    "wds": wds_source,
 }
 
 
@@ -66,6 +106,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--sources", default=",".join(SOURCES), help="comma-separated names")
+    p.add_argument("--backbone", default="convnet", help="resnet18 for the GPU check")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--scratch", type=Path, help="where stores are written (default: a temp dir)")
     args = p.parse_args()
     if not CIFAR_JPG.is_dir():
@@ -86,11 +128,14 @@ def main() -> None:
                     warmup=args.warmup,
                     batch_size=args.batch_size,
                     threads=args.threads,
+                    backbone=args.backbone,
+                    device=args.device,
                 )
                 rates[name].append(r["images_per_s"])
     print(
-        f"cpu: {cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads; convnet "
-        f"SimCLR, batch {args.batch_size}, {args.steps} timed steps after {args.warmup}, "
+        f"cpu: {cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads; "
+        f"device {args.device}; {args.backbone} SimCLR, batch {args.batch_size}, "
+        f"{args.steps} timed steps after {args.warmup}, "
         f"median of {args.repeats} interleaved runs"
     )
     base = statistics.median(rates["memory"]) if "memory" in rates else None

@@ -81,7 +81,8 @@ CHILD = textwrap.dedent(
 
     selfsup.train.training_step = step
     cfg = selfsup.make_config(**{
-        "data.source": args["source"], "method.name": "simclr", "model.backbone": "convnet",
+        "data.source": args["source"], "method.name": "simclr", "model.backbone": args["backbone"],
+        "train.device": args["device"],
         "train.batch_size": args["batch_size"], "train.epochs": 1000, "train.eval_every": 0,
         "train.checkpoint_every": 1000, "train.log_every": 1000000, "eval.protocols": "",
         "train.report": False, "train.progress": False, "train.seed": args["seed"],
@@ -113,9 +114,12 @@ def train_steps(
     threads: int = 2,
     limit: int = 0,
     seed: int = 0,
+    backbone: str = "convnet",
+    device: str = "auto",
 ) -> dict:
-    """Train convnet SimCLR on `source` for `warmup` + `steps` steps in a fresh process (capped
-    at `limit` bytes of private writable memory when set); its memory figures and speed."""
+    """Train SimCLR (convnet unless `backbone` says) on `source` for `warmup` + `steps` steps
+    in a fresh process (capped at `limit` bytes of private writable memory when set); its
+    memory figures and speed."""
     with tempfile.TemporaryDirectory() as tmp:
         args = {
             "source": source,
@@ -125,6 +129,8 @@ def train_steps(
             "threads": threads,
             "limit": limit,
             "seed": seed,
+            "backbone": backbone,
+            "device": device,
             "out": str(Path(tmp) / "run"),
         }
         env = os.environ | {"OMP_NUM_THREADS": str(threads)}

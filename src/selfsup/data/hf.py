@@ -410,8 +410,12 @@ def open_source(path: str) -> HFSource:
 
 
 def hf_modality(path: str | None) -> str:
-    """The modality `hf:PATH` loads (image, text or pair), from the dataset's metadata only."""
+    """The modality `hf:PATH` loads (image, text or pair), from the dataset's metadata only; for
+    a folder that does not exist (yet), from the roles the spec names (loading it will say)."""
     assert path is not None, "the registry requires hf:DIR"
+    root, named = parse_spec(path)
+    if not root.exists() and ("image" in named or "text" in named):
+        return Columns(named.get("image"), named.get("text"), named.get("label")).modality
     return open_source(path).columns.modality
 
 
