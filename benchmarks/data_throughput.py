@@ -118,6 +118,7 @@ def main() -> None:
         raise SystemExit(f"unknown sources {sorted(unknown)}; choose from {list(SOURCES)}")
     with tempfile.TemporaryDirectory(prefix="selfsup-throughput-") as tmp:
         scratch = args.scratch or Path(tmp)
+        scratch.mkdir(parents=True, exist_ok=True)
         specs = {name: SOURCES[name](scratch) for name in names}
         rates: dict[str, list[float]] = {name: [] for name in names}
         for _ in range(args.repeats):

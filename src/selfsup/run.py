@@ -25,6 +25,7 @@ from selfsup.checkpoint import load_checkpoint, set_rng_state
 from selfsup.config import Config, config_from_dict, resume_config, validate
 from selfsup.data.heldout import carve_heldout, save_heldout
 from selfsup.data.registry import check_compatible, source_modality
+from selfsup.data.split import StreamedSplit
 from selfsup.devices import bf16_is_fast, resolve_device
 from selfsup.embedding import reuse_features
 from selfsup.errors import SelfsupError
@@ -220,7 +221,7 @@ def pretrain(
         _train(loop)
         per_epoch = max(data.steps_per_epoch, 1)
         result = RunResult(run.root, method.exported(), epochs=progress.step / per_epoch)
-        if getattr(data, "skipped", 0) and dist.is_main:
+        if data.skipped and dist.is_main:
             print(f"data: {data.skipped} undecodable images skipped in training (--skip-corrupt)")
         result.samples_per_second = (
             progress.step * cfg.train.batch_size / max(progress.train_seconds, 1e-9)
@@ -304,7 +305,7 @@ def _splits(
     if not resume:
         splits, record = carve_heldout(splits)
     train_data = splits.train
-    if record is None and not resume and hasattr(train_data, "heldout_record"):
+    if record is None and not resume and isinstance(train_data, StreamedSplit):
         record = train_data.heldout_record()  # a streamed set's rule (data.shards)
     if len(train_data) < cfg.train.batch_size:
         raise SelfsupError(
@@ -357,7 +358,7 @@ def _training_data(
     """The fields the method reads, batch by batch: in memory, on the device when they fit (one
     index_select per batch), or streamed by a split that makes its own batch source (shards);
     the main process prints the data's and the modality's notes."""
-    if hasattr(train_data, "batch_source"):  # streamed: the fields are made batch by batch
+    if isinstance(train_data, StreamedSplit):  # the fields are made batch by batch
         if "index" in method.inputs:
             raise SelfsupError(
                 f"method {method.name!r} keeps a memory bank indexed by sample, which a "

@@ -11,7 +11,7 @@ from selfsup.config import Config, config_from_dict
 from selfsup.data import load_data
 from selfsup.data.heldout import apply_heldout, load_heldout
 from selfsup.data.shards import check_heldout_record
-from selfsup.data.split import DataSplits
+from selfsup.data.split import DataSplits, StreamedSplit
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import parse_protocols
 from selfsup.evaluate.suite import EvalData, evaluation_data
@@ -49,7 +49,7 @@ def run_evaluation_data(cfg: Config, splits: DataSplits) -> EvalData:
 def _bounded(splits: DataSplits) -> DataSplits:
     """A streamed train split (shards) is evaluated through its bank: the first
     data.eval_samples training samples, decoded in memory."""
-    if hasattr(splits.train, "bank"):
+    if isinstance(splits.train, StreamedSplit):
         return DataSplits(splits.train.bank(), splits.test, splits.test_from)
     return splits
 

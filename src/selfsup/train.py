@@ -76,6 +76,7 @@ class BatchSource(Protocol):
     `position` is what the checkpoint records of it; `restore` checks it on resume."""
 
     steps_per_epoch: int
+    skipped: int  # undecodable samples stepped over so far (--skip-corrupt); 0 in memory
 
     def batches(self, epoch: int, start: int) -> Iterator[Batch]:
         """This rank's batches `start`, `start` + 1, ... of `epoch`, on the device."""
@@ -99,6 +100,7 @@ class MemoryBatches:
         device: torch.device,
     ):
         self.data, self.device = data, device
+        self.skipped = 0  # decoded before training: the loader counted its own skips
         num_samples = len(next(iter(data.values())))
         self.steps_per_epoch = steps_per_epoch(num_samples, global_batch)
         self.local_batch = global_batch // dist.world_size

@@ -44,7 +44,7 @@ from selfsup.data.cache import cache_dir
 from selfsup.data.images import ImageData
 from selfsup.data.pairs import PairData
 from selfsup.data.resize import resize_square
-from selfsup.data.split import DataSplits, Split
+from selfsup.data.split import DataSplits, Split, StreamedSplit
 from selfsup.errors import SelfsupError
 
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
@@ -77,7 +77,13 @@ class ShardInfo:
 def expand_pattern(pattern: str) -> list[str]:
     """The shard files of PATTERN (brace pattern, folder or glob; `::` joins several), in order;
     one error naming the pattern and what was looked for when nothing matches."""
-    from braceexpand import braceexpand
+    try:
+        import webdataset  # noqa: F401  (the stream's reader; braceexpand comes with it)
+        from braceexpand import braceexpand
+    except ImportError:
+        raise SelfsupError(
+            "wds: sources need the webdataset package: pip install 'selfsup[scale]' (or webdataset)"
+        ) from None
 
     found: list[str] = []
     missing: list[str] = []
@@ -332,7 +338,7 @@ class ShardStream(IterableDataset):
 
 
 @dataclass
-class ShardSet(Split):
+class ShardSet(StreamedSplit):
     """A shard set's training samples, streamed; `images` (with labels and captions) holds the
     first `data.eval_samples` of them, decoded: the pixel statistics of the encoder and the
     evaluation bank. len() is the number of training samples."""

@@ -7,7 +7,9 @@ it, named by `serves` and matched against each protocol's `needs` (evaluate.regi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -75,6 +77,33 @@ class Split:
             "captions": self.captions,
         }
         return frozenset(name for name, value in held.items() if value is not None)
+
+
+class StreamedSplit(Split):
+    """A train split read as a stream rather than indexed in memory (WebDataset shards): it
+    makes the loop's batch source itself, holds out by a rule it records, and is evaluated
+    through a bounded bank of its samples decoded in memory."""
+
+    def batch_source(
+        self,
+        to_fields: Callable[[Split], dict[str, Tensor]],
+        global_batch: int,
+        rank: int,
+        world: int,
+        seed: int,
+        device: torch.device,
+    ) -> Any:
+        """This rank's batches (a `train.BatchSource`); `to_fields` turns decoded samples into
+        the method's fields."""
+        raise NotImplementedError
+
+    def heldout_record(self) -> dict[str, Any]:
+        """What heldout.json records of the rule that holds samples out."""
+        raise NotImplementedError
+
+    def bank(self) -> Split:
+        """The bounded in-memory samples evaluation uses as its bank."""
+        raise NotImplementedError
 
 
 @dataclass
