@@ -24,6 +24,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +119,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="96,224", help="stored sizes S, comma separated")
     parser.add_argument("--workers", type=int, default=2, help="processes on both sides")
     parser.add_argument("--folder", help="time this JPEG folder instead of making one")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each loader (median)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the workers are the parallelism, on both sides
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; {args.workers} worker processes")
@@ -140,17 +142,23 @@ def main() -> None:
 
 def table(root: Path, what: str, args: argparse.Namespace) -> None:
     n = warm(root)
-    print(f"\ndecode {n} images: {what}")
-    print(f"{'S':>4} {'loader':34s} {'images/s':>9} {'x ImageFolder':>14}")
+    print(f"\ndecode {n} images: {what}; median of {args.repeats} interleaved runs")
+    print(f"{'S':>4} {'loader':34s} {'images/s':>9} {'x ImageFolder':>14}  runs")
     for size in (int(s) for s in args.sizes.split(",")):
-        base = time_image_folder(root, size, args.workers)
-        rows = [
-            ("selfsup prepare (reduced decode)", time_prepare(root, size, args.workers, True)),
-            ("selfsup prepare, full decode", time_prepare(root, size, args.workers, False)),
-            ("ImageFolder + DataLoader (PIL)", base),
-        ]
-        for name, rate in rows:
-            print(f"{size:>4} {name:34s} {rate:>9,.0f} {rate / base:>13.2f}x")
+        loaders = {  # name -> (timer, its arguments)
+            "selfsup prepare (reduced decode)": (time_prepare, (root, size, args.workers, True)),
+            "selfsup prepare, full decode": (time_prepare, (root, size, args.workers, False)),
+            "ImageFolder + DataLoader (PIL)": (time_image_folder, (root, size, args.workers)),
+        }
+        rates: dict[str, list[float]] = {name: [] for name in loaders}
+        for _ in range(args.repeats):  # interleaved: a slow moment of the machine hits each
+            for name, (timer, timer_args) in loaders.items():
+                rates[name].append(timer(*timer_args))
+        base = statistics.median(rates["ImageFolder + DataLoader (PIL)"])
+        for name, runs in rates.items():
+            rate = statistics.median(runs)
+            each = ", ".join(f"{r:,.0f}" for r in runs)
+            print(f"{size:>4} {name:34s} {rate:>9,.0f} {rate / base:>13.2f}x  {each}")
 
 
 if __name__ == "__main__":
