@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2 as T
 from PIL import Image
+from store_memory import cpu_name  # benchmarks/ is the working folder of a benchmark
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
@@ -98,16 +98,6 @@ def time_image_folder(root: Path, size: int, workers: int) -> float:
     start = time.perf_counter()
     seen = sum(len(images) for images, _ in loader)
     return seen / (time.perf_counter() - start)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
