@@ -10,7 +10,7 @@ against that limit, while anything that copied it into the process would fail. T
 reports RssAnon (the process's own memory) and RssFile (mapped file pages) at start, peak and
 end, and steps/s.
 
-    python benchmarks/store_memory.py                       # 1.5 GiB limit, 6 GiB store
+    python benchmarks/store_memory.py                       # 2 GiB limit, 8 GiB store
     python benchmarks/store_memory.py --source cifar        # CIFAR-10 repeated (data/cifar10-jpg)
     python benchmarks/store_memory.py --multiple 0.05 --steps 3   # a quick check that it runs
 
@@ -224,12 +224,12 @@ def mib(x: int) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--limit-gib", type=float, default=1.5, help="RLIMIT_DATA of the run (GiB)")
+    p.add_argument("--limit-gib", type=float, default=2.0, help="RLIMIT_DATA of the run (GiB)")
     p.add_argument("--multiple", type=float, default=4.0, help="store size / the limit")
     p.add_argument("--source", choices=["synthetic", "cifar"], default="synthetic")
     p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=128)  # 256 needs more than 2 GiB of heap
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--store", type=Path, help="where to write the store (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep a store written in a temp dir")
