@@ -270,8 +270,10 @@ def assert_config_resumes_exactly(tmp_path, monkeypatch, cfg, interrupt_call: in
 def assert_gradients_close(
     got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], atol=1e-5, rtol=1e-4
 ) -> None:
-    """Every gradient of the one-process reference `want` (not empty) is in `got` and close."""
+    """`got` holds exactly the gradients of the one-process reference `want` (not empty), each
+    close."""
     assert want, "the reference has no gradients"
+    assert got.keys() == want.keys(), sorted(set(got) ^ set(want))
     for name, g in want.items():
         assert name in got, name
         assert torch.allclose(got[name], g, atol=atol, rtol=rtol), name

@@ -60,7 +60,6 @@ def half_views(rank: int):
 def test_two_gloo_processes_match_one_process_gradients():
     grads = run_two_processes(make_method, half_views)
     expected = reference_gradients()
-    assert grads.keys() == expected.keys()
     assert_gradients_close(grads, expected)
 
 
