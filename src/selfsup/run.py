@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from selfsup import distributed
 from selfsup.checkpoint import load_checkpoint, set_rng_state
-from selfsup.config import Config, config_from_dict, resume_config, validate
+from selfsup.config import Config, ModelConfig, config_from_dict, resume_config, validate
 from selfsup.data.heldout import carve_heldout, save_heldout
 from selfsup.data.registry import check_compatible, source_modality
 from selfsup.data.split import StreamedSplit
@@ -275,10 +275,20 @@ def _settings(
     optim_sources = None if resume and RunDir(out).config.is_file() else sources
     cfg = dataclasses.replace(cfg, optim=optim)
     _check_method_fits(method_cls, modality, cfg.data.source)
+    cfg = method_backbone(cfg, method_cls, modality)
     protocols = requested_protocols(cfg, modality)
     if cfg.eval.data:
         get_modality(source_modality(cfg.eval.data))
     return cfg, modality, optim_sources, protocols
+
+
+def method_backbone(cfg: Config, method_cls: type, modality: Modality) -> Config:
+    """`cfg` with the encoder the method was published with on this modality (its `backbones`)
+    when the user left `model.backbone` at its default; config.json records the choice."""
+    preferred = method_cls.backbones.get(modality.name)
+    if preferred is None or cfg.model.backbone != ModelConfig.backbone:
+        return cfg
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backbone=preferred))
 
 
 def _processes(cfg: Config) -> tuple[torch.device, Any]:

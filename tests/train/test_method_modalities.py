@@ -1,6 +1,8 @@
 """A method is refused on data of a modality it does not serve, before any data is read, and the
 error names the methods that do serve that modality (issue 19 item 1)."""
 
+from typing import ClassVar
+
 import pytest
 
 import selfsup
@@ -50,3 +52,22 @@ def test_text_methods_on_captions_name_clip():
     cfg = selfsup.make_config(**{"method.name": "simcse", "data.source": SOURCES["pair"]})
     with pytest.raises(SelfsupError, match=r"methods for pair data are: clip"):
         selfsup.pretrain(cfg, "/nonexistent/run")
+
+
+def test_a_method_brings_its_published_backbone_unless_the_user_names_one():
+    """`Method.backbones` picks the encoder a method was published with on a modality when
+    `model.backbone` is left at its default; a backbone the user names wins."""
+    from selfsup.methods.base import Method
+    from selfsup.modalities import get_modality
+    from selfsup.run import method_backbone
+
+    class Published(Method):
+        backbones: ClassVar[dict[str, str]] = {"series": "cpc-small"}
+
+    series, image = get_modality("series"), get_modality("image")
+    cfg = selfsup.make_config()
+    assert method_backbone(cfg, Published, series).model.backbone == "cpc-small"
+    assert method_backbone(cfg, Published, image).model.backbone == cfg.model.backbone
+    mine = selfsup.make_config(**{"model.backbone": "cpc"})
+    assert method_backbone(mine, Published, series).model.backbone == "cpc"
+    assert method_backbone(cfg, Method, series) is cfg

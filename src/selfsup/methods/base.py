@@ -83,6 +83,9 @@ class Method(nn.Module):
     # pretext task on one image; DINO and SwAV set theirs from the multi-crop recipe.
     num_views: int = 2
     find_unused_parameters: ClassVar[bool] = False
+    # The encoder the method was published with, per modality (TS2Vec: {"series": "ts2vec"}):
+    # the run's `model.backbone` when the user leaves it at its default; the user's choice wins.
+    backbones: ClassVar[dict[str, str]] = {}
     # Which network `exported()` returns, as encoder.json records it ("exported").
     exported_as: ClassVar[str] = "online encoder (the network the optimizer trains)"
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
