@@ -118,7 +118,9 @@ def build_shapes(kind: str, seed: int = 0) -> dict[str, Any]:
     base: dict[str, Any] = {"queries": emb}
     shapes: dict[str, list[tuple[str, dict[str, Any], dict[str, float], dict[str, int]]]] = {}
 
-    top1 = {f"{p}_top1": 1 / CLASSES for p in ("knn", "linear", "finetune", "finetune_scratch")}
+    top1 = {
+        f"{p}_top1": 1 / CLASSES for p in ("knn", "linear", "svm", "finetune", "finetune_scratch")
+    }
     shapes["label"] = [
         (
             "balanced classes",
@@ -224,7 +226,7 @@ def finetune_inputs(kind: str, gen: torch.Generator) -> EncoderInputs:
 
 
 # Figures that are settings or counts, not scores of the encoder.
-NOT_SCORES = {"linear_weight_decay", "finetune_labels"}
+NOT_SCORES = {"linear_weight_decay", "svm_c", "svm_fit_rows", "finetune_labels"}
 GEOMETRY = {
     "uniformity",
     "backbone_std",

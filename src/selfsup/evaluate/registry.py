@@ -20,6 +20,7 @@ from selfsup.evaluate.knn import knn_protocol
 from selfsup.evaluate.linear import linear_protocol
 from selfsup.evaluate.retrieval import retrieval_protocol
 from selfsup.evaluate.sts import sts_protocol
+from selfsup.evaluate.svm import svm_protocol
 from selfsup.evaluate.zeroshot import zeroshot_protocol
 
 
@@ -45,6 +46,12 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             "linear", frozenset({"label"}), "logistic-regression probe top-1", linear_protocol
+        ),
+        Protocol(
+            "svm",
+            frozenset({"label"}),
+            "RBF-SVM top-1, C by 5-fold cross-validation on the bank (TS2Vec's protocol)",
+            svm_protocol,
         ),
         Protocol(
             "geometry",

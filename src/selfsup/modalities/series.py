@@ -33,7 +33,7 @@ class SeriesModality(Modality):
     name = "series"
     main_field = "series"
     fields = frozenset({"series", "mask"})
-    default_protocols = ("knn", "linear")
+    default_protocols = ("knn", "linear", "svm")
     online_protocols = ("knn",)
     initial_row = "random"
     raw_row = "raw_signal"
