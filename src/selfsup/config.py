@@ -161,6 +161,10 @@ class EvalConfig:
     # raw-input baseline: bank and queries of at most this many rows each (its features are
     # dense floats of the input's size); above it, a seeded stratified sample, said in eval.json
     raw_bank_limit: int = 100_000
+    # DTW 1-NN baseline (series): at most this many DTW cells (sum over bank x query pairs of
+    # len x len x channels; 1e10 is about 2 minutes on one core); above it, a seeded stratified
+    # sample of the queries, then of the bank, said in eval.json; 0: no DTW row
+    dtw_limit: int = 10_000_000_000
 
 
 @dataclass
@@ -394,6 +398,7 @@ def validate(cfg: Config) -> None:
         (e.knn_k >= 1, "eval.knn_k must be at least 1"),
         (e.knn_t > 0 and math.isfinite(e.knn_t), "eval.knn_t must be a positive number"),
         (e.raw_bank_limit >= 2, "eval.raw_bank_limit (rows) must be at least 2"),
+        (e.dtw_limit >= 0, "eval.dtw_limit (DTW cells) must be 0 (no DTW row) or more"),
         (
             cfg.model.max_length is None or cfg.model.max_length >= 2,
             "model.max_length (tokens per sentence) must be at least 2",

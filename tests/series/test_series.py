@@ -145,6 +145,9 @@ def test_simclr_trains_on_series_end_to_end(tmp_path):
         }
     )
     result = selfsup.pretrain(cfg, tmp_path / "run")
-    assert set(result.evaluation) >= {"selfsup", "random", "raw_signal"}
+    assert set(result.evaluation) >= {"selfsup", "random", "raw_signal", "dtw_1nn"}
     assert 0 < result.evaluation["selfsup"]["linear_top1"] <= 1
+    # the field's protocol by default, on every row of features
+    assert all(0 < result.evaluation[r]["svm_top1"] <= 1 for r in ("selfsup", "random"))
+    assert 0.5 < result.evaluation["dtw_1nn"]["dtw_1nn_top1"] <= 1
     assert (tmp_path / "run" / "encoder.json").read_text().count('"series"') == 1

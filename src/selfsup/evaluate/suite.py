@@ -210,6 +210,10 @@ def evaluate_with_baselines(
             raw_names,
             f"the {modality.raw_row!r} baseline ({modality.row_titles[modality.raw_row]})",
         )
+    extra, sampled = modality.extra_baselines(data, cfg, names)
+    results.update(extra)
+    if sampled:
+        results["raw_sample"] = "; ".join(filter(None, (results.get("raw_sample"), sampled)))
     return results
 
 

@@ -65,6 +65,15 @@ class Modality:
         modality's caption and class-prompt embeddings), into `Features.extra`; none here."""
         return {}
 
+    def extra_baselines(
+        self, data: Any, cfg: Config, names: tuple[str, ...]
+    ) -> tuple[dict[str, dict[str, float]], str | None]:
+        """Baseline rows beyond the random encoder and the raw input that are not features for
+        the protocols (the series modality: DTW 1-NN), for the evaluation data `data` (a
+        `suite.EvalData`) and the protocols `names`; with a line saying what was sampled to
+        bound their cost (None when nothing). Each row's title is in `row_titles`. None here."""
+        return {}, None
+
     def startup_notes(self, cfg: Config, encoder: Any, train: Any, eval_data: Any) -> list[str]:
         """Lines printed when training starts about what the model and the data will do (the
         text modality: where max_length came from, how many sentences it cuts, an evaluation

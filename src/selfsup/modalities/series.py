@@ -11,7 +11,9 @@ import torch
 from selfsup.augment.series import SeriesAugment
 from selfsup.config import Config
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.registry import PROTOCOLS
 from selfsup.modalities.base import Batch, Modality
+from selfsup.modalities.series_dtw import DTW_ROW, dtw_1nn_row, znormalised
 from selfsup.models.series import SERIES_BACKBONES, series_spec
 
 DEFAULT_RECIPE = "series-default"
@@ -19,12 +21,7 @@ DEFAULT_RECIPE = "series-default"
 
 def raw_series_features(data: Any) -> torch.Tensor:
     """Each series z-normalised per channel over its valid steps, padding zero, flattened."""
-    x = data.series
-    w = torch.ones_like(x[:, :1]) if data.mask is None else data.mask[:, None].to(x.dtype)
-    count = w.sum(2, keepdim=True).clamp_min(1)
-    mean = (x * w).sum(2, keepdim=True) / count
-    std = ((((x - mean) * w) ** 2).sum(2, keepdim=True) / count).sqrt().clamp_min(1e-8)
-    return ((x - mean) / std * w).flatten(1)
+    return znormalised(data).flatten(1)
 
 
 class SeriesModality(Modality):
@@ -41,6 +38,7 @@ class SeriesModality(Modality):
         "selfsup": "learned encoder",
         "random": "random encoder (same architecture)",
         "raw_signal": "raw signal (z-normalised per series, flattened)",
+        DTW_ROW: "DTW 1-NN on the raw signal (z-normalised per series, full window)",
     }
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
@@ -73,3 +71,14 @@ class SeriesModality(Modality):
         self, bank: Any, queries: Any, with_bank: bool = True
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         return (raw_series_features(bank) if with_bank else None, raw_series_features(queries))
+
+    def extra_baselines(
+        self, data: Any, cfg: Config, names: tuple[str, ...]
+    ) -> tuple[dict[str, dict[str, float]], str | None]:
+        """DTW 1-NN on the raw series, when the protocols classify (a labelled bank and
+        queries) and `eval.dtw_limit` is not 0."""
+        classify = any("label" in PROTOCOLS[n].needs for n in names)
+        if not classify or "label" not in data.available() or cfg.eval.dtw_limit == 0:
+            return {}, None
+        row, said = dtw_1nn_row(data.bank, data.queries, cfg.eval.dtw_limit)
+        return {DTW_ROW: row}, (f"{DTW_ROW}: {said}" if said else None)
