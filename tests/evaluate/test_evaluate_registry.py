@@ -47,8 +47,10 @@ def test_protocol_names_parse_and_dedupe():
 
 
 def test_unknown_protocol_lists_valid_ones():
-    with pytest.raises(SelfsupError, match=r"unknown evaluation protocol.*knn, linear, geometry"):
-        parse_protocols(["knn", "svm"])
+    with pytest.raises(
+        SelfsupError, match=r"unknown evaluation protocol.*nope.*knn, linear, svm, geometry"
+    ):
+        parse_protocols(["knn", "nope"])
 
 
 def test_needs_are_checked_and_name_what_works():

@@ -11,9 +11,9 @@ import torch
 from selfsup.config import Config
 from selfsup.data.series import SeriesData
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.dtw import bounded, dtw_1nn_row, dtw_1nn_scores, dtw_cost
 from selfsup.evaluate.suite import EvalData, evaluate_with_baselines, format_table
 from selfsup.modalities import get_modality
-from selfsup.modalities.series_dtw import bounded, dtw_1nn_row, dtw_1nn_scores, dtw_cost
 from selfsup.models import build_encoder
 from selfsup.models.series import series_spec
 from selfsup.report import _evaluation_html
@@ -136,3 +136,14 @@ def test_a_negative_limit_is_refused():
 
     with pytest.raises(SelfsupError, match="dtw_limit"):
         make_config(**{"data.source": "ucr:GunPoint", "eval.dtw_limit": -1})
+
+
+def test_every_modality_names_registered_baselines_with_a_title():
+    from selfsup.evaluate.baselines import BASELINES
+    from selfsup.modalities import MODALITIES
+
+    for name in MODALITIES:
+        modality = get_modality(name)
+        for row in modality.extra_baselines:
+            assert row in BASELINES and row in modality.row_titles, (name, row)
+    assert get_modality("series").extra_baselines == ("dtw_1nn",)

@@ -14,6 +14,7 @@ from selfsup.data.heldout import HELDOUT_FILE, MIN_SAMPLES, carve_evaluation_spl
 from selfsup.data.split import DataSplits, Split
 from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.baselines import run_baselines
 from selfsup.evaluate.context import EncoderInputs, Features
 from selfsup.evaluate.registry import PROTOCOLS, run_protocols, usable
 from selfsup.methods import is_supervised
@@ -210,7 +211,7 @@ def evaluate_with_baselines(
             raw_names,
             f"the {modality.raw_row!r} baseline ({modality.row_titles[modality.raw_row]})",
         )
-    extra, sampled = modality.extra_baselines(data, cfg, names)
+    extra, sampled = run_baselines(modality.extra_baselines, data, cfg, names)
     results.update(extra)
     if sampled:
         results["raw_sample"] = "; ".join(filter(None, (results.get("raw_sample"), sampled)))

@@ -31,6 +31,8 @@ class Modality:
     initial_row: ClassVar[str]  # eval.json row of the encoder as it was before training
     raw_row: ClassVar[str]  # eval.json row of the raw-input baseline
     row_titles: ClassVar[dict[str, str]]  # row -> what the report calls it
+    # more baseline rows by name (`evaluate.baselines.BASELINES`: the series' dtw_1nn)
+    extra_baselines: ClassVar[tuple[str, ...]] = ()
     encoder_kind: ClassVar[str | None] = None  # the kind of its encoders when not `name` (pair)
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
@@ -64,15 +66,6 @@ class Modality:
         """More than the queries' features that this modality's protocols read (the pair
         modality's caption and class-prompt embeddings), into `Features.extra`; none here."""
         return {}
-
-    def extra_baselines(
-        self, data: Any, cfg: Config, names: tuple[str, ...]
-    ) -> tuple[dict[str, dict[str, float]], str | None]:
-        """Baseline rows beyond the random encoder and the raw input that are not features for
-        the protocols (the series modality: DTW 1-NN), for the evaluation data `data` (a
-        `suite.EvalData`) and the protocols `names`; with a line saying what was sampled to
-        bound their cost (None when nothing). Each row's title is in `row_titles`. None here."""
-        return {}, None
 
     def startup_notes(self, cfg: Config, encoder: Any, train: Any, eval_data: Any) -> list[str]:
         """Lines printed when training starts about what the model and the data will do (the

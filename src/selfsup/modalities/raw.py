@@ -24,6 +24,16 @@ def raw_pixel_features(images: Tensor, reference: Tensor | None = None) -> Tenso
     return x.sub_(mean).div_(std)
 
 
+def znormalised_series(series: Tensor, mask: Tensor | None) -> Tensor:
+    """(N, C, T) series each z-normalised per channel over its valid steps (`mask` (N, T), None:
+    all valid), padding zero: the raw-signal baselines' input (flattened; DTW 1-NN)."""
+    w = torch.ones_like(series[:, :1]) if mask is None else mask[:, None].to(series.dtype)
+    count = w.sum(2, keepdim=True).clamp_min(1)
+    mean = (series * w).sum(2, keepdim=True) / count
+    std = ((((series - mean) * w) ** 2).sum(2, keepdim=True) / count).sqrt().clamp_min(1e-8)
+    return (series - mean) / std * w
+
+
 PIXEL_CHUNK = 4096  # query images converted to float at a time
 
 

@@ -11,9 +11,8 @@ import torch
 from selfsup.augment.series import SeriesAugment
 from selfsup.config import Config
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.registry import PROTOCOLS
 from selfsup.modalities.base import Batch, Modality
-from selfsup.modalities.series_dtw import DTW_ROW, dtw_1nn_row, znormalised
+from selfsup.modalities.raw import znormalised_series
 from selfsup.models.series import SERIES_BACKBONES, series_spec
 
 DEFAULT_RECIPE = "series-default"
@@ -21,7 +20,7 @@ DEFAULT_RECIPE = "series-default"
 
 def raw_series_features(data: Any) -> torch.Tensor:
     """Each series z-normalised per channel over its valid steps, padding zero, flattened."""
-    return znormalised(data).flatten(1)
+    return znormalised_series(data.series, data.mask).flatten(1)
 
 
 class SeriesModality(Modality):
@@ -34,11 +33,12 @@ class SeriesModality(Modality):
     online_protocols = ("knn",)
     initial_row = "random"
     raw_row = "raw_signal"
+    extra_baselines = ("dtw_1nn",)
     row_titles: ClassVar[dict[str, str]] = {
         "selfsup": "learned encoder",
         "random": "random encoder (same architecture)",
         "raw_signal": "raw signal (z-normalised per series, flattened)",
-        DTW_ROW: "DTW 1-NN on the raw signal (z-normalised per series, full window)",
+        "dtw_1nn": "DTW 1-NN on the raw signal (z-normalised per series, full window)",
     }
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:
@@ -71,14 +71,3 @@ class SeriesModality(Modality):
         self, bank: Any, queries: Any, with_bank: bool = True
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         return (raw_series_features(bank) if with_bank else None, raw_series_features(queries))
-
-    def extra_baselines(
-        self, data: Any, cfg: Config, names: tuple[str, ...]
-    ) -> tuple[dict[str, dict[str, float]], str | None]:
-        """DTW 1-NN on the raw series, when the protocols classify (a labelled bank and
-        queries) and `eval.dtw_limit` is not 0."""
-        classify = any("label" in PROTOCOLS[n].needs for n in names)
-        if not classify or "label" not in data.available() or cfg.eval.dtw_limit == 0:
-            return {}, None
-        row, said = dtw_1nn_row(data.bank, data.queries, cfg.eval.dtw_limit)
-        return {DTW_ROW: row}, (f"{DTW_ROW}: {said}" if said else None)

@@ -1,6 +1,6 @@
-"""DTW 1-NN on the raw series: the classic time-series baseline (full-window dynamic time warping,
-aeon's implementation; several channels: its dependent DTW), beside the random encoder and the
-raw signal. Each series is z-normalised per channel over its valid steps (as `raw_signal`) and
+"""The `dtw_1nn` baseline row: 1-NN by full-window dynamic time warping on the raw series (aeon's
+implementation; several channels: its dependent DTW), beside the random encoder and the raw
+signal. Each series is z-normalised per channel over its valid steps (as `raw_signal`) and
 compared at its own length, never with its padding."""
 
 from __future__ import annotations
@@ -11,26 +11,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from selfsup.config import Config
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.ties import label_hits
-from selfsup.modalities.raw import sample_rows
+from selfsup.modalities.raw import sample_rows, znormalised_series
 
 if TYPE_CHECKING:
     from selfsup.data.series import SeriesData
 
-DTW_ROW = "dtw_1nn"
 DTW_FIGURE = "dtw_1nn_top1"
 MIN_QUERIES = 100  # queries kept before the bank is sampled, when the cost is over eval.dtw_limit
-
-
-def znormalised(data: SeriesData) -> Tensor:
-    """(N, C, T): each series z-normalised per channel over its valid steps, padding zero."""
-    x = data.series
-    w = torch.ones_like(x[:, :1]) if data.mask is None else data.mask[:, None].to(x.dtype)
-    count = w.sum(2, keepdim=True).clamp_min(1)
-    mean = (x * w).sum(2, keepdim=True) / count
-    std = ((((x - mean) * w) ** 2).sum(2, keepdim=True) / count).sqrt().clamp_min(1e-8)
-    return (x - mean) / std * w
 
 
 def valid_lengths(data: SeriesData) -> Tensor:
@@ -42,7 +32,7 @@ def valid_lengths(data: SeriesData) -> Tensor:
 
 def _series_list(data: SeriesData) -> list[np.ndarray]:
     """Each z-normalised series as a float64 (C, length) array, cut to its valid length."""
-    x = znormalised(data).double().numpy()
+    x = znormalised_series(data.series, data.mask).double().numpy()
     return [np.ascontiguousarray(x[i, :, :n]) for i, n in enumerate(valid_lengths(data).tolist())]
 
 
@@ -108,3 +98,12 @@ def dtw_1nn_row(
     scores = dtw_1nn_scores(bank, queries, num_classes)
     accuracy = label_hits(scores, queries.labels).float().mean().item()
     return {DTW_FIGURE: accuracy}, said
+
+
+def dtw_baseline(
+    bank: SeriesData, queries: SeriesData, cfg: Config
+) -> tuple[dict[str, float], str | None]:
+    """The `dtw_1nn` baseline (`evaluate.baselines`) within `eval.dtw_limit`; none at 0."""
+    if cfg.eval.dtw_limit == 0:
+        return {}, None
+    return dtw_1nn_row(bank, queries, cfg.eval.dtw_limit)
