@@ -82,6 +82,7 @@ def test_the_suite_picks_protocols_from_serves(tmp_path):
         "geometry",
         "knn",
         "linear",
+        "svm",
         "finetune",
         "zeroshot",
         "image_text_retrieval",
