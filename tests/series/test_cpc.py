@@ -53,15 +53,17 @@ def test_loss_matches_plain_reference_values_and_gradients(negatives):
         assert torch.allclose(a, b, atol=1e-5)
 
 
-def reference_sampled_loss(pred, target, valid, indices):
-    """Plain loops: each valid anchor against its positive and its drawn valid negatives."""
+def reference_sampled_loss(pred, target, valid, negatives, indices):
+    """Plain loops: each valid anchor against its positive and the valid draws of its group
+    (its sequence, or its step for "batch") that are not its positive."""
     b, t, _ = pred.shape
     total, count = 0.0, 0
     for i in range(b):
         for s in range(t):
             if not valid[i, s]:
                 continue
-            cands = [(i, s)] + [divmod(int(j), t) for j in indices[i, s]]
+            drawn = [divmod(int(j), t) for j in indices[s if negatives == "batch" else i]]
+            cands = [(i, s)] + [c for c in drawn if c != (i, s)]
             scores = torch.stack([pred[i, s] @ target[j, u] for j, u in cands if valid[j, u]])
             total = total - (scores[0] - torch.logsumexp(scores, 0))
             count += 1
@@ -69,52 +71,43 @@ def reference_sampled_loss(pred, target, valid, indices):
 
 
 @pytest.mark.parametrize("negatives", ["all", "batch", "same"])
-def test_sampled_negatives_match_plain_reference_values_and_gradients(negatives, monkeypatch):
-    """Drawn negatives with a fixed generator, gathered in chunks smaller than the anchors."""
-    monkeypatch.setattr("selfsup.losses.predictive.CHUNK", 4)
+def test_sampled_negatives_match_plain_reference_values_and_gradients(negatives):
     g = torch.Generator().manual_seed(0)
     pred = torch.randn(4, 6, 3, generator=g, requires_grad=True)
     target = torch.randn(4, 6, 3, generator=g, requires_grad=True)
     valid = torch.ones(4, 6, dtype=torch.bool)
     valid[1, 4:] = False
     indices = sample_negatives((4, 6), negatives, 2, generator=g)
-    assert indices.shape == (4, 6, 2)
+    assert indices.shape == (6 if negatives == "batch" else 4, 2)
     ours = cpc_info_nce(pred, target, valid, negatives, indices)
-    ref = reference_sampled_loss(pred, target, valid, indices)
+    ref = reference_sampled_loss(pred, target, valid, negatives, indices)
     assert torch.allclose(ours, ref, atol=1e-5)
     ga = torch.autograd.grad(ours, (pred, target))
     gb = torch.autograd.grad(ref, (pred, target))
     for a, b in zip(ga, gb, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
-    # the accuracy counts the positive against the same drawn candidates
-    perfect = cpc_accuracy(
-        20 * torch.eye(24).reshape(4, 6, 24),
-        torch.eye(24).reshape(4, 6, 24),
-        valid,
-        negatives,
-        indices,
-    )
+    # distinct codes, predictions 20 x their own: the positive always wins over the draws
+    code = torch.eye(24).reshape(4, 6, 24)
+    perfect = cpc_accuracy(20 * code, code, valid, negatives, indices)
     assert perfect == 1.0
 
 
 @pytest.mark.parametrize("negatives", ["all", "batch", "same"])
-def test_sample_negatives_draws_the_set_without_the_positive(negatives):
+def test_sample_negatives_draws_from_each_groups_set(negatives):
     b, t = 5, 7
     idx = sample_negatives((b, t), negatives, 3, generator=torch.Generator().manual_seed(0))
     rows, steps = idx // t, idx % t
-    anchor_b, anchor_t = torch.arange(b)[:, None, None], torch.arange(t)[None, :, None]
-    assert not ((rows == anchor_b) & (steps == anchor_t)).any()  # never the positive
     if negatives == "batch":
-        assert (steps == anchor_t).all()
+        assert idx.shape == (t, 3) and (steps == torch.arange(t)[:, None]).all()
+    else:
+        assert idx.shape == (b, 3)
     if negatives == "same":
-        assert (rows == anchor_b).all()
-    # over many draws every other member of the set comes up: uniform over the set
+        assert (rows == torch.arange(b)[:, None]).all()
+    # over many draws every member of the group's set comes up: uniform over the set
     g = torch.Generator().manual_seed(1)
-    many = torch.cat(
-        [sample_negatives((b, t), negatives, 3, generator=g)[0, 0] for _ in range(300)]
-    )
+    many = torch.cat([sample_negatives((b, t), negatives, 3, generator=g)[0] for _ in range(300)])
     size = {"all": b * t, "batch": b, "same": t}[negatives]
-    assert many.unique().numel() == size - 1
+    assert many.unique().numel() == size
     # a set of at most N negatives is used whole (exhaustive); N = 0 means every candidate
     assert sample_negatives((b, t), negatives, size - 1) is None
     assert sample_negatives((b, t), negatives, 0) is None

@@ -14,12 +14,11 @@ Invalid rows (padding) are neither anchors nor candidates. `cpc_accuracy` is the
 valid anchors whose positive scores highest: the contrastive task's accuracy. Both are masked
 sums, never boolean indexing, so that no training step waits for the device.
 
-Sampled negatives (the paper's; CPC_audio draws 128 per anchor): with `indices` (B, T, N) from
-`sample_negatives`, N(b, t) is the positive and the N targets those flat indices into (B, T)
-name, drawn uniformly with replacement from the chosen set without the positive itself; a drawn
-padding target is left out. The cost is B T N scores instead of (B T)^2 for "all"; the drawn
-targets are gathered in chunks and gathered again in the backward pass, so memory stays bounded
-too (about B T N D floats for one chunk, never for all steps k at once).
+Sampled negatives (the paper's; CPC_audio draws 128 per anchor): with `indices` (G, N) from
+`sample_negatives`, N(b, t) is the positive and the N targets drawn uniformly with replacement
+from the chosen set, shared by the anchors of one sequence (of one step for "batch"); a drawn
+target that is padding or the anchor's own positive is left out. The cost is B T N scores and
+memory instead of (B T)^2 for "all", as one batched matrix product.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from torch.nn import functional as F
 from selfsup.errors import SelfsupError
 
 NEGATIVES = ("all", "batch", "same")
-CHUNK = 2048  # anchors per chunk of gathered negatives (CHUNK x N x D floats at a time)
 
 
 def sample_negatives(
@@ -41,72 +39,49 @@ def sample_negatives(
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor | None:
-    """(B, T, num) flat indices into a (B, T) grid of targets: for each anchor (b, t), `num`
-    draws, uniform with replacement, from its set of negatives ("all": every other (b', t');
-    "batch": (b', t), b' != b; "same": (b, t'), t' != t), never the positive (b, t) itself. None
-    when the set has at most `num` negatives (or num is 0): then every candidate is used."""
+    """(G, num) flat indices into a (B, T) grid of targets, drawn uniformly with replacement from
+    each group's set: per sequence b for "all" (every (b', t')) and "same" ((b, t')), per step t
+    for "batch" ((b', t)); every anchor of the group scores the same draws (one matrix product,
+    not a gather per anchor), a draw that is the anchor's own positive is left out. None when
+    the set holds at most `num` + 1 targets (or num is 0): then every candidate is used."""
     if negatives not in NEGATIVES:
         raise SelfsupError(f"negatives must be one of {NEGATIVES}; got {negatives!r}")
     b, t = shape
     size = {"all": b * t, "batch": b, "same": t}[negatives]
     if num <= 0 or size - 1 <= num:
         return None
-    # an offset in 1..size-1 from the anchor's own place in its set, wrapped: never the anchor
-    offset = torch.randint(1, size, (b, t, num), device=device, generator=generator)
-    rows = torch.arange(b, device=device)[:, None, None]
-    steps = torch.arange(t, device=device)[None, :, None]
     if negatives == "all":
-        return (rows * t + steps + offset) % (b * t)
-    if negatives == "batch":
-        return (rows + offset) % b * t + steps
-    return rows * t + (steps + offset) % t
-
-
-class _GatheredScores(torch.autograd.Function):
-    """scores[m, n] = p[m] . z[idx[m, n]] for p (M, D), z (S, D), idx (M, N), in chunks of
-    anchors; the backward pass gathers z again instead of keeping (M, N, D) alive."""
-
-    @staticmethod
-    def forward(ctx, p: Tensor, z: Tensor, idx: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(p, z, idx)
-        return torch.cat(
-            [
-                torch.einsum("md,mnd->mn", p[i : i + CHUNK], z[idx[i : i + CHUNK]])
-                for i in range(0, p.shape[0], CHUNK)
-            ]
-        )
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
-        p, z, idx = ctx.saved_tensors
-        grad_p, grad_z = torch.empty_like(p), torch.zeros_like(z)
-        for i in range(0, p.shape[0], CHUNK):
-            g, ids = grad[i : i + CHUNK], idx[i : i + CHUNK]
-            grad_p[i : i + CHUNK] = torch.einsum("mn,mnd->md", g, z[ids])
-            grad_z.index_add_(
-                0, ids.flatten(), (g[..., None] * p[i : i + CHUNK, None]).flatten(0, 1)
-            )
-        return grad_p, grad_z, None
+        return torch.randint(0, b * t, (b, num), device=device, generator=generator)
+    draw = torch.randint(
+        0, size, (b if negatives == "same" else t, num), device=device, generator=generator
+    )
+    if negatives == "same":
+        return torch.arange(b, device=device)[:, None] * t + draw
+    return draw * t + torch.arange(t, device=device)[:, None]
 
 
 def _sampled_logits(
-    predictions: Tensor, targets: Tensor, valid: Tensor, indices: Tensor
+    predictions: Tensor, targets: Tensor, valid: Tensor, negatives: str, indices: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Logits (1, B T, 1 + N), the positive first, and the (1, B T) mask of valid anchors."""
+    """Logits (G, n, 1 + N), the positive first, and the (G, n) mask of valid anchors; groups
+    are the sequences ("all", "same") or the steps ("batch")."""
     b, t, _ = predictions.shape
-    if indices.shape[:2] != (b, t) or indices.dim() != 3:
+    groups = t if negatives == "batch" else b
+    if indices.dim() != 2 or indices.shape[0] != groups:
         raise SelfsupError(
-            f"negative indices must be (B, T, N) = ({b}, {t}, N); got {tuple(indices.shape)}"
+            f"negative indices must be ({groups}, N) for negatives={negatives!r}; got "
+            f"{tuple(indices.shape)}"
         )
-    p, z = predictions.flatten(0, 1).float(), targets.flatten(0, 1).float()
-    idx = indices.flatten(0, 1)
-    positive = (p * z).sum(1, keepdim=True)
-    negative = _GatheredScores.apply(p, z, idx)
-    logits = torch.cat([positive, negative], dim=1)
-    v = valid.flatten()
-    ok = torch.cat([v[:, None], v[idx]], dim=1)
-    logits = logits.masked_fill(~ok, torch.finfo(logits.dtype).min)
-    return logits[None], v[None]
+    own = torch.arange(b * t, device=predictions.device).reshape(b, t)
+    p, z, v = predictions.float(), targets.float(), valid
+    if negatives == "batch":
+        p, z, v, own = p.transpose(0, 1), z.transpose(0, 1), v.transpose(0, 1), own.T
+    positive = (p * z).sum(2, keepdim=True)
+    negative = torch.bmm(p, targets.flatten(0, 1).float()[indices].transpose(1, 2))
+    logits = torch.cat([positive, negative], dim=2)
+    ok = valid.flatten()[indices][:, None] & (indices[:, None] != own[..., None])
+    ok = torch.cat([torch.ones_like(ok[..., :1]), ok], dim=2)
+    return logits.masked_fill(~ok, torch.finfo(logits.dtype).min), v
 
 
 def _grouped_logits(
@@ -130,7 +105,7 @@ def _grouped_logits(
     if valid is None:
         valid = torch.ones(b, t, dtype=torch.bool, device=predictions.device)
     if indices is not None:
-        return _sampled_logits(predictions, targets, valid, indices)
+        return _sampled_logits(predictions, targets, valid, negatives, indices)
     if negatives == "all":
         p, z, v = (
             predictions.flatten(0, 1)[None],
