@@ -270,3 +270,15 @@ def test_gunpoint_knn_beats_random(tmp_path):
         random.append(result.evaluation["random"]["knn_top1"])
     print(f"GunPoint kNN: learned {learned}, random {random}")
     assert sum(learned) / 2 > sum(random) / 2 + 0.05
+
+
+@pytest.mark.parametrize("negatives", ["all", "batch", "same"])
+def test_sampled_step_never_waits_for_the_device(negatives):
+    """On the `meta` device every read of a value on the host raises: drawing and scoring the
+    negatives reads none."""
+    method = CPC(SPEC, CPCConfig(negatives=negatives, num_negatives=2), augment=None).to("meta")
+    mask = torch.ones(6, 40, dtype=torch.bool)
+    mask[1, 20:] = False
+    batch = {"series": torch.randn(6, 2, 40).to("meta"), "mask": mask.to("meta")}
+    loss, _ = method.loss(method.views(batch), batch)
+    assert loss.device.type == "meta" and loss.shape == ()
