@@ -5,7 +5,7 @@ resident memory growth of the process. Run by hand, pinned to one thread:
     OMP_NUM_THREADS=1 python benchmarks/cpc_step_cost.py --sets OSULeaf ACSF1 --steps 2
 
 ACSF1 (1460 steps) with every candidate is left out unless --exhaustive-long: its logits alone
-are (32 x 362)^2 floats per step k.
+are (32 x 361)^2 floats per step k.
 """
 
 from __future__ import annotations
