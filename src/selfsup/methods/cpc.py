@@ -5,8 +5,9 @@ score (W_k c_t) . z (InfoNCE, `selfsup.losses.cpc_info_nce`).
 
 Negatives come from the other sequences of the (global, under DDP) batch and the other steps of
 the same sequence ("all"), or only one of the two ("batch", "same"); as in the paper, a fixed
-number of them (`num_negatives`, CPC_audio's 128) is drawn per anchor and step k, so that a step
-costs B T N scores, not (B T)^2 (every candidate is used where the set holds no more). The
+number of them (`num_negatives`, CPC_audio's 128) is drawn per step k, shared by the anchors of
+a sequence, so that a step costs B T N scores, not (B T)^2 (every candidate is used where the
+set holds no more). The
 accuracy of the contrastive task per step is logged as `cpc_acc_k1` ... `cpc_acc_kK` (NaN for a
 step that no series of the batch is long enough to predict). No augmentation. The exported
 encoder is the series encoder; its features are the context vectors averaged over the valid
@@ -36,7 +37,7 @@ class CPCConfig:
     # method's default optimiser). Steps beyond the sequence's length are left out.
     prediction_steps: int = 12
     negatives: str = "all"  # all | batch (other sequences, same step) | same (same sequence)
-    # negatives drawn per anchor and step k (CPC_audio's negativeSamplingExt: 128); 0 = all
+    # negatives drawn per sequence and step k (CPC_audio's negativeSamplingExt: 128); 0 = all
     num_negatives: int = 128
     gather_negatives: bool = True  # under DDP, negatives come from the global batch
 
