@@ -7,11 +7,10 @@ Negatives come from the other sequences of the (global, under DDP) batch and the
 the same sequence ("all"), or only one of the two ("batch", "same"); as in the paper, a fixed
 number of them (`num_negatives`, CPC_audio's 128) is drawn per step k, shared by the anchors of
 a sequence, so that a step costs B T N scores, not (B T)^2 (every candidate is used where the
-set holds no more). The
-accuracy of the contrastive task per step is logged as `cpc_acc_k1` ... `cpc_acc_kK` (NaN for a
-step that no series of the batch is long enough to predict). No augmentation. The exported
-encoder is the series encoder; its features are the context vectors averaged over the valid
-steps.
+set holds no more). The accuracy of the contrastive task per step is logged as `cpc_acc_k1` ...
+`cpc_acc_kK` (NaN for a step that no series of the batch is long enough to predict). No
+augmentation. The exported encoder is the series encoder; its features are the context vectors
+averaged over the valid steps.
 """
 
 from __future__ import annotations
