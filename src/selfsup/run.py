@@ -94,7 +94,8 @@ def _check_method_fits(method_cls: type, modality: Modality, source: str) -> Non
             "method's modalities)"
         )
     provided = modality.fields | {"label", "index"}
-    missing = resolved_inputs(method_cls.inputs, modality) - provided
+    optional = getattr(method_cls, "optional_inputs", frozenset())
+    missing = resolved_inputs(method_cls.inputs, modality) - provided - optional
     if missing:
         raise SelfsupError(
             f"method {method_cls.name!r} reads "

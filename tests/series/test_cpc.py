@@ -8,6 +8,7 @@ from method_harness import FAST, assert_resume_exact, run_two_processes
 import selfsup
 from selfsup.errors import SelfsupError
 from selfsup.losses import cpc_accuracy, cpc_info_nce
+from selfsup.losses.predictive import sample_negatives
 from selfsup.methods.cpc import CPC, CPCConfig
 from selfsup.models.series import SeriesEncoderSpec
 
@@ -52,13 +53,89 @@ def test_loss_matches_plain_reference_values_and_gradients(negatives):
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def reference_sampled_loss(pred, target, valid, negatives, indices):
+    """Plain loops: each valid anchor against its positive and the valid draws of its group
+    (its sequence, or its step for "batch") that are not its positive."""
+    b, t, _ = pred.shape
+    total, count = 0.0, 0
+    for i in range(b):
+        for s in range(t):
+            if not valid[i, s]:
+                continue
+            drawn = [divmod(int(j), t) for j in indices[s if negatives == "batch" else i]]
+            cands = [(i, s)] + [c for c in drawn if c != (i, s)]
+            scores = torch.stack([pred[i, s] @ target[j, u] for j, u in cands if valid[j, u]])
+            total = total - (scores[0] - torch.logsumexp(scores, 0))
+            count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("negatives", ["all", "batch", "same"])
+def test_sampled_negatives_match_plain_reference_values_and_gradients(negatives):
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randn(4, 6, 3, generator=g, requires_grad=True)
+    target = torch.randn(4, 6, 3, generator=g, requires_grad=True)
+    valid = torch.ones(4, 6, dtype=torch.bool)
+    valid[1, 4:] = False
+    indices = sample_negatives((4, 6), negatives, 2, generator=g)
+    assert indices.shape == (6 if negatives == "batch" else 4, 2)
+    ours = cpc_info_nce(pred, target, valid, negatives, indices)
+    ref = reference_sampled_loss(pred, target, valid, negatives, indices)
+    assert torch.allclose(ours, ref, atol=1e-5)
+    ga = torch.autograd.grad(ours, (pred, target))
+    gb = torch.autograd.grad(ref, (pred, target))
+    for a, b in zip(ga, gb, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    # distinct codes, predictions 20 x their own: the positive always wins over the draws
+    code = torch.eye(24).reshape(4, 6, 24)
+    perfect = cpc_accuracy(20 * code, code, valid, negatives, indices)
+    assert perfect == 1.0
+
+
+@pytest.mark.parametrize("negatives", ["all", "batch", "same"])
+def test_sample_negatives_draws_from_each_groups_set(negatives):
+    b, t = 5, 7
+    idx = sample_negatives((b, t), negatives, 3, generator=torch.Generator().manual_seed(0))
+    rows, steps = idx // t, idx % t
+    if negatives == "batch":
+        assert idx.shape == (t, 3) and (steps == torch.arange(t)[:, None]).all()
+    else:
+        assert idx.shape == (b, 3)
+    if negatives == "same":
+        assert (rows == torch.arange(b)[:, None]).all()
+    # over many draws every member of the group's set comes up: uniform over the set
+    g = torch.Generator().manual_seed(1)
+    many = torch.cat([sample_negatives((b, t), negatives, 3, generator=g)[0] for _ in range(300)])
+    size = {"all": b * t, "batch": b, "same": t}[negatives]
+    assert many.unique().numel() == size
+    # a set of at most N negatives is used whole (exhaustive); N = 0 means every candidate
+    assert sample_negatives((b, t), negatives, size - 1) is None
+    assert sample_negatives((b, t), negatives, 0) is None
+
+
+def test_num_negatives_bounds_the_candidates_of_the_method_step():
+    """With N drawn negatives an untrained model's contrastive accuracy is near 1 / (N + 1),
+    not 1 / (B T): the step scores N + 1 candidates per anchor."""
+    torch.manual_seed(0)
+    spec = SeriesEncoderSpec(1, (1,), (1,), 16, 16)
+    method = CPC(spec, CPCConfig(prediction_steps=1, num_negatives=1), augment=None)
+    series = torch.randn(64, 1, 33)
+    _, figures = method.loss(
+        method.views({"series": series, "mask": torch.ones(64, 33).bool()}), {}
+    )
+    assert 0.3 < figures["cpc_acc_k1"] < 0.8  # 2 candidates; exhaustive would be 2048
+    with pytest.raises(ValueError, match="num_negatives"):
+        CPCConfig(num_negatives=-1)
+
+
 @pytest.mark.parametrize("negatives", ["all", "batch", "same"])
 def test_method_loss_is_the_mean_over_steps_with_a_target_with_no_host_sync(negatives):
     """Padded so that steps k = 3..5 have no valid target in the batch: the loss is the mean of
     the per-step losses of k = 1, 2 only (as when such steps were skipped on the host), their
     accuracies are NaN, and every gradient is finite."""
     torch.manual_seed(0)
-    method = CPC(SPEC, CPCConfig(prediction_steps=12, negatives=negatives), augment=None)
+    cfg = CPCConfig(prediction_steps=12, negatives=negatives, num_negatives=0)
+    method = CPC(SPEC, cfg, augment=None)
     series, mask = torch.randn(4, 2, 16), torch.ones(4, 16, dtype=torch.bool)
     mask[:, 10:] = False
     mask[1, 7:] = False  # valid latents: 3 of 6 (2 in sequence 1)
@@ -163,6 +240,7 @@ def test_resume_is_exact(tmp_path, monkeypatch, capsys):
             "method.name": "cpc",
             "method.prediction_steps": 2,
             "method.negatives": "same",
+            "method.num_negatives": 3,  # drawn from 9 or 8 steps: the sampling RNG resumes
             "optim.name": "adamw",
             "optim.lr": 1e-3,
         },
@@ -192,3 +270,15 @@ def test_gunpoint_knn_beats_random(tmp_path):
         random.append(result.evaluation["random"]["knn_top1"])
     print(f"GunPoint kNN: learned {learned}, random {random}")
     assert sum(learned) / 2 > sum(random) / 2 + 0.05
+
+
+@pytest.mark.parametrize("negatives", ["all", "batch", "same"])
+def test_sampled_step_never_waits_for_the_device(negatives):
+    """On the `meta` device every read of a value on the host raises: drawing and scoring the
+    negatives reads none."""
+    method = CPC(SPEC, CPCConfig(negatives=negatives, num_negatives=2), augment=None).to("meta")
+    mask = torch.ones(6, 40, dtype=torch.bool)
+    mask[1, 20:] = False
+    batch = {"series": torch.randn(6, 2, 40).to("meta"), "mask": mask.to("meta")}
+    loss, _ = method.loss(method.views(batch), batch)
+    assert loss.device.type == "meta" and loss.shape == ()

@@ -10,7 +10,9 @@ import torch
 import selfsup
 from selfsup.augment.series import (
     SeriesAugment,
+    SeriesRecipe,
     crop_resize,
+    jitter,
     magnitude_warp,
     permute_segments,
     scaling,
@@ -125,6 +127,72 @@ def test_augmentations_shapes_per_sample_parameters_and_properties():
     assert v0.shape == x.shape and not torch.equal(v0, v1)
     with pytest.raises(SelfsupError, match="unknown series recipe"):
         SeriesAugment("nope")
+
+
+WITHOUT_NOISE = SeriesRecipe(  # every operation but jitter: its noise is drawn per step
+    "no-noise",
+    (
+        ("crop", 0.8, {"min_scale": 0.5}),
+        ("time_warp", 0.8, {"sigma": 0.2}),
+        ("magnitude_warp", 0.5, {"sigma": 0.2}),
+        ("permutation", 0.5, {"segments": 5}),
+        ("time_mask", 0.5, {"ratio": 0.1}),
+        ("scaling", 1.0, {"sigma": 0.1}),
+    ),
+    "",
+)
+
+
+def padded_batch():
+    """Series 0 has 40 valid steps of 60 (garbage in its padding), the others 60; and the
+    same batch cut to 40 steps, where series 0 is whole."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 2, 60)
+    mask = torch.ones(4, 60, dtype=torch.bool)
+    mask[0, 40:] = False
+    padded = x.clone()
+    padded[0, :, 40:] = 1e6  # padding that must never reach a view
+    return padded, mask, x[:, :, :40]
+
+
+def test_masked_ops_give_a_padded_series_the_view_it_gets_alone():
+    padded, mask, cut = padded_batch()
+    clean = padded.masked_fill(~mask[:, None], 0)
+    for op in (scaling, magnitude_warp, time_warp, crop_resize, time_mask, permute_segments):
+        torch.manual_seed(1)
+        out = op(clean, lengths=mask.sum(1))
+        torch.manual_seed(1)
+        alone = op(cut)
+        assert torch.allclose(out[0, :, :40], alone[0], atol=1e-5), op.__name__
+        assert (out[0, :, 40:] == 0).all(), op.__name__
+    noisy = jitter(clean, sigma=0.5, lengths=mask.sum(1))
+    assert (noisy[0, :, 40:] == 0).all() and not torch.equal(noisy[0, :, :40], clean[0, :, :40])
+    # the noise scale is the valid steps' deviation, not one lowered by the zeros after them
+    ratio = (noisy - clean)[0, :, :40].std() / clean[0, :, :40].std()
+    assert 0.35 < ratio < 0.65
+
+
+def test_simclr_views_and_features_of_a_padded_series_equal_the_series_alone():
+    """SimCLR's views of a padded series: crops, warps and masks inside its valid steps, the
+    mask passed on, so its features are those of the series alone; the padding never leaks."""
+    from selfsup.methods.simclr import SimCLR
+
+    padded, mask, cut = padded_batch()
+    aug = SeriesAugment("series-default")
+    aug.recipe = WITHOUT_NOISE
+    method = SimCLR(series_spec(2, 60), SimCLR.make_config({"proj_hidden_dim": 16}), aug)
+    torch.manual_seed(2)
+    views = method.views({"series": padded, "mask": mask})
+    torch.manual_seed(2)
+    alone = method.views({"series": cut, "mask": torch.ones(4, 40, dtype=torch.bool)})
+    for v, a in zip(views, alone, strict=True):
+        assert torch.equal(v["mask"], mask) and (v["series"][0, :, 40:] == 0).all()
+        assert torch.allclose(v["series"][0, :, :40], a["series"][0], atol=1e-5)
+        assert torch.allclose(method.encoder(v)[0], method.encoder(a)[0], atol=1e-5)
+    # the full recipe (jitter included) keeps padding out of the views too
+    torch.manual_seed(3)
+    full = SeriesAugment("series-default")({"series": padded, "mask": mask})
+    assert (full["series"][0, :, 40:] == 0).all() and full["series"].abs().max() < 100
 
 
 def test_simclr_trains_on_series_end_to_end(tmp_path):

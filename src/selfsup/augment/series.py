@@ -8,7 +8,9 @@ knots, linearly interpolated), time warping (a smooth random monotone time map: 
 speeds at knots, integrated), cropping (a random window resized back to T), time masking (a
 random contiguous span set to zero) and permutation of segments (the series cut into equal
 segments put back in a random order; its values are kept). Each operation of a recipe applies
-to each sample with its own probability.
+to each sample with its own probability. Given each series' valid length (`lengths`, from a
+padding mask), every operation works on the valid steps only and leaves the padding zero; the
+random draws per sample do not depend on T, so a padded series gets the view it gets alone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from selfsup.errors import SelfsupError
 
@@ -29,76 +30,117 @@ def _per_sample(x: Tensor, p: float) -> Tensor:
     return torch.rand(x.shape[0], 1, 1, device=x.device) < p
 
 
-def jitter(x: Tensor, sigma: float = 0.03) -> Tensor:
-    """x + N(0, sigma^2) noise, sigma relative to each sample's standard deviation."""
-    scale = x.std(dim=2, keepdim=True).clamp_min(1e-8)
-    return x + torch.randn_like(x) * sigma * scale
+def _lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """(B, 1) float valid lengths: `lengths` (B,) or T for every sample."""
+    if lengths is None:
+        return torch.full((x.shape[0], 1), float(x.shape[2]), device=x.device)
+    return lengths.to(device=x.device, dtype=torch.float32).reshape(-1, 1)
 
 
-def scaling(x: Tensor, sigma: float = 0.1) -> Tensor:
-    """x times a factor N(1, sigma^2) drawn per sample and channel."""
+def _valid(x: Tensor, n: Tensor) -> Tensor:
+    """(B, 1, T) bool: the steps below each sample's valid length."""
+    return (torch.arange(x.shape[2], device=x.device)[None] < n)[:, None]
+
+
+def _unit(t: int, n: Tensor) -> Tensor:
+    """(B, t): step s / (n - 1) clamped to [0, 1]: 0..1 over each sample's valid steps."""
+    steps = torch.arange(t, device=n.device, dtype=torch.float32)[None]
+    return (steps / (n - 1).clamp_min(1)).clamp(max=1)
+
+
+def jitter(x: Tensor, sigma: float = 0.03, lengths: Tensor | None = None) -> Tensor:
+    """x + N(0, sigma^2) noise, sigma relative to each sample's standard deviation over its
+    valid steps; padding stays zero."""
+    n = _lengths(x, lengths)
+    valid = _valid(x, n)
+    w = valid.to(x.dtype)
+    count = n[:, :, None]
+    mean = (x * w).sum(2, keepdim=True) / count
+    var = (((x - mean) * w) ** 2).sum(2, keepdim=True) / (count - 1).clamp_min(1)
+    scale = var.sqrt().clamp_min(1e-8)
+    return torch.where(valid, x + torch.randn_like(x) * sigma * scale, 0.0)
+
+
+def scaling(x: Tensor, sigma: float = 0.1, lengths: Tensor | None = None) -> Tensor:
+    """x times a factor N(1, sigma^2) drawn per sample and channel (padding stays zero)."""
     return x * (1 + sigma * torch.randn(x.shape[0], x.shape[1], 1, device=x.device))
 
 
-def _smooth_curves(b: int, t: int, knots: int, sigma: float, device: Any) -> Tensor:
-    """(b, t) curves through `knots` Gaussian N(1, sigma^2) values, linearly interpolated."""
-    k = 1 + sigma * torch.randn(b, 1, knots + 2, device=device)
-    return F.interpolate(k, size=t, mode="linear", align_corners=True)[:, 0]
+def _smooth_curves(n: Tensor, t: int, knots: int, sigma: float) -> Tensor:
+    """(B, t) curves through `knots` + 2 Gaussian N(1, sigma^2) values spread evenly over each
+    sample's valid steps (n, (B, 1)), linearly interpolated; constant beyond them."""
+    k = 1 + sigma * torch.randn(n.shape[0], knots + 2, device=n.device)
+    pos = _unit(t, n) * (knots + 1)
+    lo = pos.floor().long().clamp(max=knots)
+    frac = pos - lo
+    return k.gather(1, lo) * (1 - frac) + k.gather(1, lo + 1) * frac
 
 
-def magnitude_warp(x: Tensor, sigma: float = 0.2, knots: int = 4) -> Tensor:
-    """x times a smooth random curve per sample (shared by its channels)."""
-    return x * _smooth_curves(x.shape[0], x.shape[2], knots, sigma, x.device)[:, None]
+def magnitude_warp(
+    x: Tensor, sigma: float = 0.2, knots: int = 4, lengths: Tensor | None = None
+) -> Tensor:
+    """x times a smooth random curve per sample over its valid steps (shared by its channels)."""
+    return x * _smooth_curves(_lengths(x, lengths), x.shape[2], knots, sigma)[:, None]
 
 
 def _resample(x: Tensor, positions: Tensor) -> Tensor:
-    """x (B, C, T) read at fractional step positions (B, T') by linear interpolation."""
+    """x (B, C, T) read at fractional step positions (B, T') in [0, T - 1], linearly
+    interpolated between the two steps around each position."""
+    b, c, t = x.shape
+    lo = positions.floor().long().clamp(0, t - 1)
+    hi = (lo + 1).clamp(max=t - 1)
+    frac = (positions - lo).clamp(0, 1)[:, None]
+    size = (b, c, positions.shape[1])
+    left, right = x.gather(2, lo[:, None].expand(size)), x.gather(2, hi[:, None].expand(size))
+    return left + (right - left) * frac
+
+
+def time_warp(
+    x: Tensor, sigma: float = 0.2, knots: int = 4, lengths: Tensor | None = None
+) -> Tensor:
+    """x read along a smooth random monotone time map from step 0 to the last valid step."""
     t = x.shape[2]
-    grid_x = positions / max(t - 1, 1) * 2 - 1
-    grid = torch.stack([grid_x, torch.zeros_like(grid_x)], dim=-1)[:, None]  # (B, 1, T', 2)
-    out = F.grid_sample(x[:, :, None], grid, mode="bilinear", align_corners=True)
-    return out[:, :, 0]
-
-
-def time_warp(x: Tensor, sigma: float = 0.2, knots: int = 4) -> Tensor:
-    """x read along a smooth random monotone time map from step 0 to step T-1."""
-    b, _, t = x.shape
-    speed = _smooth_curves(b, t, knots, sigma, x.device).clamp_min(0.1)
+    n = _lengths(x, lengths)
+    valid = _valid(x, n)
+    speed = _smooth_curves(n, t, knots, sigma).clamp_min(0.1) * valid[:, 0]
     pos = torch.cumsum(speed, dim=1) - speed[:, :1]
-    pos = pos / pos[:, -1:].clamp_min(1e-8) * (t - 1)
-    return _resample(x, pos)
+    end = pos.gather(1, (n.long() - 1).clamp_min(0))
+    pos = (pos / end.clamp_min(1e-8) * (n - 1)).clamp(max=n - 1)
+    return torch.where(valid, _resample(x, pos), 0.0)
 
 
-def crop_resize(x: Tensor, min_scale: float = 0.5) -> Tensor:
-    """A random window of [min_scale, 1] x T steps per sample, stretched back to T steps."""
+def crop_resize(x: Tensor, min_scale: float = 0.5, lengths: Tensor | None = None) -> Tensor:
+    """A random window of [min_scale, 1] x the valid steps per sample, stretched back over them."""
     b, _, t = x.shape
+    n = _lengths(x, lengths)
     scale = min_scale + (1 - min_scale) * torch.rand(b, 1, device=x.device)
     start = (1 - scale) * torch.rand(b, 1, device=x.device)
-    unit = torch.linspace(0, 1, t, device=x.device)[None]
-    return _resample(x, (start + scale * unit) * (t - 1))
+    pos = (start + scale * _unit(t, n)) * (n - 1)
+    return torch.where(_valid(x, n), _resample(x, pos), 0.0)
 
 
-def time_mask(x: Tensor, ratio: float = 0.1) -> Tensor:
-    """Zero a contiguous span of round(ratio * T) steps at a random place per sample."""
-    b, _, t = x.shape
-    span = round(ratio * t)
-    start = torch.randint(0, t - span + 1, (b, 1), device=x.device)
-    steps = torch.arange(t, device=x.device)[None]
+def time_mask(x: Tensor, ratio: float = 0.1, lengths: Tensor | None = None) -> Tensor:
+    """Zero a contiguous span of round(ratio x valid steps) at a random place inside them."""
+    n = _lengths(x, lengths)
+    span = (ratio * n).round()
+    start = (torch.rand(x.shape[0], 1, device=x.device) * (n - span + 1)).floor()
+    steps = torch.arange(x.shape[2], device=x.device)[None]
     hidden = (steps >= start) & (steps < start + span)
     return x.masked_fill(hidden[:, None], 0.0)
 
 
-def permute_segments(x: Tensor, segments: int = 5) -> Tensor:
-    """Cut the first segments * (T // segments) steps into equal segments and put them back in
-    a random order per sample (the remaining T % segments steps stay at the end)."""
+def permute_segments(x: Tensor, segments: int = 5, lengths: Tensor | None = None) -> Tensor:
+    """Cut the first segments x (L // segments) of a sample's L valid steps into equal segments
+    and put them back in a random order per sample (the rest, padding included, stays put; a
+    sample of fewer than `segments` valid steps is left as it is)."""
     b, c, t = x.shape
-    length = t // segments
-    if length < 1:
-        return x
+    seg_len = (_lengths(x, lengths).long() // segments).clamp_min(1)  # (B, 1)
+    steps = torch.arange(t, device=x.device)[None]
+    seg = steps // seg_len
+    inside = (seg < segments) & (_lengths(x, lengths) >= segments)
     order = torch.rand(b, segments, device=x.device).argsort(dim=1)
-    index = (order[:, :, None] * length + torch.arange(length, device=x.device)).flatten(1)
-    tail = torch.arange(segments * length, t, device=x.device).expand(b, -1)
-    index = torch.cat([index, tail], dim=1)
+    moved = order.gather(1, seg.clamp(max=segments - 1)) * seg_len + steps % seg_len
+    index = torch.where(inside, moved, steps)
     return x.gather(2, index[:, None].expand(b, c, t))
 
 
@@ -160,8 +202,11 @@ SERIES_RECIPES: dict[str, SeriesRecipe] = {
 
 
 class SeriesAugment:
-    """`augment(x, view=i)`: the recipe applied to a batch (B, C, T), or to {"series", "mask"}
-    (the series is augmented, the mask kept); every view draws its own parameters."""
+    """`augment(x, view=i)`: the recipe applied to a batch (B, C, T), or to {"series", "mask"}:
+    then every operation works on each series' valid steps only (crops, warps and masks inside
+    them, jitter scaled by their deviation), padding stays zero and the view keeps the mask, so
+    a padded series gets the view it would get alone. The valid steps are a prefix (padding at
+    the end, as the loaders make it). Every view draws its own parameters."""
 
     def __init__(self, recipe: str):
         if recipe not in SERIES_RECIPES:
@@ -172,13 +217,20 @@ class SeriesAugment:
 
     def __call__(self, x: Any, view: int = 0) -> Any:
         if isinstance(x, dict):
-            return {**x, "series": self(x["series"], view)}
+            series, mask = x["series"], x.get("mask")
+            if mask is None:
+                return {**x, "series": self._apply(series, None)}
+            series = series.masked_fill(~mask.bool()[:, None], 0.0)
+            return {**x, "series": self._apply(series, mask.sum(1))}
+        return self._apply(x, None)
+
+    def _apply(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         if x.dim() != 3:
             raise SelfsupError(f"series augmentation wants (B, C, T); got {tuple(x.shape)}")
         x = x.float()
         with torch.no_grad():
             for op, p, params in self.recipe.steps:
-                out = OPS[op](x, **params)
+                out = OPS[op](x, lengths=lengths, **params)
                 x = out if p >= 1 else torch.where(_per_sample(x, p), out, x)
         return x
 

@@ -4,10 +4,13 @@ one linear predictor W_k per future step k = 1..K must pick z_{t+k} out of negat
 score (W_k c_t) . z (InfoNCE, `selfsup.losses.cpc_info_nce`).
 
 Negatives come from the other sequences of the (global, under DDP) batch and the other steps of
-the same sequence ("all"), or only one of the two ("batch", "same"). The accuracy of the
-contrastive task per step is logged as `cpc_acc_k1` ... `cpc_acc_kK` (NaN for a step that no
-series of the batch is long enough to predict). No augmentation. The exported encoder is the
-series encoder; its features are the context vectors averaged over the valid steps.
+the same sequence ("all"), or only one of the two ("batch", "same"); as in the paper, a fixed
+number of them (`num_negatives`, CPC_audio's 128) is drawn per step k, shared by the anchors of
+a sequence, so that a step costs B T N scores, not (B T)^2 (every candidate is used where the
+set holds no more). The accuracy of the contrastive task per step is logged as `cpc_acc_k1` ...
+`cpc_acc_kK` (NaN for a step that no series of the batch is long enough to predict). No
+augmentation. The exported encoder is the series encoder; its features are the context vectors
+averaged over the valid steps.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import nn
 from selfsup.distributed import gather_with_grad, gather_without_grad
 from selfsup.errors import SelfsupError
 from selfsup.losses import cpc_accuracy, cpc_info_nce
-from selfsup.losses.predictive import NEGATIVES
+from selfsup.losses.predictive import NEGATIVES, sample_negatives
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
 
@@ -33,11 +36,15 @@ class CPCConfig:
     # method's default optimiser). Steps beyond the sequence's length are left out.
     prediction_steps: int = 12
     negatives: str = "all"  # all | batch (other sequences, same step) | same (same sequence)
+    # negatives drawn per sequence and step k (CPC_audio's negativeSamplingExt: 128); 0 = all
+    num_negatives: int = 128
     gather_negatives: bool = True  # under DDP, negatives come from the global batch
 
     def __post_init__(self) -> None:
         if self.prediction_steps < 1:
             raise ValueError("prediction_steps must be at least 1")
+        if self.num_negatives < 0:
+            raise ValueError("num_negatives must be 0 (every candidate) or more")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
 
@@ -92,9 +99,11 @@ class CPC(Method):
             if self.cfg.gather_negatives:
                 pred, target = gather_with_grad(pred), gather_with_grad(target)
                 ok = gather_without_grad(ok.to(torch.uint8)).bool()  # gloo: no bool
-            losses.append(cpc_info_nce(pred, target, ok, self.cfg.negatives))
+            neg = self.cfg.negatives
+            idx = sample_negatives(ok.shape, neg, self.cfg.num_negatives, device=ok.device)
+            losses.append(cpc_info_nce(pred, target, ok, neg, idx))
             present.append(ok.any())
-            figures[f"cpc_acc_k{k}"] = cpc_accuracy(pred, target, ok, self.cfg.negatives)
+            figures[f"cpc_acc_k{k}"] = cpc_accuracy(pred, target, ok, neg, idx)
         # The mean over the steps k that have a valid target, as masked sums: no host sync.
         weight = torch.stack(present).to(losses[0].dtype)
         return (torch.stack(losses) * weight).sum() / weight.sum(), figures

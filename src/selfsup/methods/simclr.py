@@ -41,7 +41,8 @@ class SimCLR(Method):
         "solo-learn's CIFAR SimCLR (LARS 0.4 x batch/256, wd 1e-4; the paper's ImageNet: LARS"
         " 0.3 x batch/256, wd 1e-6)"
     )
-    inputs = frozenset({"main"})  # the modality's main field: images, series
+    inputs = frozenset({"main", "mask"})  # the modality's main field: images, series
+    optional_inputs = frozenset({"mask"})  # series' padding mask: views and pooling honour it
     modalities = frozenset({"image", "series"})
     augment_family = "simclr"
     # SimCLR's ImageNet runs use temperature 0.1 (paper, appendix B.1); its CIFAR default is 0.5,
@@ -53,6 +54,14 @@ class SimCLR(Method):
         self.projection_head = projection_head(
             self.encoder.out_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.proj_layers
         )
+
+    def views(self, batch: Batch) -> list[Any]:
+        """Two views of the main field; of {series, mask} on padded series, so that crops, warps
+        and pooling stay inside each series' valid steps."""
+        x = self.main(batch)
+        if "mask" in batch:
+            x = {self.main_field: x, "mask": batch["mask"]}
+        return [self.augment(x, view=v) for v in range(self.num_views)]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # The two views go through the network separately: BatchNorm sees one view at a time,

@@ -92,7 +92,8 @@ class SeriesEncoder(nn.Module):
 
     Its public face: `latents` (per-step z of the convolutions and the mask of valid steps),
     `context` (the GRU's c over z) and `pool` (c's mean over valid steps); CPC trains on z and c.
-    None waits for the device; only `forward` checks on the host that each series has a feature.
+    None waits for the device; only `forward` outside training checks on the host that each
+    series has a feature.
     """
 
     kind: ClassVar[str] = "series"
@@ -149,7 +150,9 @@ class SeriesEncoder(nn.Module):
 
     def forward(self, x: Any) -> torch.Tensor:
         z, valid = self.latents(x)
-        if valid is not None and not bool(valid.any(1).all()):
+        # checked outside training only: a training step never waits for the device (a series
+        # without a valid latent then pools to zeros)
+        if valid is not None and not self.training and not bool(valid.any(1).all()):
             raise SelfsupError(
                 f"a series is shorter than the encoder's receptive field "
                 f"({self.spec.receptive_field} steps) and would have no features; drop such "
