@@ -12,6 +12,7 @@ from method_harness import FAST, assert_config_resumes_exactly, run_two_processe
 from synthetic_series import write_series_npz
 
 import selfsup
+from selfsup.cli import main
 from selfsup.errors import SelfsupError
 from selfsup.losses import (
     hierarchical_contrastive_loss,
@@ -289,6 +290,22 @@ def test_end_to_end_run_loads_and_embeds(tmp_path):
     with torch.no_grad():
         direct = encoder.eval()(torch.from_numpy(series)).numpy()
     assert np.allclose(vectors, direct, atol=1e-5)
+    # `selfsup embed` takes series data for this encoder of kind ts2vec (its `modality`)
+    out = tmp_path / "emb.npy"
+    assert main(["embed", str(tmp_path / "run"), "--out", str(out), "--split", "test"]) == 0
+    assert np.allclose(np.load(out), vectors, atol=1e-5)
+
+
+def test_simclr_trains_the_ts2vec_encoder_on_series():
+    """A method reading the modality's main field ("series") runs on the ts2vec encoder."""
+    from selfsup.augment.series import SeriesAugment
+    from selfsup.methods import get_method
+
+    cls = get_method("simclr")
+    method = cls(series_spec(2, 40, "ts2vec"), cls.make_config({}), SeriesAugment("series-default"))
+    batch = {"series": torch.randn(4, 2, 40), "mask": torch.ones(4, 40, dtype=torch.bool)}
+    loss, _ = method.loss(method.views(batch), batch)
+    assert loss.isfinite()
 
 
 @pytest.mark.slow
