@@ -20,7 +20,10 @@ from torch.nn import functional as F
 def _contrast(z: torch.Tensor, n: int) -> torch.Tensor:
     """z (G, 2n, D): in each group, element k and k + n are positives, every other element of
     the group a negative. The mean over both directions of -log softmax of the positive."""
-    sim = z @ z.transpose(1, 2)  # G x 2n x 2n
+    # In fp32 even under bf16 autocast: raw dot products of 320-d vectors need the mantissa.
+    with torch.autocast(z.device.type, enabled=False):
+        z = z.float()
+        sim = z @ z.transpose(1, 2)  # G x 2n x 2n
     # drop the diagonal: row r keeps columns != r, in order (2n - 1 logits)
     logits = torch.tril(sim, diagonal=-1)[:, :, :-1] + torch.triu(sim, diagonal=1)[:, :, 1:]
     nll = -F.log_softmax(logits, dim=-1)
