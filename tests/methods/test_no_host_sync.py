@@ -13,7 +13,7 @@ from selfsup.augment.series import SeriesAugment
 from selfsup.methods import available_methods, get_method
 from selfsup.methods.cpc import CPC, CPCConfig
 from selfsup.modalities import get_modality
-from selfsup.models.series import SeriesEncoderSpec
+from selfsup.models.series import SeriesEncoderSpec, series_spec
 from selfsup.run import build_method, training_fields
 from selfsup.run_data import load_run_splits
 
@@ -62,7 +62,8 @@ def test_every_method_step_runs_on_meta(name, monkeypatch, request):
         _meta_step(method, training_fields(method, modality, train))
     else:
         cls = get_method(name)
-        method = cls(SERIES, cls.make_config({}), SeriesAugment("series-default"))
+        spec = series_spec(2, 40, cls.backbones["series"]) if cls.backbones else SERIES
+        method = cls(spec, cls.make_config({}), SeriesAugment("series-default"))
         _meta_step(method, _series(40))
 
 

@@ -30,6 +30,11 @@ from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, 
 from selfsup.losses.predictive import cpc_accuracy, cpc_info_nce
 from selfsup.losses.pretext import ab_regression
 from selfsup.losses.reconstruction import normalise_patches, patch_mse, reconstruction_mse
+from selfsup.losses.temporal import (
+    hierarchical_contrastive_loss,
+    instance_contrastive_loss,
+    temporal_contrastive_loss,
+)
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
 
 __all__ = [
@@ -42,7 +47,9 @@ __all__ = [
     "cpc_accuracy",
     "cpc_info_nce",
     "dino_loss",
+    "hierarchical_contrastive_loss",
     "info_nce",
+    "instance_contrastive_loss",
     "instdisc_nce",
     "instdisc_softmax",
     "instdisc_z",
@@ -62,6 +69,7 @@ __all__ = [
     "supcon",
     "supervised_info_nce",
     "swav_loss",
+    "temporal_contrastive_loss",
     "token_accuracy",
     "token_cross_entropy",
     "triplet",

@@ -26,9 +26,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from selfsup.errors import SelfsupError
+from selfsup.models.ts2vec import Ts2VecSpec
 
 AUDIO_MIN_LENGTH = 4000
-SERIES_BACKBONES = ("cpc", "cpc-small")
+SERIES_BACKBONES = ("cpc", "cpc-small", "ts2vec")
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,12 @@ class SeriesEncoderSpec:
         return field
 
 
-def series_spec(in_channels: int, length: int, backbone: str | None = None) -> SeriesEncoderSpec:
+def series_spec(
+    in_channels: int, length: int, backbone: str | None = None
+) -> SeriesEncoderSpec | Ts2VecSpec:
     """The spec for series of `length` steps: "cpc" at >= 4000 steps, else "cpc-small"."""
+    if backbone == "ts2vec":  # TS2Vec's dilated CNN (selfsup.models.ts2vec)
+        return Ts2VecSpec(in_channels)
     if backbone is None:
         backbone = "cpc" if length >= AUDIO_MIN_LENGTH else "cpc-small"
     if backbone == "cpc":
