@@ -203,7 +203,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     encoder = load(args.run, device=device)
     source = args.data or cfg.data.source
     modality = get_modality(source_modality(source))
-    if (modality.encoder_kind or modality.name) != encoder.kind:
+    if (modality.encoder_kind or modality.name) != getattr(encoder, "modality", encoder.kind):
         raise SelfsupError(
             f"{source} holds {modality.name} samples but the run's encoder is a {encoder.kind} "
             f"encoder; pass --data with {encoder.kind} data"

@@ -342,7 +342,7 @@ class SearchIndex:
         a series encoder."""
         if self.encoder.kind == "clip" and isinstance(query, str) and not Path(query).is_file():
             x: Any = [query]  # text-to-image search in CLIP's shared space
-        elif self.encoder.kind == "series":
+        elif getattr(self.encoder, "modality", self.encoder.kind) == "series":
             x = query_series(query, self.sample_rate)
         elif self.encoder.kind == "text":
             if not isinstance(query, str):
@@ -387,7 +387,7 @@ def load_index(
     apply_params(index, meta.get("params", {}))
     encoder = load(run, device=device)
     rate = None
-    if encoder.kind == "series":
+    if getattr(encoder, "modality", encoder.kind) == "series":
         rate = run_config(run).data.sample_rate
     return SearchIndex(
         index,

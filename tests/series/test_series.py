@@ -117,7 +117,7 @@ def test_augmentations_shapes_per_sample_parameters_and_properties():
         assert change.unique().numel() > 1, op.__name__  # each sample drew its own parameters
     masked = time_mask(x, ratio=0.2)
     assert ((masked == 0).all(1).sum(1) == 10).all()  # 20 % of 50 steps per sample
-    perm = permute_segments(x, segments=5)
+    perm = permute_segments(x, max_segments=5)
     assert torch.equal(perm.sort(dim=2).values, x.sort(dim=2).values)  # values kept
     assert not torch.equal(perm, x)
     aug = SeriesAugment("series-default")

@@ -6,7 +6,8 @@ of TS-TCC (Eldele et al., 2021): jitter (added Gaussian noise), scaling (a Gauss
 sample and channel), magnitude warping (a smooth random curve multiplies the signal: Gaussian
 knots, linearly interpolated), time warping (a smooth random monotone time map: positive random
 speeds at knots, integrated), cropping (a random window resized back to T), time masking (a
-random contiguous span set to zero) and permutation of segments (the series cut into equal
+random contiguous span set to zero), TS-TCC's step scaling (a Gaussian factor per sample and
+time step) and permutation of segments (the series cut at random points into a random number of
 segments put back in a random order; its values are kept). Each operation of a recipe applies
 to each sample with its own probability.
 """
@@ -38,6 +39,12 @@ def jitter(x: Tensor, sigma: float = 0.03) -> Tensor:
 def scaling(x: Tensor, sigma: float = 0.1) -> Tensor:
     """x times a factor N(1, sigma^2) drawn per sample and channel."""
     return x * (1 + sigma * torch.randn(x.shape[0], x.shape[1], 1, device=x.device))
+
+
+def step_scaling(x: Tensor, sigma: float = 1.1, mean: float = 2.0) -> Tensor:
+    """x times a factor N(mean, sigma^2) drawn per sample and time step, shared by the channels:
+    TS-TCC's `scaling` (its factor has shape (batch, steps))."""
+    return x * (mean + sigma * torch.randn(x.shape[0], 1, x.shape[2], device=x.device))
 
 
 def _smooth_curves(b: int, t: int, knots: int, sigma: float, device: Any) -> Tensor:
@@ -88,17 +95,23 @@ def time_mask(x: Tensor, ratio: float = 0.1) -> Tensor:
     return x.masked_fill(hidden[:, None], 0.0)
 
 
-def permute_segments(x: Tensor, segments: int = 5) -> Tensor:
-    """Cut the first segments * (T // segments) steps into equal segments and put them back in
-    a random order per sample (the remaining T % segments steps stay at the end)."""
+def permute_segments(x: Tensor, max_segments: int = 5) -> Tensor:
+    """TS-TCC's permutation: each sample is cut into n segments, n uniform in
+    1..max_segments - 1, at n - 1 distinct random points among steps 0..T-3 (a cut at step 0
+    leaves an empty first segment, as the reference's), and the segments are put back in a
+    random order."""
     b, c, t = x.shape
-    length = t // segments
-    if length < 1:
+    cuts = max_segments - 2
+    if cuts < 1 or t < 4:
         return x
-    order = torch.rand(b, segments, device=x.device).argsort(dim=1)
-    index = (order[:, :, None] * length + torch.arange(length, device=x.device)).flatten(1)
-    tail = torch.arange(segments * length, t, device=x.device).expand(b, -1)
-    index = torch.cat([index, tail], dim=1)
+    n = torch.randint(1, max_segments, (b, 1), device=x.device)
+    points = torch.rand(b, t - 2, device=x.device).argsort(dim=1)[:, :cuts]  # distinct
+    used = torch.arange(cuts, device=x.device)[None] < n - 1
+    steps = torch.arange(t, device=x.device)
+    # the segment of each step: how many used cut points lie at or before it
+    segment = ((points[:, None, :] <= steps[None, :, None]) & used[:, None]).sum(2)
+    rank = torch.rand(b, max_segments, device=x.device).argsort(dim=1).argsort(dim=1)
+    index = (rank.gather(1, segment) * t + steps).argsort(dim=1)
     return x.gather(2, index[:, None].expand(b, c, t))
 
 
@@ -110,6 +123,7 @@ OPS: dict[str, Callable[..., Tensor]] = {
     "crop": crop_resize,
     "time_mask": time_mask,
     "permutation": permute_segments,
+    "step_scaling": step_scaling,
 }
 
 
@@ -136,15 +150,17 @@ SERIES_RECIPES: dict[str, SeriesRecipe] = {
             ),
             "crop-resize 0.5-1, magnitude warp, time mask 10 %, scaling, jitter",
         ),
+        # TS-TCC's reference (`DataTransform`, HAR config: jitter_scale_ratio 1.1, jitter_ratio
+        # 0.8, max_seg 8): weak = its scaling alone, strong = permutation then jitter
         SeriesRecipe(
             "ts-tcc-weak",
-            (("scaling", 1.0, {"sigma": 2.0}), ("jitter", 1.0, {"sigma": 0.8})),
-            "TS-TCC's weak view: scaling sigma 2 and jitter",
+            (("step_scaling", 1.0, {"sigma": 1.1, "mean": 2.0}),),
+            "TS-TCC's weak view: a factor N(2, 1.1^2) per time step",
         ),
         SeriesRecipe(
             "ts-tcc-strong",
-            (("permutation", 1.0, {"segments": 5}), ("jitter", 1.0, {"sigma": 0.8})),
-            "TS-TCC's strong view: permutation of 5 segments and jitter",
+            (("permutation", 1.0, {"max_segments": 8}), ("jitter", 1.0, {"sigma": 0.8})),
+            "TS-TCC's strong view: permutation of up to 7 random segments, jitter 0.8",
         ),
         SeriesRecipe(
             "series-warp",

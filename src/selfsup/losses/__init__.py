@@ -31,6 +31,7 @@ from selfsup.losses.predictive import cpc_accuracy, cpc_info_nce
 from selfsup.losses.pretext import ab_regression
 from selfsup.losses.reconstruction import normalise_patches, patch_mse, reconstruction_mse
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
+from selfsup.losses.tstcc import temporal_contrast
 
 __all__ = [
     "ab_regression",
@@ -62,6 +63,7 @@ __all__ = [
     "supcon",
     "supervised_info_nce",
     "swav_loss",
+    "temporal_contrast",
     "token_accuracy",
     "token_cross_entropy",
     "triplet",

@@ -17,6 +17,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "text": ("selfsup.models.text", "TextEncoder", "TextEncoderSpec"),
     "multiview": ("selfsup.models.multiview", "MultiViewEncoder", "MultiViewEncoderSpec"),
     "series": ("selfsup.models.series", "SeriesEncoder", "SeriesEncoderSpec"),
+    "tstcc": ("selfsup.models.tstcc", "TSTCCEncoder", "TSTCCEncoderSpec"),
     "clip": ("selfsup.models.clip", "ClipEncoder", "ClipEncoderSpec"),
     "text-scratch": ("selfsup.models.text_scratch", "ScratchTextEncoder", "ScratchTextSpec"),
 }

@@ -26,9 +26,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from selfsup.errors import SelfsupError
+from selfsup.models.tstcc import tstcc_spec
 
 AUDIO_MIN_LENGTH = 4000
-SERIES_BACKBONES = ("cpc", "cpc-small")
+SERIES_BACKBONES = ("cpc", "cpc-small", "tstcc")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def series_spec(in_channels: int, length: int, backbone: str | None = None) -> S
         if length >= 128:
             return SeriesEncoderSpec(in_channels, (5, 3, 3), (2, 2, 1), 64, 64)
         return SeriesEncoderSpec(in_channels, (3, 3, 3), (1, 1, 1), 64, 64)
+    if backbone == "tstcc":
+        return tstcc_spec(in_channels, length)
     raise SelfsupError(
         f"unknown series backbone {backbone!r}; choose one of: {', '.join(SERIES_BACKBONES)}"
     )
