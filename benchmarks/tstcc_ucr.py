@@ -101,7 +101,8 @@ def main() -> None:
             print("\n".join(lines), flush=True)
     print(
         f"\n{args.epochs} epochs, batch min({args.batch_size}, training set), seed {args.seed}, "
-        f"lr {args.lr or 'the method default'}; kNN k = 5 and the linear probe on the test split, %."
+        f"lr {args.lr or 'the method default'}; kNN k = 5 and the linear probe on the test "
+        "split, %."
     )
 
 

@@ -158,7 +158,7 @@ def test_loss_is_tc_both_ways_plus_contextual_and_the_augment_flag_is_refused():
     assert torch.allclose(loss, figures["temporal"] + 0.7 * figures["contextual"])
     loss.backward()
     assert all(p.grad.isfinite().all() for p in method.parameters() if p.grad is not None)
-    with pytest.raises(SelfsupError, match="method.weak=series-warp"):
+    with pytest.raises(SelfsupError, match=r"method\.weak=series-warp"):
         TSTCC(SPEC, TSTCCConfig(**SMALL), augment=SeriesAugment("series-warp"))
     with pytest.raises(SelfsupError, match="unknown series recipe"):
         TSTCC.make_config({"weak": "nope"})
