@@ -44,11 +44,12 @@ def scores(train_x, train_y, test_x, test_y) -> tuple[float, float]:
 
 
 def run_set(name: str, args: argparse.Namespace, out: Path) -> list[str]:
-    data = load_data(f"ucr:{name}")
+    source = name if ":" in name else f"ucr:{name}"  # a UCR name, or any series source
+    data = load_data(source)
     train_size = len(data.train)
     cfg = selfsup.make_config(
         **{
-            "data.source": f"ucr:{name}",
+            "data.source": source,
             "method.name": "tstcc",
             "train.epochs": args.epochs,
             "train.batch_size": min(args.batch_size, train_size),
@@ -60,7 +61,7 @@ def run_set(name: str, args: argparse.Namespace, out: Path) -> list[str]:
         }
         | ({"optim.lr": args.lr} if args.lr else {})
     )
-    result = selfsup.pretrain(cfg, out / name)
+    result = selfsup.pretrain(cfg, out / name.replace("/", "_").replace(":", "_"))
     torch.manual_seed(args.seed)
     random = build_encoder(result.encoder.spec)
     train, test = data.train, data.test

@@ -10,6 +10,9 @@ docs/series.md for the measurement against the reference's flattened features, w
 the series' length). Each series is z-normalised per channel over its valid steps, and padding
 (the modality's mask) is zeroed after every block, so a padded series gets the latents it has
 alone (in eval mode: BatchNorm's training statistics count every step of the batch).
+
+`ContextTransformer` is the reference's `Seq_Transformer`, which the method trains beside the
+encoder (it is not exported).
 """
 
 from __future__ import annotations
