@@ -13,6 +13,7 @@ from synthetic_series import write_series_npz
 
 import selfsup
 from selfsup.augment.series import SeriesAugment, permute_segments, step_scaling
+from selfsup.cli import main
 from selfsup.errors import SelfsupError
 from selfsup.export import load, save_encoder
 from selfsup.losses import nt_xent, temporal_contrast
@@ -233,6 +234,9 @@ def test_end_to_end_run_uses_its_backbone_and_loads(tmp_path):
     assert result.evaluation["selfsup"]["knn_top1"] > 0
     encoder = selfsup.load(tmp_path / "run")
     assert encoder.kind == "tstcc" and encoder(torch.randn(3, 1, 64)).shape == (3, 128)
+    # a kind of its own that serves series: `selfsup embed` takes the run's series data
+    assert main(["embed", str(tmp_path / "run"), "--out", str(tmp_path / "e.npy")]) == 0
+    assert np.load(tmp_path / "e.npy").shape == (96, 128)
 
 
 @pytest.mark.slow
@@ -273,3 +277,15 @@ def test_nt_xent_is_the_references_contextual_loss():
         pos = (a + n) % (2 * n)
         total = total - (sim[a, pos] - torch.logsumexp(sim[a, others], 0))
     assert torch.allclose(nt_xent(zi, zj, 0.2), total / (2 * n), atol=1e-5)
+
+
+def test_other_series_methods_read_the_series_through_the_tstcc_backbone():
+    """The kind `tstcc` serves the series modality: SimCLR's main field is "series"."""
+    from selfsup.methods.simclr import SimCLR, SimCLRConfig
+
+    torch.manual_seed(0)
+    cfg = SimCLRConfig(proj_hidden_dim=8, proj_dim=4)
+    method = SimCLR(TSTCCEncoderSpec(1), cfg, SeriesAugment("series-default"))
+    batch = {"series": torch.randn(4, 1, 32)}
+    loss, _ = method.loss(method.views(batch), batch)
+    assert method.main_field == "series" and loss.isfinite()
