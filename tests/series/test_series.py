@@ -119,7 +119,7 @@ def test_augmentations_shapes_per_sample_parameters_and_properties():
         assert change.unique().numel() > 1, op.__name__  # each sample drew its own parameters
     masked = time_mask(x, ratio=0.2)
     assert ((masked == 0).all(1).sum(1) == 10).all()  # 20 % of 50 steps per sample
-    perm = permute_segments(x, segments=5)
+    perm = permute_segments(x, max_segments=5)
     assert torch.equal(perm.sort(dim=2).values, x.sort(dim=2).values)  # values kept
     assert not torch.equal(perm, x)
     aug = SeriesAugment("series-default")
@@ -135,7 +135,7 @@ WITHOUT_NOISE = SeriesRecipe(  # every operation but jitter: its noise is drawn 
         ("crop", 0.8, {"min_scale": 0.5}),
         ("time_warp", 0.8, {"sigma": 0.2}),
         ("magnitude_warp", 0.5, {"sigma": 0.2}),
-        ("permutation", 0.5, {"segments": 5}),
+        ("permutation", 0.5, {"max_segments": 5}),
         ("time_mask", 0.5, {"ratio": 0.1}),
         ("scaling", 1.0, {"sigma": 0.1}),
     ),

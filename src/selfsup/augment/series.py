@@ -6,7 +6,8 @@ of TS-TCC (Eldele et al., 2021): jitter (added Gaussian noise), scaling (a Gauss
 sample and channel), magnitude warping (a smooth random curve multiplies the signal: Gaussian
 knots, linearly interpolated), time warping (a smooth random monotone time map: positive random
 speeds at knots, integrated), cropping (a random window resized back to T), time masking (a
-random contiguous span set to zero) and permutation of segments (the series cut into equal
+random contiguous span set to zero), TS-TCC's step scaling (a Gaussian factor per sample and
+time step) and permutation of segments (the series cut at random points into a random number of
 segments put back in a random order; its values are kept). Each operation of a recipe applies
 to each sample with its own probability. Given each series' valid length (`lengths`, from a
 padding mask), every operation works on the valid steps only and leaves the padding zero; the
@@ -64,6 +65,14 @@ def jitter(x: Tensor, sigma: float = 0.03, lengths: Tensor | None = None) -> Ten
 def scaling(x: Tensor, sigma: float = 0.1, lengths: Tensor | None = None) -> Tensor:
     """x times a factor N(1, sigma^2) drawn per sample and channel (padding stays zero)."""
     return x * (1 + sigma * torch.randn(x.shape[0], x.shape[1], 1, device=x.device))
+
+
+def step_scaling(
+    x: Tensor, sigma: float = 1.1, mean: float = 2.0, lengths: Tensor | None = None
+) -> Tensor:
+    """x times a factor N(mean, sigma^2) drawn per sample and time step, shared by the channels:
+    TS-TCC's `scaling` (its factor has shape (batch, steps)); padding, zero, stays zero."""
+    return x * (mean + sigma * torch.randn(x.shape[0], 1, x.shape[2], device=x.device))
 
 
 def _smooth_curves(n: Tensor, t: int, knots: int, sigma: float) -> Tensor:
@@ -129,18 +138,34 @@ def time_mask(x: Tensor, ratio: float = 0.1, lengths: Tensor | None = None) -> T
     return x.masked_fill(hidden[:, None], 0.0)
 
 
-def permute_segments(x: Tensor, segments: int = 5, lengths: Tensor | None = None) -> Tensor:
-    """Cut the first segments x (L // segments) of a sample's L valid steps into equal segments
-    and put them back in a random order per sample (the rest, padding included, stays put; a
-    sample of fewer than `segments` valid steps is left as it is)."""
+def permute_segments(x: Tensor, max_segments: int = 5, lengths: Tensor | None = None) -> Tensor:
+    """TS-TCC's permutation: each sample's L valid steps are cut into n segments, n uniform in
+    1..max_segments - 1, at n - 1 distinct points drawn uniformly among steps 0..L-3 (a cut at
+    step 0 leaves an empty first segment, as the reference's `np.split`), and the segments are
+    put back in a random order; padding stays where it is. The draws do not depend on T."""
     b, c, t = x.shape
-    seg_len = (_lengths(x, lengths).long() // segments).clamp_min(1)  # (B, 1)
-    steps = torch.arange(t, device=x.device)[None]
-    seg = steps // seg_len
-    inside = (seg < segments) & (_lengths(x, lengths) >= segments)
-    order = torch.rand(b, segments, device=x.device).argsort(dim=1)
-    moved = order.gather(1, seg.clamp(max=segments - 1)) * seg_len + steps % seg_len
-    index = torch.where(inside, moved, steps)
+    cuts = max_segments - 2
+    if cuts < 1:
+        return x
+    room = (_lengths(x, lengths) - 2).clamp_min(0).long()  # cut points among steps 0..L-3
+    n = torch.randint(1, max_segments, (b, 1), device=x.device)
+    u = torch.rand(b, cuts, device=x.device)
+    points = drawn = torch.empty(b, 0, dtype=torch.long, device=x.device)  # drawn: sorted
+    for j in range(cuts):  # j-th point uniform among the room - j not drawn yet: distinct
+        point = (u[:, j : j + 1] * (room - j).clamp_min(1)).floor().long()
+        for i in range(j):  # step over the points drawn before, in ascending order
+            point = point + (point >= drawn[:, i : i + 1]).long()
+        points = torch.cat([points, point], 1)
+        drawn = points.sort(1).values
+    slots = torch.arange(cuts, device=x.device)[None]
+    used = (slots < n - 1) & (slots < room)
+    steps = torch.arange(t, device=x.device)
+    # the segment of each step: how many used cut points lie at or before it
+    segment = ((points[:, None, :] <= steps[None, :, None]) & used[:, None]).sum(2)
+    rank = torch.rand(b, max_segments, device=x.device).argsort(dim=1).argsort(dim=1)
+    valid = steps[None] < _lengths(x, lengths)
+    key = torch.where(valid, rank.gather(1, segment) * t + steps, max_segments * t + steps)
+    index = key.argsort(dim=1)
     return x.gather(2, index[:, None].expand(b, c, t))
 
 
@@ -152,6 +177,7 @@ OPS: dict[str, Callable[..., Tensor]] = {
     "crop": crop_resize,
     "time_mask": time_mask,
     "permutation": permute_segments,
+    "step_scaling": step_scaling,
 }
 
 
@@ -178,15 +204,17 @@ SERIES_RECIPES: dict[str, SeriesRecipe] = {
             ),
             "crop-resize 0.5-1, magnitude warp, time mask 10 %, scaling, jitter",
         ),
+        # TS-TCC's reference (`DataTransform`, HAR config: jitter_scale_ratio 1.1, jitter_ratio
+        # 0.8, max_seg 8): weak = its scaling alone, strong = permutation then jitter
         SeriesRecipe(
             "ts-tcc-weak",
-            (("scaling", 1.0, {"sigma": 2.0}), ("jitter", 1.0, {"sigma": 0.8})),
-            "TS-TCC's weak view: scaling sigma 2 and jitter",
+            (("step_scaling", 1.0, {"sigma": 1.1, "mean": 2.0}),),
+            "TS-TCC's weak view: a factor N(2, 1.1^2) per time step",
         ),
         SeriesRecipe(
             "ts-tcc-strong",
-            (("permutation", 1.0, {"segments": 5}), ("jitter", 1.0, {"sigma": 0.8})),
-            "TS-TCC's strong view: permutation of 5 segments and jitter",
+            (("permutation", 1.0, {"max_segments": 8}), ("jitter", 1.0, {"sigma": 0.8})),
+            "TS-TCC's strong view: permutation of up to 7 random segments, jitter 0.8",
         ),
         SeriesRecipe(
             "series-warp",

@@ -36,6 +36,7 @@ from selfsup.losses.temporal import (
     temporal_contrastive_loss,
 )
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
+from selfsup.losses.tstcc import temporal_contrast
 
 __all__ = [
     "ab_regression",
@@ -69,6 +70,7 @@ __all__ = [
     "supcon",
     "supervised_info_nce",
     "swav_loss",
+    "temporal_contrast",
     "temporal_contrastive_loss",
     "token_accuracy",
     "token_cross_entropy",

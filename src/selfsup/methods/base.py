@@ -98,7 +98,8 @@ class Method(nn.Module):
         self.cfg = cfg
         self.augment = augment
         self.encoder = build_encoder(spec)
-        # a modality's main field is named after its encoder kind ("image", "series")
+        # a modality's main field is named after its encoder kind ("image", "series"), or the
+        # modality a kind of its own serves (`modality`: tstcc's is "series")
         self.main_field: str = getattr(spec, "modality", spec.kind)
         self._watched: torch.Tensor | None = None
         # Host copies of the counters (`register_counter`); None: re-read once after a load.

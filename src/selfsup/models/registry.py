@@ -18,6 +18,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "multiview": ("selfsup.models.multiview", "MultiViewEncoder", "MultiViewEncoderSpec"),
     "series": ("selfsup.models.series", "SeriesEncoder", "SeriesEncoderSpec"),
     "ts2vec": ("selfsup.models.ts2vec", "Ts2VecEncoder", "Ts2VecSpec"),
+    "tstcc": ("selfsup.models.tstcc", "TSTCCEncoder", "TSTCCEncoderSpec"),
     "clip": ("selfsup.models.clip", "ClipEncoder", "ClipEncoderSpec"),
     "text-scratch": ("selfsup.models.text_scratch", "ScratchTextEncoder", "ScratchTextSpec"),
 }

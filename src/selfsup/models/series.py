@@ -27,9 +27,10 @@ from torch.nn import functional as F
 
 from selfsup.errors import SelfsupError
 from selfsup.models.ts2vec import Ts2VecSpec
+from selfsup.models.tstcc import tstcc_spec
 
 AUDIO_MIN_LENGTH = 4000
-SERIES_BACKBONES = ("cpc", "cpc-small", "ts2vec")
+SERIES_BACKBONES = ("cpc", "cpc-small", "ts2vec", "tstcc")
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ class SeriesEncoderSpec:
 
 def series_spec(
     in_channels: int, length: int, backbone: str | None = None
-) -> SeriesEncoderSpec | Ts2VecSpec:
-    """The spec for series of `length` steps: "cpc" at >= 4000 steps, else "cpc-small"."""
+) -> Any:
+    """The spec of `backbone` for series of `length` steps; unnamed: "cpc" at >= 4000 steps
+    (audio), else "cpc-small"; "ts2vec" and "tstcc" are those methods' encoders."""
     if backbone == "ts2vec":  # TS2Vec's dilated CNN (selfsup.models.ts2vec)
         return Ts2VecSpec(in_channels)
     if backbone is None:
@@ -76,6 +78,8 @@ def series_spec(
         if length >= 128:
             return SeriesEncoderSpec(in_channels, (5, 3, 3), (2, 2, 1), 64, 64)
         return SeriesEncoderSpec(in_channels, (3, 3, 3), (1, 1, 1), 64, 64)
+    if backbone == "tstcc":
+        return tstcc_spec(in_channels, length)
     raise SelfsupError(
         f"unknown series backbone {backbone!r}; choose one of: {', '.join(SERIES_BACKBONES)}"
     )
