@@ -1,7 +1,8 @@
 """Spoken words made on this machine with espeak-ng: a labelled WAV folder for selfsup's `wav:DIR`
 source, words x speakers x repetitions, where a speaker is an espeak-ng English voice (accent)
 with a voice variant (en-us+m3, en-gb-scotland+f2, ...) and every utterance has its own pitch
-(-p) and speed (-s), drawn from a seeded generator: the same arguments write the same files.
+(-p) and speed (-s), and optionally white noise at its own SNR (--snr LOW HIGH, in dB), drawn
+from a seeded generator: the same arguments write the same files.
 
     python benchmarks/speech_espeak.py OUT --words 10 --speakers 8 --reps 6 --test-reps 2
 
@@ -9,7 +10,8 @@ writes
 
     OUT/train/<speaker>/<word>-r<rep>.wav   the first reps - test_reps repetitions
     OUT/test/<speaker>/<word>-r<rep>.wav    the last test_reps repetitions (held out)
-    OUT/manifest.csv                        split, file, speaker, word, rep, voice, pitch, speed
+    OUT/manifest.csv                        split, file, speaker, word, rep, voice, pitch, speed,
+                                            snr_db, noise_seed
 
 The folder gives the speaker label (`wav:OUT/train` is a speaker-labelled source); the manifest
 gives both labels of every file, which is what the probes read: one load of a folder gives its
@@ -62,6 +64,8 @@ class Utterance:
     voice: str
     pitch: int
     speed: int
+    snr_db: float | None  # white noise added at this signal-to-noise ratio (None: none)
+    noise_seed: int
 
 
 def speakers(n: int) -> list[str]:
@@ -72,12 +76,22 @@ def speakers(n: int) -> list[str]:
     return [f"{ACCENTS[i % len(ACCENTS)]}+{VARIANTS[i % len(VARIANTS)]}" for i in range(n)]
 
 
-def plan(words: int, n_speakers: int, reps: int, test_reps: int, seed: int) -> list[Utterance]:
-    """Every utterance of the set, with its pitch and speed drawn from `seed` in a fixed order."""
+def plan(
+    words: int,
+    n_speakers: int,
+    reps: int,
+    test_reps: int,
+    seed: int,
+    snr_db: tuple[float, float] | None = None,
+) -> list[Utterance]:
+    """Every utterance of the set, with its pitch, speed and noise (SNR uniform in `snr_db`)
+    drawn from `seed` in a fixed order."""
     if not 1 <= words <= len(WORDS):
         raise ValueError(f"words must be 1..{len(WORDS)}; got {words}")
     if reps < 1 or not 0 <= test_reps < reps:
         raise ValueError(f"want reps >= 1 and 0 <= test_reps < reps; got {reps}, {test_reps}")
+    if snr_db is not None and snr_db[0] > snr_db[1]:
+        raise ValueError(f"the SNR range must be LOW HIGH with LOW <= HIGH; got {snr_db}")
     rng = np.random.default_rng(seed)
     out = []
     for speaker, word, rep in itertools.product(speakers(n_speakers), WORDS[:words], range(reps)):
@@ -92,6 +106,8 @@ def plan(words: int, n_speakers: int, reps: int, test_reps: int, seed: int) -> l
                 voice=speaker,
                 pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
                 speed=int(rng.integers(SPEED[0], SPEED[1] + 1)),
+                snr_db=None if snr_db is None else round(float(rng.uniform(*snr_db)), 2),
+                noise_seed=int(rng.integers(2**31)),
             )
         )
     return out
@@ -117,6 +133,16 @@ def trimmed(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples[max(0, loud[0] - margin) : loud[-1] + 1 + margin]
 
 
+def noisy(samples: np.ndarray, snr_db: float | None, seed: int) -> np.ndarray:
+    """int16 samples with white Gaussian noise at `snr_db` (of the samples' mean power)."""
+    if snr_db is None:
+        return samples
+    x = samples.astype(np.float64)
+    scale = np.sqrt(np.mean(x**2) / 10 ** (snr_db / 10))
+    x = x + scale * np.random.default_rng(seed).standard_normal(len(x))
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
 def synthesise(u: Utterance, out: Path, exe: str, scratch: Path) -> None:
     """Write utterance `u` under `out`: espeak-ng's WAV, silence cut, 16-bit mono PCM."""
     raw = scratch / "espeak.wav"
@@ -133,7 +159,7 @@ def synthesise(u: Utterance, out: Path, exe: str, scratch: Path) -> None:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(trimmed(samples, rate).tobytes())
+        w.writeframes(noisy(trimmed(samples, rate), u.snr_db, u.noise_seed).tobytes())
 
 
 def generate(
@@ -144,12 +170,13 @@ def generate(
     reps: int = 6,
     test_reps: int = 2,
     seed: int = 0,
+    snr_db: tuple[float, float] | None = None,
 ) -> list[Utterance]:
     """Write the set under `out` (which must not hold one already) and its manifest.csv."""
     out = Path(out)
     if (out / "manifest.csv").exists():
         raise FileExistsError(f"{out} holds a speech set already (manifest.csv); pick a new folder")
-    utterances = plan(words, n_speakers, reps, test_reps, seed)
+    utterances = plan(words, n_speakers, reps, test_reps, seed, snr_db)
     exe = espeak()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
@@ -177,6 +204,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=6, help="repetitions per (word, speaker)")
     parser.add_argument("--test-reps", type=int, default=2, help="of them held out in test/")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--snr", type=float, nargs=2, metavar=("LOW", "HIGH"), help="white noise, SNR in dB"
+    )
     args = parser.parse_args()
     done = generate(
         args.out,
@@ -185,6 +215,7 @@ def main() -> None:
         reps=args.reps,
         test_reps=args.test_reps,
         seed=args.seed,
+        snr_db=None if args.snr is None else tuple(args.snr),
     )
     print(f"wrote {len(done)} utterances under {args.out}")
 

@@ -10,9 +10,11 @@ import sys
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from selfsup.data import load_data
+from selfsup.data.series import read_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +80,16 @@ def test_generator_refuses_a_folder_that_holds_a_set(tmp_path):
     speech.generate(tmp_path, words=1, n_speakers=1, reps=1, test_reps=0)
     with pytest.raises(FileExistsError, match=r"manifest\.csv"):
         speech.generate(tmp_path, words=1, n_speakers=1, reps=1, test_reps=0)
+
+
+def test_noise_is_added_at_the_asked_signal_to_noise_ratio(tmp_path):
+    require_espeak()
+    speech = generator()
+    clean = speech.generate(tmp_path / "clean", words=1, n_speakers=1, reps=1, test_reps=0)
+    speech.generate(tmp_path / "noisy", words=1, n_speakers=1, reps=1, test_reps=0, snr_db=(10, 10))
+    (a, _), (b, _) = (read_wav(tmp_path / kind / clean[0].file) for kind in ("clean", "noisy"))
+    assert a.shape == b.shape
+    snr = 10 * np.log10(
+        np.mean(a.astype(np.float64) ** 2) / np.mean((b - a).astype(np.float64) ** 2)
+    )
+    assert abs(snr - 10) < 0.5
