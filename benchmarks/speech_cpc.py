@@ -166,7 +166,8 @@ def run(args: argparse.Namespace, folder: Path, work: Path) -> dict[str, dict[st
     }
     print(
         f"probes: {len(train)} training and {len(test)} held-out utterances, "
-        f"{len(set(labels['speaker'][0]))} speakers, {len(set(labels['word'][0]))} words"
+        f"{len(set(labels['speaker'][0]))} speakers, {len(set(labels['word'][0]))} words "
+        "(chance: one over each)"
     )
     features = {
         "cpc": (encoder_features(learned, train), encoder_features(learned, test)),
