@@ -105,7 +105,11 @@ def probes(
     labels: dict[str, tuple[list[str], list[str]]],
     seed: int,
 ) -> dict[str, float]:
-    """Test accuracy of each probe in PROBES on these features (train rows, held-out rows)."""
+    """Test accuracy of each probe in PROBES on these features (train rows, held-out rows);
+    NaN for every probe when a feature is not finite (a diverged encoder is never scored) and
+    for "word, new speakers" with fewer than two speakers."""
+    if not (np.isfinite(train).all() and np.isfinite(test).all()):
+        return dict.fromkeys(PROBES, float("nan"))
 
     def accuracy(names_fit: list[str], names_test: list[str], fit: np.ndarray, held: np.ndarray):
         classes = sorted(set(names_fit))
@@ -121,6 +125,8 @@ def probes(
         "word": accuracy(*labels["word"], train, test),
     }
     speakers_train, speakers_test = labels["speaker"]
+    if len(set(speakers_train)) < 2:
+        return {**out, "word, new speakers": float("nan")}
     first = set(sorted(set(speakers_train))[: len(set(speakers_train)) // 2])
     fit = [i for i, s in enumerate(speakers_train) if s in first]
     held = [i for i, s in enumerate(speakers_test) if s not in first]
@@ -181,11 +187,13 @@ def run(args: argparse.Namespace, folder: Path, work: Path) -> dict[str, dict[st
 
 
 def table(results: dict[str, dict[str, float]]) -> str:
-    """One markdown table: a row per feature set, a column per probe (accuracy in %)."""
+    """One markdown table: a row per feature set, a column per probe (accuracy in %; "-" for
+    a probe not scored)."""
     lines = ["| features | " + " | ".join(f"{p} acc" for p in PROBES) + " |"]
     lines.append("|---|" + "---|" * len(PROBES))
     for name, accs in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{100 * accs[p]:.1f}" for p in PROBES) + " |")
+        cells = ["-" if np.isnan(accs[p]) else f"{100 * accs[p]:.1f}" for p in PROBES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
