@@ -93,9 +93,11 @@ def plan(
     if snr_db is not None and snr_db[0] > snr_db[1]:
         raise ValueError(f"the SNR range must be LOW HIGH with LOW <= HIGH; got {snr_db}")
     rng = np.random.default_rng(seed)
+    spread = 0.0 if snr_db is None else snr_db[1] - snr_db[0]
     out = []
     for speaker, word, rep in itertools.product(speakers(n_speakers), WORDS[:words], range(reps)):
         split = "test" if rep >= reps - test_reps else "train"
+        share = float(rng.random())  # drawn with or without noise: --snr adds noise, nothing else
         out.append(
             Utterance(
                 split=split,
@@ -106,7 +108,7 @@ def plan(
                 voice=speaker,
                 pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
                 speed=int(rng.integers(SPEED[0], SPEED[1] + 1)),
-                snr_db=None if snr_db is None else round(float(rng.uniform(*snr_db)), 2),
+                snr_db=None if snr_db is None else round(snr_db[0] + share * spread, 2),
                 noise_seed=int(rng.integers(2**31)),
             )
         )

@@ -85,11 +85,14 @@ def test_generator_refuses_a_folder_that_holds_a_set(tmp_path):
 def test_noise_is_added_at_the_asked_signal_to_noise_ratio(tmp_path):
     require_espeak()
     speech = generator()
-    clean = speech.generate(tmp_path / "clean", words=1, n_speakers=1, reps=1, test_reps=0)
-    speech.generate(tmp_path / "noisy", words=1, n_speakers=1, reps=1, test_reps=0, snr_db=(10, 10))
-    (a, _), (b, _) = (read_wav(tmp_path / kind / clean[0].file) for kind in ("clean", "noisy"))
-    assert a.shape == b.shape
-    snr = 10 * np.log10(
-        np.mean(a.astype(np.float64) ** 2) / np.mean((b - a).astype(np.float64) ** 2)
-    )
-    assert abs(snr - 10) < 0.5
+    sizes = {"words": 1, "n_speakers": 1, "reps": 2, "test_reps": 0}
+    clean = speech.generate(tmp_path / "clean", **sizes)
+    noisy = speech.generate(tmp_path / "noisy", **sizes, snr_db=(10, 10))
+    # the same utterances (pitch, speed), with noise added
+    assert [(u.pitch, u.speed) for u in clean] == [(u.pitch, u.speed) for u in noisy]
+    assert len({(u.pitch, u.speed) for u in clean}) == 2
+    for u in clean:
+        (a, _), (b, _) = (read_wav(tmp_path / kind / u.file) for kind in ("clean", "noisy"))
+        assert a.shape == b.shape
+        power = np.mean(a.astype(np.float64) ** 2) / np.mean((b - a).astype(np.float64) ** 2)
+        assert abs(10 * np.log10(power) - 10) < 0.5
