@@ -63,9 +63,7 @@ class SeriesEncoderSpec:
         return field
 
 
-def series_spec(
-    in_channels: int, length: int, backbone: str | None = None
-) -> Any:
+def series_spec(in_channels: int, length: int, backbone: str | None = None) -> Any:
     """The spec of `backbone` for series of `length` steps; unnamed: "cpc" at >= 4000 steps
     (audio), else "cpc-small"; "ts2vec" and "tstcc" are those methods' encoders."""
     if backbone == "ts2vec":  # TS2Vec's dilated CNN (selfsup.models.ts2vec)
