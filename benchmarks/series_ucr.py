@@ -88,7 +88,10 @@ def run_one(
         "eval.dtw_limit": args.dtw_limit if first else 0,
     }
     settings |= overrides(method, args.set)
-    settings["train.batch_size"] = min(int(settings["train.batch_size"]), train_size)
+    settings["train.batch_size"] = batch = min(int(settings["train.batch_size"]), train_size)
+    if method in args.steps_for:  # a budget in optimiser steps (TS2Vec's reference: 200)
+        per_epoch = max(1, train_size // batch)  # full batches, as the loop draws them
+        settings["train.epochs"] = -(-args.steps_for[method] // per_epoch)
     cfg = selfsup.make_config(**settings)
     return selfsup.pretrain(cfg, out / f"{method}-{name}-{seed}").evaluation
 
@@ -157,7 +160,12 @@ def report(
     """The SVM table, the kNN and linear tables, the wall time per method and the settings."""
     parts = [f"### {LABELS[p]} top-1 (%)\n\n{table(results, methods, p)}" for p in PROTOCOLS]
     timing = ", ".join(f"{m} {seconds[m]:.0f} s" for m in methods)
-    budget = ", ".join(f"{m} {args.epochs_for.get(m, args.epochs)}" for m in methods)
+    budget = ", ".join(
+        f"{m} {args.steps_for[m]} steps"
+        if m in args.steps_for
+        else f"{m} {args.epochs_for.get(m, args.epochs)}"
+        for m in methods
+    )
     parts.append(
         f"Seeds {' '.join(map(str, args.seeds))}; epochs {budget}; batch min({args.batch_size}, "
         f"training set); each method's own optimiser and augmentation"
@@ -177,6 +185,13 @@ def main() -> None:
     parser.add_argument(
         "--epochs-for", nargs="*", default=[], metavar="METHOD=N", help="one method's epochs"
     )
+    parser.add_argument(
+        "--steps-for",
+        nargs="*",
+        default=[],
+        metavar="METHOD=N",
+        help="one method's budget in optimiser steps (epochs = ceil(N / full batches per epoch))",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="capped at the training set")
     parser.add_argument("--knn-k", type=int, default=5)
     parser.add_argument(
@@ -190,6 +205,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown method(s) {', '.join(unknown)}: {', '.join(available_methods())}")
     args.epochs_for = {m: int(n) for m, _, n in (e.partition("=") for e in args.epochs_for)}
+    args.steps_for = {m: int(n) for m, _, n in (e.partition("=") for e in args.steps_for)}
     print(f"CPU: {cpu_name()}", flush=True)
     results: dict[str, dict[str, list[dict]]] = {}
     seconds = dict.fromkeys(args.methods, 0.0)
