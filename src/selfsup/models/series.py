@@ -20,12 +20,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from selfsup.errors import SelfsupError
+from selfsup.models.series_input import series_tensor, znormalise
 from selfsup.models.ts2vec import Ts2VecSpec
 from selfsup.models.tstcc import tstcc_spec
 
@@ -131,11 +131,7 @@ class SeriesEncoder(nn.Module):
                 f"field ({self.spec.receptive_field} steps)"
             )
         series = series.float()
-        w = torch.ones_like(series[:, :1]) if mask is None else mask[:, None].to(series.dtype)
-        count = w.sum(2, keepdim=True).clamp_min(1)
-        mean = (series * w).sum(2, keepdim=True) / count
-        var = (((series - mean) * w) ** 2).sum(2, keepdim=True) / count
-        x_norm = (series - mean) / (var + 1e-8).sqrt() * w
+        x_norm = znormalise(series, mask)
         z = self.convs(x_norm).transpose(1, 2)
         if mask is None:
             return z, None
@@ -169,19 +165,7 @@ class SeriesEncoder(nn.Module):
 
     def preprocess(self, raw: Any) -> torch.Tensor:
         """float32 (N, C, T) from numpy or torch series shaped (N, C, T) or (N, T) (C = 1)."""
-        if isinstance(raw, str) or (
-            isinstance(raw, (list, tuple)) and raw and isinstance(raw[0], str)
-        ):
-            raise SelfsupError("this is a series encoder; pass arrays (N, C, T), not text")
-        x = torch.as_tensor(np.asarray(raw) if not isinstance(raw, torch.Tensor) else raw)
-        if x.dim() == 2:
-            x = x[:, None]
-        if x.dim() != 3 or x.shape[1] != self.spec.in_channels:
-            raise SelfsupError(
-                f"series must be (N, {self.spec.in_channels}, T) or (N, T) for one channel; "
-                f"got {tuple(x.shape)}"
-            )
-        return x.to(torch.float32).contiguous()
+        return series_tensor(raw, self.spec.in_channels)
 
     def extra_repr(self) -> str:
         s = self.spec

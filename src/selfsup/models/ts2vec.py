@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from selfsup.errors import SelfsupError
+from selfsup.models.series_input import series_tensor, znormalise
 
 KERNEL = 3
 
@@ -104,11 +104,7 @@ class Ts2VecEncoder(nn.Module):
     @staticmethod
     def normalise(series: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Each series z-normalised per channel over its valid steps; invalid steps are 0."""
-        w = valid[:, None].to(series.dtype)
-        count = w.sum(2, keepdim=True).clamp_min(1)
-        mean = (series * w).sum(2, keepdim=True) / count
-        var = (((series - mean) * w) ** 2).sum(2, keepdim=True) / count
-        return (series - mean) / (var + 1e-8).sqrt() * w
+        return znormalise(series, valid)
 
     def timestamps(self, x: Any, normalised: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Representations (B, T, output_dims) of every step and the (B, T) mask of valid steps.
@@ -136,19 +132,7 @@ class Ts2VecEncoder(nn.Module):
     def preprocess(self, raw: Any) -> torch.Tensor:
         """float32 (N, C, T) from numpy or torch series shaped (N, C, T) or (N, T) (C = 1);
         NaN marks missing steps (padding at the end of shorter series)."""
-        if isinstance(raw, str) or (
-            isinstance(raw, (list, tuple)) and raw and isinstance(raw[0], str)
-        ):
-            raise SelfsupError("this is a series encoder; pass arrays (N, C, T), not text")
-        x = torch.as_tensor(np.asarray(raw) if not isinstance(raw, torch.Tensor) else raw)
-        if x.dim() == 2:
-            x = x[:, None]
-        if x.dim() != 3 or x.shape[1] != self.spec.in_channels:
-            raise SelfsupError(
-                f"series must be (N, {self.spec.in_channels}, T) or (N, T) for one channel; "
-                f"got {tuple(x.shape)}"
-            )
-        return x.to(torch.float32).contiguous()
+        return series_tensor(raw, self.spec.in_channels)
 
     def extra_repr(self) -> str:
         s = self.spec
