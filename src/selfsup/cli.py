@@ -23,6 +23,7 @@ from selfsup.export import load
 from selfsup.methods import available_methods, get_method
 from selfsup.modalities import get_modality
 from selfsup.models import available_backbones
+from selfsup.models.series import SERIES_BACKBONES
 from selfsup.run import pretrain
 from selfsup.run_data import load_run_splits, run_config
 
@@ -257,6 +258,10 @@ def _run_listing(args: argparse.Namespace) -> int:
             )
     elif args.command == "backbones":
         print("\n".join(available_backbones()))
+        print(
+            f"series: {', '.join(SERIES_BACKBONES)} (a method's published one, else chosen by "
+            "the series' length; --backbone names another)"
+        )
     else:
         print(f"{'source':16s} {'modality':9s} what")
         for name, text in describe_sources().items():

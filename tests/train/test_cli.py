@@ -77,4 +77,5 @@ def test_pretrain_evaluate_embed_chain(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     for listing in ("methods", "backbones", "datasets"):
         assert main([listing]) == 0
-    assert "simclr" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "simclr" in listed and "ts2vec, tstcc" in listed  # the series backbones too
