@@ -94,7 +94,7 @@ def _check_method_fits(method_cls: type, modality: Modality, source: str) -> Non
             "method's modalities)"
         )
     provided = modality.fields | {"label", "index"}
-    optional = getattr(method_cls, "optional_inputs", frozenset())
+    optional = method_cls.optional_inputs
     missing = resolved_inputs(method_cls.inputs, modality) - provided - optional
     if missing:
         raise SelfsupError(
@@ -136,7 +136,7 @@ def training_fields(method: Method, modality: Modality, data: Any) -> dict[str, 
     if "index" in method.inputs:
         fields["index"] = torch.arange(len(data))
     inputs = resolved_inputs(method.inputs, modality)
-    optional = getattr(method, "optional_inputs", frozenset())
+    optional = method.optional_inputs
     missing = sorted(name for name in inputs - optional if name not in fields)
     if missing:
         raise SelfsupError(

@@ -55,6 +55,9 @@ class Method(nn.Module):
     summary: ClassVar[str]
     Config: ClassVar[type]
     inputs: ClassVar[frozenset[str]]
+    # Fields of `inputs` a data set may lack (SimCLR's series mask: images have none; supervised
+    # SimCSE's hard negatives): the run does not require them, the method reads them when present.
+    optional_inputs: ClassVar[frozenset[str]] = frozenset()
     # The modalities whose data it trains on (image, text, series, pair); a run on any other is
     # refused before its data is read, naming the methods that serve that modality.
     modalities: ClassVar[frozenset[str]]

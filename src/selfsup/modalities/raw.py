@@ -1,5 +1,5 @@
 """The raw-input baselines that a learned encoder must beat, as each modality gives them:
-standardised pixels (images, the image side of pairs) and TF-IDF (sentences)."""
+standardised pixels (images, the image side of pairs), TF-IDF (sentences), z-normalised series."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from selfsup.errors import SelfsupError
+from selfsup.models.series_input import znormalise
 
 
 def raw_pixel_features(images: Tensor, reference: Tensor | None = None) -> Tensor:
@@ -27,11 +28,7 @@ def raw_pixel_features(images: Tensor, reference: Tensor | None = None) -> Tenso
 def znormalised_series(series: Tensor, mask: Tensor | None) -> Tensor:
     """(N, C, T) series each z-normalised per channel over its valid steps (`mask` (N, T), None:
     all valid), padding zero: the raw-signal baselines' input (flattened; DTW 1-NN)."""
-    w = torch.ones_like(series[:, :1]) if mask is None else mask[:, None].to(series.dtype)
-    count = w.sum(2, keepdim=True).clamp_min(1)
-    mean = (series * w).sum(2, keepdim=True) / count
-    std = ((((series - mean) * w) ** 2).sum(2, keepdim=True) / count).sqrt().clamp_min(1e-8)
-    return (series - mean) / std * w
+    return znormalise(series, mask)  # what the series encoders do to their input
 
 
 PIXEL_CHUNK = 4096  # query images converted to float at a time
