@@ -50,12 +50,12 @@ def selfsup_simclr(args, images: torch.Tensor, device: torch.device, compiled: b
     augment = get_modality("image").augment(cfg, spec)
     method = simclr(spec, simclr.make_config({}), augment)
     method.to(device=device, memory_format=torch.channels_last)
-    optimizer = build_optimizer(method.param_groups(), cfg.optim, args.batch_size)
+    optimizers = {"main": build_optimizer(method.param_groups(), cfg.optim, args.batch_size)}
     amp = mixed_precision(device, args.amp)
     batches = iter(_batches(images, args.batch_size, device))
     model = torch.compile(method) if compiled else method
     return timed(
-        lambda: training_step(model, method, optimizer, {"image": next(batches)}, amp),
+        lambda: training_step(model, method, optimizers, {"image": next(batches)}, amp, ("main",)),
         args.batch_size,
         args.warmup,
         args.steps,

@@ -44,14 +44,14 @@ DIGITS_TRAIN = 1437
 GLOO_TIMEOUT = float(os.environ.get("SELFSUP_TEST_GLOO_TIMEOUT", "100"))
 
 
-def _worker(rank: int, port: int, queue, make_method, make_inputs, probe) -> None:
+def _worker(rank: int, port: int, queue, make_method, make_inputs, probe, update) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
     method = make_method()
     model = DistributedDataParallel(method)
     views, batch = make_inputs(rank)
-    loss, _ = model(views, batch)
+    loss, _ = model(views, batch, update)
     loss.backward()
     # numpy arrays travel by value; torch tensors would travel as shared memory that is
     # freed when this process exits, racing the parent's read.
@@ -68,10 +68,11 @@ def _worker(rank: int, port: int, queue, make_method, make_inputs, probe) -> Non
 
 
 def run_two_processes_each_rank(
-    make_method, make_inputs, probe=None
+    make_method, make_inputs, probe=None, update: str = "main"
 ) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
     """Per rank, in rank order: (its gradients, `probe(method)`) after two gloo processes each
-    ran `make_inputs(rank)` through DDP and backward.
+    ran `make_inputs(rank)` through DDP and backward of the loss of `update` (a method with
+    several optimisers: each update's loss is checked on its own).
 
     `probe` returns the method state a test checks on every rank (a queue, a memory bank, a
     centre: what the loss updates from the gathered batch); None checks gradients only. All
@@ -81,7 +82,7 @@ def run_two_processes_each_rank(
     queue = ctx.Queue()
     port = _free_port()
     procs = [
-        ctx.Process(target=_worker, args=(r, port, queue, make_method, make_inputs, probe))
+        ctx.Process(target=_worker, args=(r, port, queue, make_method, make_inputs, probe, update))
         for r in range(2)
     ]
     for p in procs:
@@ -121,13 +122,13 @@ def _collect(queue, procs, timeout: float) -> list:
     return results
 
 
-def run_two_processes(make_method, make_inputs) -> dict[str, torch.Tensor]:
+def run_two_processes(make_method, make_inputs, update: str = "main") -> dict[str, torch.Tensor]:
     """Gradients of rank 0 when two gloo processes each run `make_inputs(rank)` through DDP
-    (DDP averages them: every rank holds the same).
+    (DDP averages them: every rank holds the same), backward of the loss of `update`.
 
     Both callables must be importable top-level functions (the processes are spawned).
     """
-    return run_two_processes_each_rank(make_method, make_inputs)[0][0]
+    return run_two_processes_each_rank(make_method, make_inputs, update=update)[0][0]
 
 
 def _steps(method, model, make_batch, probe, steps: int, part):

@@ -37,6 +37,7 @@ from selfsup.report_parts import figure_html as _figure_html
 from selfsup.report_parts import note as _note
 from selfsup.report_parts import section_html
 from selfsup.run_data import load_run_splits, run_config, run_evaluation_data
+from selfsup.rundir import RunDir
 from selfsup.units import UNIT_NOTE, column, format_figure, is_percent, shown_value
 
 REPORT_FILE = "report.html"
@@ -138,20 +139,46 @@ def write_report(run: str | Path, *, max_points: int = 2000, device: str = "cpu"
 
 
 def _method_figures(root: Path) -> list[tuple[str, str, str]]:
-    """A section of the pictures the method saved in `figures/` (reconstructions), if any."""
-    paths = sorted((root / "figures").glob("*.png")) if (root / "figures").is_dir() else []
-    if not paths:
+    """A section of what the method saved: its pictures in `figures/` (reconstructions,
+    samples), the same pictures at each periodic evaluation (`figures/steps/`, oldest first),
+    and its own held-out figures (`method_figures.json`: a density model's NLL)."""
+    folder = root / "figures"
+    paths = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    steps = sorted((folder / "steps").glob("*-step*.png")) if (folder / "steps").is_dir() else []
+    own = _read_json(RunDir(root).method_figures)
+    if not (paths or steps or own):
         return []
     items = []
-    for path in paths:
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        title = html.escape(path.stem.replace("-", " "))
+    if own:
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(format_figure(k, v))}</td></tr>"
+            for k, v in own["figures"].items()
+        )
         items.append(
-            f'<figure><img alt="{title}" src="data:image/png;base64,{data}" '
-            f'style="image-rendering: pixelated; max-width: 100%"><figcaption>{title}'
-            "</figcaption></figure>"
+            f"<p>On the held-out samples ({html.escape(str(own.get('queries', '')))}), "
+            f"after step {own.get('step')}:</p><table>{rows}</table>"
+        )
+    items.extend(_picture(path, path.stem.replace("-", " ")) for path in paths)
+    by_title: dict[str, list[Path]] = {}
+    for path in steps:
+        by_title.setdefault(path.stem.rsplit("-step", 1)[0], []).append(path)
+    for title, series in by_title.items():
+        pictures = "".join(_picture(p, f"step {int(p.stem.rsplit('-step', 1)[1])}") for p in series)
+        items.append(
+            f"<h3>{html.escape(title.replace('-', ' '))}, over training</h3>"
+            f'<div style="display: flex; flex-wrap: wrap; gap: 8px">{pictures}</div>'
         )
     return [("figures", "What the method learned", "".join(items))]
+
+
+def _picture(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    title = html.escape(caption)
+    return (
+        f'<figure><img alt="{title}" src="data:image/png;base64,{data}" '
+        f'style="image-rendering: pixelated; max-width: 100%"><figcaption>{title}'
+        "</figcaption></figure>"
+    )
 
 
 def _read_json(path: Path) -> Any:

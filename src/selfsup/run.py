@@ -39,7 +39,7 @@ from selfsup.evaluate.suite import (
 )
 from selfsup.export import save_encoder
 from selfsup.methods import Method, available_methods, get_method
-from selfsup.methods.base import MAIN
+from selfsup.methods.base import MAIN, MAIN_UPDATE
 from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.modalities import Modality, get_modality
 from selfsup.optim import build_optimizer, describe_optim, resolve_optim
@@ -147,9 +147,16 @@ def training_fields(method: Method, modality: Modality, data: Any) -> dict[str, 
 
 
 def write_figures(
-    method: Method, modality: Modality, data: Any, root: Path, device: torch.device, n: int = 16
+    method: Method,
+    modality: Modality,
+    data: Any,
+    root: Path,
+    device: torch.device,
+    n: int = 16,
+    step: int | None = None,
 ) -> list[Path]:
-    """Save the method's `figures` for the first `n` held-out samples as `figures/*.png`."""
+    """Save the method's `figures` for the first `n` held-out samples as `figures/*.png`, or,
+    at a periodic evaluation (`step`), as `figures/steps/TITLE-stepSTEP.png`."""
     if data is None or type(method).figures is Method.figures:
         return []
     fields = training_fields(method, modality, data)
@@ -159,14 +166,34 @@ def write_figures(
         pictures = method.figures(batch)
     from PIL import Image
 
+    folder = root / "figures" if step is None else root / "figures" / "steps"
     out = []
     for title, image in pictures.items():
-        (root / "figures").mkdir(exist_ok=True)
-        path = root / "figures" / f"{slug(title)}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = slug(title) if step is None else f"{slug(title)}-step{step:07d}"
+        path = folder / f"{name}.png"
         array = image.cpu().numpy() if isinstance(image, torch.Tensor) else image
         Image.fromarray(array).save(path)
         out.append(path)
     return out
+
+
+def method_heldout_figures(
+    method: Method, modality: Modality, data: Any, device: torch.device, batch_size: int = 256
+) -> dict[str, float]:
+    """The method's `heldout_figures`, averaged over every held-out sample (a density model's
+    NLL); empty when the method has none."""
+    if data is None or type(method).heldout_figures is Method.heldout_figures:
+        return {}
+    fields = training_fields(method, modality, data)
+    sums: dict[str, torch.Tensor] = {}
+    method.eval()
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            batch = {k: t[start : start + batch_size].to(device) for k, t in fields.items()}
+            for name, values in method.heldout_figures(batch).items():
+                sums[name] = sums.get(name, 0.0) + values.double().sum()
+    return {name: float(total) / len(data) for name, total in sums.items()}
 
 
 def slug(title: str) -> str:
@@ -200,23 +227,28 @@ def pretrain(
     method = _announced_method(cfg, modality, train_data, optim_sources, dist)
     data = _training_data(cfg, method, modality, train_data, eval_data, device, dist)
     model = _place(method, cfg, device, dist)
-    optimizer = build_optimizer(method.param_groups(), cfg.optim, cfg.train.batch_size)
+    optimizers = {
+        update: build_optimizer(method.update_groups(update), cfg.optim, cfg.train.batch_size)
+        for update in method.updates
+    }
     run = _open_run_dir(cfg, out, device, resume=resume, overwrite=overwrite, data=data_paths)
     if dist.is_main:
         save_heldout(run.root, record)
     torch.manual_seed(cfg.train.seed + 1 + dist.rank)  # augmentation draws differ across ranks
-    progress = _restored(run, method, optimizer, dist, data) if resume else Progress()
+    progress = _restored(run, method, optimizers, dist, data) if resume else Progress()
     log = MetricsLog(
         run.metrics if dist.is_main else None, run.tensorboard if dist.is_main else None
     )
 
     def evaluate_now() -> dict[str, float]:
         who = f"the learned encoder of {run.root} at step {progress.step}"
-        return online_evaluation(
+        write_figures(method, modality, eval_data.queries, run.root, device, step=progress.step)
+        own = method_heldout_figures(method, modality, eval_data.queries, device)
+        return own | online_evaluation(
             method.exported(), modality, eval_data, cfg, device, method.augment, who
         )
 
-    loop = Loop(cfg, model, method, optimizer, data, run, device, dist, log, progress)
+    loop = Loop(cfg, model, method, optimizers, data, run, device, dist, log, progress)
     loop.evaluate = evaluate_now
     try:
         _train(loop)
@@ -352,6 +384,11 @@ def _announced_method(
                 type(method).optimiser_reference,
             )
         )
+        if len(method.updates) > 1:
+            print(
+                f"optimisers: one each for {', '.join(method.updates)}, each as above (a "
+                "network's lr scaled by its groups' lr_scale); they step in this order"
+            )
         if method.uses_labels:
             print(SUPERVISED_LINE.format(name=method.name))
     return method
@@ -402,9 +439,9 @@ def _training_data(
 
 
 def _restored(
-    run: RunDir, method: Method, optimizer: Any, dist: Any, data: BatchSource
+    run: RunDir, method: Method, optimizers: dict[str, Any], dist: Any, data: BatchSource
 ) -> Progress:
-    """Load the checkpoint: method, optimizer, this rank's random state, the data position
+    """Load the checkpoint: method, optimisers, this rank's random state, the data position
     (checked by the batch source); the metrics log is cut back to the checkpoint's step."""
     ckpt = load_checkpoint(run.checkpoint)
     if len(ckpt["rng"]) != dist.world_size:  # each rank's random state: exact for one world size
@@ -415,7 +452,10 @@ def _restored(
         )
     data.restore(ckpt.get("data"))
     method.load_state_dict(ckpt["method"])
-    optimizer.load_state_dict(ckpt["optimizer"])
+    # checkpoints written before methods could own several optimisers hold one, "optimizer"
+    saved = ckpt["optimizers"] if "optimizers" in ckpt else {MAIN_UPDATE: ckpt["optimizer"]}
+    for update, optimizer in optimizers.items():
+        optimizer.load_state_dict(saved[update])
     progress = Progress.from_dict(ckpt["progress"])
     set_rng_state(ckpt["rng"][dist.rank])
     if dist.is_main:
@@ -514,8 +554,15 @@ def finish(
     encoder = method.exported()  # DINO: the teacher backbone, which its paper evaluates
     save_encoder(encoder, run.root, exported=method.exported_as, step=step)
     who = f"the learned encoder of {run.root} at step {step} (the end of training)"
+    own = method_heldout_figures(method, modality, eval_data.queries, device)
+    if own:  # they need the whole method, not the encoder: `selfsup evaluate` cannot redo them
+        record = {"step": step, "queries": eval_data.queries_from, "figures": own}
+        run.method_figures.write_text(json.dumps(record, indent=2) + "\n")
+        said = ", ".join(f"{k} {v:.4g}" for k, v in own.items())
+        print(f"{method.name} on the held-out samples: {said}")
     if not protocols:  # the online figures alone (with protocols: from the final features)
         online = online_evaluation(encoder, modality, eval_data, cfg, device, method.augment, who)
+        online = own | online
         loop.log.log({"kind": "eval", "step": step, "epoch": loop.progress.epoch} | online)
         print(
             f"epoch {loop.progress.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in online.items())
@@ -530,6 +577,7 @@ def finish(
             learned, online = final_and_online(
                 encoder, modality, eval_data, cfg, protocols, device, method.augment, who
             )
+            online = own | online
             loop.log.log({"kind": "eval", "step": step, "epoch": loop.progress.epoch} | online)
             result.evaluation = evaluate_with_baselines(
                 encoder,

@@ -75,6 +75,11 @@ class RunDir:
     def environment(self) -> Path:
         return self.root / "environment.json"
 
+    @property
+    def method_figures(self) -> Path:
+        """The method's own held-out figures (`Method.heldout_figures`: a density's NLL)."""
+        return self.root / "method_figures.json"
+
 
 def default_run_name(method: str, source: str) -> str:
     """`runs/<method>-<dataset>-<time>`: a fresh name, so a default run never meets an old one."""

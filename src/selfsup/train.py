@@ -134,7 +134,7 @@ class Loop:
     cfg: Config
     model: nn.Module  # the method, possibly wrapped in DDP or torch.compile
     method: Method
-    optimizer: torch.optim.Optimizer
+    optimizers: dict[str, torch.optim.Optimizer]  # one per update of the method, by name
     data: BatchSource  # the method's fields, batch by batch
     run: RunDir
     device: torch.device
@@ -172,16 +172,32 @@ def epoch_order(sampler: DistributedSampler) -> torch.Tensor:
 
 
 def training_step(
-    model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, batch: Batch, amp: Any
+    model: nn.Module,
+    method: Method,
+    optimizers: dict[str, torch.optim.Optimizer],
+    batch: Batch,
+    amp: Any,
+    plan: tuple[str, ...],
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One optimisation step: views on the device, loss, backward, update."""
+    """One training step: views on the device, then for each update of `plan` in order its
+    loss, backward and its optimiser's step. With several optimisers the step's loss is the sum
+    of its updates' losses, and each is logged as `loss_NAME`."""
     views = method.views(batch)
-    with amp:
-        loss, extras = model(views, batch)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss, extras
+    total: torch.Tensor | None = None
+    figures: dict[str, torch.Tensor] = {}
+    for update in plan:
+        with amp:
+            loss, extras = model(views, batch, update)
+        optimizer = optimizers[update]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if len(optimizers) > 1:
+            extras = {f"loss_{update}": loss.detach(), **extras}
+        total = loss if total is None else total + loss.detach()
+        figures |= extras
+    assert total is not None, "a method's plan names no update"
+    return total, figures
 
 
 @contextmanager
@@ -230,7 +246,7 @@ def save_checkpoint(loop: Loop) -> None:
         atomic_save(
             {
                 "method": loop.method.state_dict(),
-                "optimizer": loop.optimizer.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in loop.optimizers.items()},
                 "progress": loop.progress.to_dict(),
                 "rng": rngs,
                 "config": loop.cfg.to_dict(),
@@ -286,8 +302,12 @@ def train(loop: Loop) -> None:
             batches = loop.data.batches(state.epoch, state.batch)
             for b, batch in enumerate(batches, start=state.batch):
                 lr = lr_at(progress(), cfg.optim, peak_lr)
-                set_lr(loop.optimizer, lr, progress())
-                loss, extras = training_step(loop.model, loop.method, loop.optimizer, batch, amp)
+                for optimizer in loop.optimizers.values():
+                    set_lr(optimizer, lr, progress())
+                plan = loop.method.plan(progress())
+                loss, extras = training_step(
+                    loop.model, loop.method, loop.optimizers, batch, amp, plan
+                )
                 state.step += 1
                 state.batch = b + 1
                 if clock is None:

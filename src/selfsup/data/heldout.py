@@ -33,9 +33,10 @@ MIN_SAMPLES = 10  # fewer are not split: 20 % would leave a query or two
 
 def scored_against_the_bank(data: Split) -> bool:
     """Whether protocols score this data's samples in ways that training on them flatters:
-    labels (a query would find itself in the kNN bank) or captions (CLIP learned to match
-    exactly these pairs). Unlabelled images, sentences and series are not split."""
-    return bool(data.serves & {"label", "captions"})
+    labels or known factors (a query would find itself in the kNN bank) or captions (CLIP
+    learned to match exactly these pairs). Unlabelled images, sentences and series are not
+    split."""
+    return bool(data.serves & {"label", "captions", "factors"})
 
 
 def needs_heldout(splits: DataSplits) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from selfsup.data.split import Split
+from selfsup.data.split import FactorLabels, Split
 
 
 @dataclass
@@ -27,6 +27,7 @@ class ImageData(Split):
     # images are a read-only view of a store's memory map (data.store): training gathers its
     # batches from it and reads a bounded sample for statistics; `subset` copies into memory
     memory_mapped: bool = False
+    factors: FactorLabels | None = None  # generated data's known factors, for evaluation
 
     def __post_init__(self) -> None:
         x = self.images
@@ -82,4 +83,5 @@ class ImageData(Split):
             name=self.name,
             skipped=self.skipped,
             channel_groups=self.channel_groups,
+            factors=None if self.factors is None else self.factors.subset(index),
         )

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from selfsup.config import DataConfig
-from selfsup.data.split import DataSplits, Split, row_positions
+from selfsup.data.split import DataSplits, FactorLabels, Split, row_positions
 from selfsup.errors import SelfsupError
 
 LENGTH_MODES = ("pad", "crop")
@@ -44,6 +44,7 @@ class SeriesData(Split):
     name: str
     files: list[str] | None = None  # each series' file (wav:DIR), for search results
     skipped: int = 0  # files left out on loading (--skip-corrupt)
+    factors: FactorLabels | None = None  # generated data's known factors, for evaluation
 
     def __post_init__(self) -> None:
         x = self.series
@@ -75,6 +76,7 @@ class SeriesData(Split):
             name=self.name,
             files=None if self.files is None else [self.files[i] for i in row_positions(index)],
             skipped=self.skipped,
+            factors=None if self.factors is None else self.factors.subset(index),
         )
 
 

@@ -48,11 +48,35 @@ class SentencePairs:
         )
 
 
+@dataclass
+class FactorLabels:
+    """The known factors of variation of generated samples (shape, scale, colour, ...), one
+    integer level per sample and factor: for evaluation only (disentanglement), never shown to
+    a method."""
+
+    values: Tensor  # int64 (N, K): sample n's level of factor k
+    names: tuple[str, ...]  # the K factors' names
+
+    def __post_init__(self) -> None:
+        v = self.values
+        if v.dtype != torch.int64 or v.dim() != 2 or v.shape[1] != len(self.names):
+            raise ValueError(
+                f"factor values must be int64 (N, {len(self.names)}) for factors {self.names}; "
+                f"got {v.dtype} {tuple(v.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def subset(self, index: Tensor) -> FactorLabels:
+        return FactorLabels(self.values[index], self.names)
+
+
 class Split:
     """Base of every split. A kind that holds an annotation declares it as a field; the others
     inherit None. `serves` names what evaluation can score: "label" (class labels), "pairs"
     (sentence pairs with gold scores, STS), "retrieval" ((query, document) pairs), "captions"
-    (one caption per image)."""
+    (one caption per image), "factors" (known factors of variation of generated data)."""
 
     name: str
     labels: Tensor | None  # int64 (N,), for evaluation only
@@ -60,6 +84,7 @@ class Split:
     pairs: SentencePairs | None = None
     retrieval: SentencePairs | None = None
     captions: list[str] | None = None
+    factors: FactorLabels | None = None
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -75,6 +100,7 @@ class Split:
             "pairs": self.pairs,
             "retrieval": self.retrieval,
             "captions": self.captions,
+            "factors": self.factors,
         }
         return frozenset(name for name, value in held.items() if value is not None)
 

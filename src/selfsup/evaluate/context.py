@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from selfsup.data.split import SentencePairs
+from selfsup.data.split import FactorLabels, SentencePairs
 from selfsup.errors import SelfsupError
 
 
@@ -48,6 +48,8 @@ class Features:
     pairs: SentencePairs | None = None  # STS pairs over the queries
     views: tuple[Tensor, Tensor] | None = None  # two augmented views of some queries
     retrieval: SentencePairs | None = None  # (query, relevant document) over the queries
+    bank_factors: FactorLabels | None = None  # generated data's known factors (disentanglement)
+    query_factors: FactorLabels | None = None
     knn_k: int = 200
     knn_t: float = 0.1
     model: EncoderInputs | None = None  # for protocols that train the encoder (fine-tuning)

@@ -3,7 +3,8 @@
 A protocol is a function `Features -> dict[str, float]` in its own module plus one line below.
 `needs` names what the evaluation data must serve (`selfsup.data.split.Split.serves`): "label"
 (class labels on bank and queries), "pairs" (sentence pairs with gold scores), "retrieval"
-((query, document) pairs), "captions". Adding a protocol: write its function, add a line.
+((query, document) pairs), "captions", "factors" (generated data's known factors of variation,
+on bank and queries). Adding a protocol: write its function, add a line.
 """
 
 from __future__ import annotations

@@ -38,11 +38,12 @@ class EvalData:
     withheld: dict[str, str] = field(default_factory=dict)
 
     def available(self) -> set[str]:
-        """What the protocols can use: what the queries serve ("label" only when the bank is
-        labelled too), less `withheld`."""
+        """What the protocols can use: what the queries serve ("label" and "factors" only when
+        the bank has them too), less `withheld`."""
         have = set(self.queries.serves)
-        if "label" not in self.bank.serves:
-            have.discard("label")
+        for bank_needs in ("label", "factors"):  # kNN reads the bank's annotations too
+            if bank_needs not in self.bank.serves:
+                have.discard(bank_needs)
         return have - set(self.withheld)
 
     def features(self, queries: torch.Tensor, bank: torch.Tensor | None, cfg: Config) -> Features:
@@ -56,6 +57,8 @@ class EvalData:
             query_labels=q.labels,
             pairs=q.pairs,
             retrieval=q.retrieval,
+            bank_factors=self.bank.factors,
+            query_factors=q.factors,
             knn_k=cfg.eval.knn_k,
             knn_t=cfg.eval.knn_t,
         )
@@ -95,8 +98,9 @@ def evaluation_data(splits: DataSplits, source: str, *, own: bool = True) -> Eva
             f"({HELDOUT_FILE}): evaluate on other data with --data SOURCE"
         )
     withheld = {}
-    if "label" in train.serves:
-        withheld["label"] = f"with no held-out queries each query would find itself ({why})"
+    for held in ("label", "factors"):
+        if held in train.serves:
+            withheld[held] = f"with no held-out queries each query would find itself ({why})"
     if own and "captions" in train.serves:
         withheld["captions"] = f"the only pairs are the ones the encoder trained on ({why})"
     where = "the training samples (no held-out split)" if own else "all its samples (no test split)"
@@ -119,7 +123,7 @@ def encoder_features(
         rows = modality.tensors(part, encoder)
         return encode_rows(encoder, rows, to_input, device=device).to(device)
 
-    needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in names)
+    needs_bank = any(PROTOCOLS[n].needs & {"label", "factors"} for n in names)
     queries = embed(data.queries)  # before the bank, as always
     features = data.features(queries, embed(data.bank) if needs_bank else None, cfg)
     if any(PROTOCOLS[n].uses_encoder for n in names):

@@ -6,6 +6,11 @@ process or many. One module per family; every loss is importable from `selfsup.l
 formula and paper in its docstring, and tested against a plain reference in tests/.
 """
 
+from selfsup.losses.adversarial import (
+    discriminator_accuracy,
+    discriminator_loss,
+    generator_loss,
+)
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.crossmodal import clip_loss
@@ -48,6 +53,9 @@ __all__ = [
     "cpc_accuracy",
     "cpc_info_nce",
     "dino_loss",
+    "discriminator_accuracy",
+    "discriminator_loss",
+    "generator_loss",
     "hierarchical_contrastive_loss",
     "info_nce",
     "instance_contrastive_loss",

@@ -12,6 +12,11 @@ teacher, queue, prototypes, memory bank), and says:
   logs, so no step waits for the device).
 - `param_groups()`: parameter groups with per-group options (`lr_scale`, `fixed_lr`,
   `frozen_until`, `weight_decay`; see `selfsup.optim`). Teachers stay out.
+- Several optimisers (a GAN's discriminator and generator): `updates` names them in the order
+  they step; each has its groups (`update_groups(name)`) and its loss (`update_loss(name, ...)`),
+  and `plan(progress)` says which of them step on a training step (VQ-VAE's two stages, a
+  discriminator that starts late). A method with one optimiser writes `loss` and
+  `param_groups` only: its one update, "main", reads them.
 - `after_step(progress)`: EMA, queues, schedules, with training progress in [0, 1] counted
   after the step just taken (1.0 arrives on the last step).
 - `find_unused_parameters`: set when some parameters get no gradient on some steps (DDP).
@@ -21,7 +26,8 @@ State kept in modules or registered buffers is saved in checkpoints and restored
 `forward` calls `loss`, so DDP wraps a method like any module. `watch(z)` hands the loop the
 embedding it monitors for collapse (the normalised projector or predictor output).
 Figures in the loss dict are logged and plotted in the report (a pretext task's accuracy);
-`figures(batch)` adds pictures to it (an autoencoder's reconstructions).
+`figures(batch)` adds pictures to it (an autoencoder's reconstructions), `heldout_figures(batch)`
+figures of the method's own on held-out samples (a density model's negative log-likelihood).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ Batch = dict[str, torch.Tensor]
 # series): a joint-embedding method that only augments and encodes the sample (SimCLR) runs on
 # any modality that has one. The run hands the field under its own name; `main(batch)` reads it.
 MAIN = "main"
+# The one update of a method with one optimiser.
+MAIN_UPDATE = "main"
 
 
 class Method(nn.Module):
@@ -89,6 +97,10 @@ class Method(nn.Module):
     # The encoder the method was published with, per modality (TS2Vec: {"series": "ts2vec"}):
     # the run's `model.backbone` when the user leaves it at its default; the user's choice wins.
     backbones: ClassVar[dict[str, str]] = {}
+    # The optimisers it owns, by name, in the order they step within one training step: one,
+    # "main", for most; a GAN has ("discriminator", "generator"). All are built from the run's
+    # resolved `optim.*` settings; a network's own learning rate is a group's `lr_scale`.
+    updates: ClassVar[tuple[str, ...]] = (MAIN_UPDATE,)
     # Which network `exported()` returns, as encoder.json records it ("exported").
     exported_as: ClassVar[str] = "online encoder (the network the optimizer trains)"
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each
@@ -192,22 +204,48 @@ class Method(nn.Module):
         raise NotImplementedError
 
     def forward(
-        self, views: list[Any], batch: Batch
+        self, views: list[Any], batch: Batch, update: str = MAIN_UPDATE
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.loss(views, batch)
+        return self.update_loss(update, views, batch)
 
     def param_groups(self) -> list[dict[str, Any]]:
         """One group of every trainable parameter; override for per-group lr or weight decay."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def update_groups(self, update: str) -> list[dict[str, Any]]:
+        """The parameter groups of the optimiser `update` (one of `updates`). Default: the one
+        update's `param_groups()`; a method with several optimisers overrides this."""
+        return self.param_groups()
+
+    def update_loss(
+        self, update: str, views: list[Any], batch: Batch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss the optimiser `update` steps on, and figures to log; computed after the
+        updates before it in the plan have stepped (a generator's loss sees the discriminator
+        just updated). Default: the one update's `loss`."""
+        return self.loss(views, batch)
+
+    def plan(self, progress: float) -> tuple[str, ...]:
+        """The updates of the training step that starts at `progress` in [0, 1), in the order
+        they step. Default: every one of `updates`, every step."""
+        return self.updates
+
+    def heldout_figures(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Figures of the method's own on held-out samples, one value per sample (a density
+        model's negative log-likelihood in nats, bits per dimension, a reconstruction error):
+        the run averages them over the held-out set at each evaluation and writes them beside
+        the protocols' figures. Default: none."""
+        return {}
 
     def after_step(self, progress: float) -> None:
         """Called after each optimizer step with the progress that step reached (EMA, queues)."""
 
     def figures(self, batch: Batch) -> dict[str, Any]:
         """Pictures of what the method learned, for the report: title -> uint8 image (H, W, 3)
-        or (H, W). Called once after training on a batch of held-out samples (the method's
-        fields only); the run writes each to `figures/` and the report shows them. Default:
-        none. An autoencoder returns its reconstructions beside the inputs."""
+        or (H, W). Called after training, and at each periodic evaluation, on a batch of
+        held-out samples (the method's fields only); the run writes each to `figures/` (per
+        step in `figures/steps/`) and the report shows them. Default: none. An autoencoder
+        returns its reconstructions beside the inputs; a GAN, samples from fixed noise."""
         return {}
 
     def exported(self) -> nn.Module:
