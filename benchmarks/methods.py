@@ -1,5 +1,7 @@
 """Every registered image method at the same CPU time budget, then kNN (and, if asked, a linear
-probe and fine-tuning on a fraction of the labels) on the held-out test set: one markdown table.
+probe and fine-tuning on a fraction of the labels) on the held-out test set: one markdown table,
+with a column of the methods' own held-out figures (a density model's NLL, bits/dim) when any
+has them.
 
 Each method trains in its own subprocess (so its peak memory, the subprocess's
 `resource.getrusage` maxrss, is its own) for `train.time_budget` minutes, with the settings of
@@ -71,6 +73,8 @@ def child(spec: str) -> None:
     # What it trained with: the resolved optimiser as saved, the recipe as the run chose it.
     optim = json.loads((result.run_dir / "config.json").read_text())["config"]["optim"]
     recipe = get_modality("image").augment(cfg, result.encoder.spec).recipe.name
+    own = result.run_dir / "method_figures.json"  # a generative method's held-out NLL etc.
+    own_figures = json.loads(own.read_text())["figures"] if own.is_file() else {}
     print(
         "RESULT "
         + json.dumps(
@@ -81,6 +85,7 @@ def child(spec: str) -> None:
                 "peak_rss_mib": peak_kib / 1024,
                 "optimiser": f"{optim['name']} {optim['lr']:g}",
                 "augmentation": recipe,
+                "method_figures": own_figures,
             }
         )
     )
@@ -141,6 +146,8 @@ def table(
     head = ["method", "backbone", "optimiser (lr per 256)", "augmentation", "kNN top-1 (%)"]
     head += ["linear top-1 (%)"] if linear else []
     head += ["fine-tune top-1 (%) (from random init)"] if finetune else []
+    own = any(res.get("method_figures") for res in results.values())
+    head += ["the method's held-out figures"] if own else []
     head += ["epochs", "images/s", "peak RSS (MiB)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, res in results.items():
@@ -160,6 +167,8 @@ def table(
             cells += [percent(row, "knn_top1")]
             cells += [percent(row, "linear_top1")] if linear else []
             cells += [finetuned(row)] if finetune else []
+            figures = res.get("method_figures") or {}
+            cells += [", ".join(f"{k} {v:.4g}" for k, v in figures.items()) or "-"] if own else []
             cells += [
                 f"{res['epochs']:.2f}",
                 f"{res['images_per_second']:.0f}",
@@ -175,6 +184,7 @@ def table(
             cells += [percent(row, "knn_top1")]
             cells += [percent(row, "linear_top1")] if linear else []
             cells += ["-"] if finetune else []
+            cells += ["-"] if own else []
             lines.append("| " + " | ".join([*cells, "-", "-", "-"]) + " |")
     return lines
 
