@@ -9,6 +9,13 @@ formula and paper in its docstring, and tested against a plain reference in test
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.crossmodal import clip_loss
+from selfsup.losses.density import (
+    cd_surrogate,
+    nade_logits,
+    nade_nll,
+    rbm_free_energy,
+    rbm_pseudo_loglik,
+)
 from selfsup.losses.denoising_text import token_accuracy, token_cross_entropy
 from selfsup.losses.joint import (
     barlow_twins_loss,
@@ -42,6 +49,7 @@ __all__ = [
     "ab_regression",
     "barlow_twins_loss",
     "block_contrastive",
+    "cd_surrogate",
     "clip_loss",
     "contrastive_margin",
     "contrastive_tension",
@@ -56,6 +64,8 @@ __all__ = [
     "instdisc_z",
     "masked_token_loss",
     "moco_infonce",
+    "nade_logits",
+    "nade_nll",
     "mocov3_contrastive",
     "nearest_neighbour",
     "negative_cosine",
@@ -65,6 +75,8 @@ __all__ = [
     "npair",
     "nt_xent",
     "patch_mse",
+    "rbm_free_energy",
+    "rbm_pseudo_loglik",
     "reconstruction_mse",
     "sinkhorn_knopp",
     "supcon",
