@@ -9,6 +9,7 @@ formula and paper in its docstring, and tested against a plain reference in test
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.crossmodal import clip_loss
+from selfsup.losses.denoising_text import token_accuracy, token_cross_entropy
 from selfsup.losses.density import (
     cd_surrogate,
     nade_logits,
@@ -16,7 +17,6 @@ from selfsup.losses.density import (
     rbm_free_energy,
     rbm_pseudo_loglik,
 )
-from selfsup.losses.denoising_text import token_accuracy, token_cross_entropy
 from selfsup.losses.joint import (
     barlow_twins_loss,
     negative_cosine,
@@ -64,9 +64,9 @@ __all__ = [
     "instdisc_z",
     "masked_token_loss",
     "moco_infonce",
+    "mocov3_contrastive",
     "nade_logits",
     "nade_nll",
-    "mocov3_contrastive",
     "nearest_neighbour",
     "negative_cosine",
     "next_token_loss",
