@@ -42,11 +42,12 @@ def _naive_nll(v, w, c, vw, b):
     return torch.stack(out)
 
 
-def test_nll_and_gradients_equal_a_per_pixel_loop():
-    v, *params = _tiny()
+@pytest.mark.parametrize("block", [64, 4, 1])  # one block, blocks carried over, pixel by pixel
+def test_nll_and_gradients_equal_a_per_pixel_loop(block):
+    v, *params = _tiny(d=10)
     fast = [p.clone().requires_grad_() for p in params]
     slow = [p.clone().requires_grad_() for p in params]
-    got, want = nade_nll(v, *fast), _naive_nll(v, *slow)
+    got, want = nade_nll(v, *fast, block=block), _naive_nll(v, *slow)
     assert torch.allclose(got, want)
     got.sum().backward()
     want.sum().backward()

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 from selfsup.errors import SelfsupError
 
+NADE_BLOCK = 64  # pixels per block of NADE's running sum (`nade_logits`)
+
 
 def rbm_free_energy(
     v: torch.Tensor, weight: torch.Tensor, visible_bias: torch.Tensor, hidden_bias: torch.Tensor
@@ -81,14 +83,25 @@ def nade_logits(
     hidden_bias: torch.Tensor,
     out_weight: torch.Tensor,
     out_bias: torch.Tensor,
+    block: int = NADE_BLOCK,
 ) -> torch.Tensor:
     """Logits of p(v_d = 1 | v_<d), (B, D), of NADE (Larochelle & Murray 2011) in the order of
     the columns: h_d = sigmoid(c + W[:, <d] v_<d) with W (H, D), c (H,); logit_d = b_d +
-    V_d . h_d with V (D, H), b (D,). The pre-activations are one exclusive cumulative sum over
-    the pixels (the paper's weight sharing), O(B D H) time and memory, no loop."""
-    contributions = v[:, :, None] * weight.t()[None]  # (B, D, H): W[:, d] v_d
-    pre = hidden_bias + contributions.cumsum(1) - contributions  # sum over k < d
-    return (torch.sigmoid(pre) * out_weight[None]).sum(-1) + out_bias
+    V_d . h_d with V (D, H), b (D,). The pre-activations are a running sum over the pixels (the
+    paper's weight sharing), O(B D H) time: within each `block` of pixels an exclusive
+    cumulative sum, carried across blocks by one matrix product, so no (B, D, H) tensor is held
+    at once (on a CPU, allocating those cost four times the arithmetic)."""
+    running = hidden_bias.expand(len(v), -1)
+    logits = []
+    for start in range(0, v.shape[1], block):
+        vb, wb = v[:, start : start + block], weight[:, start : start + block]
+        contributions = vb[:, :, None] * wb.t()[None]  # (B, k, H): W[:, d] v_d
+        pre = running[:, None, :] + (contributions.cumsum(1) - contributions)  # over k < d
+        logits.append(
+            torch.einsum("bkh,kh->bk", torch.sigmoid(pre), out_weight[start : start + block])
+        )
+        running = running + vb @ wb.t()
+    return torch.cat(logits, 1) + out_bias
 
 
 def nade_nll(
@@ -97,11 +110,12 @@ def nade_nll(
     hidden_bias: torch.Tensor,
     out_weight: torch.Tensor,
     out_bias: torch.Tensor,
+    block: int = NADE_BLOCK,
 ) -> torch.Tensor:
     """-log p(v) per row (B,) in nats: sum_d of the binary cross-entropy of p(v_d | v_<d)."""
     if v.dim() != 2 or weight.shape[1] != v.shape[1]:
         raise SelfsupError(
             f"NADE takes visible vectors (B, {weight.shape[1]}); got {tuple(v.shape)}"
         )
-    logits = nade_logits(v, weight, hidden_bias, out_weight, out_bias)
+    logits = nade_logits(v, weight, hidden_bias, out_weight, out_bias, block)
     return F.binary_cross_entropy_with_logits(logits, v, reduction="none").sum(-1)
