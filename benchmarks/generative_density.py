@@ -8,7 +8,7 @@ NADE: the paper's 500 hidden units and SGD), at the batch given per method below
 are the run's eval.json (the test split's 10,000 images are the queries).
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 python benchmarks/generative_density.py \\
-        [--epochs 1] [--data fashion-mnist] [--methods rbm nade] [--out /tmp/density]
+        [--epochs 1 | --minutes 8] [--data fashion-mnist] [--methods rbm nade] [--out DIR]
 
 Wall times under a shared machine are not speed figures.
 """
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--methods", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--minutes", type=float, default=None, help="a time budget instead")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="density-"))
@@ -55,6 +56,7 @@ def main() -> None:
                 "data.source": args.data,
                 "method.name": name,
                 "train.epochs": args.epochs,
+                "train.time_budget": args.minutes,
                 "train.eval_every": 0,
                 "train.progress": False,
                 "train.report": False,
@@ -81,7 +83,9 @@ def main() -> None:
             density = figures.get(DENSITY[name]) if row != "raw_pixels" else None
             cells = [
                 label,
-                f"{args.epochs} ep, batch {batch}, {seconds:.1f} s" if row == "selfsup" else "",
+                f"{result.epochs:.2f} ep, batch {batch}, {seconds:.1f} s"
+                if row == "selfsup"
+                else "",
                 f"{100 * figures['knn_top1']:.2f}" if "knn_top1" in figures else "-",
                 f"{100 * figures['linear_top1']:.2f}" if "linear_top1" in figures else "-",
                 f"{DENSITY[name]} {density:.2f}" if density is not None else "-",
