@@ -23,6 +23,7 @@ from selfsup.modalities.raw import sample_rows
 from selfsup.models import build_encoder
 
 ALIGNMENT_SAMPLES = 5000  # held-out samples seen in two augmented views for the alignment figure
+EVAL_BATCH = 256  # held-out samples per batch of an encoder's own figures (`model_figures`)
 
 
 @dataclass
@@ -155,6 +156,29 @@ def encoder_features(
     return features
 
 
+def model_figures(
+    encoder: nn.Module, modality: Modality, data: EvalData, device: torch.device | str
+) -> dict[str, float]:
+    """The encoder's own figures on the held-out queries, averaged over them: what an encoder
+    that is a density model measures of itself (`heldout_figures(model_input) -> {name: (B,)}`,
+    NADE's negative log-likelihood in nats per image); {} for an encoder without the method."""
+    figures = getattr(encoder, "heldout_figures", None)
+    if figures is None:
+        return {}
+    rows = modality.tensors(data.queries, encoder)
+    n = len(data.queries)
+    totals: dict[str, torch.Tensor] = {}
+    was_training = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        for start in range(0, n, EVAL_BATCH):
+            batch = {k: t[start : start + EVAL_BATCH].to(device) for k, t in rows.items()}
+            for name, values in figures(modality.encoder_input(batch)).items():
+                totals[name] = totals.get(name, 0) + values.double().sum()
+    encoder.train(was_training)
+    return {name: float(total) / max(n, 1) for name, total in totals.items()}
+
+
 def evaluate_with_baselines(
     encoder: nn.Module,
     modality: Modality,
@@ -183,7 +207,7 @@ def evaluate_with_baselines(
     if learned is None:
         learned = run_protocols(
             encoder_features(encoder, modality, data, names, cfg, device, augment), names, who
-        )
+        ) | model_figures(encoder, modality, data, device)
     results["selfsup"] = learned
     if not cfg.eval.baselines:
         return results
@@ -202,7 +226,7 @@ def evaluate_with_baselines(
             encoder_features(initial, modality, data, frozen, cfg, device, augment),
             frozen,
             f"the {modality.initial_row!r} baseline ({modality.row_titles[modality.initial_row]})",
-        )
+        ) | model_figures(initial, modality, data, device)
     raw_names = tuple(n for n in names if n != "geometry" and not PROTOCOLS[n].uses_encoder)
     if raw_names:
         needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in raw_names)
@@ -257,10 +281,11 @@ def online_evaluation(
     """The periodic check during training: the modality's online protocols (kNN and the
     collapse figures for images, STS for text) on clean features of the held-out queries."""
     names = usable(modality.online_protocols, data.available())
+    own = model_figures(encoder, modality, data, device)
     if not names:
-        return {}
+        return own
     features = encoder_features(encoder, modality, data, names, cfg, device, augment)
-    return run_protocols(features, names, who)
+    return run_protocols(features, names, who) | own
 
 
 def final_and_online(
@@ -279,13 +304,14 @@ def final_and_online(
     final = usable(names, data.available())
     online = usable(modality.online_protocols, data.available())
     both = tuple(dict.fromkeys(final + online))
+    own = model_figures(encoder, modality, data, device)
     if not both:
-        return {}, {}
+        return own, own
     features = encoder_features(encoder, modality, data, both, cfg, device, augment)
     figures = {name: run_protocols(features, (name,), who) for name in both}
     return (
-        {k: v for name in final for k, v in figures[name].items()},
-        {k: v for name in online for k, v in figures[name].items()},
+        {k: v for name in final for k, v in figures[name].items()} | own,
+        {k: v for name in online for k, v in figures[name].items()} | own,
     )
 
 

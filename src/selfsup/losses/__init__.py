@@ -15,6 +15,13 @@ from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.crossmodal import clip_loss
 from selfsup.losses.denoising_text import token_accuracy, token_cross_entropy
+from selfsup.losses.density import (
+    cd_surrogate,
+    nade_logits,
+    nade_nll,
+    rbm_free_energy,
+    rbm_pseudo_loglik,
+)
 from selfsup.losses.joint import (
     barlow_twins_loss,
     negative_cosine,
@@ -47,6 +54,7 @@ __all__ = [
     "ab_regression",
     "barlow_twins_loss",
     "block_contrastive",
+    "cd_surrogate",
     "clip_loss",
     "contrastive_margin",
     "contrastive_tension",
@@ -65,6 +73,8 @@ __all__ = [
     "masked_token_loss",
     "moco_infonce",
     "mocov3_contrastive",
+    "nade_logits",
+    "nade_nll",
     "nearest_neighbour",
     "negative_cosine",
     "next_token_loss",
@@ -73,6 +83,8 @@ __all__ = [
     "npair",
     "nt_xent",
     "patch_mse",
+    "rbm_free_energy",
+    "rbm_pseudo_loglik",
     "reconstruction_mse",
     "sinkhorn_knopp",
     "supcon",

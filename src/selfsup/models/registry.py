@@ -21,6 +21,8 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "tstcc": ("selfsup.models.tstcc", "TSTCCEncoder", "TSTCCEncoderSpec"),
     "clip": ("selfsup.models.clip", "ClipEncoder", "ClipEncoderSpec"),
     "text-scratch": ("selfsup.models.text_scratch", "ScratchTextEncoder", "ScratchTextSpec"),
+    "rbm": ("selfsup.models.rbm", "RBMEncoder", "RBMEncoderSpec"),
+    "nade": ("selfsup.models.nade", "NADEEncoder", "NADEEncoderSpec"),
 }
 
 
