@@ -166,6 +166,24 @@ def _take_rows(model_input: Any, index: Tensor) -> Any:
     return {k: v[index] for k, v in model_input.items()}
 
 
+def mean_over_rows(
+    figures: Callable[[dict[str, Tensor]], dict[str, Tensor]],
+    rows: dict[str, Tensor],
+    device: torch.device | str,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Per-sample figures (`figures(batch) -> {name: (B,) tensor}`, e.g. a density model's NLL)
+    over every row of `rows`, batch by batch on `device` without gradients, averaged."""
+    n = len(next(iter(rows.values()))) if rows else 0
+    totals: dict[str, Tensor] = {}
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            batch = {k: t[start : start + batch_size].to(device) for k, t in rows.items()}
+            for name, values in figures(batch).items():
+                totals[name] = totals.get(name, 0) + values.double().sum()
+    return {name: float(total) / n for name, total in totals.items()}
+
+
 def unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (cosine geometry); an all-zero row stays zero."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

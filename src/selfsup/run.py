@@ -27,7 +27,7 @@ from selfsup.data.heldout import carve_heldout, save_heldout
 from selfsup.data.registry import check_compatible, source_modality
 from selfsup.data.split import StreamedSplit
 from selfsup.devices import bf16_is_fast, resolve_device
-from selfsup.embedding import reuse_features
+from selfsup.embedding import mean_over_rows, reuse_features
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import check_needs
 from selfsup.evaluate.suite import (
@@ -179,21 +179,14 @@ def write_figures(
 
 
 def method_heldout_figures(
-    method: Method, modality: Modality, data: Any, device: torch.device, batch_size: int = 256
+    method: Method, modality: Modality, data: Any, device: torch.device
 ) -> dict[str, float]:
     """The method's `heldout_figures`, averaged over every held-out sample (a density model's
     NLL); empty when the method has none."""
     if data is None or type(method).heldout_figures is Method.heldout_figures:
         return {}
-    fields = training_fields(method, modality, data)
-    sums: dict[str, torch.Tensor] = {}
     method.eval()
-    with torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            batch = {k: t[start : start + batch_size].to(device) for k, t in fields.items()}
-            for name, values in method.heldout_figures(batch).items():
-                sums[name] = sums.get(name, 0.0) + values.double().sum()
-    return {name: float(total) / len(data) for name, total in sums.items()}
+    return mean_over_rows(method.heldout_figures, training_fields(method, modality, data), device)
 
 
 def slug(title: str) -> str:

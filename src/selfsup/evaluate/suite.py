@@ -12,7 +12,7 @@ from torch import nn
 from selfsup.config import Config
 from selfsup.data.heldout import HELDOUT_FILE, MIN_SAMPLES, carve_evaluation_split
 from selfsup.data.split import DataSplits, Split
-from selfsup.embedding import encode_rows
+from selfsup.embedding import encode_rows, mean_over_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.baselines import run_baselines
 from selfsup.evaluate.context import EncoderInputs, Features
@@ -23,7 +23,6 @@ from selfsup.modalities.raw import sample_rows
 from selfsup.models import build_encoder
 
 ALIGNMENT_SAMPLES = 5000  # held-out samples seen in two augmented views for the alignment figure
-EVAL_BATCH = 256  # held-out samples per batch of an encoder's own figures (`model_figures`)
 
 
 @dataclass
@@ -166,17 +165,11 @@ def model_figures(
     if figures is None:
         return {}
     rows = modality.tensors(data.queries, encoder)
-    n = len(data.queries)
-    totals: dict[str, torch.Tensor] = {}
     was_training = encoder.training
     encoder.eval()
-    with torch.no_grad():
-        for start in range(0, n, EVAL_BATCH):
-            batch = {k: t[start : start + EVAL_BATCH].to(device) for k, t in rows.items()}
-            for name, values in figures(modality.encoder_input(batch)).items():
-                totals[name] = totals.get(name, 0) + values.double().sum()
+    own = mean_over_rows(lambda batch: figures(modality.encoder_input(batch)), rows, device)
     encoder.train(was_training)
-    return {name: float(total) / max(n, 1) for name, total in totals.items()}
+    return own
 
 
 def evaluate_with_baselines(
