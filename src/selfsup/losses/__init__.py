@@ -15,6 +15,7 @@ from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.crossmodal import clip_loss
 from selfsup.losses.denoising_text import token_accuracy, token_cross_entropy
+from selfsup.losses.disentangle import disentangle_loss, gaussian_kl
 from selfsup.losses.joint import (
     barlow_twins_loss,
     negative_cosine,
@@ -55,6 +56,8 @@ __all__ = [
     "dino_loss",
     "discriminator_accuracy",
     "discriminator_loss",
+    "disentangle_loss",
+    "gaussian_kl",
     "generator_loss",
     "hierarchical_contrastive_loss",
     "info_nce",

@@ -21,6 +21,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "tstcc": ("selfsup.models.tstcc", "TSTCCEncoder", "TSTCCEncoderSpec"),
     "clip": ("selfsup.models.clip", "ClipEncoder", "ClipEncoderSpec"),
     "text-scratch": ("selfsup.models.text_scratch", "ScratchTextEncoder", "ScratchTextSpec"),
+    "adain": ("selfsup.models.adain", "AdainEncoder", "AdainSpec"),
 }
 
 
