@@ -68,6 +68,6 @@ def test_a_run_on_data_without_factors_is_refused_before_training(tmp_path):
             "train.progress": False,
         }
     )
-    with pytest.raises(SelfsupError, match="needs factors") as err:
+    with pytest.raises(SelfsupError, match="needs factors"):
         selfsup.pretrain(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
