@@ -7,6 +7,8 @@ No 1-vs-2-process test: nothing is gathered and no statistic mixes samples (inst
 per sample, the style encoder has no normalisation), so DDP's average of each half's mean
 gradient is the whole batch's; `test_the_loss_is_a_mean_of_per_sample_terms` checks that."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -14,12 +16,17 @@ from method_harness import FAST, assert_resume_exact, torch_threads
 
 import selfsup
 from selfsup.augment import build_augment
+from selfsup.data.registry import source_modality
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
 from selfsup.losses import disentangle_loss, gaussian_kl
 from selfsup.methods import available_methods, get_method
+from selfsup.modalities import get_modality
 from selfsup.models import ImageEncoderSpec
 from selfsup.models.adain import adain, instance_norm
 from selfsup.models.series import series_spec
+from selfsup.run import build_method
+from selfsup.run_data import load_run_splits
 
 SMALL = {"width": 8, "content_channels": 4, "style_dim": 4}
 
@@ -204,43 +211,67 @@ def test_resume_is_exact(tmp_path, monkeypatch):
     assert state["progress"].item() == 1.0
 
 
-# Measured settings: docs/methods-generative.md ("Content and style").
-CONVERGE = {
-    "method.name": "disentangle",
-    "train.epochs": 30,
-    "train.batch_size": 128,
-    "eval.protocols": "factor_knn",
-}
-
-
-def _factor_knn(tmp_path, source: str, export: str, epochs: int) -> dict:
+# Measured: docs/methods-generative.md ("Content and style"), benchmarks/generative_disentangle.py.
+def _both_codes(tmp_path, source: str, epochs: int) -> tuple[dict, dict]:
+    """factor_knn of the content code (the run's export) and of the same trained method's
+    style code (rebuilt from the checkpoint with export=style), each beside its random
+    encoder: one training for both codes."""
     cfg = selfsup.make_config(
         **(
             FAST
-            | CONVERGE
-            | {"data.source": source, "method.export": export, "train.epochs": epochs}
+            | {
+                "method.name": "disentangle",
+                "data.source": source,
+                "train.epochs": epochs,
+                "eval.protocols": "factor_knn",
+            }
         )
     )
+    run = tmp_path / source
     with torch_threads(1):
-        result = selfsup.pretrain(cfg, tmp_path / f"{source}-{export}")
-    print(source, export, result.evaluation)
-    return result.evaluation
+        content = selfsup.pretrain(cfg, run).evaluation
+        params = {**cfg.method.params, "export": "style"}
+        cfg = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, params=params))
+        splits = load_run_splits(cfg, run)
+        modality = get_modality(source_modality(source))
+        method = build_method(cfg, modality, splits.train)
+        method.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=False)["method"])
+        style = evaluate_with_baselines(
+            method.exported().eval(),
+            modality,
+            evaluation_data(splits, source),
+            cfg,
+            ("factor_knn",),
+        )
+    print(source, "content", content, "style", style)
+    return content, style
+
+
+# How far the content code beats the random encoder on the content factor (on styled-waves a
+# random content encoder already tells the shapes apart perfectly), and how far the style code
+# reads style above content (a waveform's shape is a global statistic too: the pooled style
+# code keeps some of it).
+CONTENT_GAIN = {"styled-digits": 0.02, "styled-waves": 0.0}
+STYLE_MARGIN = {"styled-digits": 0.5, "styled-waves": 0.1}
+
+
+def _knn(result: dict, row: str, factor: str) -> float:
+    return result[row][f"factor_knn/{factor}_top1"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "source,content,style,epochs",
-    [("styled-digits", "digit", "colour", 30), ("styled-waves", "shape", "amplitude", 20)],
+    [("styled-digits", "digit", "colour", 20), ("styled-waves", "shape", "amplitude", 20)],
 )
 def test_codes_separate_content_from_style(tmp_path, source, content, style, epochs):
-    c = _factor_knn(tmp_path, source, "content", epochs)
-    s = _factor_knn(tmp_path, source, "style", epochs)
-    k = "factor_knn/{}_top1"
-    chance = {f: c["selfsup"][f"factor_chance/{f}_top1"] for f in (content, style)}
-    # the content code: high on content, near chance on style, above the random encoder
-    assert c["selfsup"][k.format(content)] > c["selfsup"][k.format(style)] + 0.3
-    assert c["selfsup"][k.format(style)] < chance[style] + 0.1
-    assert c["selfsup"][k.format(content)] > c["random"][k.format(content)] + 0.02
-    # the style code: the reverse
-    assert s["selfsup"][k.format(style)] > s["selfsup"][k.format(content)] + 0.3
-    assert s["selfsup"][k.format(style)] > s["random"][k.format(style)] + 0.02
+    c, s = _both_codes(tmp_path, source, epochs)
+    chance = c["selfsup"][f"factor_chance/{style}_top1"]
+    # the content code: high on content, near chance on style (instance norm removes it)
+    assert _knn(c, "selfsup", content) > _knn(c, "selfsup", style) + 0.5
+    assert _knn(c, "selfsup", style) < chance + 0.1
+    assert _knn(c, "selfsup", content) >= _knn(c, "random", content) + CONTENT_GAIN[source]
+    # the style code: the reverse (high on style, well below its content code on content)
+    assert _knn(s, "selfsup", style) > _knn(s, "selfsup", content) + STYLE_MARGIN[source]
+    assert _knn(s, "selfsup", style) > 0.8
+    assert _knn(s, "selfsup", content) < _knn(c, "selfsup", content) - 0.25
