@@ -71,3 +71,28 @@ def test_a_run_on_data_without_factors_is_refused_before_training(tmp_path):
     with pytest.raises(SelfsupError, match="needs factors"):
         selfsup.pretrain(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_every_row_scores_the_factors_when_factor_knn_runs_alone():
+    """The raw-input row reads the bank for a factors protocol too (it read it for label
+    protocols only: factor_knn alone then failed on the raw row)."""
+    from selfsup.config import Config
+    from selfsup.data.heldout import carve_heldout
+    from selfsup.data.images import ImageData
+    from selfsup.data.split import DataSplits
+    from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
+    from selfsup.modalities import get_modality
+    from selfsup.models import ImageEncoderSpec, build_encoder
+
+    g = torch.Generator().manual_seed(0)
+    n = 60
+    images = torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g)
+    values = torch.stack([torch.arange(n) % 3, torch.arange(n) % 5], dim=1)
+    data = ImageData(images, None, None, "gen", factors=FactorLabels(values, ("a", "b")))
+    splits, _ = carve_heldout(DataSplits(data, None))
+    encoder = build_encoder(ImageEncoderSpec("convnet", 1, 8, True, (0.5,), (0.5,)))
+    result = evaluate_with_baselines(
+        encoder, get_modality("image"), evaluation_data(splits, "gen"), Config(), ("factor_knn",)
+    )
+    for row in ("selfsup", "random", "raw_pixels"):
+        assert {"factor_knn/a_top1", "factor_knn/b_top1"} <= set(result[row]), row
