@@ -30,6 +30,7 @@ import pytest
 import torch
 from torch import nn
 
+from selfsup.data.split import FactorLabels
 from selfsup.data.text import SentencePairs
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import EncoderInputs, Features
@@ -207,6 +208,30 @@ def build_shapes(kind: str, seed: int = 0) -> dict[str, Any]:
             )
         )
     shapes["captions"] = captions
+
+    # known factors of generated data: two balanced factors drawn independently of everything
+    levels = {"a": CLASSES, "b": 3}
+    factor = {name: (torch.arange(N) % count) for name, count in levels.items()}
+    bank_values = torch.stack([factor["a"], factor["b"][torch.randperm(N, generator=gen)]], 1)
+    query_values = bank_values[torch.randperm(N, generator=gen)]
+    names = tuple(levels)
+    chance = {}
+    for k, (name, count) in enumerate(levels.items()):
+        chance[f"factor_knn/{name}_top1"] = 1 / count
+        # the chance figure itself: the queries' most frequent level
+        chance[f"factor_chance/{name}_top1"] = query_values[:, k].bincount().max().item() / N
+    shapes["factors"] = [
+        (
+            "two independent balanced factors",
+            {
+                "bank": degenerate(kind, N, gen),
+                "bank_factors": FactorLabels(bank_values, names),
+                "query_factors": FactorLabels(query_values, names),
+            },
+            chance,
+            dict.fromkeys(chance, N),
+        )
+    ]
     views = (degenerate(kind, N, gen), degenerate(kind, N, gen))
     if kind == "equal" or kind == "zero":
         views = (emb.clone(), emb.clone())

@@ -26,6 +26,7 @@ from selfsup.data.series import SeriesData, load_series_npy, load_ucr, load_wav_
 from selfsup.data.shards import load_shard_pairs, load_shards
 from selfsup.data.split import DataSplits, Split, holdout
 from selfsup.data.store import load_store
+from selfsup.data.styled import load_styled_digits, load_styled_waves
 from selfsup.data.text import (
     load_csv_column,
     load_nli,
@@ -58,6 +59,19 @@ SOURCES: dict[str, Source] = {
         load_digits_source,
         "none",
         "(no PATH) scikit-learn's 1,797 grey 8x8 digits, 10 classes, built in",
+    ),
+    "styled-digits": Source(
+        load_styled_digits,
+        "none",
+        "(no PATH) the digits, each in one of 6 colours drawn at random: known factors digit x "
+        "colour (factor_knn), labels the digit",
+    ),
+    "styled-waves": Source(
+        load_styled_waves,
+        "none",
+        "(no PATH) 2,000 generated series of 128 steps: known factors shape (4) x amplitude (4) "
+        "x pitch (3), random phase (factor_knn), labels the shape",
+        "series",
     ),
     "fashion-mnist": Source(
         load_fashion_mnist,

@@ -222,7 +222,7 @@ def evaluate_with_baselines(
         ) | model_figures(initial, modality, data, device)
     raw_names = tuple(n for n in names if n != "geometry" and not PROTOCOLS[n].uses_encoder)
     if raw_names:
-        needs_bank = any(PROTOCOLS[n].needs & {"label"} for n in raw_names)
+        needs_bank = any(PROTOCOLS[n].needs & {"label", "factors"} for n in raw_names)
         raw, sampled = raw_baseline_data(data, cfg.eval.raw_bank_limit)
         if sampled:
             results["raw_sample"] = f"{modality.raw_row}: {sampled}"

@@ -22,6 +22,7 @@ from selfsup.losses.density import (
     rbm_free_energy,
     rbm_pseudo_loglik,
 )
+from selfsup.losses.disentangle import disentangle_loss, gaussian_kl
 from selfsup.losses.joint import (
     barlow_twins_loss,
     negative_cosine,
@@ -63,6 +64,8 @@ __all__ = [
     "dino_loss",
     "discriminator_accuracy",
     "discriminator_loss",
+    "disentangle_loss",
+    "gaussian_kl",
     "generator_loss",
     "hierarchical_contrastive_loss",
     "info_nce",
