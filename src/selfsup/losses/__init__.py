@@ -48,6 +48,7 @@ from selfsup.losses.temporal import (
     temporal_contrastive_loss,
 )
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
+from selfsup.losses.translation import cycle_loss, identity_loss, per_sample_l1
 from selfsup.losses.tstcc import temporal_contrast
 
 __all__ = [
@@ -60,11 +61,13 @@ __all__ = [
     "contrastive_tension",
     "cpc_accuracy",
     "cpc_info_nce",
+    "cycle_loss",
     "dino_loss",
     "discriminator_accuracy",
     "discriminator_loss",
     "generator_loss",
     "hierarchical_contrastive_loss",
+    "identity_loss",
     "info_nce",
     "instance_contrastive_loss",
     "instdisc_nce",
@@ -83,6 +86,7 @@ __all__ = [
     "npair",
     "nt_xent",
     "patch_mse",
+    "per_sample_l1",
     "rbm_free_energy",
     "rbm_pseudo_loglik",
     "reconstruction_mse",

@@ -23,6 +23,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "text-scratch": ("selfsup.models.text_scratch", "ScratchTextEncoder", "ScratchTextSpec"),
     "rbm": ("selfsup.models.rbm", "RBMEncoder", "RBMEncoderSpec"),
     "nade": ("selfsup.models.nade", "NADEEncoder", "NADEEncoderSpec"),
+    "cyclegan": ("selfsup.models.cyclegan", "CycleGANEncoder", "CycleGANEncoderSpec"),
 }
 
 
