@@ -7,8 +7,9 @@ source inverted (255 - x) and written to an npz in a temporary folder, its rows 
 run pairs A's and B's rows in a seeded order of its own: nothing tells it which B image is the
 inverse of which A image). The translation error is the mean absolute pixel error (in [0, 1]
 units) between G_AB(a) and 1 - a over A's 360 held-out images, beside the same error of the
-untranslated input (|a - (1 - a)|) and of the generator before training. Wall times on a
-shared machine are not speed figures.
+untranslated input (|a - (1 - a)|), of the generator before training and of B's mean image
+given for every a (what a generator that learned B's look but nothing of its input would
+score). Wall times on a shared machine are not speed figures.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 python benchmarks/generative_cyclegan.py \\
         --epochs 10
@@ -20,12 +21,14 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import selfsup
+from selfsup.data import load_data
 from selfsup.modalities import get_modality
 from selfsup.models.cyclegan import to_signed
 from selfsup.run import build_method
@@ -58,9 +61,11 @@ def translation_errors(run: Path, trained: bool = True) -> dict[str, float]:
     with torch.no_grad():
         translated = method.g_ab(a)
     target = -a  # 1 - x in [0, 1] is -x in [-1, 1]
+    b_mean = to_signed(load_data(replace(cfg.data, source=cfg.data.source_b)).train.images)
     return {
         "translation_error": float((translated - target).abs().mean() / 2),
         "untranslated_error": float((a - target).abs().mean() / 2),
+        "mean_b_error": float((b_mean.mean(0, keepdim=True) - target).abs().mean() / 2),
     }
 
 
@@ -70,6 +75,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--width", type=int, default=16, help="method.width and disc_width")
     parser.add_argument("--blocks", type=int, default=3)
+    parser.add_argument("--identity", type=float, default=0.5, help="method.lambda_identity")
+    parser.add_argument("--lr", type=float, default=None, help="optim.lr per 256 samples")
     parser.add_argument("--out", type=Path, default=None, help="keep the run here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="cyclegan-bench-"))
@@ -81,13 +88,14 @@ def main() -> None:
         "method.width": args.width,
         "method.disc_width": args.width,
         "method.blocks": args.blocks,
+        "method.lambda_identity": args.identity,
         "train.epochs": args.epochs,
         "train.batch_size": args.batch_size,
         "train.eval_every": 0,
         "train.progress": False,
         "train.report": False,
         "eval.protocols": "knn,linear",
-    }
+    } | ({"optim.lr": args.lr} if args.lr else {})
     start = time.time()
     selfsup.pretrain(selfsup.make_config(**settings), run)
     minutes = (time.time() - start) / 60
@@ -96,8 +104,8 @@ def main() -> None:
     before, after = translation_errors(run, trained=False), translation_errors(run)
     print(
         f"\ncyclegan, digits (A) vs inverted digits (B), {args.epochs} epochs, batch "
-        f"{args.batch_size}, width {args.width}, {args.blocks} blocks ({minutes:.1f} min wall "
-        "on a shared machine)\n"
+        f"{args.batch_size}, lr {args.lr or 8e-4:g} per 256, lambda_identity {args.identity:g}, "
+        f"width {args.width}, {args.blocks} blocks ({minutes:.1f} min wall on a shared machine)\n"
     )
     print("| figure (held-out, [0, 1] pixel units) | value |")
     print("|---|---|")
@@ -106,6 +114,7 @@ def main() -> None:
     print(f"| translation error |G_AB(a) - (1 - a)| | {after['translation_error']:.4f} |")
     print(f"| ... of the generator before training | {before['translation_error']:.4f} |")
     print(f"| ... of the untranslated input |a - (1 - a)| | {after['untranslated_error']:.4f} |")
+    print(f"| ... of B's mean image, the same for every a | {after['mean_b_error']:.4f} |")
     print("\n| encoder | kNN top-1 (%) | linear top-1 (%) |")
     print("|---|---|---|")
     for row in ("selfsup", "random", "raw_pixels"):
