@@ -11,8 +11,11 @@ untranslated input (|a - (1 - a)|), of the generator before training and of B's 
 given for every a (what a generator that learned B's look but nothing of its input would
 score). Wall times on a shared machine are not speed figures.
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 python benchmarks/generative_cyclegan.py \\
-        --epochs 10
+The defaults are the table's first row in docs/methods-generative.md (8 epochs, width 8, 2
+blocks, no identity term: inversion is its own inverse, which the identity term fights):
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 python benchmarks/generative_cyclegan.py
+    python benchmarks/generative_cyclegan.py --epochs 20 --width 16 --identity 0.5
 """
 
 from __future__ import annotations
@@ -71,11 +74,11 @@ def translation_errors(run: Path, trained: bool = True) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--width", type=int, default=16, help="method.width and disc_width")
-    parser.add_argument("--blocks", type=int, default=3)
-    parser.add_argument("--identity", type=float, default=0.5, help="method.lambda_identity")
+    parser.add_argument("--width", type=int, default=8, help="method.width and disc_width")
+    parser.add_argument("--blocks", type=int, default=2)
+    parser.add_argument("--identity", type=float, default=0.0, help="method.lambda_identity")
     parser.add_argument("--lr", type=float, default=None, help="optim.lr per 256 samples")
     parser.add_argument("--out", type=Path, default=None, help="keep the run here")
     args = parser.parse_args()

