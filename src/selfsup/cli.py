@@ -32,6 +32,7 @@ FLAG_KEYS = {
     "method": "method.name",
     "augment": "method.augment",
     "data": "data.source",
+    "data_b": "data.source_b",
     "image_size": "data.image_size",
     "download": "data.download",
     "skip_corrupt": "data.skip_corrupt",
@@ -63,6 +64,11 @@ def _pretrain_parser(sub) -> None:
     p.add_argument("--config", help="JSON or TOML file of config sections")
     p.add_argument("--method", help="self-supervised method (see `selfsup methods`)")
     p.add_argument("--data", help="NAME[:PATH] (see `selfsup datasets`); default digits")
+    p.add_argument(
+        "--data-b",
+        metavar="SOURCE",
+        help="a second image source, unaligned with --data (cyclegan's domain B)",
+    )
     p.add_argument("--backbone", help="image encoder backbone (see `selfsup backbones`)")
     p.add_argument("--model", help="text: a local transformers model folder to start from")
     p.add_argument("--augment", help="augmentation recipe (default: picked for the data)")

@@ -28,6 +28,8 @@ class DataConfig:
     every source loader receives (`selfsup.data.load_data`)."""
 
     source: str = "digits"  # NAME or NAME:PATH, see `selfsup datasets`
+    # a second image source, unaligned with the first (CycleGAN's domain B; --data-b)
+    source_b: str | None = None
     image_size: int | None = None  # resize a folder of mixed sizes; None keeps the native size
     download: bool = False  # fetch CIFAR with torchvision (needs internet)
     skip_corrupt: bool = False  # leave out undecodable images / WAV files instead of failing

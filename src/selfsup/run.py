@@ -42,8 +42,14 @@ from selfsup.methods import Method, available_methods, get_method
 from selfsup.methods.base import MAIN, MAIN_UPDATE
 from selfsup.metrics import MetricsLog, truncate_after
 from selfsup.modalities import Modality, get_modality
+from selfsup.modalities.image import SOURCE_B_FIELD
 from selfsup.optim import build_optimizer, describe_optim, resolve_optim
-from selfsup.run_data import load_run_splits, requested_protocols, run_evaluation_data
+from selfsup.run_data import (
+    load_run_splits,
+    requested_protocols,
+    run_evaluation_data,
+    with_source_b,
+)
 from selfsup.rundir import (
     RunDir,
     check_run_dir,
@@ -102,6 +108,29 @@ def _check_method_fits(method_cls: type, modality: Modality, source: str) -> Non
             f"{', '.join(sorted(method_cls.inputs)).replace(MAIN, 'images or series')} but "
             f"{source} holds {modality.name} samples ({', '.join(sorted(modality.fields))}); "
             f"see `selfsup methods` for the methods of each modality"
+        )
+
+
+def _check_source_b(cfg: Config, method_cls: type) -> None:
+    """Fail before loading when a method that reads a second source (`image_b`) has none, or
+    when `data.source_b` is given to a method that does not read it."""
+    reads_b = SOURCE_B_FIELD in method_cls.inputs
+    if reads_b and not cfg.data.source_b:
+        raise SelfsupError(
+            f"method {method_cls.name!r} translates between two image sources: give the "
+            "second with --data-b NAME[:PATH] (or --set data.source_b=NAME[:PATH])"
+        )
+    if cfg.data.source_b and not reads_b:
+        readers = [n for n in available_methods() if SOURCE_B_FIELD in get_method(n).inputs]
+        raise SelfsupError(
+            f"--data-b (data.source_b) is read only by the methods that translate between two "
+            f"sources ({', '.join(readers)}); method {method_cls.name!r} trains on --data "
+            "alone: drop --data-b"
+        )
+    if cfg.data.source_b and source_modality(cfg.data.source_b) != "image":
+        raise SelfsupError(
+            f"--data-b {cfg.data.source_b} holds {source_modality(cfg.data.source_b)} samples; "
+            "the second source of a translation must hold images"
         )
 
 
@@ -215,6 +244,7 @@ def pretrain(
     cfg, modality, optim_sources, protocols = _settings(cfg, out, resume)
     device, dist = _processes(cfg)
     data_paths = source_paths(cfg.data.source) + source_paths(cfg.eval.data or "")
+    data_paths += source_paths(cfg.data.source_b or "")
     check_run_dir(out, resume=resume, overwrite=overwrite, data_paths=data_paths)
     train_data, eval_data, record = _splits(cfg, out, resume, protocols)
     method = _announced_method(cfg, modality, train_data, optim_sources, dist)
@@ -301,6 +331,7 @@ def _settings(
     optim_sources = None if resume and RunDir(out).config.is_file() else sources
     cfg = dataclasses.replace(cfg, optim=optim)
     _check_method_fits(method_cls, modality, cfg.data.source)
+    _check_source_b(cfg, method_cls)
     cfg = method_backbone(cfg, method_cls, modality)
     protocols = requested_protocols(cfg, modality)
     if cfg.eval.data:
@@ -349,6 +380,8 @@ def _splits(
             f"({len(train_data)} samples); pass a smaller --batch-size"
         )
     eval_data = run_evaluation_data(cfg, splits)
+    if cfg.data.source_b:  # a second, unaligned source (CycleGAN's domain B)
+        train_data, eval_data = with_source_b(cfg, train_data, eval_data)
     if cfg.eval.data:  # checked now, not after training: the encoder must take its samples
         check_compatible(
             train_data, eval_data.queries, f"eval.data {cfg.eval.data}", encoder_only=True

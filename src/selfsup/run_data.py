@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from selfsup.config import Config, config_from_dict
 from selfsup.data import load_data
-from selfsup.data.heldout import apply_heldout, load_heldout
+from selfsup.data.heldout import FRACTION, SEED, apply_heldout, load_heldout
 from selfsup.data.shards import check_heldout_record
-from selfsup.data.split import DataSplits, StreamedSplit
+from selfsup.data.split import DataSplits, StreamedSplit, holdout_positions
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import parse_protocols
 from selfsup.evaluate.suite import EvalData, evaluation_data
@@ -59,3 +60,34 @@ def requested_protocols(cfg: Config, modality: Modality) -> tuple[str, ...]:
     if cfg.eval.protocols is None:
         return modality.default_protocols
     return parse_protocols(cfg.eval.protocols)
+
+
+def with_source_b(cfg: Config, train: Any, eval_data: EvalData) -> tuple[Any, EvalData]:
+    """The training split and the evaluation data with `data.source_b`'s images attached as
+    their `unpaired` set (CycleGAN's domain B): B's training images to the training split, B's
+    held-out images (its test split, else a seeded 20 % of it, as a training run carves) to
+    the queries. B must hold images of A's channels and size; A's rows are not touched."""
+    from selfsup.data.images import ImageData
+
+    what = f"--data-b {cfg.data.source_b}"
+    splits = load_data(dataclasses.replace(cfg.data, source=cfg.data.source_b))
+    if not isinstance(splits.train, ImageData) or not isinstance(train, ImageData):
+        raise SelfsupError(
+            f"{what}: the two sources of a translation must both be images held in memory or "
+            "a store (folder, npy, digits, store:DIR, ...), not streamed shards or other data"
+        )
+    if splits.train.images.shape[1:] != train.images.shape[1:]:
+        a, b = (tuple(x.images.shape[1:]) for x in (train, splits.train))
+        raise SelfsupError(
+            f"{what}: its images are {b} (channels, height, width) and those of --data "
+            f"{cfg.data.source} are {a}; the two domains must match: give both the same size "
+            "with --image-size N (folders), or write B with A's channels"
+        )
+    b_train, b_test = splits.train, splits.test
+    if b_test is None:
+        kept, held = holdout_positions(len(b_train), b_train.labels, FRACTION, SEED)
+        b_train, b_test = b_train.subset(kept), b_train.subset(held)
+    queries = dataclasses.replace(eval_data.queries, unpaired=b_test)
+    return dataclasses.replace(train, unpaired=b_train), dataclasses.replace(
+        eval_data, queries=queries
+    )

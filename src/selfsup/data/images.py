@@ -28,6 +28,9 @@ class ImageData(Split):
     # batches from it and reads a bounded sample for statistics; `subset` copies into memory
     memory_mapped: bool = False
     factors: FactorLabels | None = None  # generated data's known factors, for evaluation
+    # a second image set, unaligned with these rows (CycleGAN's domain B, --data-b): kept
+    # whole, never indexed with this split's rows; `subset` leaves it out
+    unpaired: ImageData | None = None
 
     def __post_init__(self) -> None:
         x = self.images

@@ -49,6 +49,7 @@ from selfsup.losses.temporal import (
     temporal_contrastive_loss,
 )
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
+from selfsup.losses.translation import cycle_loss, identity_loss, per_sample_l1
 from selfsup.losses.tstcc import temporal_contrast
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "contrastive_tension",
     "cpc_accuracy",
     "cpc_info_nce",
+    "cycle_loss",
     "dino_loss",
     "discriminator_accuracy",
     "discriminator_loss",
@@ -68,6 +70,7 @@ __all__ = [
     "gaussian_kl",
     "generator_loss",
     "hierarchical_contrastive_loss",
+    "identity_loss",
     "info_nce",
     "instance_contrastive_loss",
     "instdisc_nce",
@@ -86,6 +89,7 @@ __all__ = [
     "npair",
     "nt_xent",
     "patch_mse",
+    "per_sample_l1",
     "rbm_free_energy",
     "rbm_pseudo_loglik",
     "reconstruction_mse",

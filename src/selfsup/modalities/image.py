@@ -24,6 +24,8 @@ from selfsup.models import ImageEncoderSpec
 # keep exact statistics over every row, computed as they always were.
 STATS_SAMPLE_ROWS = 10_000
 STATS_BLOCK_BYTES = 4 << 20
+# The batch field of a second, unaligned image source (--data-b, CycleGAN's domain B).
+SOURCE_B_FIELD = "image_b"
 
 
 def channel_stats(
@@ -100,11 +102,20 @@ def augment_family(method: str) -> str:
     return get_method(method).augment_family or "simclr"
 
 
+def unpaired_order(m: int, n: int, seed: int = 0) -> torch.Tensor:
+    """n row positions of a second set of m rows: seeded permutations of range(m) one after
+    another, cut at n. Each of B's rows appears once when m >= n (a seeded n of them), else
+    n // m or n // m + 1 times; the epoch's shuffle of A's rows re-pairs them each epoch."""
+    g = torch.Generator().manual_seed(seed)
+    passes = -(-n // m)
+    return torch.cat([torch.randperm(m, generator=g) for _ in range(passes)])[:n]
+
+
 class ImageModality(Modality):
     """Image folders, CIFAR, MNIST, digits, numpy arrays."""
 
     name = "image"
-    fields = frozenset({"image"})
+    fields = frozenset({"image", SOURCE_B_FIELD})  # image_b: only with --data-b
     main_field = "image"
     default_protocols = ("knn", "linear", "geometry")
     online_protocols = ("knn", "geometry")
@@ -163,6 +174,10 @@ class ImageModality(Modality):
         # preprocess matches channels and size only where the data differs from the encoder;
         # then it runs on the rows asked for, so a memory-mapped split is never copied whole
         images = data.images
+        second = getattr(data, "unpaired", None)
+        if second is not None:  # B's rows beside A's, in a seeded order (unaligned)
+            rows = unpaired_order(len(second), len(images))
+            return {"image": images, SOURCE_B_FIELD: second.images[rows]}
         if len(images) == 0 or encoder.preprocess(images[:1]).shape[1:] == images.shape[1:]:
             return {"image": encoder.preprocess(images)}  # the images themselves, not a copy
         return {"image": PreprocessedImages(images, encoder.preprocess)}  # type: ignore[dict-item]

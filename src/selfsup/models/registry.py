@@ -24,6 +24,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "rbm": ("selfsup.models.rbm", "RBMEncoder", "RBMEncoderSpec"),
     "nade": ("selfsup.models.nade", "NADEEncoder", "NADEEncoderSpec"),
     "adain": ("selfsup.models.adain", "AdainEncoder", "AdainSpec"),
+    "cyclegan": ("selfsup.models.cyclegan", "CycleGANEncoder", "CycleGANEncoderSpec"),
 }
 
 
