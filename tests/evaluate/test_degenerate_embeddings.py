@@ -30,6 +30,7 @@ import pytest
 import torch
 from torch import nn
 
+from selfsup.data.split import FactorLabels
 from selfsup.data.text import SentencePairs
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import EncoderInputs, Features
@@ -207,6 +208,24 @@ def build_shapes(kind: str, seed: int = 0) -> dict[str, Any]:
             )
         )
     shapes["captions"] = captions
+    levels = (2, 4, 3)  # balanced, drawn independently of the embeddings
+    bank_f = torch.stack([torch.arange(N) % n for n in levels], 1)
+    query_f = torch.stack([torch.arange(N)[torch.randperm(N, generator=gen)] % n for n in levels], 1)
+    names = ("a", "b", "c")
+    chance = {"mig": 0.0, "dci_disentanglement": 0.0, "dci_completeness": 0.0}
+    chance["dci_informativeness"] = sum(1 / n for n in levels) / len(levels)
+    shapes["factors"] = [
+        (
+            "known factors",
+            {
+                "bank": degenerate(kind, N, gen),
+                "bank_factors": FactorLabels(bank_f, names),
+                "query_factors": FactorLabels(query_f, names),
+            },
+            chance,
+            dict.fromkeys(chance, N),
+        )
+    ]
     views = (degenerate(kind, N, gen), degenerate(kind, N, gen))
     if kind == "equal" or kind == "zero":
         views = (emb.clone(), emb.clone())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features, NonFiniteError, check_finite
 from selfsup.evaluate.crossmodal import image_text_retrieval_protocol
+from selfsup.evaluate.disentanglement import disentanglement_protocol
 from selfsup.evaluate.finetune import finetune_protocol
 from selfsup.evaluate.geometry import geometry_protocol
 from selfsup.evaluate.knn import knn_protocol
@@ -92,6 +93,13 @@ PROTOCOLS: dict[str, Protocol] = {
             frozenset({"captions"}),
             "image-to-text and text-to-image R@1/5/10 (ties count against the query)",
             image_text_retrieval_protocol,
+        ),
+        Protocol(
+            "disentanglement",
+            frozenset({"factors"}),
+            "MIG and DCI disentanglement / completeness against known factors "
+            "(disentanglement_lib's definitions)",
+            disentanglement_protocol,
         ),
     )
 }

@@ -42,6 +42,14 @@ from selfsup.losses.temporal import (
 )
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
 from selfsup.losses.tstcc import temporal_contrast
+from selfsup.losses.variational import (
+    bernoulli_nll,
+    beta_vae_loss,
+    gaussian_kl,
+    gaussian_nll,
+    reparameterise,
+    vae_terms,
+)
 
 __all__ = [
     "ab_regression",
@@ -85,4 +93,10 @@ __all__ = [
     "triplet",
     "vicreg_loss",
     "vicreg_terms",
+    "bernoulli_nll",
+    "beta_vae_loss",
+    "gaussian_kl",
+    "gaussian_nll",
+    "reparameterise",
+    "vae_terms",
 ]
