@@ -210,7 +210,9 @@ def build_shapes(kind: str, seed: int = 0) -> dict[str, Any]:
     shapes["captions"] = captions
     levels = (2, 4, 3)  # balanced, drawn independently of the embeddings
     bank_f = torch.stack([torch.arange(N) % n for n in levels], 1)
-    query_f = torch.stack([torch.arange(N)[torch.randperm(N, generator=gen)] % n for n in levels], 1)
+    query_f = torch.stack(
+        [torch.arange(N)[torch.randperm(N, generator=gen)] % n for n in levels], 1
+    )
     names = ("a", "b", "c")
     chance = {"mig": 0.0, "dci_disentanglement": 0.0, "dci_completeness": 0.0}
     chance["dci_informativeness"] = sum(1 / n for n in levels) / len(levels)

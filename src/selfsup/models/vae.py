@@ -6,7 +6,8 @@ two linear heads to the posterior's mean and log-variance. Its `forward` gives t
 representation a VAE is evaluated by, so the backbone `vae-conv` exports it like any other.
 Decoder: the mirror (256, 64x4x4, four 4x4 stride-2 transposed convolutions) to pixel logits.
 At 64x64 (the papers' size) the last convolution's grid is 4x4; other sizes are pooled to it
-(encoder) and cropped from the next multiple of 16 (decoder).
+(encoder; images under 16 pixels a side are first enlarged to 16) and cropped from the next
+multiple of 16 (decoder).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class VAEConvEncoder(nn.Module):
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar), each (B, latents), of q(z|x) for normalised images x."""
+        if min(x.shape[-2:]) < 16:  # four stride-2 convolutions need 16 pixels
+            x = nn.functional.interpolate(x, size=(max(16, x.shape[-2]), max(16, x.shape[-1])))
         h = self.hidden(self.pool(self.convs(x)).flatten(1))
         return self.mean(h), self.logvar(h)
 
