@@ -75,5 +75,5 @@ def test_the_source_holds_out_a_seeded_fifth_with_factors_and_shape_labels():
 
 
 def test_an_unknown_grid_is_refused():
-    with pytest.raises(SelfsupError, match="32.*64"):
+    with pytest.raises(SelfsupError, match=r"32.*64"):
         load_data("shapes:48")

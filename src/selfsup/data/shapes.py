@@ -6,7 +6,8 @@ dSprites (deepmind/dsprites-dataset) is the grid `64`: 64x64 images, 3 shapes x 
 (0.5 to 1) x 40 rotations x 32 x 32 positions = 737,280 images (3 GB in memory). The default
 grid `32` is sized for a CPU: 32x32 images, 3 x 6 x 10 rotations x 16 x 16 positions = 46,080
 images (47 MB). The shapes are drawn by their implicit equations at the pixel centres (binary,
-as dSprites), positions one pixel apart in the image's middle; rotations are 2 pi k / rotations, k = 0..rotations-1 (dSprites repeats 0 as 2 pi).
+as dSprites), positions one pixel apart in the image's middle; rotations are
+2 pi k / rotations, k = 0..rotations-1 (dSprites repeats 0 as 2 pi).
 A seeded 20 % of the grid, stratified by shape, is the held-out split; the shape is also the
 class label, so the label protocols (kNN, linear) measure the shape factor.
 """

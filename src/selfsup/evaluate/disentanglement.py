@@ -9,12 +9,13 @@ sklearn's `mutual_info_score`, and per factor the gap between the two most infor
 dimensions is divided by the factor's entropy; MIG is the mean over factors. Scored on the
 held-out queries (disentanglement_lib: 10,000 points).
 DCI: one gradient-boosted tree classifier per factor (sklearn's defaults) is fit on the bank
-(disentanglement_lib's training points: it takes 10,000, here a seeded 2,000) and scored on
-the queries (its test points: 5,000 there, a seeded 1,000 here); the absolute feature importances form a (dimension x
-factor) matrix R. Disentanglement = sum over dimensions of (1 - entropy of R's row, base the
-number of factors) weighted by the row's share of R; completeness the same over factors;
-informativeness the trees' mean accuracy on the queries. Representations wider than
-DCI_MAX_DIM (raw pixels) get MIG only: the trees' cost grows with the width.
+(disentanglement_lib's training points: it takes 10,000, here a seeded 2,000) and scored
+on the queries (its test points: 5,000 there, a seeded 1,000 here); the absolute feature
+importances form a (dimension x factor) matrix R. Disentanglement = sum over dimensions of
+(1 - entropy of R's row, base the number of factors) weighted by the row's share of R;
+completeness the same over factors; informativeness the trees' mean accuracy on the queries.
+Representations wider than DCI_MAX_DIM (raw pixels) get MIG only: the trees' cost grows with
+the width.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ learning rate. The exported representation is the posterior mean mu.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -59,7 +59,7 @@ class VAE(Method):
     summary = "a Gaussian posterior whose sample redraws the image, pulled to the prior by beta"
     Config = VAEConfig
     # disentanglement_lib: Adam lr 1e-4 at batch 64 = 4e-4 per 256 samples, constant
-    optimiser = {
+    optimiser: ClassVar[dict[str, Any]] = {
         "name": "adamw",
         "lr": 4e-4,
         "weight_decay": 0.0,
@@ -71,7 +71,7 @@ class VAE(Method):
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
     augment_family = "none"
-    backbones = {"image": "vae-conv"}
+    backbones: ClassVar[dict[str, str]] = {"image": "vae-conv"}
     exported_as = "posterior mean mu of the encoder"
     num_views = 1
 
