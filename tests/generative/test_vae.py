@@ -1,5 +1,8 @@
 """The VAE / beta-VAE: its losses against plain references (values and gradients), the method's
-figures and errors, exact resume, and (slow) convergence on the generated shapes."""
+figures and errors, exact resume, and (slow) convergence on the generated shapes.
+
+No 1-vs-2-process test: nothing is gathered or synchronised (each sample's loss depends on that
+sample alone; DDP's gradient average over ranks is the batch mean of one process)."""
 
 import math
 

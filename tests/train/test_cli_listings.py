@@ -23,6 +23,7 @@ FAMILIES = {
     "sentences, self-prediction",
     "series",
     "image-text",
+    "generative",
 }
 
 
