@@ -209,24 +209,26 @@ def build_shapes(kind: str, seed: int = 0) -> dict[str, Any]:
         )
     shapes["captions"] = captions
 
-    # known factors of generated data: two balanced factors drawn independently of everything
-    levels = {"a": CLASSES, "b": 3}
-    factor = {name: (torch.arange(N) % count) for name, count in levels.items()}
-    bank_values = torch.stack([factor["a"], factor["b"][torch.randperm(N, generator=gen)]], 1)
-    query_values = bank_values[torch.randperm(N, generator=gen)]
-    names = tuple(levels)
-    chance = {}
-    for k, (name, count) in enumerate(levels.items()):
+    # known factors of generated data: balanced, drawn independently of the embeddings
+    levels = (2, 4, 3)
+    bank_f = torch.stack([torch.arange(N) % n for n in levels], 1)
+    query_f = torch.stack(
+        [torch.arange(N)[torch.randperm(N, generator=gen)] % n for n in levels], 1
+    )
+    names = ("a", "b", "c")
+    chance = {"mig": 0.0, "dci_disentanglement": 0.0, "dci_completeness": 0.0}
+    chance["dci_informativeness"] = sum(1 / n for n in levels) / len(levels)
+    for k, (name, count) in enumerate(zip(names, levels, strict=True)):
         chance[f"factor_knn/{name}_top1"] = 1 / count
         # the chance figure itself: the queries' most frequent level
-        chance[f"factor_chance/{name}_top1"] = query_values[:, k].bincount().max().item() / N
+        chance[f"factor_chance/{name}_top1"] = query_f[:, k].bincount().max().item() / N
     shapes["factors"] = [
         (
-            "two independent balanced factors",
+            "known factors",
             {
                 "bank": degenerate(kind, N, gen),
-                "bank_factors": FactorLabels(bank_values, names),
-                "query_factors": FactorLabels(query_values, names),
+                "bank_factors": FactorLabels(bank_f, names),
+                "query_factors": FactorLabels(query_f, names),
             },
             chance,
             dict.fromkeys(chance, N),

@@ -23,6 +23,7 @@ from selfsup.data.npy import load_npy
 from selfsup.data.pairs import PairData, load_captions, load_cifar_captions
 from selfsup.data.resize import resize_square
 from selfsup.data.series import SeriesData, load_series_npy, load_ucr, load_wav_folder
+from selfsup.data.shapes import load_shapes
 from selfsup.data.shards import load_shard_pairs, load_shards
 from selfsup.data.split import DataSplits, Split, holdout
 from selfsup.data.store import load_store
@@ -121,6 +122,12 @@ SOURCES: dict[str, Source] = {
         "parquet files), read in place; the columns decide images, text or image-text pairs",
         "image,pair,text",
         modality_of=hf_modality,
+    ),
+    "shapes": Source(
+        load_shapes,
+        "optional",
+        "[:32|64] generated dSprites-like shapes, all factors known (shape, scale, rotation, "
+        "x, y): 32 (default) a 46,080-image 32x32 grid for CPUs, 64 dSprites' 737,280 64x64",
     ),
     "npy": Source(
         load_npy,

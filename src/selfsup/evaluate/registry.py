@@ -16,6 +16,7 @@ from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features, NonFiniteError, check_finite
 from selfsup.evaluate.crossmodal import image_text_retrieval_protocol
 from selfsup.evaluate.factors import factor_knn_protocol
+from selfsup.evaluate.disentanglement import disentanglement_protocol
 from selfsup.evaluate.finetune import finetune_protocol
 from selfsup.evaluate.geometry import geometry_protocol
 from selfsup.evaluate.knn import knn_protocol
@@ -99,6 +100,10 @@ PROTOCOLS: dict[str, Protocol] = {
             frozenset({"factors"}),
             "per known factor, kNN top-1 with the factor's levels as classes, beside chance",
             factor_knn_protocol,
+            "disentanglement",
+            "MIG and DCI disentanglement / completeness against known factors "
+            "(disentanglement_lib's definitions)",
+            disentanglement_protocol,
         ),
     )
 }

@@ -51,10 +51,20 @@ from selfsup.losses.temporal import (
 from selfsup.losses.text import contrastive_tension, supervised_info_nce
 from selfsup.losses.translation import cycle_loss, identity_loss, per_sample_l1
 from selfsup.losses.tstcc import temporal_contrast
+from selfsup.losses.variational import (
+    bernoulli_nll,
+    beta_vae_loss,
+    gaussian_kl,
+    gaussian_nll,
+    reparameterise,
+    vae_terms,
+)
 
 __all__ = [
     "ab_regression",
     "barlow_twins_loss",
+    "bernoulli_nll",
+    "beta_vae_loss",
     "block_contrastive",
     "cd_surrogate",
     "clip_loss",
@@ -68,6 +78,7 @@ __all__ = [
     "discriminator_loss",
     "disentangle_loss",
     "gaussian_kl",
+    "gaussian_nll",
     "generator_loss",
     "hierarchical_contrastive_loss",
     "identity_loss",
@@ -93,6 +104,7 @@ __all__ = [
     "rbm_free_energy",
     "rbm_pseudo_loglik",
     "reconstruction_mse",
+    "reparameterise",
     "sinkhorn_knopp",
     "supcon",
     "supervised_info_nce",
@@ -102,6 +114,7 @@ __all__ = [
     "token_accuracy",
     "token_cross_entropy",
     "triplet",
+    "vae_terms",
     "vicreg_loss",
     "vicreg_terms",
 ]

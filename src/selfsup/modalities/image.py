@@ -117,7 +117,7 @@ class ImageModality(Modality):
     name = "image"
     fields = frozenset({"image", SOURCE_B_FIELD})  # image_b: only with --data-b
     main_field = "image"
-    default_protocols = ("knn", "linear", "geometry")
+    default_protocols = ("knn", "linear", "geometry", "disentanglement")
     online_protocols = ("knn", "geometry")
     initial_row = "random"
     raw_row = "raw_pixels"

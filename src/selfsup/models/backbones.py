@@ -65,10 +65,11 @@ BACKBONES: dict[str, Callable[[int, bool], nn.Module]] = {
 
 
 def available_backbones() -> list[str]:
-    """Names accepted by `build_backbone` (and `--backbone`); ViTs also take `-pN` (patch N)."""
+    """Names accepted by `build_backbone` (and `--backbone`); ViTs also take `-pN` (patch N),
+    `vae-conv` (the beta-VAE encoder, 10 latents) `-zN` (N latents)."""
     from selfsup.models.vit import VIT_SIZES
 
-    return sorted([*BACKBONES, *(f"vit-{size}" for size in VIT_SIZES)])
+    return sorted([*BACKBONES, *(f"vit-{size}" for size in VIT_SIZES), "vae-conv"])
 
 
 def build_backbone(name: str, in_channels: int, cifar_stem: bool) -> nn.Module:
@@ -77,6 +78,10 @@ def build_backbone(name: str, in_channels: int, cifar_stem: bool) -> nn.Module:
 
     if parse_vit_name(name) is not None:
         return build_vit(name, in_channels, cifar_stem)
+    from selfsup.models.vae import VAEConvEncoder, parse_vae_name
+
+    if (latents := parse_vae_name(name)) is not None:
+        return VAEConvEncoder(in_channels, latents)
     if name not in BACKBONES:
         raise SelfsupError(
             f"unknown backbone {name!r}; choose one of: {', '.join(available_backbones())}"
