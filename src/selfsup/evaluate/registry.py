@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features, NonFiniteError, check_finite
 from selfsup.evaluate.crossmodal import image_text_retrieval_protocol
-from selfsup.evaluate.factors import factor_knn_protocol
 from selfsup.evaluate.disentanglement import disentanglement_protocol
+from selfsup.evaluate.factors import factor_knn_protocol
 from selfsup.evaluate.finetune import finetune_protocol
 from selfsup.evaluate.geometry import geometry_protocol
 from selfsup.evaluate.knn import knn_protocol
