@@ -100,7 +100,10 @@ PROTOCOLS: dict[str, Protocol] = {
             frozenset({"factors"}),
             "per known factor, kNN top-1 with the factor's levels as classes, beside chance",
             factor_knn_protocol,
+        ),
+        Protocol(
             "disentanglement",
+            frozenset({"factors"}),
             "MIG and DCI disentanglement / completeness against known factors "
             "(disentanglement_lib's definitions)",
             disentanglement_protocol,

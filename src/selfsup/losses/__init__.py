@@ -22,7 +22,7 @@ from selfsup.losses.density import (
     rbm_free_energy,
     rbm_pseudo_loglik,
 )
-from selfsup.losses.disentangle import disentangle_loss, gaussian_kl
+from selfsup.losses.disentangle import disentangle_loss, mean_gaussian_kl
 from selfsup.losses.joint import (
     barlow_twins_loss,
     negative_cosine,
@@ -88,6 +88,7 @@ __all__ = [
     "instdisc_softmax",
     "instdisc_z",
     "masked_token_loss",
+    "mean_gaussian_kl",
     "moco_infonce",
     "mocov3_contrastive",
     "nade_logits",
