@@ -34,8 +34,10 @@ def _meta_step(method, fields: dict[str, torch.Tensor], size: int = 32) -> torch
     method.bind_data(len(next(iter(fields.values()))))
     method.to("meta")
     batch = {k: v[:size].to("meta") for k, v in fields.items()}
-    loss, _ = method.loss(method.views(batch), batch)
-    assert loss.device.type == "meta" and loss.dim() == 0
+    views = method.views(batch)
+    for update in method.updates:  # each optimiser's loss (a GAN's discriminator and generator)
+        loss, _ = method.update_loss(update, views, batch)
+        assert loss.device.type == "meta" and loss.dim() == 0
     return loss
 
 
