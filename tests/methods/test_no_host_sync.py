@@ -55,7 +55,8 @@ def test_every_method_step_runs_on_meta(name, monkeypatch, request):
         request.applymarker(pytest.mark.xfail(raises=RuntimeError, strict=True, reason=reason))
     torch.manual_seed(0)
     if "image" in modalities:
-        backbone = {"model.backbone": BACKBONE[name]} if name in BACKBONE else {}
+        preferred = BACKBONE.get(name, get_method(name).backbones.get("image"))  # gan: dcgan
+        backbone = {"model.backbone": preferred} if preferred else {}
         cfg = selfsup.make_config(**{"method.name": name, "data.source": "digits"} | backbone)
         if "digits" not in _DATA:
             _DATA["digits"] = load_run_splits(cfg, None).train
