@@ -49,7 +49,9 @@ def _worker(rank: int, port: int, queue, make_method, make_inputs, probe, update
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
     method = make_method()
-    model = DistributedDataParallel(method)
+    # as the run wraps it: without this, an update that leaves a network unused (a GAN's
+    # discriminator step, its generator) never all-reduces any gradient
+    model = DistributedDataParallel(method, find_unused_parameters=method.find_unused_parameters)
     views, batch = make_inputs(rank)
     loss, _ = model(views, batch, update)
     loss.backward()

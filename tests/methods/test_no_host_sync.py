@@ -40,8 +40,10 @@ def _meta_step(method, fields: dict[str, torch.Tensor], size: int = 32) -> torch
     method.bind_data(len(next(iter(fields.values()))))
     method.to("meta")
     batch = {k: v[:size].to("meta") for k, v in fields.items()}
-    loss, _ = method.loss(method.views(batch), batch)
-    assert loss.device.type == "meta" and loss.dim() == 0
+    views = method.views(batch)
+    for update in method.updates:  # each optimiser's loss (a GAN's discriminator and generator)
+        loss, _ = method.update_loss(update, views, batch)
+        assert loss.device.type == "meta" and loss.dim() == 0
     return loss
 
 
@@ -59,7 +61,8 @@ def test_every_method_step_runs_on_meta(name, monkeypatch, request):
         request.applymarker(pytest.mark.xfail(raises=RuntimeError, strict=True, reason=reason))
     torch.manual_seed(0)
     if "image" in modalities:
-        backbone = {"model.backbone": BACKBONE[name]} if name in BACKBONE else {}
+        preferred = BACKBONE.get(name, get_method(name).backbones.get("image"))  # gan: dcgan
+        backbone = {"model.backbone": preferred} if preferred else {}
         cfg = selfsup.make_config(**{"method.name": name, "data.source": "digits"} | backbone)
         if "digits" not in _DATA:
             _DATA["digits"] = load_run_splits(cfg, None).train

@@ -9,6 +9,7 @@ import torchvision
 from torch import nn
 
 from selfsup.errors import SelfsupError
+from selfsup.models.dcgan import DCGANTrunk
 
 
 class ConvNet(nn.Module):
@@ -58,6 +59,8 @@ def _resnet(name: str) -> Callable[[int, bool], nn.Module]:
 BACKBONES: dict[str, Callable[[int, bool], nn.Module]] = {
     "convnet": lambda in_channels, cifar_stem: ConvNet(in_channels),
     "convnet-wide": lambda in_channels, cifar_stem: ConvNet(in_channels, (48, 96, 192, 384)),
+    # DCGAN's discriminator trunk (models/dcgan.py): what `gan` trains and exports
+    "dcgan": lambda in_channels, cifar_stem: DCGANTrunk(in_channels),
     "resnet18": _resnet("resnet18"),
     "resnet34": _resnet("resnet34"),
     "resnet50": _resnet("resnet50"),
