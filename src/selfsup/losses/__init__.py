@@ -34,6 +34,13 @@ from selfsup.losses.memory import (
 from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
 from selfsup.losses.predictive import cpc_accuracy, cpc_info_nce
 from selfsup.losses.pretext import ab_regression
+from selfsup.losses.quantization import (
+    bits_per_dim,
+    commitment_loss,
+    discretized_gaussian_log_likelihood,
+    perplexity,
+    straight_through,
+)
 from selfsup.losses.reconstruction import normalise_patches, patch_mse, reconstruction_mse
 from selfsup.losses.temporal import (
     hierarchical_contrastive_loss,
@@ -46,13 +53,16 @@ from selfsup.losses.tstcc import temporal_contrast
 __all__ = [
     "ab_regression",
     "barlow_twins_loss",
+    "bits_per_dim",
     "block_contrastive",
     "clip_loss",
+    "commitment_loss",
     "contrastive_margin",
     "contrastive_tension",
     "cpc_accuracy",
     "cpc_info_nce",
     "dino_loss",
+    "discretized_gaussian_log_likelihood",
     "discriminator_accuracy",
     "discriminator_loss",
     "generator_loss",
@@ -73,8 +83,10 @@ __all__ = [
     "npair",
     "nt_xent",
     "patch_mse",
+    "perplexity",
     "reconstruction_mse",
     "sinkhorn_knopp",
+    "straight_through",
     "supcon",
     "supervised_info_nce",
     "swav_loss",
