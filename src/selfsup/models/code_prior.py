@@ -73,7 +73,7 @@ class GatedPixelCNN(nn.Module):
             GatedMaskedLayer(width, kernel, first=i == 0) for i in range(layers)
         )
         self.out = nn.Sequential(
-            nn.Conv2d(width, 4 * width, 1), nn.ReLU(), nn.Conv2d(4 * width, num_codes, 1)
+            nn.Conv2d(width, 2 * width, 1), nn.ReLU(), nn.Conv2d(2 * width, num_codes, 1)
         )
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
