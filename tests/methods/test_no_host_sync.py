@@ -17,7 +17,12 @@ from selfsup.models.series import SeriesEncoderSpec, series_spec
 from selfsup.run import build_method, training_fields
 from selfsup.run_data import load_run_splits
 
-BACKBONE = {"mae": "vit-mini-p4", "autoregressive": "vit-mini-p4-causal", "mocov3": "vit-mini-p4"}
+BACKBONE = {
+    "mae": "vit-mini-p4",
+    "autoregressive": "vit-mini-p4-causal",
+    "mocov3": "vit-mini-p4",
+    "vqvae": "vqvae",
+}
 COLOUR = {"cmc", "colorization"}  # they need colour images; digits are grey
 HOST_SYNC: dict[str, str] = {}  # a method whose step still reads a value back, and why
 SERIES = SeriesEncoderSpec(2, (3, 3), (1, 2), 8, 6)
