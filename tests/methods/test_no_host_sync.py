@@ -23,6 +23,7 @@ BACKBONE = {
     "autoregressive": "vit-mini-p4-causal",
     "mocov3": "vit-mini-p4",
     "vae": "vae-conv",
+    "vqvae": "vqvae",
 }
 COLOUR = {"cmc", "colorization"}  # they need colour images; digits are grey
 HOST_SYNC: dict[str, str] = {}  # a method whose step still reads a value back, and why

@@ -42,6 +42,13 @@ from selfsup.losses.memory import (
 from selfsup.losses.metric import block_contrastive, contrastive_margin, npair, supcon, triplet
 from selfsup.losses.predictive import cpc_accuracy, cpc_info_nce
 from selfsup.losses.pretext import ab_regression
+from selfsup.losses.quantization import (
+    bits_per_dim,
+    commitment_loss,
+    discretized_gaussian_log_likelihood,
+    perplexity,
+    straight_through,
+)
 from selfsup.losses.reconstruction import normalise_patches, patch_mse, reconstruction_mse
 from selfsup.losses.temporal import (
     hierarchical_contrastive_loss,
@@ -65,15 +72,18 @@ __all__ = [
     "barlow_twins_loss",
     "bernoulli_nll",
     "beta_vae_loss",
+    "bits_per_dim",
     "block_contrastive",
     "cd_surrogate",
     "clip_loss",
+    "commitment_loss",
     "contrastive_margin",
     "contrastive_tension",
     "cpc_accuracy",
     "cpc_info_nce",
     "cycle_loss",
     "dino_loss",
+    "discretized_gaussian_log_likelihood",
     "discriminator_accuracy",
     "discriminator_loss",
     "disentangle_loss",
@@ -102,11 +112,13 @@ __all__ = [
     "nt_xent",
     "patch_mse",
     "per_sample_l1",
+    "perplexity",
     "rbm_free_energy",
     "rbm_pseudo_loglik",
     "reconstruction_mse",
     "reparameterise",
     "sinkhorn_knopp",
+    "straight_through",
     "supcon",
     "supervised_info_nce",
     "swav_loss",

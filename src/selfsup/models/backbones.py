@@ -10,6 +10,7 @@ from torch import nn
 
 from selfsup.errors import SelfsupError
 from selfsup.models.dcgan import DCGANTrunk
+from selfsup.models.vqvae import VQVAEEncoderNet
 
 
 class ConvNet(nn.Module):
@@ -64,6 +65,8 @@ BACKBONES: dict[str, Callable[[int, bool], nn.Module]] = {
     "resnet18": _resnet("resnet18"),
     "resnet34": _resnet("resnet34"),
     "resnet50": _resnet("resnet50"),
+    # VQ-VAE's encoder: a grid of pre-quantisation features (`feature_map`), pooled in forward
+    "vqvae": lambda in_channels, cifar_stem: VQVAEEncoderNet(in_channels),
 }
 
 
