@@ -36,6 +36,12 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     # depth 6; patch 4 at 32 px): the convnet has no patches to mask or to predict in order.
     "mae": {"model.backbone": "vit-mini"},
     "autoregressive": {"model.backbone": "vit-mini-causal"},
+    # The generative methods train at their papers' batch: DCGAN, BiGAN, VQ-VAE and AdaIN-VC
+    # 128, disentanglement_lib's VAE 64, scikit-learn's RBM 10 (its PCD diverges at the
+    # linearly scaled lr of batch 256: docs/methods-generative.md).
+    **{name: {"train.batch_size": 128} for name in ("gan", "bigan", "vqvae", "disentangle")},
+    "vae": {"train.batch_size": 64},
+    "rbm": {"train.batch_size": 10},
 }
 
 IMAGE_FIELDS = frozenset({"image", "label", "index"})
@@ -86,6 +92,8 @@ def child(spec: str) -> None:
                 "optimiser": f"{optim['name']} {optim['lr']:g}",
                 "augmentation": recipe,
                 "method_figures": own_figures,
+                # the encoder it trained: a backbone, or a kind of its own (rbm, nade, adain)
+                "encoder": getattr(result.encoder.spec, "backbone", result.encoder.spec.kind),
             }
         )
     )
@@ -140,9 +148,11 @@ def table(
     backbones: dict[str, str],
     linear: bool,
     finetune: bool,
+    each: bool = False,
 ) -> list[str]:
     """The markdown table: one row per method, then the random encoder and raw pixels of each
-    backbone the methods used."""
+    backbone the methods used; with `each`, every method's own random encoder under its row
+    (methods that build an encoder of their own: RBM, NADE, the VAE's)."""
     head = ["method", "backbone", "optimiser (lr per 256)", "augmentation", "kNN top-1 (%)"]
     head += ["linear top-1 (%)"] if linear else []
     head += ["fine-tune top-1 (%) (from random init)"] if finetune else []
@@ -160,7 +170,7 @@ def table(
             row = res["evaluation"].get("selfsup")
             cells = [
                 label,
-                backbones[name],
+                res.get("encoder", backbones[name]),
                 res.get("optimiser", "?"),
                 res.get("augmentation", "?"),
             ]
@@ -175,7 +185,17 @@ def table(
                 f"{res['peak_rss_mib']:.0f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
+        random_row = res.get("evaluation", {}).get("random") if each else None
+        if random_row:
+            cells = [f"{name}: its random encoder", res.get("encoder", "?"), "-", "-"]
+            cells += [percent(random_row, "knn_top1")]
+            cells += [percent(random_row, "linear_top1")] if linear else []
+            cells += ["-"] if finetune else []
+            cells += ["-"] if own else []
+            lines.append("| " + " | ".join([*cells, "-", "-", "-"]) + " |")
     for i, (backbone, rows) in enumerate(baselines.items()):
+        if each and i:
+            break  # the raw pixels once; the random encoders are under their methods
         for key, label in (("random", "random encoder"), ("raw_pixels", "raw pixels")):
             if key == "raw_pixels" and i:
                 continue  # the same pixels whatever the backbone: one row
@@ -198,6 +218,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--methods", default=None, help="a,b,c (default: every image method)")
     parser.add_argument("--supervised", action="store_true", help="also methods with labels")
     parser.add_argument("--linear", action="store_true", help="also a linear probe")
+    parser.add_argument(
+        "--random-each",
+        action="store_true",
+        help="each method's own random encoder under its row (methods that build their own)",
+    )
     parser.add_argument(
         "--finetune",
         type=float,
@@ -274,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides = {**shared, "method.name": name, **METHOD_SETTINGS.get(name, {})}
         backbone = backbones[name] = overrides["model.backbone"]
         # The first success on each backbone also evaluates its random encoder and raw pixels.
-        overrides["eval.baselines"] = backbone not in baselines
+        overrides["eval.baselines"] = args.random_each or backbone not in baselines
         res = finished(overrides, root / name)
         if res is None and args.table_only:
             res = {"error": "not run"}
@@ -287,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
         if "error" not in res and backbone not in baselines and "random" in res["evaluation"]:
             baselines[backbone] = {k: v for k, v in res["evaluation"].items() if k != "selfsup"}
         print(f"{name}: {res.get('error') or 'done'}", flush=True)
-    lines = table(results, baselines, backbones, args.linear, bool(args.finetune))
+    lines = table(results, baselines, backbones, args.linear, bool(args.finetune), args.random_each)
     where = next(iter(baselines.values()), {}).get("queries", "?")
     lines += [
         "",

@@ -168,7 +168,10 @@ def describe_optim(
         clip = {None: "when the scaled lr > 1", True: "on", False: "off"}[cfg.lars_clip_lr]
         parts.append(f"eta {cfg.lars_eta:g}, clip {clip}")
     warmup = f"linear warm-up over {100 * cfg.warmup:g} % of training, then " if cfg.warmup else ""
-    schedule = f"{warmup}cosine to {100 * cfg.final_lr_fraction:g} % of the peak"
+    if cfg.final_lr_fraction == 1:  # cosine from the peak to the peak: the lr stays put
+        schedule = f"{warmup}constant" if warmup else "constant lr"
+    else:
+        schedule = f"{warmup}cosine to {100 * cfg.final_lr_fraction:g} % of the peak"
     line = f"optimiser: {', '.join(parts)}; {schedule}"
     if sources is None:
         return line + " (as saved in the run's config.json)"

@@ -314,6 +314,17 @@ def test_the_startup_line_says_optimiser_lr_schedule_and_sources():
     assert "your optim.* keys (weight_decay)" in line
 
 
+def test_the_startup_line_says_constant_for_a_constant_lr():
+    """A schedule that ends at 100 % of the peak is a constant lr (the GANs', VQ-VAE's), not a
+    cosine: the line says so."""
+    flat = {"name": "adamw", "lr": 4e-4, "warmup": 0.0, "final_lr_fraction": 1.0}
+    cfg, sources = resolve_optim(OptimConfig(), flat, "gan")
+    line = describe_optim(cfg, 128, sources, "gan")
+    assert "; constant lr." in line and "cosine" not in line
+    warm = dataclasses.replace(cfg, warmup=0.1)
+    assert "linear warm-up over 10 % of training, then constant" in describe_optim(warm, 128)
+
+
 def test_a_run_trains_with_the_methods_optimiser_prints_it_and_saves_it(tmp_path, capsys):
     """SimSiam with no optim.* keys trains with its CIFAR SGD; the start-up line says so, and
     config.json holds the resolved optimiser (what resume and compare read)."""

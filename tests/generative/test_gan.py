@@ -198,7 +198,7 @@ def test_a_run_logs_both_losses_and_a_grid_per_evaluation(tmp_path):
     ("overrides", "message"),
     [
         ({"method.loss": "foo"}, "loss must be one of non_saturating, hinge"),
-        ({"model.backbone": "convnet"}, "needs --backbone dcgan"),
+        ({"model.backbone": "resnet18"}, "needs --backbone dcgan"),
     ],
 )
 def test_bad_settings_are_one_clear_error(tmp_path, overrides, message):

@@ -7,8 +7,7 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from method_harness import _free_port, assert_resume_exact, digits_knn
+from method_harness import _free_port, assert_resume_exact, digits_knn, worker_context
 from torch.nn.parallel import DistributedDataParallel
 
 from selfsup.losses import dino_loss
@@ -207,7 +206,7 @@ def reference():
 
 @pytest.mark.timeout(120)
 def test_two_gloo_processes_match_one_process_gradients_and_center():
-    ctx = mp.get_context("spawn")
+    ctx = worker_context()
     queue = ctx.Queue()
     port = _free_port()
     procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(2)]

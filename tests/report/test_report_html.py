@@ -4,10 +4,10 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
+from browser import chromium, chromium_or_skip
 
 from selfsup.errors import SelfsupError
 from selfsup.report import add_cli, write_report
@@ -90,37 +90,13 @@ def test_cli_writes_the_report(run, capsys):
     assert "report written to" in capsys.readouterr().out
 
 
-def _chromium(browser, tmp_path, *args):
-    profile = tmp_path / "profile"
-    command = [
-        browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--enable-logging=stderr",
-        "--v=0",
-        *args,
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    shutil.rmtree(profile, ignore_errors=True)
-    return proc
-
-
 def test_report_renders_in_headless_chromium(report, tmp_path):
-    browser = shutil.which("chromium")
-    if browser is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    browser = chromium_or_skip()
     import matplotlib.image
 
     shot = tmp_path / "shot.png"
     url = report.resolve().as_uri()
-    proc = _chromium(browser, tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", url)
+    proc = chromium(browser, tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", url)
     assert shot.is_file(), proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
@@ -128,7 +104,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert pixels.shape[:2] == (2000, 1200)
     colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 100 and pixels.std() > 0.05  # plots and images, not a blank page
-    dom = _chromium(browser, tmp_path, "--dump-dom", url)
+    dom = chromium(browser, tmp_path, "--dump-dom", url)
     for section in SECTIONS:
         assert f'<section id="{section}">' in dom.stdout, section
     assert not [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]

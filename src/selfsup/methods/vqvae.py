@@ -95,7 +95,7 @@ class VQVAE(Method):
     name = "vqvae"
     family = "generative"
     paper = "van den Oord et al. 2017, VQ-VAE"
-    summary = "images as a grid of discrete codes (EMA codebook), then a PixelCNN prior over them"
+    summary = "images as a grid of discrete codes (EMA codebook), then a PixelCNN prior on them"
     Config = VQVAEConfig
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
