@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from browser import chromium, chromium_or_skip
+from browser import chromium, chromium_or_skip, console_lines
 
 from selfsup.errors import SelfsupError
 from selfsup.report import add_cli, write_report
@@ -98,8 +98,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     url = report.resolve().as_uri()
     proc = chromium(browser, tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", url)
     assert shot.is_file(), proc.stderr[-2000:]
-    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
-    assert console == [], console
+    assert console_lines(proc) == [], console_lines(proc)
     pixels = matplotlib.image.imread(shot)[..., :3]
     assert pixels.shape[:2] == (2000, 1200)
     colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
@@ -107,4 +106,4 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     dom = chromium(browser, tmp_path, "--dump-dom", url)
     for section in SECTIONS:
         assert f'<section id="{section}">' in dom.stdout, section
-    assert not [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console_lines(dom) == []
