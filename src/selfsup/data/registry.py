@@ -15,6 +15,7 @@ from typing import Literal
 from selfsup.config import DataConfig
 from selfsup.data.cifar import load_cifar10, load_cifar100
 from selfsup.data.digits import load_digits_source
+from selfsup.data.documents import load_documents
 from selfsup.data.folder import load_folder
 from selfsup.data.hf import hf_modality, load_hf
 from selfsup.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist
@@ -150,6 +151,13 @@ SOURCES: dict[str, Source] = {
         load_sts,
         "required",
         ":DIR|FILE STS-format pairs (sts-train.csv, sts-test.csv): sentences and gold scores",
+        "text",
+    ),
+    "docs": Source(
+        load_documents,
+        "required",
+        ":FILE documents (one a line, or blank-line paragraphs; or a dictd .dict.dz) split into "
+        "sentences: consecutive pairs within a document (sentence_order); every 10th held out",
         "text",
     ),
     "wordnet": Source(

@@ -31,6 +31,7 @@ from selfsup.losses.joint import (
     vicreg_terms,
 )
 from selfsup.losses.language import masked_token_loss, next_token_loss
+from selfsup.losses.mahalanobis import nca_pairs
 from selfsup.losses.memory import (
     instdisc_nce,
     instdisc_softmax,
@@ -50,6 +51,11 @@ from selfsup.losses.quantization import (
     straight_through,
 )
 from selfsup.losses.reconstruction import normalise_patches, patch_mse, reconstruction_mse
+from selfsup.losses.sentence_order import (
+    quick_thoughts,
+    quick_thoughts_accuracy,
+    sentence_order_loss,
+)
 from selfsup.losses.temporal import (
     hierarchical_contrastive_loss,
     instance_contrastive_loss,
@@ -103,6 +109,7 @@ __all__ = [
     "mocov3_contrastive",
     "nade_logits",
     "nade_nll",
+    "nca_pairs",
     "nearest_neighbour",
     "negative_cosine",
     "next_token_loss",
@@ -113,10 +120,13 @@ __all__ = [
     "patch_mse",
     "per_sample_l1",
     "perplexity",
+    "quick_thoughts",
+    "quick_thoughts_accuracy",
     "rbm_free_energy",
     "rbm_pseudo_loglik",
     "reconstruction_mse",
     "reparameterise",
+    "sentence_order_loss",
     "sinkhorn_knopp",
     "straight_through",
     "supcon",
