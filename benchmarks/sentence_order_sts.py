@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 import selfsup
-from selfsup.data.documents import dictionary_documents, split_sentences
 from selfsup.data.documents import _read as read_documents
+from selfsup.data.documents import dictionary_documents, split_sentences
 
 STS = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsbenchmark"
 GCIDE = Path("/usr/share/dictd/gcide.dict.dz")

@@ -55,7 +55,7 @@ def test_pairs_are_consecutive_within_documents_and_documents_are_held_out_whole
 def test_paragraphs_separated_by_blank_lines(tmp_path):
     path = docs_file(tmp_path, ["First line. Goes\non here.", "Other doc. Two."], sep="\n\n")
     train = load_data(f"docs:{path}").train
-    assert list(zip(train.sentences, train.positives)) == [
+    assert list(zip(train.sentences, train.positives, strict=True)) == [
         ("First line.", "Goes on here."),
         ("Other doc.", "Two."),
     ]

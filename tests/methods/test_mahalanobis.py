@@ -167,3 +167,10 @@ def test_learned_metric_beats_raw_euclidean_and_a_random_map_on_digits(tmp_path)
     scores["raw"] = euclidean_knn((raw[0], y_train), (raw[1], y_test))
     print(scores)
     assert scores["learned"] > scores["raw"] and scores["learned"] > scores["random"]
+
+
+def test_listed_by_selfsup_methods(capsys):
+    from selfsup.cli import main
+
+    main(["methods"])
+    assert "mahalanobis" in capsys.readouterr().out

@@ -37,7 +37,8 @@ def quick_thoughts(
     rows 0..N-1 the first sentences, rows N..2N-1 their next sentences. Row i's context is
     row p(i) = (i + N) mod 2N (the next sentence of a first one, the previous of a second):
 
-        s_ij = f(x_i) . g(x_j) / temperature,  loss = mean_i [ -s_ip(i) + log sum_{j != i} exp(s_ij) ]
+        s_ij = f(x_i) . g(x_j) / temperature
+        loss = mean_i [ -s_ip(i) + log sum_{j != i} exp(s_ij) ]
 
     `queries` are f(x) (2N, D), `keys` g(x) (2N, D); raw dot products, as the reference (it has
     no temperature: 1). The candidate x_i itself never counts (the reference zeroes that score,

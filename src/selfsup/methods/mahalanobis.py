@@ -76,8 +76,8 @@ class Mahalanobis(Method):
         "warmup": 0.0,
     }
     optimiser_reference = (
-        "none published for views: Adam 1e-2 (measured on digits), no weight decay (NCA has no regulariser; "
-        "scikit-learn fits it with L-BFGS)"
+        "none published for views: Adam 1e-2 (measured on digits), no weight decay (NCA has "
+        "no regulariser; scikit-learn fits it with L-BFGS)"
     )
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})

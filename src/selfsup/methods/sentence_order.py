@@ -30,9 +30,9 @@ from torch import nn
 from selfsup.distributed import gather_with_grad, gather_without_grad
 from selfsup.errors import SelfsupError
 from selfsup.losses import quick_thoughts, quick_thoughts_accuracy, sentence_order_loss
+from selfsup.methods._token_hash import row_hashes
 from selfsup.methods.base import Batch, Method
 from selfsup.methods.registry import register
-from selfsup.methods.simcse import row_hashes
 
 MODES = ("sop", "quick-thoughts")
 PAIR = ("positive_input_ids", "positive_attention_mask")
@@ -98,8 +98,9 @@ class SentenceOrder(Method):
     optional_inputs = frozenset(PAIR)  # so STS evaluation data passes; a step refuses without
     modalities = frozenset({"text"})
     views_note = (
-        "none on the tokens; pairs of consecutive sentences, {cfg.mode}: swapped with "
-        "probability {cfg.swap_probability} (sop) or the next among the batch (quick-thoughts)"
+        "none on the tokens: pairs of consecutive sentences of one document (mode {cfg.mode}: "
+        "sop swaps a pair with probability {cfg.swap_probability}, quick-thoughts picks a "
+        "sentence's neighbour among the batch)"
     )
 
     def __init__(self, spec: Any, cfg: SentenceOrderConfig, augment: Any):
