@@ -79,7 +79,7 @@ class SentenceOrder(Method):
     """sop: head([f(A), f(B)]) says in order or swapped; quick-thoughts: f(A) . g(B) picks B."""
 
     name = "sentence_order"
-    family = "sentences, pretext"
+    family = "sentences, contrastive"  # the data's own order (issue 27); SOP is a pretext task
     paper = "Lan et al. 2020 (ALBERT sentence-order prediction); Logeswaran & Lee 2018"
     summary = "consecutive sentences: in order or swapped (or the next among the batch)"
     Config = SentenceOrderConfig
