@@ -11,6 +11,7 @@ from selfsup.losses.adversarial import (
     discriminator_loss,
     generator_loss,
 )
+from selfsup.losses.captioning import contrastive_caption_loss, sequence_log_prob, token_nll
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.crossmodal import clip_loss
@@ -77,6 +78,7 @@ __all__ = [
     "cd_surrogate",
     "clip_loss",
     "commitment_loss",
+    "contrastive_caption_loss",
     "contrastive_margin",
     "contrastive_tension",
     "cpc_accuracy",
@@ -117,6 +119,7 @@ __all__ = [
     "rbm_pseudo_loglik",
     "reconstruction_mse",
     "reparameterise",
+    "sequence_log_prob",
     "sinkhorn_knopp",
     "straight_through",
     "supcon",
@@ -126,6 +129,7 @@ __all__ = [
     "temporal_contrastive_loss",
     "token_accuracy",
     "token_cross_entropy",
+    "token_nll",
     "triplet",
     "vae_terms",
     "vicreg_loss",
