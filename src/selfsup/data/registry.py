@@ -21,8 +21,8 @@ from selfsup.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist
 from selfsup.data.images import ImageData
 from selfsup.data.npy import load_npy
 from selfsup.data.pairs import PairData, load_captions, load_cifar_captions
-from selfsup.data.scenes import load_scenes
 from selfsup.data.resize import resize_square
+from selfsup.data.scenes import load_scenes
 from selfsup.data.series import SeriesData, load_series_npy, load_ucr, load_wav_folder
 from selfsup.data.shapes import load_shapes
 from selfsup.data.shards import load_shard_pairs, load_shards

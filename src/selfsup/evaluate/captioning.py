@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 import torch
 
@@ -136,3 +137,34 @@ def text_to_image_r1(text: torch.Tensor, images: torch.Tensor) -> float:
     v = torch.nn.functional.normalize(images.double(), dim=1)
     hits = label_hits(t @ v.T, torch.arange(len(t)))
     return hits.double().mean().item()
+
+
+@torch.no_grad()
+def caption_scores(
+    hypotheses: list[str],
+    references: list[list[str]],
+    retriever: Any,
+    images: torch.Tensor,
+    batch: int = 256,
+) -> dict[str, float]:
+    """BLEU-4, CIDEr-D and text-to-image R@1 (among `images`, by the `clip` encoder
+    `retriever`) of one generated caption per image; an empty caption is scored as it is."""
+    device = next(retriever.parameters()).device
+    retriever.eval()
+    text = torch.cat(
+        [
+            retriever.encode_text(hypotheses[i : i + batch]).cpu()
+            for i in range(0, len(images), batch)
+        ]
+    )
+    seen = torch.cat(
+        [
+            retriever.encode_image(retriever.preprocess(images[i : i + batch]).to(device)).cpu()
+            for i in range(0, len(images), batch)
+        ]
+    )
+    return {
+        "bleu4": bleu(hypotheses, references)[3],
+        "cider_d": cider_d(hypotheses, references)[0],
+        "r1": text_to_image_r1(text, seen),
+    }
