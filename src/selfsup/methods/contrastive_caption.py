@@ -56,6 +56,9 @@ class ContrastiveCaptionConfig:
     contrastive_lr_scale: float = 1.0  # the contrastive optimiser's lr over the MLE one's
     train_image_tower: bool = False  # in the contrastive stage (the released code: fixed)
     beam: int = 1  # decoding for figures and evaluation: greedy (1) or beam search
+    # the released code's constant Adam lr (its decay is commented out); false: the run's
+    # warm-up + cosine over the whole run, which would leave the contrastive stage its tail
+    constant_lr: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.contrastive_start <= 1.0:
@@ -85,6 +88,7 @@ class ContrastiveCaption(Method):
     )
     inputs = frozenset({"image", "input_ids", "attention_mask"})
     modalities = frozenset({"pair"})
+    augment_family = "none"  # no views: a flip would swap left and right in the captions
     views_note = "none: images as they are (a flip would swap left and right in the captions)"
     updates: ClassVar[tuple[str, ...]] = (MLE, CONTRASTIVE)
     # captions name positions ("left of"): a tower that keeps the layout (the DCGAN trunk's
