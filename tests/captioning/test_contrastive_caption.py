@@ -39,6 +39,11 @@ def test_tiny_run_switches_stage_and_keeps_the_mle_copy(tmp_path):
         for k in ref
         if k.startswith("image.") and "num_b" not in k and "running" not in k
     )
+    groups = method.update_groups("contrastive")
+    assert {id(p) for p in groups[0]["params"]} == {
+        id(p) for p in method.captioner.decoder.parameters()
+    }
+    assert groups[0]["fixed_lr"] and method.update_groups("mle")[0]["fixed_lr"]  # constant lr
     captions = method.captions(splits.test.images[:4])
     assert len(captions) == 4 and all(isinstance(c, str) for c in captions)
     assert (tmp_path / "run" / "figures" / "contrastive-caption-generated-captions.png").is_file()

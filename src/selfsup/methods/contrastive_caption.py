@@ -175,10 +175,12 @@ class ContrastiveCaption(Method):
         raise SelfsupError(f"method {self.name} has the updates mle, contrastive, not {update!r}")
 
     def update_groups(self, update: str) -> list[dict[str, Any]]:
+        fixed = self.cfg.constant_lr
         if update == MLE:
-            return [{"params": list(self.captioner.parameters())}]
+            return [{"params": list(self.captioner.parameters()), "fixed_lr": fixed}]
         learning = self.captioner if self.cfg.train_image_tower else self.captioner.decoder
-        return [{"params": list(learning.parameters()), "lr_scale": self.cfg.contrastive_lr_scale}]
+        scale = self.cfg.contrastive_lr_scale
+        return [{"params": list(learning.parameters()), "lr_scale": scale, "fixed_lr": fixed}]
 
     def plan(self, progress: float) -> tuple[str, ...]:
         return (MLE,) if progress < self.cfg.contrastive_start else (CONTRASTIVE,)
