@@ -48,8 +48,8 @@ def common(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/caption-bench"))
-    parser.add_argument("--clip-epochs", type=float, default=4)
-    parser.add_argument("--epochs", type=float, default=8)
+    parser.add_argument("--clip-epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--contrastive-start", type=float, default=0.6)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--figure", type=Path, default=None, help="save the caption sheet here")
