@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--contrastive-start", type=float, default=0.6)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument(
+        "--cosine", action="store_true", help="method.constant_lr=false: the run's cosine schedule"
+    )
     parser.add_argument("--figure", type=Path, default=None, help="save the caption sheet here")
     args = parser.parse_args()
     t0 = time.time()
@@ -78,6 +81,7 @@ def main() -> None:
             **{
                 "method.name": "contrastive_caption",
                 "method.contrastive_start": args.contrastive_start,
+                "method.constant_lr": not args.cosine,
                 "train.epochs": args.epochs,
             },
         )
