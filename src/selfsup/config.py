@@ -60,7 +60,7 @@ class ModelConfig:
     # the tokenizer's model_max_length, at most 512), as sentence-transformers does
     max_length: int | None = None
     embed_dim: int = 512  # image-text pairs: width of the shared image-text space (CLIP)
-    text_tower: str = "transformers"  # image-text: transformers (model.path) | scratch (bytes)
+    text_tower: str = "transformers"  # image-text: transformers (model.path) | scratch | words
     text_width: int = 256  # scratch text tower: width (CLIP: 512)
     text_layers: int = 4  # scratch text tower: causal transformer blocks (CLIP: 12)
     text_heads: int = 4  # scratch text tower: attention heads (CLIP: 8)

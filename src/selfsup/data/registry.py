@@ -23,6 +23,7 @@ from selfsup.data.images import ImageData
 from selfsup.data.npy import load_npy
 from selfsup.data.pairs import PairData, load_captions, load_cifar_captions
 from selfsup.data.resize import resize_square
+from selfsup.data.scenes import load_scenes
 from selfsup.data.series import SeriesData, load_series_npy, load_ucr, load_wav_folder
 from selfsup.data.shapes import load_shapes
 from selfsup.data.shards import load_shard_pairs, load_shards
@@ -214,6 +215,13 @@ SOURCES: dict[str, Source] = {
         load_cifar_captions,
         "required",
         ":DIR train/ and test/ class folders captioned from templates of the class names (demo)",
+        "pair",
+    ),
+    "scenes": Source(
+        load_scenes,
+        "optional",
+        "[:32|64] generated two-shape scenes with distinctive to generic reference captions "
+        "(captioning: BLEU-4, CIDEr-D, retrieval R@1 of generated captions)",
         "pair",
     ),
 }

@@ -11,6 +11,7 @@ from selfsup.losses.adversarial import (
     discriminator_loss,
     generator_loss,
 )
+from selfsup.losses.captioning import contrastive_caption_loss, sequence_log_prob, token_nll
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
 from selfsup.losses.crossmodal import clip_loss
@@ -83,6 +84,7 @@ __all__ = [
     "cd_surrogate",
     "clip_loss",
     "commitment_loss",
+    "contrastive_caption_loss",
     "contrastive_margin",
     "contrastive_tension",
     "cpc_accuracy",
@@ -127,6 +129,7 @@ __all__ = [
     "reconstruction_mse",
     "reparameterise",
     "sentence_order_loss",
+    "sequence_log_prob",
     "sinkhorn_knopp",
     "straight_through",
     "supcon",
@@ -136,6 +139,7 @@ __all__ = [
     "temporal_contrastive_loss",
     "token_accuracy",
     "token_cross_entropy",
+    "token_nll",
     "triplet",
     "vae_terms",
     "vicreg_loss",

@@ -23,14 +23,17 @@ from selfsup.modalities.image_report import neighbours_section
 from selfsup.modalities.pair_report import retrieval_section
 from selfsup.modalities.sections import Section
 from selfsup.modalities.text import TextModality
+from selfsup.models.captioner import WordTextSpec, build_vocabulary
 from selfsup.models.clip import ClipEncoderSpec
 from selfsup.models.text_scratch import ScratchTextSpec
 
 PAIR_FIELDS = ("image", "input_ids", "attention_mask")
 # Zero-shot prompts when neither the data nor eval.zeroshot_templates names any.
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
-# model.text_tower: a local transformers folder (model.path) or the byte-level scratch tower
-TEXT_TOWERS = ("transformers", "scratch")
+# model.text_tower: a local transformers folder (model.path), the byte-level scratch tower, or
+# the scratch tower over a word vocabulary built from the training captions (captioning)
+TEXT_TOWERS = ("transformers", "scratch", "words")
+WORD_CONTEXT = 32  # the word tower's most tokens a caption (model.text_context counts bytes)
 
 
 class PairModality(Modality):
@@ -55,7 +58,15 @@ class PairModality(Modality):
             raise SelfsupError(
                 f"unknown model.text_tower {tower!r}; choose one of: {', '.join(TEXT_TOWERS)}"
             )
-        if tower == "scratch":
+        if tower == "words":
+            text = WordTextSpec(
+                width=cfg.model.text_width,
+                layers=cfg.model.text_layers,
+                heads=cfg.model.text_heads,
+                context=min(cfg.model.text_context, WORD_CONTEXT),
+                vocab=build_vocabulary(train.captions, train.name),
+            )
+        elif tower == "scratch":
             text = ScratchTextSpec(
                 width=cfg.model.text_width,
                 layers=cfg.model.text_layers,

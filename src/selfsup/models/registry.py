@@ -21,6 +21,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "tstcc": ("selfsup.models.tstcc", "TSTCCEncoder", "TSTCCEncoderSpec"),
     "clip": ("selfsup.models.clip", "ClipEncoder", "ClipEncoderSpec"),
     "text-scratch": ("selfsup.models.text_scratch", "ScratchTextEncoder", "ScratchTextSpec"),
+    "text-words": ("selfsup.models.captioner", "WordTextEncoder", "WordTextSpec"),
     "rbm": ("selfsup.models.rbm", "RBMEncoder", "RBMEncoderSpec"),
     "nade": ("selfsup.models.nade", "NADEEncoder", "NADEEncoderSpec"),
     "adain": ("selfsup.models.adain", "AdainEncoder", "AdainSpec"),
