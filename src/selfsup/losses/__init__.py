@@ -66,6 +66,7 @@ from selfsup.losses.variational import (
     reparameterise,
     vae_terms,
 )
+from selfsup.losses.world_model import cswm_hinge_loss, transition_energy
 
 __all__ = [
     "ab_regression",
@@ -81,6 +82,7 @@ __all__ = [
     "contrastive_tension",
     "cpc_accuracy",
     "cpc_info_nce",
+    "cswm_hinge_loss",
     "cycle_loss",
     "dino_loss",
     "discretized_gaussian_log_likelihood",
@@ -126,6 +128,7 @@ __all__ = [
     "temporal_contrastive_loss",
     "token_accuracy",
     "token_cross_entropy",
+    "transition_energy",
     "triplet",
     "vae_terms",
     "vicreg_loss",
