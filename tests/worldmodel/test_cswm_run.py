@@ -19,7 +19,9 @@ TINY = FAST | {
 
 
 def test_tiny_run_evaluates_learned_random_and_raw_rows_and_draws_object_slots(tmp_path):
-    cfg = selfsup.make_config(**(TINY | {"eval.protocols": "transition_ranking"}))
+    cfg = selfsup.make_config(
+        **(TINY | {"eval.protocols": "transition_ranking", "train.report": True})
+    )
     selfsup.pretrain(cfg, tmp_path / "run")
     run = tmp_path / "run"
     results = json.loads((run / "eval.json").read_text())
@@ -38,6 +40,9 @@ def test_tiny_run_evaluates_learned_random_and_raw_rows_and_draws_object_slots(t
 
     width, height = Image.open(pictures[0]).size
     assert (width, height) == (6 * 52, 8 * 52)  # observation + 5 slots, 8 observations
+    page = (run / "report.html").read_text()
+    assert 'alt="cswm observation object slots 1 5 activation maps"' in page
+    assert "transition_step10_hit@1" in page
     model = selfsup.load(run)
     assert isinstance(model, CswmEncoder) and model.out_dim == 10
     obs = torch.randint(0, 256, (4, 3, 50, 50), dtype=torch.uint8)
