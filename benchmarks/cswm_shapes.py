@@ -64,9 +64,13 @@ def main() -> None:
     wall = time.perf_counter() - start
     results = json.loads((out / "eval.json").read_text())
     keys = [f"transition_step{k}_{m}" for k in (1, 5, 10) for m in ("hit@1", "mrr")]
-    heads = [f"H@1 {k} step (%)" if m == "hit@1" else f"MRR {k}" for k in (1, 5, 10) for m in "hm"]
+    heads = [
+        f"H@1 {k} step (%)" if m == "hit@1" else f"MRR {k} step"
+        for k in (1, 5, 10)
+        for m in ("hit@1", "mrr")
+    ]
     print(
-        f"\nshapes-2d: {args.train_episodes} x 100 training transitions, "
+        f"\nshapes-2d: {args.train_episodes} training episodes x 100 steps, "
         f"{args.eval_episodes} held-out episodes; hidden {args.hidden_dim}, {args.epochs} "
         f"epochs at batch {args.batch_size}, lr {args.lr:g} per 256; {args.threads} thread(s); "
         f"run + evaluation {wall:.0f} s wall (shared machine: not a speed figure)\n"
