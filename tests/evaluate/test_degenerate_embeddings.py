@@ -234,6 +234,23 @@ def build_shapes(kind: str, seed: int = 0) -> dict[str, Any]:
             dict.fromkeys(chance, N),
         )
     ]
+    # held-out episodes' k-step rollouts and their targets (C-SWM's transition_ranking): each
+    # target ranks its own episode's rollout among all N, so chance is a uniform rank in 1..N
+    episodes: dict[str, Any] = {}
+    chance = {}
+    for k in (1, 5, 10):
+        episodes[f"rollout_{k}"] = degenerate(kind, N, gen)
+        episodes[f"target_{k}"] = degenerate(kind, N, gen)
+        chance[f"transition_step{k}_hit@1"] = hit_chance(N, 1, 1)
+        chance[f"transition_step{k}_mrr"] = mrr_chance(N, 1, N)
+    shapes["transitions"] = [
+        (
+            "episodes rolled out 1, 5, 10 steps",
+            {"extra": episodes},
+            chance,
+            dict.fromkeys(chance, N),
+        )
+    ]
     views = (degenerate(kind, N, gen), degenerate(kind, N, gen))
     if kind == "equal" or kind == "zero":
         views = (emb.clone(), emb.clone())

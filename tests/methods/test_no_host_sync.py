@@ -55,6 +55,13 @@ def test_every_method_step_runs_on_meta(name, monkeypatch, request):
     modalities = get_method(name).modalities
     if name in COLOUR:
         pytest.skip("needs colour images; the digits are grey")
+    if "transitions" in modalities:  # world models: a few generated 2-D shapes transitions
+        cfg = selfsup.make_config(**{"method.name": name, "data.source": "shapes-2d:1,1"})
+        train = load_run_splits(cfg, None).train
+        modality = get_modality("transitions")
+        method = build_method(cfg, modality, train)
+        _meta_step(method, training_fields(method, modality, train))
+        return
     if not modalities & {"image", "series"}:
         pytest.skip("not set up here: text and pair encoders are built from a model's files")
     if name in HOST_SYNC:

@@ -39,6 +39,7 @@ from selfsup.data.text import (
     load_text_file,
     load_wordnet,
 )
+from selfsup.data.transitions import load_shapes_2d, load_transitions
 from selfsup.errors import SelfsupError
 
 __all__ = ["SOURCES", "Source", "available_sources", "describe_sources", "holdout", "load_data"]
@@ -210,6 +211,19 @@ SOURCES: dict[str, Source] = {
         "required",
         ":FILE|DIR image-caption pairs: a CSV/TSV of (image path, caption), or sidecar .txt files",
         "pair",
+    ),
+    "shapes-2d": Source(
+        load_shapes_2d,
+        "optional",
+        "[:TRAIN[,EVAL]] C-SWM's 2-D shapes: 5 objects on a 5x5 grid, random pushes, 50x50 RGB "
+        "transitions; TRAIN episodes of 100 steps (1000), EVAL held-out episodes of 10 (1000)",
+        "transitions",
+    ),
+    "transitions": Source(
+        load_transitions,
+        "required",
+        ":FILE.npz (obs, action, next_obs[, episode, num_actions, test_*]) transitions",
+        "transitions",
     ),
     "cifar-captions": Source(
         load_cifar_captions,

@@ -24,6 +24,7 @@ from selfsup.evaluate.linear import linear_protocol
 from selfsup.evaluate.retrieval import retrieval_protocol
 from selfsup.evaluate.sts import sts_protocol
 from selfsup.evaluate.svm import svm_protocol
+from selfsup.evaluate.transitions import transition_ranking_protocol
 from selfsup.evaluate.zeroshot import zeroshot_protocol
 
 
@@ -107,6 +108,13 @@ PROTOCOLS: dict[str, Protocol] = {
             "MIG and DCI disentanglement / completeness against known factors "
             "(disentanglement_lib's definitions)",
             disentanglement_protocol,
+        ),
+        Protocol(
+            "transition_ranking",
+            frozenset({"transitions"}),
+            "C-SWM's multi-step prediction: Hits@1 and MRR of each held-out episode's target "
+            "state among all episodes' k-step rollouts (k = 1, 5, 10; ties against)",
+            transition_ranking_protocol,
         ),
     )
 }

@@ -227,8 +227,10 @@ def evaluate_with_baselines(
         if sampled:
             results["raw_sample"] = f"{modality.raw_row}: {sampled}"
         bank, queries = modality.raw_features(raw.bank, raw.queries, with_bank=needs_bank)
+        features = raw.features(queries, bank, cfg)
+        features.extra = modality.raw_extra_features(raw)
         results[modality.raw_row] = run_protocols(
-            raw.features(queries, bank, cfg),
+            features,
             raw_names,
             f"the {modality.raw_row!r} baseline ({modality.row_titles[modality.raw_row]})",
         )

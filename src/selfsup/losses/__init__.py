@@ -73,6 +73,7 @@ from selfsup.losses.variational import (
     reparameterise,
     vae_terms,
 )
+from selfsup.losses.world_model import cswm_hinge_loss, transition_energy
 
 __all__ = [
     "ab_regression",
@@ -89,6 +90,7 @@ __all__ = [
     "contrastive_tension",
     "cpc_accuracy",
     "cpc_info_nce",
+    "cswm_hinge_loss",
     "cycle_loss",
     "dino_loss",
     "discretized_gaussian_log_likelihood",
@@ -140,6 +142,7 @@ __all__ = [
     "token_accuracy",
     "token_cross_entropy",
     "token_nll",
+    "transition_energy",
     "triplet",
     "vae_terms",
     "vicreg_loss",

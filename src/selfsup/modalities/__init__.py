@@ -13,6 +13,7 @@ MODALITIES: dict[str, str] = {
     "text": "selfsup.modalities.text:TextModality",
     "series": "selfsup.modalities.series:SeriesModality",
     "pair": "selfsup.modalities.pair:PairModality",
+    "transitions": "selfsup.modalities.transitions:TransitionsModality",
 }
 
 

@@ -67,6 +67,12 @@ class Modality:
         modality's caption and class-prompt embeddings), into `Features.extra`; none here."""
         return {}
 
+    def raw_extra_features(self, data: Any) -> dict[str, Any]:
+        """The raw-input row's counterpart of `extra_features`, from the (bank, queries) of
+        `data` (a `suite.EvalData`): what the protocols read beside the raw features (the
+        transitions' identity-transition rollouts in pixel space); none here."""
+        return {}
+
     def startup_notes(self, cfg: Config, encoder: Any, train: Any, eval_data: Any) -> list[str]:
         """Lines printed when training starts about what the model and the data will do (the
         text modality: where max_length came from, how many sentences it cuts, an evaluation

@@ -27,6 +27,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "adain": ("selfsup.models.adain", "AdainEncoder", "AdainSpec"),
     "cyclegan": ("selfsup.models.cyclegan", "CycleGANEncoder", "CycleGANEncoderSpec"),
     "mahalanobis": ("selfsup.models.mahalanobis", "MahalanobisEncoder", "MahalanobisSpec"),
+    "cswm": ("selfsup.models.cswm", "CswmEncoder", "CswmSpec"),
 }
 
 
