@@ -62,7 +62,9 @@ DISCRIMINATOR, GENERATOR = "discriminator", "generator"
 @dataclass
 class ContextEncoderConfig:
     mask: str = "center"  # center (the paper's central square) | random_block
-    overlap: int = 1  # px of the central square left visible and weighted (paper: 7 at 227 px)
+    # px of the central square's border left visible and weighted 10x; -1: the papers' share of
+    # the side, side / 32 rounded (7 px at 227, 4 at 128, 1 at 32, 0 at 8)
+    overlap: int = -1
     overlap_weight: float = OVERLAP_WEIGHT  # the paper's 10
     blocks: int = 4  # random_block: squares per image
     block_fraction: float = 0.25  # random_block: each square's side over the image's
@@ -77,8 +79,8 @@ class ContextEncoderConfig:
     def __post_init__(self) -> None:
         if self.mask not in MASKS:
             raise ValueError(f"mask must be one of {', '.join(MASKS)}, got {self.mask!r}")
-        if self.overlap < 0 or not self.overlap_weight > 0:
-            raise ValueError("overlap must be >= 0 and overlap_weight > 0")
+        if self.overlap < -1 or not self.overlap_weight > 0:
+            raise ValueError("overlap must be >= 0 (or -1: side / 32) and overlap_weight > 0")
         if self.blocks < 1 or not 0 < self.block_fraction <= 1:
             raise ValueError("blocks must be >= 1 and block_fraction in (0, 1]")
         if self.lambda_rec < 0 or self.lambda_adv < 0:
@@ -122,7 +124,8 @@ class ContextEncoder(Method):
         self.size = (h, w)
         if cfg.mask == "center":
             try:
-                weights, hole = central_weights(h, w, cfg.overlap, cfg.overlap_weight)
+                overlap = cfg.overlap if cfg.overlap >= 0 else round(min(h, w) / 32)
+                weights, hole = central_weights(h, w, overlap, cfg.overlap_weight)
             except ValueError as err:
                 raise SelfsupError(
                     f"method context_encoder drops the central square: {err}; use larger images "

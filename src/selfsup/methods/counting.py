@@ -49,10 +49,15 @@ class CountingConfig:
     head_hidden_dim: int = 1024  # the MLP from the pooled feature to the counts; 0: linear
     margin: float = PAPER_MARGIN  # M of the contrastive term (the paper: 10)
     downsample: str = "random"  # random (the paper's) | bilinear | bicubic | area
+    # > 0: D x and the tiles are resized (bilinear) to this side before the encoder, so that
+    # the encoder of tiny images trains at the side it is evaluated at; 0: as cut (the paper's)
+    piece_size: int = 0
 
     def __post_init__(self) -> None:
         if self.count_dim < 1 or self.head_hidden_dim < 0:
             raise ValueError("count_dim must be >= 1 and head_hidden_dim >= 0 (0: linear)")
+        if self.piece_size < 0:
+            raise ValueError("piece_size must be >= 0 (0: the pieces as cut)")
         if not self.margin > 0:
             raise ValueError("margin must be > 0")
         if self.downsample not in ("random", *DOWNSAMPLINGS):
@@ -130,7 +135,15 @@ class Counting(Method):
         mode = self.cfg.downsample
         if mode == "random":  # drawn on the host's generator: no wait for the device
             mode = DOWNSAMPLINGS[int(torch.randint(len(DOWNSAMPLINGS), ()))]
-        return [downsample(x, mode), quadrants(x)]
+        small, tiles = downsample(x, mode), quadrants(x)
+        side = self.cfg.piece_size
+        if side > 0:
+            b = x.shape[0]
+            small = F.interpolate(small, size=(side, side), mode="bilinear", align_corners=False)
+            tiles = F.interpolate(
+                tiles.flatten(0, 1), size=(side, side), mode="bilinear", align_corners=False
+            ).unflatten(0, (b, 4))
+        return [small, tiles]
 
     def loss(self, views: list[Any], batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         small, tiles = views
