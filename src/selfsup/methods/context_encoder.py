@@ -96,7 +96,7 @@ class ContextEncoder(Method):
     name = "context_encoder"
     family = "pretext"
     paper = "Pathak et al. 2016, context encoders"
-    summary = "paint back a dropped central square (or random blocks) from the rest of the image"
+    summary = "paint back a dropped central square (or random blocks) of the image"
     Config = ContextEncoderConfig
     inputs = frozenset({"image"})
     modalities = frozenset({"image"})
