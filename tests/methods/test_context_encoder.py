@@ -153,7 +153,20 @@ def test_update_losses_match_a_plain_recomputation(update, mask):
 def test_without_the_adversarial_loss_only_the_generator_steps():
     method = make_method(adversarial=False)
     assert method.plan(0.0) == ("generator",)
-    assert make_method().plan(0.5) == ("discriminator", "generator")
+    joint = make_method()
+    assert joint.plan(0.5) == ("discriminator", "generator")
+    # train.lua's 10x lr of the encoder-decoder under the joint loss, when asked for
+    (generator,) = make_method(generator_lr_scale=10).update_groups("generator")
+    (discriminator,) = joint.update_groups("discriminator")
+    assert generator["lr_scale"] == 10 and "lr_scale" not in discriminator
+    assert (
+        make_method(adversarial=False, generator_lr_scale=10).update_groups("generator")[0][
+            "lr_scale"
+        ]
+        == 1
+    )
+    names = {id(p): n for n, p in joint.named_parameters()}
+    assert {names[id(p)].split(".")[0] for p in generator["params"]} == {"encoder", "decoder"}
     views, batch = fixed_inputs()
     loss, figures = method.update_loss("generator", views, batch)
     assert "adversarial" not in figures and torch.allclose(loss, figures["reconstruction"])

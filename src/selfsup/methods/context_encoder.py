@@ -19,13 +19,16 @@ images with the painted region pasted in, and the encoder-decoder minimises lamb
 lambda_adv * L_adv (0.999 and 0.001). Two optimisers: each training step the discriminator
 steps first, then the encoder-decoder ("generator") on the updated discriminator.
 
-Settings checked against BoyuanJiang/context_encoder_pytorch `train.py` and
-pathak22/context-encoder `train.lua`: Adam lr 2e-4 with beta1 0.5 for both networks, batch 64,
-constant lr, non-saturating (BCE) adversarial loss, fill with the mean pixel, overlap weight 10
-(4 px at 128 px there, 7 px at 227 px in the paper). Differences (docs/methods-pretext.md):
-the decoder paints from the encoder's pooled feature (no channel-wise fully connected layer);
-the discriminator sees the whole image with the region pasted in, not the central patch alone
-(one discriminator for both masks); the reference multiplies its L2 by 0.999 twice, we once.
+Settings checked against pathak22/context-encoder `train.lua` (the original) and
+BoyuanJiang/context_encoder_pytorch `train.py`: Adam lr 2e-4 with beta1 0.5, batch 64, constant
+lr (train.lua gives the encoder-decoder 10 times the discriminator's lr under the joint loss; the
+PyTorch port and we the same lr: `generator_lr_scale`), non-saturating (BCE) adversarial loss,
+fill with the mean pixel, overlap weight 10 (4 px at 128 px there, 7 px at 227 px in the
+paper). Differences
+(docs/methods-pretext.md): the decoder paints from the encoder's pooled feature (no channel-wise
+fully connected layer); the discriminator sees the whole image with the region pasted in, not
+the central patch alone (one discriminator for both masks); the PyTorch port multiplies its L2
+by its weight twice, train.lua and we once.
 """
 
 from __future__ import annotations
@@ -71,6 +74,9 @@ class ContextEncoderConfig:
     adversarial: bool = True  # the paper's joint loss; false: the L2 loss alone
     lambda_rec: float = 0.999
     lambda_adv: float = 0.001
+    # the encoder-decoder's lr over the discriminator's under the joint loss (train.lua: 10;
+    # 1 here: 10 took the digits encoder below random, docs/methods-pretext.md)
+    generator_lr_scale: float = 1.0
     decoder_width: int = 128  # channels of the decoder's first grid
     discriminator_width: int = 64  # channels of the discriminator's first layer
     samples: int = 8  # rows of the report's picture
@@ -83,8 +89,8 @@ class ContextEncoderConfig:
             raise ValueError("overlap must be >= 0 (or -1: side / 32) and overlap_weight > 0")
         if self.blocks < 1 or not 0 < self.block_fraction <= 1:
             raise ValueError("blocks must be >= 1 and block_fraction in (0, 1]")
-        if self.lambda_rec < 0 or self.lambda_adv < 0:
-            raise ValueError("lambda_rec and lambda_adv must be >= 0")
+        if self.lambda_rec < 0 or self.lambda_adv < 0 or not self.generator_lr_scale > 0:
+            raise ValueError("lambda_rec and lambda_adv must be >= 0, generator_lr_scale > 0")
         if self.decoder_width < 1 or self.discriminator_width < 1 or self.samples < 1:
             raise ValueError("decoder_width, discriminator_width and samples must be positive")
 
@@ -178,7 +184,9 @@ class ContextEncoder(Method):
     def update_groups(self, update: str) -> list[dict[str, Any]]:
         if update == DISCRIMINATOR:
             return [{"params": list(self.discriminator.parameters())}]
-        return [{"params": [*self.encoder.parameters(), *self.decoder.parameters()]}]
+        networks = [*self.encoder.parameters(), *self.decoder.parameters()]
+        scale = self.cfg.generator_lr_scale if self.cfg.adversarial else 1.0
+        return [{"params": networks, "lr_scale": scale}]
 
     def plan(self, progress: float) -> tuple[str, ...]:
         return self.updates if self.cfg.adversarial else (GENERATOR,)
