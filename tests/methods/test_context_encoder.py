@@ -282,3 +282,13 @@ def test_context_encoder_inpaints_digits_and_its_encoder_beats_random(tmp_path):
     print(f"context encoder: {own}; kNN learned {learned} random {random}")
     assert own["inpainting_mse"] < 0.6 * own["mean_fill_mse"]
     assert learned["knn_top1"] > random["knn_top1"] + 0.03
+
+
+def test_heldout_block_masks_are_fixed_and_leave_the_random_state_alone():
+    method = make_method(mask="random_block")
+    images = torch.rand(6, 1, 8, 8)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    first, second = method.heldout_masks(images), method.heldout_masks(images)
+    assert torch.equal(first, second) and first.sum() > 0
+    assert torch.equal(torch.get_rng_state(), before)

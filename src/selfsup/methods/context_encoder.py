@@ -148,8 +148,11 @@ class ContextEncoder(Method):
         self.decoder = InpaintingDecoder(self.encoder.out_dim, channels, h, w, cfg.decoder_width)
         self.discriminator = InpaintingDiscriminator(channels, h, w, cfg.discriminator_width)
 
-    def masks(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hole, weights), each (B, 1, H, W): what the input loses, the loss's pixel weights."""
+    def masks(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hole, weights), each (B, 1, H, W): what the input loses, the loss's pixel weights;
+        random blocks drawn from `generator` (default: the host's)."""
         b = images.shape[0]
         if images.shape[-2:] != self.size:
             raise SelfsupError(
@@ -159,7 +162,7 @@ class ContextEncoder(Method):
         if self.cfg.mask == "center":
             return self.center_hole.expand(b, -1, -1, -1), self.center_weights.expand(b, -1, -1, -1)
         side = max(1, round(min(self.size) * self.cfg.block_fraction))
-        hole = block_masks(b, *self.size, self.cfg.blocks, side, images.device)
+        hole = block_masks(b, *self.size, self.cfg.blocks, side, images.device, generator)
         return hole, hole
 
     def views(self, batch: Batch) -> list[torch.Tensor]:
@@ -215,14 +218,10 @@ class ContextEncoder(Method):
         return loss, {"reconstruction": rec.detach(), "adversarial": adv.detach()}
 
     def heldout_masks(self, images: torch.Tensor) -> torch.Tensor:
-        """The hole of held-out images: the central one, or random blocks from a fixed seed."""
-        if self.cfg.mask == "center":
-            return self.center_hole.expand(images.shape[0], -1, -1, -1)
-        state = torch.get_rng_state()
-        torch.manual_seed(self.cfg.mask_seed)
-        hole = self.masks(images)[0]
-        torch.set_rng_state(state)
-        return hole
+        """The hole of held-out images: the central one, or random blocks from a fixed seed
+        (a generator of its own: the run's random state is left alone)."""
+        generator = torch.Generator().manual_seed(self.cfg.mask_seed)
+        return self.masks(images, generator)[0]
 
     def heldout_figures(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per held-out image: the inpainting's squared error over the hole (pixels in [0, 1],

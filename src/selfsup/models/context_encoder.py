@@ -82,13 +82,19 @@ class InpaintingDiscriminator(nn.Module):
 
 
 def block_masks(
-    batch: int, height: int, width: int, blocks: int, side: int, device: torch.device
+    batch: int,
+    height: int,
+    width: int,
+    blocks: int,
+    side: int,
+    device: torch.device,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Random-block masks (B, 1, H, W), 1 where the input is dropped: `blocks` squares of `side`
-    pixels per image at random places (they may overlap). The places are drawn on the host's
-    generator (no wait for the device; a resumed run draws the same)."""
-    top = torch.randint(0, height - side + 1, (batch, blocks)).to(device)
-    left = torch.randint(0, width - side + 1, (batch, blocks)).to(device)
+    pixels per image at random places (they may overlap). The places are drawn on the host
+    (`generator`, or the default one: no wait for the device; a resumed run draws the same)."""
+    top = torch.randint(0, height - side + 1, (batch, blocks), generator=generator).to(device)
+    left = torch.randint(0, width - side + 1, (batch, blocks), generator=generator).to(device)
     rows = torch.arange(height, device=device).view(1, 1, -1, 1)
     cols = torch.arange(width, device=device).view(1, 1, 1, -1)
     inside_r = (rows >= top[..., None, None]) & (rows < top[..., None, None] + side)
