@@ -292,3 +292,10 @@ def test_heldout_block_masks_are_fixed_and_leave_the_random_state_alone():
     first, second = method.heldout_masks(images), method.heldout_masks(images)
     assert torch.equal(first, second) and first.sum() > 0
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_heldout_images_of_another_size_are_resized_to_the_views():
+    method = make_method().eval()
+    with torch.no_grad():
+        own = method.heldout_figures({"image": torch.randint(0, 256, (3, 1, 12, 12)).byte()})
+    assert own["inpainting_mse"].shape == (3,)

@@ -223,11 +223,19 @@ class ContextEncoder(Method):
         generator = torch.Generator().manual_seed(self.cfg.mask_seed)
         return self.masks(images, generator)[0]
 
+    def heldout_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Held-out uint8 images in [0, 1] at the training views' size (resized if the run's
+        augmentation makes views of another size than the data's)."""
+        x = images.float() / 255
+        if x.shape[-2:] != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return x.clamp(0, 1)
+
     def heldout_figures(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per held-out image: the inpainting's squared error over the hole (pixels in [0, 1],
         mean over the hole's pixels and channels) and the same error of filling it with the mean
         pixel (the baseline an inpainting must beat)."""
-        images = batch["image"].float() / 255
+        images = self.heldout_images(batch["image"])
         hole = self.heldout_masks(images)
         painted = self.inpaint(images, hole)
         count = (hole.flatten(1).sum(1) * images.shape[1]).clamp(min=1)
@@ -241,7 +249,7 @@ class ContextEncoder(Method):
         }
 
     def figures(self, batch: Batch) -> dict[str, Any]:
-        images = batch["image"][: self.cfg.samples].float() / 255
+        images = self.heldout_images(batch["image"][: self.cfg.samples])
         hole = self.heldout_masks(images)
         painted = images * (1 - hole) + self.inpaint(images, hole) * hole
         columns = [to_uint8(self.masked(images, hole)), to_uint8(painted), to_uint8(images)]
