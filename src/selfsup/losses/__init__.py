@@ -14,6 +14,7 @@ from selfsup.losses.adversarial import (
 from selfsup.losses.captioning import contrastive_caption_loss, sequence_log_prob, token_nll
 from selfsup.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
 from selfsup.losses.contrastive import info_nce, nt_xent
+from selfsup.losses.counting import counting_loss, counting_terms
 from selfsup.losses.crossmodal import clip_loss
 from selfsup.losses.denoising_text import token_accuracy, token_cross_entropy
 from selfsup.losses.density import (
@@ -24,6 +25,11 @@ from selfsup.losses.density import (
     rbm_pseudo_loglik,
 )
 from selfsup.losses.disentangle import disentangle_loss, mean_gaussian_kl
+from selfsup.losses.inpainting import (
+    central_weights,
+    joint_inpainting_loss,
+    weighted_region_mse,
+)
 from selfsup.losses.joint import (
     barlow_twins_loss,
     negative_cosine,
@@ -83,11 +89,14 @@ __all__ = [
     "bits_per_dim",
     "block_contrastive",
     "cd_surrogate",
+    "central_weights",
     "clip_loss",
     "commitment_loss",
     "contrastive_caption_loss",
     "contrastive_margin",
     "contrastive_tension",
+    "counting_loss",
+    "counting_terms",
     "cpc_accuracy",
     "cpc_info_nce",
     "cswm_hinge_loss",
@@ -107,6 +116,7 @@ __all__ = [
     "instdisc_nce",
     "instdisc_softmax",
     "instdisc_z",
+    "joint_inpainting_loss",
     "masked_token_loss",
     "mean_gaussian_kl",
     "moco_infonce",
@@ -147,4 +157,5 @@ __all__ = [
     "vae_terms",
     "vicreg_loss",
     "vicreg_terms",
+    "weighted_region_mse",
 ]
