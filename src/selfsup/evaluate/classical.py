@@ -24,6 +24,7 @@ from selfsup.errors import SelfsupError
 Transform = Callable[[np.ndarray], np.ndarray]
 MDS_PLACE_ITERS = 100  # stress-majorisation steps placing each out-of-sample row (MDS)
 MDS_PLACE_CHUNK = 4096  # rows placed at a time
+PLACE_TOL = 1e-6  # placing stops when no coordinate moves more than this times the layout's size
 
 
 def _pca(x: np.ndarray, dim: int, neighbors: int, seed: int) -> tuple[np.ndarray, Transform]:
@@ -36,8 +37,14 @@ def _pca(x: np.ndarray, dim: int, neighbors: int, seed: int) -> tuple[np.ndarray
 def _isomap(x: np.ndarray, dim: int, neighbors: int, seed: int) -> tuple[np.ndarray, Transform]:
     from sklearn.manifold import Isomap
 
-    iso = Isomap(n_neighbors=neighbors, n_components=dim)
-    return iso.fit_transform(x), iso.transform
+    while True:  # geodesic distances are not Euclidean: their kernel may have few positive
+        try:  # eigenvalues, and KernelPCA refuses a width that reaches negative ones
+            iso = Isomap(n_neighbors=neighbors, n_components=dim)
+            return iso.fit_transform(x), iso.transform
+        except ValueError as err:
+            if "negative eigenvalues" not in str(err) or dim == 1:
+                raise
+            dim = (dim + 1) // 2
 
 
 def _lle(x: np.ndarray, dim: int, neighbors: int, seed: int) -> tuple[np.ndarray, Transform]:
@@ -68,20 +75,30 @@ def place_out_of_sample(
     """Coordinates of `rows` in a fitted metric-MDS embedding: each row alone minimises its
     stress sum_i (d(row, landmark_i) - |z - coords_i|)^2 against the fixed landmark coordinates
     by the Guttman transform (SMACOF's update with the landmarks held still), from the nearest
-    landmark's coordinates. The landmarks never move: rows placed cannot change each other."""
-    marks = torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float64))
-    fixed = torch.from_numpy(np.ascontiguousarray(coords, dtype=np.float64))
-    mean = fixed.mean(dim=0)
-    out = np.empty((len(rows), coords.shape[1]))
+    landmark's coordinates, for `iters` steps or until no row moves. The landmarks never move:
+    rows placed cannot change each other."""
+    from scipy.spatial.distance import cdist  # single-threaded: these are many small steps
+
+    marks = np.ascontiguousarray(landmarks, dtype=np.float64)
+    fixed = np.ascontiguousarray(coords, dtype=np.float64)
+    mean = fixed.mean(axis=0)
+    scale = float(np.abs(fixed - mean).max()) or 1.0
+    out = np.empty((len(rows), fixed.shape[1]))
     for start in range(0, len(rows), MDS_PLACE_CHUNK):
-        part = torch.from_numpy(np.asarray(rows[start : start + MDS_PLACE_CHUNK], np.float64))
-        target = torch.cdist(part, marks)  # (n, m) dissimilarities to the landmarks
-        z = fixed[target.argmin(dim=1)].clone()
-        for _ in range(iters):
-            d = torch.cdist(z, fixed)
-            b = torch.where(d > 0, target / d.clamp_min(1e-300), torch.zeros_like(d))
-            z = mean + z * b.mean(dim=1, keepdim=True) - b @ fixed / len(fixed)
-        out[start : start + len(part)] = z.numpy()
+        part = np.asarray(rows[start : start + MDS_PLACE_CHUNK], dtype=np.float64)
+        target = cdist(part, marks)  # (n, m) dissimilarities to the landmarks
+        z = fixed[target.argmin(axis=1)].copy()
+        active = np.arange(len(z))  # rows still moving: each stops on its own, so that
+        for _ in range(iters):  # no row's place depends on the others placed with it
+            if not len(active):
+                break
+            now, goal = z[active], target[active]
+            d = cdist(now, fixed)
+            b = np.divide(goal, d, out=np.zeros_like(d), where=d > 0)
+            step = mean + now * b.mean(axis=1, keepdims=True) - b @ fixed / len(fixed)
+            z[active] = step
+            active = active[np.abs(step - now).max(axis=1) > PLACE_TOL * scale]
+        out[start : start + len(part)] = z
     return out
 
 
@@ -217,6 +234,8 @@ def embed_raw(
     # Columns constant on the bank carry nothing to fit, and the raw row's standardisation turns
     # a query's non-zero value there into ~1e7 (digits: 4 pixels always 0 in the bank).
     varying = bank.std(dim=0, correction=0) > 0
+    if not bool(varying.any()):
+        raise SelfsupError("the raw input is the same for every bank row: nothing to fit")
     x = bank[:, varying].double().numpy()
     if queries is not None:
         queries = queries[:, varying]
@@ -236,7 +255,11 @@ def embed_raw(
     if len(rest):
         out[rest] = transform(x[rest])
     placed = None if queries is None else transform(queries.double().numpy())
-    if width < dim:
+    if fitted.shape[1] < width:
+        width = fitted.shape[1]
+        capped = f" ({dim_from} {dim}, halved until Isomap's geodesic kernel "
+        capped += "had that many positive eigenvalues)"
+    elif width < dim:
         cap = f"the {x.shape[1]} input columns varying on the bank"
         if width < x.shape[1]:
             cap = f"the {len(fit_rows)} rows fitted on" + (" less one" if not method.scales else "")
@@ -293,6 +316,9 @@ def classical_rows(
                 seed=cfg.train.seed,
                 dim_from="eval.baseline_dim" if e.baseline_dim else "the learned encoder's width",
             )
+        except SelfsupError as err:
+            said.append(f"{name}: not scored, {err}")
+            continue
         except (ValueError, np.linalg.LinAlgError) as err:
             said.append(f"{name}: not scored, sklearn could not fit it on these rows ({err})")
             continue
