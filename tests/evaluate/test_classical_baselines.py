@@ -135,7 +135,7 @@ def test_an_unknown_name_stops_pretrain_and_evaluate_before_any_data_is_read(
 
 
 def test_text_is_refused_clearly():
-    with pytest.raises(SelfsupError, match=r"fixed-width raw input .* text data.*TF-IDF"):
+    with pytest.raises(SelfsupError, match=r"fixed-width raw input .* text data.*tfidf"):
         apply_overrides(Config(), {"data.source": "wordnet", "eval.baselines": "pca"})
     apply_overrides(Config(), {"data.source": "wordnet", "eval.baselines": True})
 

@@ -198,12 +198,17 @@ def check_baselines(setting: bool | Sequence[str], source: str) -> None:
 
     modality = get_modality(source_modality(source))
     if not modality.classical_input:
-        raise SelfsupError(
-            f"eval.baselines={','.join(setting)}: the classical embeddings need a fixed-width raw "
-            f"input (images, series); {source} is {modality.name} data, whose raw row "
-            f"({modality.raw_row}) is already the classical baseline (TF-IDF). Use "
-            "eval.baselines=true"
-        )
+        raise refusal(setting, modality, source)
+
+
+def refusal(names: Sequence[str], modality: Any, source: str) -> SelfsupError:
+    """The error for classical rows asked of a modality whose raw input is not a fixed-width
+    vector (text: TF-IDF of a vocabulary, already the classical baseline)."""
+    return SelfsupError(
+        f"eval.baselines={','.join(names)}: the classical embeddings need a fixed-width raw "
+        f"input (images, series); {source} is {modality.name} data, whose raw row "
+        f"({modality.raw_row}) is already the classical baseline. Use eval.baselines=true"
+    )
 
 
 def classical_width(dim: int, rows: int, features: int, scales: bool) -> int:
@@ -297,8 +302,8 @@ def classical_rows(
     protocols = tuple(p for p in protocols if not PROTOCOLS[p].uses_encoder)
     if not names or not protocols:
         return {}, None
-    if not modality.classical_input:
-        check_baselines(tuple(names), cfg.data.source)
+    if not modality.classical_input:  # config.validate refuses this before data is read
+        raise refusal(names, modality, cfg.eval.data or cfg.data.source)
     e = cfg.eval
     same = raw.queries is raw.bank  # no held-out queries: label protocols are withheld
     bank, queries = modality.raw_features(raw.bank, raw.queries, with_bank=True)
