@@ -102,15 +102,19 @@ def evaluate(
     *,
     data: str | None = None,
     device: str = "cpu",
+    baselines: str | bool | tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's encoder beside the baselines; write the figures and return them.
 
     `protocols` default to the run's. On the run's own data the figures go to eval.json; `data`
     evaluates on another source (split 80/20 when it has no test split, as training splits its
     data) and writes evaluations/<source name>.json, leaving eval.json as it was
-    (`selfsup.evaluate.store`).
+    (`selfsup.evaluate.store`). `baselines` replaces the run's `eval.baselines` (true, false or
+    classical names such as "pca,isomap"), checked before any data is decoded.
     """
     cfg = run_config(run)
+    if baselines is not None:
+        cfg = apply_overrides(cfg, {"eval.baselines": baselines})
     torch_device = resolve_device(device)
     modality = get_modality(source_modality(cfg.data.source))
     names = requested_protocols(cfg, modality) if protocols is None else parse_protocols(protocols)

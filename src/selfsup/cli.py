@@ -192,7 +192,9 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    results = evaluate(args.run, args.protocol, data=args.data, device=args.device)
+    results = evaluate(
+        args.run, args.protocol, data=args.data, device=args.device, baselines=args.baselines
+    )
     print(format_table(results))
     print(f"written to {evaluation_path(args.run, args.data)}")
     return 0
@@ -303,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
         "RUN/evaluations/NAME.json (eval.json is kept)",
     )
     e.add_argument("--device", default="cpu")
+    e.add_argument(
+        "--baselines",
+        help="true | false | classical embeddings of the raw input beside the random and raw "
+        "rows, comma separated: pca,mds,isomap,lle (default: the run's eval.baselines)",
+    )
     m = sub.add_parser("embed", help="write embeddings of a dataset with a run's encoder")
     m.add_argument("run")
     m.add_argument("--data", help="NAME[:PATH]; default the run's training data")

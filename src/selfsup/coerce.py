@@ -7,7 +7,8 @@ parameters, so that both are typed the same way.
 
 from __future__ import annotations
 
-from typing import Any, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from selfsup.errors import SelfsupError
 
@@ -20,9 +21,19 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return coerce(value, inner[0], key)
+    if origin in (Union, UnionType):  # X | Y: the first that takes the value (bool | tuple)
+        for arm in args:
+            try:
+                return coerce(value, arm, key)
+            except SelfsupError:
+                continue
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+        raise SelfsupError(f"config key {key!r} expects {names}, got {value!r}")
     if origin is tuple or annotation is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise SelfsupError(f"config key {key!r} expects a comma separated list, got {value!r}")
         return tuple(coerce(v, args[0] if args else str, key) for v in value)
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):

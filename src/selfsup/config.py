@@ -153,7 +153,10 @@ class EvalConfig:
     data: str | None = None  # evaluate on this source instead of the training data (STS-B)
     knn_k: int = 200
     knn_t: float = 0.1
-    baselines: bool = True  # also evaluate a random encoder and raw pixels
+    # true: also evaluate a random encoder and the raw input; false: neither; classical names
+    # (pca,mds,isomap,lle; `selfsup.evaluate.classical`): both, plus those embeddings of the raw
+    # input (images, series), scored by the same protocols
+    baselines: bool | tuple[str, ...] = True
     finetune_fraction: float = 1.0  # finetune protocol: stratified fraction of labels (0.01..1)
     finetune_epochs: int = 10
     finetune_lr: float = 1e-3  # AdamW; the head's lr, ViT blocks decayed by finetune_llrd
@@ -167,6 +170,13 @@ class EvalConfig:
     # len x len x channels; 1e10 is about 2 minutes on one core); above it, a seeded stratified
     # sample of the queries, then of the bank, said in eval.json; 0: no DTW row
     dtw_limit: int = 10_000_000_000
+    # classical rows: their width (None: the learned encoder's output width), capped by the
+    # input's features and the rows fitted on
+    baseline_dim: int | None = None
+    # classical rows that do not scale (mds, isomap, lle: O(n^2) memory, O(n^3) time): fitted on
+    # a seeded sample of this many bank rows, the rest and the queries placed out of sample
+    baseline_fit_samples: int = 2000
+    baseline_neighbors: int = 10  # isomap and lle: neighbours of each point's graph
 
 
 @dataclass
@@ -369,7 +379,8 @@ def resume_config(saved: Config, overrides: dict[str, Any]) -> Config:
 
 def validate(cfg: Config) -> None:
     """Check values that a type alone does not constrain, naming the first bad one."""
-    from selfsup.evaluate.registry import PROTOCOLS  # lazily: evaluation imports torch
+    from selfsup.evaluate.classical import check_baselines  # lazily: evaluation imports torch
+    from selfsup.evaluate.registry import PROTOCOLS
 
     o, t, e = cfg.optim, cfg.train, cfg.eval
     unknown_protocols = [p for p in e.protocols or () if p not in PROTOCOLS]
@@ -401,6 +412,15 @@ def validate(cfg: Config) -> None:
         (e.knn_t > 0 and math.isfinite(e.knn_t), "eval.knn_t must be a positive number"),
         (e.raw_bank_limit >= 2, "eval.raw_bank_limit (rows) must be at least 2"),
         (e.dtw_limit >= 0, "eval.dtw_limit (DTW cells) must be 0 (no DTW row) or more"),
+        (
+            e.baseline_dim is None or e.baseline_dim >= 1,
+            "eval.baseline_dim (the classical rows' width) must be at least 1, or none for the "
+            "learned encoder's",
+        ),
+        (
+            e.baseline_neighbors >= 2 and e.baseline_fit_samples > e.baseline_neighbors,
+            "eval.baseline_neighbors must be at least 2 and eval.baseline_fit_samples more than it",
+        ),
         (
             cfg.model.max_length is None or cfg.model.max_length >= 2,
             "model.max_length (tokens per sentence) must be at least 2",
@@ -446,3 +466,4 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise SelfsupError(f"bad config value: {message}")
+    check_baselines(e.baselines, cfg.data.source)

@@ -25,6 +25,7 @@ from selfsup.config import flatten
 from selfsup.data.registry import source_modality
 from selfsup.embedding import encode_rows, unit_rows
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.classical import TITLES
 from selfsup.evaluate.registry import PROTOCOLS, usable
 from selfsup.evaluate.store import other_evaluations
 from selfsup.export import load
@@ -308,6 +309,7 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
     caveat = evaluation.get("caveat")
     skipped = evaluation.get("skipped")
     sampled = evaluation.get("raw_sample")
+    classical = evaluation.get("classical")
     evaluation = {k: v for k, v in evaluation.items() if isinstance(v, dict)}
     keys = list(dict.fromkeys(k for row in evaluation.values() for k in row))
     head = "<tr><th>figure</th>" + "".join(
@@ -325,6 +327,7 @@ def _evaluation_html(evaluation: Any, config: dict[str, Any]) -> str:
     where += f" <b class='supervised'>Note: {_esc(note)}.</b>" if note else ""
     where += f" Not computed: {_esc(skipped)}." if isinstance(skipped, str) else ""
     where += f" Sampled: {_esc(sampled)}." if isinstance(sampled, str) else ""
+    where += f" Classical embeddings: {_esc(classical)}." if isinstance(classical, str) else ""
     warning = _note(caveat) if isinstance(caveat, str) else ""
     return warning + (
         f"<div class='wide'><table>{head}</tr>{body}</table></div><p class='sub'>{UNIT_NOTE} "
@@ -344,7 +347,7 @@ def _other_evaluations_sections(root: Path, config: dict[str, Any]) -> list[tupl
 def _row_titles(config: dict[str, Any]) -> dict[str, str]:
     """What the evaluation table calls each row, as the run's modality names them."""
     try:
-        return get_modality(source_modality(config["data"]["source"])).row_titles
+        return TITLES | get_modality(source_modality(config["data"]["source"])).row_titles
     except (KeyError, TypeError, SelfsupError):
         return {}
 

@@ -15,6 +15,7 @@ from selfsup.data.split import DataSplits, Split
 from selfsup.embedding import encode_rows, mean_over_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.baselines import run_baselines
+from selfsup.evaluate.classical import classical_names, classical_rows
 from selfsup.evaluate.context import EncoderInputs, Features
 from selfsup.evaluate.registry import PROTOCOLS, run_protocols, usable
 from selfsup.methods import is_supervised
@@ -238,6 +239,15 @@ def evaluate_with_baselines(
     results.update(extra)
     if sampled:
         results["raw_sample"] = "; ".join(filter(None, (results.get("raw_sample"), sampled)))
+    classical = classical_names(cfg.eval.baselines)
+    if classical:  # PCA, MDS, Isomap, LLE of the raw row's features (eval.baselines=pca,...)
+        raw, sampled = raw_baseline_data(data, cfg.eval.raw_bank_limit)
+        rows, line = classical_rows(classical, modality, raw, cfg, names, encoder.out_dim)
+        results.update(rows)
+        if line:
+            results["classical"] = line
+        if sampled and "raw_sample" not in results:
+            results["raw_sample"] = f"classical rows: {sampled}"
     return results
 
 
@@ -338,4 +348,6 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append(f"caveat: {results['caveat']}")
     if "raw_sample" in results:
         lines.append(f"sampled: {results['raw_sample']}")
+    if "classical" in results:
+        lines.append(f"classical: {results['classical']}")
     return "\n".join(lines)

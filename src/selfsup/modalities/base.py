@@ -33,6 +33,9 @@ class Modality:
     row_titles: ClassVar[dict[str, str]]  # row -> what the report calls it
     # more baseline rows by name (`evaluate.baselines.BASELINES`: the series' dtw_1nn)
     extra_baselines: ClassVar[tuple[str, ...]] = ()
+    # whether its raw features are fixed-width vectors the classical embeddings can fit
+    # (`evaluate.classical`: PCA, MDS, Isomap, LLE with eval.baselines=pca,...)
+    classical_input: ClassVar[bool] = False
     encoder_kind: ClassVar[str | None] = None  # the kind of its encoders when not `name` (pair)
 
     def encoder_spec(self, cfg: Config, train: Any) -> Any:

@@ -121,6 +121,7 @@ class ImageModality(Modality):
     online_protocols = ("knn", "geometry")
     initial_row = "random"
     raw_row = "raw_pixels"
+    classical_input = True
     row_titles: ClassVar[dict[str, str]] = {
         "selfsup": "learned encoder",
         "random": "random encoder (same architecture)",

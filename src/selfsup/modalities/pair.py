@@ -45,6 +45,7 @@ class PairModality(Modality):
     online_protocols = ("zeroshot", "image_text_retrieval")
     initial_row = "random"
     raw_row = "raw_pixels"
+    classical_input = True
     encoder_kind = "clip"
     row_titles: ClassVar[dict[str, str]] = {
         "selfsup": "learned encoder",

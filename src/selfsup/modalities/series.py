@@ -34,6 +34,7 @@ class SeriesModality(Modality):
     initial_row = "random"
     raw_row = "raw_signal"
     extra_baselines = ("dtw_1nn",)
+    classical_input = True
     row_titles: ClassVar[dict[str, str]] = {
         "selfsup": "learned encoder",
         "random": "random encoder (same architecture)",
