@@ -14,6 +14,7 @@ from selfsup.data.registry import source_modality
 from selfsup.devices import resolve_device
 from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.classical import check_classical_input
 from selfsup.evaluate.registry import check_needs, parse_protocols
 from selfsup.evaluate.store import evaluation_path, write_evaluation
 from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
@@ -117,6 +118,7 @@ def evaluate(
         cfg = apply_overrides(cfg, {"eval.baselines": baselines})
     torch_device = resolve_device(device)
     modality = get_modality(source_modality(cfg.data.source))
+    check_classical_input(cfg.eval.baselines, modality, cfg.data.source)
     names = requested_protocols(cfg, modality) if protocols is None else parse_protocols(protocols)
     encoder = load(run, device=torch_device)
     if data is not None:

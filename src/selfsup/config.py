@@ -466,4 +466,4 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise SelfsupError(f"bad config value: {message}")
-    check_baselines(e.baselines, cfg.data.source)
+    check_baselines(e.baselines)

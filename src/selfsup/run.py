@@ -29,6 +29,7 @@ from selfsup.data.split import StreamedSplit
 from selfsup.devices import bf16_is_fast, resolve_device
 from selfsup.embedding import mean_over_rows, reuse_features
 from selfsup.errors import SelfsupError
+from selfsup.evaluate.classical import check_classical_input
 from selfsup.evaluate.registry import check_needs
 from selfsup.evaluate.suite import (
     EvalData,
@@ -332,6 +333,7 @@ def _settings(
     cfg = dataclasses.replace(cfg, optim=optim)
     _check_method_fits(method_cls, modality, cfg.data.source)
     _check_source_b(cfg, method_cls)
+    check_classical_input(cfg.eval.baselines, modality, cfg.data.source)
     cfg = method_backbone(cfg, method_cls, modality)
     protocols = requested_protocols(cfg, modality)
     if cfg.eval.data:

@@ -134,9 +134,19 @@ def test_an_unknown_name_stops_pretrain_and_evaluate_before_any_data_is_read(
     assert "eval.baselines (unknown 'umap')" in capsys.readouterr().err
 
 
-def test_text_is_refused_clearly():
+def test_text_is_refused_clearly(tmp_path, monkeypatch):
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("data was loaded before the refusal")
+
+    monkeypatch.setattr("selfsup.run.load_run_splits", no_decoding)
     with pytest.raises(SelfsupError, match=r"fixed-width raw input .* text data.*tfidf"):
-        apply_overrides(Config(), {"data.source": "wordnet", "eval.baselines": "pca"})
+        selfsup.pretrain(
+            out=tmp_path / "run",
+            data__source="wordnet",
+            eval__baselines="pca",
+            method__name="simcse",
+        )
+    assert not (tmp_path / "run").exists()
     apply_overrides(Config(), {"data.source": "wordnet", "eval.baselines": True})
 
 

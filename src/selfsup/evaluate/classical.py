@@ -179,10 +179,9 @@ def classical_names(setting: bool | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(setting))
 
 
-def check_baselines(setting: bool | Sequence[str], source: str) -> None:
+def check_baselines(setting: bool | Sequence[str]) -> None:
     """One SelfsupError for an `eval.baselines` value that names an unknown classical
-    embedding, names none, or asks for one where the raw input is not a fixed-width vector
-    (text), before any data is decoded."""
+    embedding or names none, before any data is decoded."""
     if isinstance(setting, bool):
         return
     valid = f"true, false, or classical embeddings among {', '.join(CLASSICAL)}"
@@ -193,11 +192,12 @@ def check_baselines(setting: bool | Sequence[str], source: str) -> None:
             f"bad config value: eval.baselines ({got}) must be {valid} (comma separated, e.g. "
             "--set eval.baselines=pca,isomap; they come beside the random and raw-input rows)"
         )
-    from selfsup.data.registry import source_modality  # lazily: data imports config
-    from selfsup.modalities import get_modality
 
-    modality = get_modality(source_modality(source))
-    if not modality.classical_input:
+
+def check_classical_input(setting: bool | Sequence[str], modality: Any, source: str) -> None:
+    """Refuse classical rows for a modality whose raw input is not a fixed-width vector (text),
+    before any data is decoded."""
+    if not isinstance(setting, bool) and not modality.classical_input:
         raise refusal(setting, modality, source)
 
 
