@@ -140,6 +140,23 @@ def test_raw_pixel_features_take_statistics_from_the_reference():
     assert not torch.allclose(own, referenced)
 
 
+def test_a_pixel_constant_in_the_bank_is_centred_not_blown_up():
+    """Digits has pixels that are blank in every training image; a test image with ink there
+    must not get a feature of ~1e7 that decides its neighbours (StandardScaler's scale of 1)."""
+    from selfsup.modalities.raw import standardised_pixels
+
+    bank = torch.randint(0, 17, (40, 1, 2, 2), dtype=torch.uint8)
+    bank[:, 0, 0, 0] = 0
+    queries = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+    queries[:, 0, 0, 0] = 5
+    for feats in (
+        raw_pixel_features(queries, reference=bank),
+        standardised_pixels(bank, queries)[1],
+    ):
+        assert torch.equal(feats[:, 0], torch.full((3,), 5.0))
+        assert feats.abs().max() < 100
+
+
 def test_knn_summary_names_the_settings_it_runs_with():
     from selfsup.config import EvalConfig
 

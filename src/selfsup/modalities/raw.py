@@ -21,8 +21,15 @@ def raw_pixel_features(images: Tensor, reference: Tensor | None = None) -> Tenso
     x = images.flatten(1).to(torch.float32, copy=True)
     ref = x if reference is None else reference.flatten(1).to(torch.float32)
     mean = ref.mean(dim=0)
-    std = ref.std(dim=0, correction=0).clamp_min(1e-6)
-    return x.sub_(mean).div_(std)
+    return x.sub_(mean).div_(pixel_scale(ref))
+
+
+def pixel_scale(ref: Tensor) -> Tensor:
+    """Each column's std over `ref`, 1 where the column is constant there (as scikit-learn's
+    StandardScaler): dividing by a clamped tiny std would blow a query's stray value in a pixel
+    that is always blank in the bank up to ~1e7 and let it decide that query's neighbours."""
+    std = ref.std(dim=0, correction=0)
+    return torch.where(std < 1e-6, torch.ones_like(std), std)
 
 
 def znormalised_series(series: Tensor, mask: Tensor | None) -> Tensor:
@@ -49,7 +56,7 @@ def standardised_pixels(
         )
     x = bank.flatten(1).to(torch.float32, copy=True)
     mean = x.mean(dim=0)
-    std = x.std(dim=0, correction=0).clamp_min(1e-6)
+    std = pixel_scale(x)
     chunk = chunk or PIXEL_CHUNK
     out = torch.empty(len(queries), x.shape[1])
     for start in range(0, len(queries), chunk):
