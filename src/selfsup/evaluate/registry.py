@@ -24,6 +24,7 @@ from selfsup.evaluate.linear import linear_protocol
 from selfsup.evaluate.retrieval import retrieval_protocol
 from selfsup.evaluate.sts import sts_protocol
 from selfsup.evaluate.svm import svm_protocol
+from selfsup.evaluate.word_vectors import analogy_protocol, word_similarity_protocol
 from selfsup.evaluate.zeroshot import zeroshot_protocol
 
 
@@ -107,6 +108,22 @@ PROTOCOLS: dict[str, Protocol] = {
             "MIG and DCI disentanglement / completeness against known factors "
             "(disentanglement_lib's definitions)",
             disentanglement_protocol,
+        ),
+        Protocol(
+            "word_similarity",
+            frozenset(),
+            "word vectors: WordSim-353 and SimLex-999 Spearman of cosine vs human scores, "
+            "beside random vectors (gensim's test data)",
+            word_similarity_protocol,
+            uses_encoder=True,
+        ),
+        Protocol(
+            "analogy",
+            frozenset(),
+            "word vectors: questions-words.txt 3CosAdd top-1 per section over the answerable "
+            "questions (restrict_vocab 300000), beside random vectors",
+            analogy_protocol,
+            uses_encoder=True,
         ),
     )
 }

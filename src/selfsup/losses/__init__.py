@@ -66,6 +66,7 @@ from selfsup.losses.variational import (
     reparameterise,
     vae_terms,
 )
+from selfsup.losses.word_vectors import cbow_loss, skipgram_loss
 
 __all__ = [
     "ab_regression",
@@ -74,6 +75,7 @@ __all__ = [
     "beta_vae_loss",
     "bits_per_dim",
     "block_contrastive",
+    "cbow_loss",
     "cd_surrogate",
     "clip_loss",
     "commitment_loss",
@@ -118,6 +120,7 @@ __all__ = [
     "reconstruction_mse",
     "reparameterise",
     "sinkhorn_knopp",
+    "skipgram_loss",
     "straight_through",
     "supcon",
     "supervised_info_nce",

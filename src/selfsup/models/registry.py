@@ -25,6 +25,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "nade": ("selfsup.models.nade", "NADEEncoder", "NADEEncoderSpec"),
     "adain": ("selfsup.models.adain", "AdainEncoder", "AdainSpec"),
     "cyclegan": ("selfsup.models.cyclegan", "CycleGANEncoder", "CycleGANEncoderSpec"),
+    "word-vectors": ("selfsup.models.word_vectors", "WordVectors", "WordVectorsSpec"),
 }
 
 
