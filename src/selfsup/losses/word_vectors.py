@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 
 
-def _scores(inputs: torch.Tensor, target: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def _scores(inputs: torch.Tensor, target: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:
     """(P, C, 1 + K): each input vector's dot product with the target, then with each noise
-    vector, for inputs (P, C, D), target (P, D), noise (P, K, D)."""
-    outputs = torch.cat([target.unsqueeze(1), noise], dim=1)  # (P, 1 + K, D)
+    vector, for inputs (P, C, D), target (P, D), noise (P, K, D); target None: `noise` already
+    holds the target first, (P, 1 + K, D) (the method looks both up at once)."""
+    outputs = noise if target is None else torch.cat([target.unsqueeze(1), noise], dim=1)
     return torch.bmm(inputs, outputs.transpose(1, 2))
 
 
@@ -26,7 +27,7 @@ def _negative_sampling(scores: torch.Tensor) -> torch.Tensor:
 
 
 def skipgram_loss(
-    context: torch.Tensor, target: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor
+    context: torch.Tensor, target: torch.Tensor | None, noise: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
     """Skip-gram with negative sampling, summed over the real (context, centre) pairs:
 
@@ -34,7 +35,8 @@ def skipgram_loss(
 
     `context` (P, C, D) the input vectors (syn0) of centre p's window slots, `target` (P, D)
     the centre's output vector, `noise` (P, K, D) its noise output vectors, shared by the
-    window's pairs (word2vec.c draws K per pair: docs/word2vec.md), `mask` (P, C) bool.
+    window's pairs (word2vec.c draws K per pair: docs/word2vec.md), `mask` (P, C) bool;
+    `target` None when `noise` (P, 1 + K, D) holds the target first.
     As word2vec.c's skip-gram, each context word's input vector predicts the centre word.
     """
     losses = _negative_sampling(_scores(context, target, noise))
@@ -42,7 +44,7 @@ def skipgram_loss(
 
 
 def cbow_loss(
-    context: torch.Tensor, target: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor
+    context: torch.Tensor, target: torch.Tensor | None, noise: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
     """CBOW with negative sampling (cbow_mean=1), summed over centres with a context:
 

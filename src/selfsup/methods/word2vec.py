@@ -172,10 +172,9 @@ class Word2Vec(Method):
         w = self.cfg.window
         vectors = F.pad(self.encoder.vectors(words), (0, 0, w, w))  # (N + 2w, D)
         context = vectors.unfold(0, 2 * w + 1, 1).transpose(1, 2)  # (N, 2w + 1, D)
-        target = self.output(words)
-        negatives = self.output(noise)
+        outputs = self.output(torch.cat([words.unsqueeze(1), noise], dim=1))  # (N, 1 + K, D)
         objective = skipgram_loss if self.cfg.mode == "skipgram" else cbow_loss
-        total = objective(context, target, negatives, mask)
+        total = objective(context, None, outputs, mask)
         counted = mask.sum() if self.cfg.mode == "skipgram" else mask.any(-1).sum()
         per_pair = total.detach() / counted.clamp_min(1)
         return total * (ROWS_PER_LR / rows), {"pair_loss": per_pair}
