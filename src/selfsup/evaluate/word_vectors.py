@@ -208,7 +208,7 @@ def ppmi_vectors(
 
 
 def word_map(encoder: Any, top: int = 150, size: int = 900) -> np.ndarray | None:
-    """A PCA map of the `top` most frequent words with the analogy pairs known to the
+    """A 2-D map of the `top` most frequent words with the analogy pairs known to the
     vocabulary drawn as arrows (man -> woman, king -> queen, ...), as an RGB picture."""
     import matplotlib
 
@@ -221,9 +221,12 @@ def word_map(encoder: Any, top: int = 150, size: int = 900) -> np.ndarray | None
     if len(chosen) < 3:
         return None
     unit = encoder.unit_vectors()[[encoder.vocabulary.index(w) for w in chosen]]
-    centred = unit - unit.mean(0)
-    _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    xy = (centred @ v[:2].T).numpy()
+    # the plane: PCA of the pairs' words when there are a few (where the parallel offsets
+    # show, as in Mikolov et al.'s figure), else of all the chosen words
+    basis = unit[[chosen.index(w) for p in pairs for w in p]] if len(pairs) >= 3 else unit
+    mean = basis.mean(0)
+    _, _, v = torch.linalg.svd(basis - mean, full_matrices=False)
+    xy = ((unit - mean) @ v[:2].T).numpy()
     place = {w: xy[i] for i, w in enumerate(chosen)}
     fig, ax = plt.subplots(figsize=(size / 100, size / 100), dpi=100)
     ax.scatter(xy[:, 0], xy[:, 1], s=4, color="0.6")
@@ -234,7 +237,12 @@ def word_map(encoder: Any, top: int = 150, size: int = 900) -> np.ndarray | None
         ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "color": "C3"})
         for w in (a, b):
             ax.annotate(w, place[w], fontsize=8, color="C3", weight="bold")
-    ax.set_title(f"PCA of the {min(top, len(words))} most frequent words; arrows: analogy pairs")
+    plane = "the analogy pairs" if len(pairs) >= 3 else "these words"
+    ax.set_title(
+        f"The {min(top, len(words))} most frequent words on the PCA plane of {plane}; "
+        "arrows: analogy pairs",
+        fontsize=9,
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
