@@ -76,9 +76,9 @@ def noise_cdf(counts: torch.Tensor, exponent: float) -> torch.Tensor:
 @register
 class Word2Vec(Method):
     name = "word2vec"
-    family = "word vectors"
+    family = "words"
     paper = "Mikolov et al. 2013, Distributed Representations of Words and Phrases"
-    summary = "a word's vector predicts its neighbours (skip-gram) or is predicted by them (CBOW)"
+    summary = "a word's vector predicts its neighbours (skip-gram), or theirs predict it (CBOW)"
     Config = Word2VecConfig
     inputs = frozenset({"input_ids", "attention_mask"})
     modalities = frozenset({"text"})
