@@ -191,6 +191,18 @@ def test_windows_stay_in_their_sentence_and_shrink_at_random(tmp_path):
     assert not near_end[4:].any(), "the last word has no right context"
 
 
+def test_a_part_whose_words_are_all_subsampled_away_steps_nothing(tmp_path):
+    method = _method(tmp_path)
+    fields = method.encoder.tokenize_all(CORPUS[:8])
+    fields["attention_mask"][:2] = 0  # the first part's sentences hold no word
+    views = method.views(fields)
+    assert len(views[0]["words"]) == 0
+    loss, _ = method.update_loss("part1", views, fields)
+    loss.backward()
+    grad = method.encoder.vectors.weight.grad.coalesce().values()
+    assert float(loss) == 0 and float(grad.abs().sum()) == 0
+
+
 # -- vocabulary and errors ---------------------------------------------------------------------
 
 

@@ -141,6 +141,9 @@ class Word2Vec(Method):
     def _stream(self, ids: torch.Tensor, keep: torch.Tensor, rows: torch.Tensor) -> dict[str, Any]:
         words, sentence = ids[keep], rows[keep]  # a host read: the kept count
         w = self.cfg.window
+        if len(words) == 0:  # a part of sentences without a kept word
+            empty = torch.zeros(0, 2 * w + 1, dtype=torch.bool, device=ids.device)
+            return {"words": words, "mask": empty, "noise": words.new_zeros(0, self.cfg.negative)}
         reach = torch.randint(1, w + 1, words.shape, device=ids.device)  # word2vec.c's window-b
         offsets = torch.arange(-w, w + 1, device=ids.device)
         around = F.pad(sentence, (w, w), value=-1).unfold(0, 2 * w + 1, 1)  # (N, 2w + 1)
@@ -170,6 +173,9 @@ class Word2Vec(Method):
         alpha at any batch size."""
         words, mask, noise = view["words"], view["mask"], view["noise"]
         w = self.cfg.window
+        if len(words) == 0:  # every word of this part subsampled away: no pair, no step
+            nothing = self.encoder.vectors(words[:0].new_zeros(1)).sum() * 0
+            return nothing, {"pair_loss": nothing.detach()}
         vectors = F.pad(self.encoder.vectors(words), (0, 0, w, w))  # (N + 2w, D)
         context = vectors.unfold(0, 2 * w + 1, 1).transpose(1, 2)  # (N, 2w + 1, D)
         outputs = self.output(torch.cat([words.unsqueeze(1), noise], dim=1))  # (N, 1 + K, D)
