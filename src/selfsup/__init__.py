@@ -6,7 +6,7 @@ encoder = selfsup.load(result.run_dir)
 features = selfsup.embed(encoder, images_uint8)
 """
 
-from selfsup.api import embed, evaluate, make_config, pretrain, run_config
+from selfsup.api import analogy, embed, evaluate, make_config, pretrain, run_config
 from selfsup.config import Config
 from selfsup.errors import SelfsupError
 from selfsup.export import load
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Config",
     "SelfsupError",
+    "analogy",
     "embed",
     "evaluate",
     "load",

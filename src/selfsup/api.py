@@ -89,6 +89,16 @@ def embed(
     return out
 
 
+def analogy(run: str | Path | Any, a: str, b: str, c: str, k: int = 1) -> str | list:
+    """a : b :: c : ? by 3CosAdd on a word-vector run (or loaded table): the word nearest to
+    b - a + c, the three question words excluded; with k > 1 the k best (word, cosine)."""
+    table = load(run) if isinstance(run, (str, Path)) else run
+    if getattr(table, "kind", None) != "word-vectors":
+        raise SelfsupError("analogy needs a word-vector run (method word2vec)")
+    answers = table.analogy(a, b, c, k=k)
+    return answers[0][0] if k == 1 else answers
+
+
 def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 

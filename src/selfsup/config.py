@@ -98,6 +98,7 @@ class OptimConfig:
     exclude_bias_and_norm: bool | None = None  # no weight decay / LARS adaptation for 1-d params
     warmup: float | None = None  # fraction of training spent warming up
     final_lr_fraction: float | None = None  # cosine decays to lr * this
+    schedule: str | None = None  # after warm-up: cosine | linear (word2vec's) to the final lr
     # LARS moves a layer by lr * eta of its norm per step. Clipped as in solo-learn's CIFAR
     # recipes (min(eta * |w| / |update|, scheduled lr)), a step moves it by at most eta (2 %)
     # whatever the batch; unclipped at batch 4096 under linear scaling it is 0.4 * 16 * 0.02 =
@@ -122,6 +123,7 @@ LIBRARY_OPTIM = OptimConfig(
     warmup=0.05,
     final_lr_fraction=0.0,
     lars_clip_lr=None,
+    schedule="cosine",
 )
 
 
@@ -407,6 +409,10 @@ def validate(cfg: Config) -> None:
             o.final_lr_fraction is None or 0 <= o.final_lr_fraction <= 1,
             "optim.final_lr_fraction (the cosine's end, as a fraction of the peak lr) must be "
             "in [0, 1]",
+        ),
+        (
+            o.schedule in (None, "cosine", "linear"),
+            "optim.schedule must be cosine or linear",
         ),
         (e.knn_k >= 1, "eval.knn_k must be at least 1"),
         (e.knn_t > 0 and math.isfinite(e.knn_t), "eval.knn_t must be a positive number"),

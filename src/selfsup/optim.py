@@ -170,6 +170,8 @@ def describe_optim(
     warmup = f"linear warm-up over {100 * cfg.warmup:g} % of training, then " if cfg.warmup else ""
     if cfg.final_lr_fraction == 1:  # cosine from the peak to the peak: the lr stays put
         schedule = f"{warmup}constant" if warmup else "constant lr"
+    elif cfg.schedule == "linear":
+        schedule = f"{warmup}linear to {100 * cfg.final_lr_fraction:g} % of the peak"
     else:
         schedule = f"{warmup}cosine to {100 * cfg.final_lr_fraction:g} % of the peak"
     line = f"optimiser: {', '.join(parts)}; {schedule}"
@@ -312,13 +314,16 @@ def build_optimizer(
 
 
 def lr_at(progress: float, cfg: OptimConfig, peak_lr: float) -> float:
-    """Learning rate at `progress` in [0, 1]: linear warm-up to `peak_lr`, then cosine decay."""
+    """Learning rate at `progress` in [0, 1]: linear warm-up to `peak_lr`, then cosine decay
+    (or linear decay, `schedule` "linear": word2vec's) to `peak_lr * final_lr_fraction`."""
     cfg = complete(cfg)
     progress = min(max(progress, 0.0), 1.0)
     if cfg.warmup > 0 and progress < cfg.warmup:
         return peak_lr * progress / cfg.warmup
     t = (progress - cfg.warmup) / (1 - cfg.warmup)
     final = peak_lr * cfg.final_lr_fraction
+    if cfg.schedule == "linear":
+        return final + (peak_lr - final) * (1 - t)
     return final + (peak_lr - final) * 0.5 * (1 + math.cos(math.pi * t))
 
 

@@ -82,9 +82,12 @@ class RunResult:
 def build_method(cfg: Config, modality: Modality, train_data: Any) -> Method:
     """The method of `cfg` with its encoder built from the training data, randomly initialised."""
     method_cls = get_method(cfg.method.name)
-    spec = modality.encoder_spec(cfg, train_data)
+    method_cfg = method_cls.make_config(cfg.method.params)
+    spec = method_cls.own_encoder_spec(method_cfg, train_data)
+    if spec is None:
+        spec = modality.encoder_spec(cfg, train_data)
     augment = modality.augment(cfg, spec)
-    return method_cls(spec, method_cls.make_config(cfg.method.params), augment)
+    return method_cls(spec, method_cfg, augment)
 
 
 def _check_method_fits(method_cls: type, modality: Modality, source: str) -> None:

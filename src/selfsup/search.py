@@ -439,6 +439,8 @@ def _run_search(args: argparse.Namespace) -> int:
             "give one query: selfsup search RUN QUERY (or --query QUERY): an image or series "
             "file, or a sentence for a text or image-text run"
         )
+    if _kind_of(args.run) == "word-vectors":  # a word table: its nearest words, no index
+        return _nearest_words(args)
     index = load_index(args.run, device=args.device)
     hits = index.search(args.query if args.query is not None else args.query_text, args.k)
     labelled = index.labels is not None
@@ -461,6 +463,27 @@ def _run_search(args: argparse.Namespace) -> int:
         line += f"  {labels[rank - 1]:<{label_width}}" if labelled else ""
         line += f"  {shown(texts[rank - 1], text_width)}" if texts else ""
         print(line.rstrip())
+    return 0
+
+
+def _kind_of(run: str | Path) -> str | None:
+    """The kind in a run's encoder.json, or None when there is none to read."""
+    spec = Path(run) / "encoder.json"
+    return json.loads(spec.read_text()).get("kind", "image") if spec.is_file() else None
+
+
+def _nearest_words(args: argparse.Namespace) -> int:
+    """`selfsup search RUN --query WORD` on a word-vector run: the k nearest words by cosine,
+    the query word never among them."""
+    from selfsup.export import load
+
+    query = args.query if args.query is not None else args.query_text
+    table = load(args.run, device=args.device)
+    hits = table.nearest(query.strip(), args.k)
+    width = max([len(w) for w, _ in hits] + [4])
+    print(f"{'rank':>4}  {'word':<{width}}  {'cosine':>7}")
+    for rank, (word, score) in enumerate(hits, 1):
+        print(f"{rank:>4}  {word:<{width}}  {score:7.4f}")
     return 0
 
 

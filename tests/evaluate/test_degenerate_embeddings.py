@@ -254,7 +254,30 @@ def build_shapes(kind: str, seed: int = 0) -> dict[str, Any]:
     views = (degenerate(kind, N, gen), degenerate(kind, N, gen))
     if kind == "equal" or kind == "zero":
         views = (emb.clone(), emb.clone())
-    return {"base": base | {"views": views}, "shapes": shapes}
+    # a word-vector table of the degenerate kind (word_similarity, analogy read the table)
+    return {"base": base | {"views": views, "model": word_table(kind, gen)}, "shapes": shapes}
+
+
+def word_table(kind: str, gen: torch.Generator) -> EncoderInputs:
+    """A word-vector table over every word of the benchmark files, its rows degenerate."""
+    from selfsup.data.words import Vocabulary
+    from selfsup.evaluate import word_vectors as wv
+    from selfsup.models.word_vectors import WordVectors, WordVectorsSpec
+
+    found: dict[str, None] = {}
+    for name in (wv.WORDSIM, wv.SIMLEX):
+        for a, b, _ in wv.read_word_pairs(wv.benchmark_file(name)):
+            found.update(dict.fromkeys((a, b)))
+    for _, questions in wv.read_analogies(wv.benchmark_file(wv.ANALOGIES)):
+        for question in questions:
+            found.update(dict.fromkeys(question))
+    vocabulary = Vocabulary(tuple(found), (1,) * len(found))
+    table = WordVectors(WordVectorsSpec(dim=DIM, vocabulary=vocabulary))
+    with torch.no_grad():
+        table.vectors.weight.copy_(degenerate(kind, len(found), gen))
+    return EncoderInputs(
+        encoder=table, bank={}, queries={}, to_input=lambda batch: batch, epochs=1, batch_size=1
+    )
 
 
 def finetune_inputs(kind: str, gen: torch.Generator) -> EncoderInputs:
@@ -271,6 +294,11 @@ def finetune_inputs(kind: str, gen: torch.Generator) -> EncoderInputs:
 
 # Figures that are settings or counts, not scores of the encoder.
 NOT_SCORES = {"linear_weight_decay", "svm_c", "svm_fit_rows", "finetune_labels"}
+# word-vector protocols: counts of the benchmark rows the table knows, and their random row
+NOT_SCORES |= {f"{b}_pairs_known" for b in ("wordsim353", "simlex999")}
+NOT_SCORES |= {"analogy_answerable", "analogy_questions", "analogy_random_vectors_accuracy"}
+NOT_SCORES |= {f"{b}_spearman_random_vectors" for b in ("wordsim353", "simlex999")}
+WORD_CHANCE = {"wordsim353_spearman": (0.0, 353), "simlex999_spearman": (0.0, 999)}
 GEOMETRY = {
     "uniformity",
     "backbone_std",
@@ -282,7 +310,7 @@ GEOMETRY = {
 
 
 def margin(key: str, chance: float, scored: int) -> float:
-    if key.startswith("sts_"):
+    if key.startswith("sts_") or key.endswith("_spearman"):
         return 4 / math.sqrt(scored)
     return max(0.05, 4 * math.sqrt(max(chance * (1 - chance), 1e-4) / scored))
 
@@ -325,6 +353,11 @@ def test_every_protocol_scores_degenerate_embeddings_at_chance_or_refuses(name, 
             continue
         results = run_protocols(features, (name,), who=WHO)
         assert results, where
+        for key in results:  # word vectors: a Spearman, or an analogy accuracy
+            if key in WORD_CHANCE:
+                chance[key], scored[key] = WORD_CHANCE[key]
+            elif key.startswith("analogy_") and key.endswith("_accuracy"):
+                chance[key], scored[key] = 0.0, 500
         for key, value in results.items():
             if key in NOT_SCORES:
                 continue

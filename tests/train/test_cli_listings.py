@@ -21,6 +21,7 @@ FAMILIES = {
     "sentences, contrastive",
     "sentences, contrastive (trains with labels)",
     "sentences, self-prediction",
+    "words",
     "series",
     "image-text",
     "generative",

@@ -40,6 +40,7 @@ from selfsup.data.text import (
     load_wordnet,
 )
 from selfsup.data.transitions import load_shapes_2d, load_transitions
+from selfsup.data.words import load_dictd
 from selfsup.errors import SelfsupError
 
 __all__ = ["SOURCES", "Source", "available_sources", "describe_sources", "holdout", "load_data"]
@@ -166,6 +167,13 @@ SOURCES: dict[str, Source] = {
         load_wordnet,
         "optional",
         "[:DIR] WordNet's glosses and examples; default DIR /usr/share/wordnet (wordnet-base)",
+        "text",
+    ),
+    "gcide": Source(
+        load_dictd,
+        "optional",
+        "[:FILE] a dictd dictionary's paragraphs (markup stripped), one sentence each; default "
+        "GCIDE, /usr/share/dictd/gcide.dict.dz (dict-gcide): about 4.2 M words of English",
         "text",
     ),
     "nli": Source(

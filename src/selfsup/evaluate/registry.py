@@ -25,6 +25,7 @@ from selfsup.evaluate.retrieval import retrieval_protocol
 from selfsup.evaluate.sts import sts_protocol
 from selfsup.evaluate.svm import svm_protocol
 from selfsup.evaluate.transitions import transition_ranking_protocol
+from selfsup.evaluate.word_vectors import analogy_protocol, word_similarity_protocol
 from selfsup.evaluate.zeroshot import zeroshot_protocol
 
 
@@ -115,6 +116,22 @@ PROTOCOLS: dict[str, Protocol] = {
             "C-SWM's multi-step prediction: Hits@1 and MRR of each held-out episode's target "
             "state among all episodes' k-step rollouts (k = 1, 5, 10; ties against)",
             transition_ranking_protocol,
+        ),
+        Protocol(
+            "word_similarity",
+            frozenset(),
+            "word vectors: WordSim-353 and SimLex-999 Spearman of cosine vs human scores, "
+            "beside random vectors (gensim's test data)",
+            word_similarity_protocol,
+            uses_encoder=True,
+        ),
+        Protocol(
+            "analogy",
+            frozenset(),
+            "word vectors: questions-words.txt 3CosAdd top-1 per section over the answerable "
+            "questions (restrict_vocab 300000), beside random vectors",
+            analogy_protocol,
+            uses_encoder=True,
         ),
     )
 }

@@ -79,6 +79,7 @@ from selfsup.losses.variational import (
     reparameterise,
     vae_terms,
 )
+from selfsup.losses.word_vectors import cbow_loss, skipgram_loss
 from selfsup.losses.world_model import cswm_hinge_loss, transition_energy
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "beta_vae_loss",
     "bits_per_dim",
     "block_contrastive",
+    "cbow_loss",
     "cd_surrogate",
     "central_weights",
     "clip_loss",
@@ -143,6 +145,7 @@ __all__ = [
     "sentence_order_loss",
     "sequence_log_prob",
     "sinkhorn_knopp",
+    "skipgram_loss",
     "straight_through",
     "supcon",
     "supervised_info_nce",

@@ -178,6 +178,13 @@ class Method(nn.Module):
         except (TypeError, ValueError) as err:
             raise SelfsupError(f"bad parameter for method {cls.name!r}: {err}") from None
 
+    @classmethod
+    def own_encoder_spec(cls, cfg: Any, train: Any) -> Any | None:
+        """The encoder spec of a method whose encoder is made from the training data itself
+        (word2vec's vocabulary), from its config and the training split; None (the default):
+        the modality's spec (`Modality.encoder_spec`)."""
+        return None
+
     def bind_data(self, num_samples: int) -> None:
         """Told the training set's size before training (and before a resume loads state):
         a method with per-sample state (InstDisc's memory bank) allocates it here. Default:

@@ -138,6 +138,8 @@ class TextModality(Modality):
         """The text model as the run uses it (pooling, max_length and where it came from), how
         many training and evaluation sentences max_length cuts, and, before any training, what
         cannot be measured and what a sentence-tuned model risks."""
+        if hasattr(encoder, "describe"):  # a kind that says itself (word vectors)
+            return [encoder.describe(), *filter(None, [self.evaluation_caveat(eval_data)])]
         spec = encoder.spec
         folder = folder_settings(spec.model)
         source = "model.max_length" if cfg.model.max_length else folder.max_length_from

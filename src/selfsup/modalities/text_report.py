@@ -67,7 +67,8 @@ def _as_loaded(encoder: Any) -> tuple[Any, str]:
             model = build_encoder(encoder.spec)
     except (SelfsupError, OSError) as err:
         return None, str(err)
-    return model, "as loaded" if encoder.spec.pretrained else "as loaded (random init)"
+    pretrained = getattr(encoder.spec, "pretrained", False)  # a word table starts random
+    return model, "as loaded" if pretrained else "as loaded (random init)"
 
 
 def _index(positions: np.ndarray) -> torch.Tensor:

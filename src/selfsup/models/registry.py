@@ -28,6 +28,7 @@ ENCODER_KINDS: dict[str, tuple[str, str, str]] = {
     "cyclegan": ("selfsup.models.cyclegan", "CycleGANEncoder", "CycleGANEncoderSpec"),
     "mahalanobis": ("selfsup.models.mahalanobis", "MahalanobisEncoder", "MahalanobisSpec"),
     "cswm": ("selfsup.models.cswm", "CswmEncoder", "CswmSpec"),
+    "word-vectors": ("selfsup.models.word_vectors", "WordVectors", "WordVectorsSpec"),
 }
 
 
