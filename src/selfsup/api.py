@@ -19,6 +19,7 @@ from selfsup.evaluate.registry import check_needs, parse_protocols
 from selfsup.evaluate.store import evaluation_path, write_evaluation
 from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
 from selfsup.export import SPEC, load
+from selfsup.methods import get_method
 from selfsup.modalities import get_modality
 from selfsup.run import pretrain as _pretrain
 from selfsup.run_data import load_run_splits, requested_protocols, run_config, run_evaluation_data
@@ -129,7 +130,12 @@ def evaluate(
     torch_device = resolve_device(device)
     modality = get_modality(source_modality(cfg.data.source))
     check_classical_input(cfg.eval.baselines, modality, cfg.data.source)
-    names = requested_protocols(cfg, modality) if protocols is None else parse_protocols(protocols)
+    method_protocols = get_method(cfg.method.name).protocols
+    names = (
+        requested_protocols(cfg, modality, method_protocols)
+        if protocols is None
+        else parse_protocols(protocols)
+    )
     encoder = load(run, device=torch_device)
     if data is not None:
         splits = load_run_splits(cfg, Path(run), source=data)

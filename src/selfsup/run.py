@@ -338,7 +338,7 @@ def _settings(
     _check_source_b(cfg, method_cls)
     check_classical_input(cfg.eval.baselines, modality, cfg.data.source)
     cfg = method_backbone(cfg, method_cls, modality)
-    protocols = requested_protocols(cfg, modality)
+    protocols = requested_protocols(cfg, modality, method_cls.protocols)
     if cfg.eval.data:
         get_modality(source_modality(cfg.eval.data))
     return cfg, modality, optim_sources, protocols

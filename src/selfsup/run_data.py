@@ -14,7 +14,7 @@ from selfsup.data.heldout import FRACTION, SEED, apply_heldout, load_heldout
 from selfsup.data.shards import check_heldout_record
 from selfsup.data.split import DataSplits, StreamedSplit, holdout_positions
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.registry import parse_protocols
+from selfsup.evaluate.registry import PROTOCOLS, parse_protocols
 from selfsup.evaluate.suite import EvalData, evaluation_data
 from selfsup.modalities import Modality
 
@@ -55,11 +55,20 @@ def _bounded(splits: DataSplits) -> DataSplits:
     return splits
 
 
-def requested_protocols(cfg: Config, modality: Modality) -> tuple[str, ...]:
-    """eval.protocols, or the modality's defaults when unset; unknown names are an error."""
+def requested_protocols(
+    cfg: Config, modality: Modality, method_protocols: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """eval.protocols, or when unset the method's own (`Method.protocols`) or else the
+    modality's defaults; unknown names are an error, and each protocol's `preflight` (its
+    reference files are there) runs now, before any data is decoded."""
     if cfg.eval.protocols is None:
-        return modality.default_protocols
-    return parse_protocols(cfg.eval.protocols)
+        names = method_protocols or modality.default_protocols
+    else:
+        names = parse_protocols(cfg.eval.protocols)
+    for name in names:
+        if PROTOCOLS[name].preflight is not None:
+            PROTOCOLS[name].preflight()
+    return names
 
 
 def with_source_b(cfg: Config, train: Any, eval_data: EvalData) -> tuple[Any, EvalData]:

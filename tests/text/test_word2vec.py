@@ -227,6 +227,29 @@ def test_bad_corpora_fail_before_training(tmp_path):
     assert not (tmp_path / "r1" / "checkpoint.pt").exists()
 
 
+def test_word2vec_is_judged_by_the_word_protocols_whose_files_are_checked_first(
+    tmp_path, monkeypatch
+):
+    from selfsup.evaluate import word_vectors
+    from selfsup.methods import get_method
+    from selfsup.modalities import get_modality
+    from selfsup.run_data import requested_protocols
+
+    cfg = fast_config(tmp_path, **{"eval.protocols": None})
+    assert requested_protocols(cfg, get_modality("text"), get_method("word2vec").protocols) == (
+        "word_similarity",
+        "analogy",
+    )
+
+    def absent(name):
+        raise SelfsupError(f"no {name} found: pip install 'selfsup[words]'")
+
+    monkeypatch.setattr(word_vectors, "benchmark_file", absent)
+    with pytest.raises(SelfsupError, match=r"wordsim353.*selfsup\[words\]"):
+        selfsup.pretrain(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 # -- a tiny run end to end ---------------------------------------------------------------------
 
 

@@ -25,7 +25,12 @@ from selfsup.evaluate.retrieval import retrieval_protocol
 from selfsup.evaluate.sts import sts_protocol
 from selfsup.evaluate.svm import svm_protocol
 from selfsup.evaluate.transitions import transition_ranking_protocol
-from selfsup.evaluate.word_vectors import analogy_protocol, word_similarity_protocol
+from selfsup.evaluate.word_vectors import (
+    analogy_file,
+    analogy_protocol,
+    word_similarity_files,
+    word_similarity_protocol,
+)
 from selfsup.evaluate.zeroshot import zeroshot_protocol
 
 
@@ -38,6 +43,8 @@ class Protocol:
     summary: str
     run: Callable[[Features], dict[str, float]]
     uses_encoder: bool = False  # trains the encoder: needs Features.model, not run on baselines
+    # raises a SelfsupError before training when the protocol cannot run (files it reads absent)
+    preflight: Callable[[], None] | None = None
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -124,6 +131,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "beside random vectors (gensim's test data)",
             word_similarity_protocol,
             uses_encoder=True,
+            preflight=word_similarity_files,
         ),
         Protocol(
             "analogy",
@@ -132,6 +140,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "questions (restrict_vocab 300000), beside random vectors",
             analogy_protocol,
             uses_encoder=True,
+            preflight=analogy_file,
         ),
     )
 }

@@ -262,6 +262,17 @@ def _table(features: Any) -> Any:
     return encoder
 
 
+def word_similarity_files() -> None:
+    """Raise before training when the word-similarity files cannot be found."""
+    for name in (WORDSIM, SIMLEX):
+        benchmark_file(name)
+
+
+def analogy_file() -> None:
+    """Raise before training when questions-words.txt cannot be found."""
+    benchmark_file(ANALOGIES)
+
+
 def word_similarity_protocol(features: Any) -> dict[str, float]:
     """WordSim-353 and SimLex-999 Spearman of the learned table, beside random vectors."""
     encoder = _table(features)

@@ -101,6 +101,9 @@ class Method(nn.Module):
     # "main", for most; a GAN has ("discriminator", "generator"). All are built from the run's
     # resolved `optim.*` settings; a network's own learning rate is a group's `lr_scale`.
     updates: ClassVar[tuple[str, ...]] = (MAIN_UPDATE,)
+    # The protocols its encoder is judged by when eval.protocols is unset (word2vec: word
+    # similarity and analogies); empty: the modality's defaults.
+    protocols: ClassVar[tuple[str, ...]] = ()
     # Which network `exported()` returns, as encoder.json records it ("exported").
     exported_as: ClassVar[str] = "online encoder (the network the optimizer trains)"
     # The Config dataclass's defaults are the paper's small-data (CIFAR-size) settings; each

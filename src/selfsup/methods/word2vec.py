@@ -99,6 +99,7 @@ class Word2Vec(Method):
     }
     optimiser_reference = "word2vec.c (alpha 0.05 CBOW / 0.025 skip-gram, linear decay)"
     exported_as = "input word vectors (word2vec.c's syn0)"
+    protocols = ("word_similarity", "analogy")
     # word2vec.c steps after every pair; a sum over 256 sentences makes frequent words diverge
     # (docs/word2vec.md), so each training step makes PARTS updates, one per share of the batch
     updates = tuple(f"part{i + 1}" for i in range(PARTS))
