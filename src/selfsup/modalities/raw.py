@@ -20,8 +20,8 @@ def raw_pixel_features(images: Tensor, reference: Tensor | None = None) -> Tenso
         raise SelfsupError(f"raw_pixel_features expects (N, ...) images, got {tuple(images.shape)}")
     x = images.flatten(1).to(torch.float32, copy=True)
     ref = x if reference is None else reference.flatten(1).to(torch.float32)
-    mean = ref.mean(dim=0)
-    return x.sub_(mean).div_(pixel_scale(ref))
+    mean, std = ref.mean(dim=0), pixel_scale(ref)  # before x changes: ref may be x
+    return x.sub_(mean).div_(std)
 
 
 def pixel_scale(ref: Tensor) -> Tensor:
