@@ -25,6 +25,7 @@ FAMILIES = {
     "series",
     "image-text",
     "generative",
+    "world model",
 }
 
 

@@ -17,6 +17,7 @@ SOURCES = {
     "text": "text:/nonexistent/selfsup-sentences.txt",
     "series": "series:/nonexistent/selfsup-series.npz",
     "pair": "captions:/nonexistent/selfsup-captions",
+    "transitions": "transitions:/nonexistent/selfsup-transitions.npz",
 }
 
 REFUSED = [

@@ -35,6 +35,7 @@ from selfsup.errors import SelfsupError
 GRID = 5  # cells per side
 CELL = 10  # pixels per cell
 OBJECTS = 5
+STEPS = (1, 5, 10)  # the paper's prediction horizons: rollouts evaluated after k steps
 DIRECTIONS = ((-1, 0), (0, 1), (1, 0), (0, -1))  # the reference's order: (row, column) offsets
 # matplotlib's Set1, the colours the reference gives objects 0..4
 COLOURS = ((228, 26, 28), (55, 126, 184), (77, 175, 74), (152, 78, 163), (255, 127, 0))

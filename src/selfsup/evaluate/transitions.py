@@ -26,7 +26,6 @@ from selfsup.errors import SelfsupError
 from selfsup.evaluate.context import Features
 from selfsup.evaluate.retrieval import require_finite
 
-STEPS = (1, 5, 10)  # the paper's prediction horizons
 ROLLOUT = re.compile(r"^rollout_(\d+)$")
 CHUNK = 1024  # targets ranked at once: a (chunk, episodes) distance matrix
 

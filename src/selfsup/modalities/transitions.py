@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 import torch
 
 from selfsup.config import Config
+from selfsup.data.transitions import STEPS
 from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
-from selfsup.evaluate.transitions import STEPS
 from selfsup.modalities.base import Batch, Modality
 from selfsup.models.cswm import CswmSpec
 
