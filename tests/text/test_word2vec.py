@@ -228,7 +228,7 @@ def test_bad_corpora_fail_before_training(tmp_path):
 
 
 def test_word2vec_is_judged_by_the_word_protocols_whose_files_are_checked_first(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     from selfsup.evaluate import word_vectors
     from selfsup.methods import get_method
@@ -240,6 +240,10 @@ def test_word2vec_is_judged_by_the_word_protocols_whose_files_are_checked_first(
         "word_similarity",
         "analogy",
     )
+
+    result = selfsup.pretrain(cfg, tmp_path / "judged")
+    assert "wordsim353_spearman" in result.evaluation["selfsup"]
+    assert "nothing here measures" not in capsys.readouterr().out
 
     def absent(name):
         raise SelfsupError(f"no {name} found: pip install 'selfsup[words]'")

@@ -236,8 +236,7 @@ def embed_raw(
     from selfsup.modalities.raw import sample_rows
 
     method = CLASSICAL[name]
-    # Columns constant on the bank carry nothing to fit, and the raw row's standardisation turns
-    # a query's non-zero value there into ~1e7 (digits: 4 pixels always 0 in the bank).
+    # Columns constant on the bank carry nothing to fit (digits: 4 pixels always 0 in the bank).
     varying = bank.std(dim=0, correction=0) > 0
     if not bool(varying.any()):
         raise SelfsupError("the raw input is the same for every bank row: nothing to fit")

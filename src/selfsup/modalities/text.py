@@ -139,7 +139,11 @@ class TextModality(Modality):
         many training and evaluation sentences max_length cuts, and, before any training, what
         cannot be measured and what a sentence-tuned model risks."""
         if hasattr(encoder, "describe"):  # a kind that says itself (word vectors)
-            return [encoder.describe(), *filter(None, [self.evaluation_caveat(eval_data)])]
+            # judged by its method's own protocols (word similarity, analogies) unless the
+            # user named others, which may measure nothing here
+            own = cfg.eval.protocols is None and get_method(cfg.method.name).protocols
+            caveat = None if own else self.evaluation_caveat(eval_data)
+            return [encoder.describe(), *filter(None, [caveat])]
         spec = encoder.spec
         folder = folder_settings(spec.model)
         source = "model.max_length" if cfg.model.max_length else folder.max_length_from
