@@ -621,7 +621,7 @@ def finish(
                 learned=learned,
                 who=who,
             )
-            caveat = modality.evaluation_caveat(eval_data)  # e.g. nothing measured quality
+            caveat = modality.evaluation_caveat(eval_data, protocols)  # nothing measured quality
             if caveat:
                 result.evaluation["caveat"] = caveat
             run.evaluation.write_text(json.dumps(result.evaluation, indent=2) + "\n")

@@ -9,6 +9,7 @@ spec, and the raw input: pixels, TF-IDF), and how a sample is shown in the repor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -82,9 +83,10 @@ class Modality:
         that cannot measure quality); none by default."""
         return []
 
-    def evaluation_caveat(self, eval_data: Any) -> str | None:
-        """What the final figures cannot tell on this evaluation data (a text run with no scored
-        pairs: nothing measured quality), written into eval.json as "caveat"; None here."""
+    def evaluation_caveat(self, eval_data: Any, protocols: Sequence[str] = ()) -> str | None:
+        """What the final figures of `protocols` cannot tell on this evaluation data (a text run
+        with no scored pairs: nothing measured quality), written into eval.json as "caveat";
+        None here."""
         return None
 
     def report_sections(

@@ -3,6 +3,7 @@ SimCSE, STS evaluation, and TF-IDF cosine as the raw-input baseline to beat."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -31,6 +32,8 @@ TFIDF_FIT_LINES = 100_000  # TF-IDF baseline on a streamed file: fitted on this 
 COUNT_SAMPLE = 10_000  # a streamed file's truncated sentences are counted on a sample this big
 # What the evaluation data must have for a figure to say whether the encoder got better
 QUALITY_NEEDS = frozenset({"pairs", "retrieval", "label"})
+# Protocols that bring their own human scores (word vectors), whatever the evaluation data
+SELF_SCORED = frozenset({"word_similarity", "analogy"})
 NO_QUALITY = (
     "nothing here measures this encoder's quality: the evaluation data ({where}) has no scored "
     "sentence pairs, (query, document) pairs or labels. Alignment and uniformity describe how "
@@ -139,10 +142,10 @@ class TextModality(Modality):
         many training and evaluation sentences max_length cuts, and, before any training, what
         cannot be measured and what a sentence-tuned model risks."""
         if hasattr(encoder, "describe"):  # a kind that says itself (word vectors)
-            # judged by its method's own protocols (word similarity, analogies) unless the
-            # user named others, which may measure nothing here
-            own = cfg.eval.protocols is None and get_method(cfg.method.name).protocols
-            caveat = None if own else self.evaluation_caveat(eval_data)
+            protocols = cfg.eval.protocols
+            if protocols is None:  # judged by its method's own (word similarity, analogies)
+                protocols = get_method(cfg.method.name).protocols
+            caveat = self.evaluation_caveat(eval_data, protocols)
             return [encoder.describe(), *filter(None, [caveat])]
         spec = encoder.spec
         folder = folder_settings(spec.model)
@@ -167,8 +170,8 @@ class TextModality(Modality):
             lines.append(SENTENCE_TUNED.format(model=spec.model, measured=MEASURED))
         return lines
 
-    def evaluation_caveat(self, eval_data: Any) -> str | None:
-        if QUALITY_NEEDS & eval_data.available():
+    def evaluation_caveat(self, eval_data: Any, protocols: Sequence[str] = ()) -> str | None:
+        if QUALITY_NEEDS & eval_data.available() or SELF_SCORED & set(protocols):
             return None
         return NO_QUALITY.format(where=eval_data.queries_from)
 
