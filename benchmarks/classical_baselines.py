@@ -26,11 +26,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
+from subsets import subset_file
 
 import selfsup
-from selfsup.data.registry import load_data
 from selfsup.evaluate import classical
 from selfsup.evaluate.registry import run_protocols
 from selfsup.evaluate.suite import raw_baseline_data
@@ -40,32 +39,6 @@ from selfsup.run_data import load_run_splits, run_config, run_evaluation_data
 
 NAMES = ("pca", "isomap", "lle", "mds")  # mds last: the slowest
 PROTOCOLS = ("knn", "linear")
-
-
-def stratified(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """n positions, the same share of each class, in a seeded order."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    per = n // len(classes)
-    picks = [rng.permutation(np.flatnonzero(labels == c))[:per] for c in classes]
-    return np.sort(np.concatenate(picks))
-
-
-def subset_file(data: str, train: int, test: int, work: Path) -> Path:
-    """An .npz of `train` training and `test` test images of `data` (stratified, seeds 0, 1)."""
-    splits = load_data(data)
-    assert splits.test is not None, f"{data} has no test split"
-    tr_labels, te_labels = splits.train.labels.numpy(), splits.test.labels.numpy()
-    a, b = stratified(tr_labels, train, 0), stratified(te_labels, test, 1)
-    path = work / f"{data}-{train}-{test}.npz"
-    np.savez(
-        path,
-        images=splits.train.images.numpy()[a],
-        labels=tr_labels[a],
-        test_images=splits.test.images.numpy()[b],
-        test_labels=te_labels[b],
-    )
-    return path
 
 
 def rows_of(source: str, epochs: int, out: Path) -> Iterator[tuple[str, dict, float | None, str]]:

@@ -20,9 +20,9 @@ from torch import nn
 
 from selfsup.errors import SelfsupError
 from selfsup.models.text import sentence_list
-from selfsup.models.text_scratch import ScratchTextEncoder, ScratchTextSpec
+from selfsup.models.text_scratch import ScratchTextEncoder, ScratchTextSpec, pad_rows
 
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
+PAD, BOS, EOS, UNK = 0, 1, 2, 3  # PAD 0 as text_scratch.pad_rows pads
 SPECIALS = 4
 WORD = re.compile(r"[a-z0-9']+")
 
@@ -56,13 +56,7 @@ def encode_words(
     `context` is cut and still ends with EOS."""
     index = {w: i + SPECIALS for i, w in enumerate(vocab)}
     rows = [[BOS, *[index.get(w, UNK) for w in words(c)][: context - 2], EOS] for c in captions]
-    width = pad_to if pad_to is not None else max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+    return pad_rows(rows, pad_to)
 
 
 def decode_words(ids: torch.Tensor, vocab: tuple[str, ...]) -> list[str]:

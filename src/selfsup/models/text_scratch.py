@@ -80,6 +80,12 @@ def byte_tokenize(sentences: list[str], context: int, pad_to: int | None = None)
     for s in sentences:
         body = [b + SPECIALS for b in s.encode("utf-8")][: context - 2]
         rows.append([SOT, *body, EOT])
+    return pad_rows(rows, pad_to)
+
+
+def pad_rows(rows: list[list[int]], pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    """Token id rows right-padded with PAD to `pad_to` (default: the longest row), with their
+    attention masks."""
     width = pad_to if pad_to is not None else max(len(r) for r in rows)
     ids = torch.full((len(rows), width), PAD, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
