@@ -206,6 +206,9 @@ def _section_classes() -> dict[str, type]:
 
 # Keys under `method.` that are the section's own, not the method's parameters.
 METHOD_KEYS = ("name", "augment", "crop_size")
+# Optional settings where the word "none" is a value (the augmentation recipe that does
+# nothing), not the unset None that picks a default
+NAMES_NONE = frozenset({"method.augment"})
 
 
 def _coerce_method_params(cfg: Config) -> None:
@@ -253,6 +256,9 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
             raise SelfsupError(
                 f"unknown config key {key!r}; valid keys in [{section}]: {', '.join(hints)}"
             )
+        if key in NAMES_NONE and isinstance(value, str) and value.lower() == "none":
+            setattr(target, name, "none")  # the recipe named "none", not "unset"
+            continue
         setattr(target, name, _coerce(value, hints[name], key))
     _coerce_method_params(cfg)
     validate(cfg)

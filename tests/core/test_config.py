@@ -205,3 +205,10 @@ def test_flatten_is_the_one_home_of_dotted_keys():
     assert flatten(tree) == {"method.name": "simclr", "method.params": {"temperature": 0.1}}
     assert flatten(tree, whole=()) == {"method.name": "simclr", "method.params.temperature": 0.1}
     assert flatten(tree, whole=(), keep_empty=True)["eval"] == {}
+
+
+def test_augment_none_names_the_recipe_that_does_nothing_not_the_default():
+    """`--augment none` must not be read as unset (which picks the data's default recipe)."""
+    assert apply_overrides(Config(), {"method.augment": "none"}).method.augment == "none"
+    assert apply_overrides(Config(), {"method.augment": "None"}).method.augment == "none"
+    assert apply_overrides(Config(), {"method.augment": None}).method.augment is None
