@@ -131,9 +131,8 @@ def test_a_cifar_stem_loads_into_torchvision_after_the_two_lines_the_card_gives(
     model.fc = torch.nn.Identity()
     model.load_state_dict(state, strict=True)
     assert_same_features(model, encoder)
-    card = (folder / "README.md").read_text() if (folder / "README.md").exists() else None
-    if card is not None:
-        assert "model.maxpool = torch.nn.Identity()" in card and "CIFAR stem" in card
+    card = (folder / "README.md").read_text()
+    assert "model.maxpool = torch.nn.Identity()" in card and "CIFAR stem" in card
 
 
 def test_grey_resnet_loads_with_a_one_channel_conv1(tmp_path):

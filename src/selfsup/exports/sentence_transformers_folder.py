@@ -107,3 +107,16 @@ def load_snippet(folder: str, encoder: Any) -> str:
         f'model = SentenceTransformer("{folder}", device="cpu")\n'
         'embeddings = model.encode(["a first sentence", "another one"])'
     )
+
+
+def card_notes(encoder: Any) -> list[str]:
+    """What the model card says before the snippet: the chain of modules."""
+    spec = encoder.spec
+    chain = f"the transformer, then {spec.pooling} pooling of its token states"
+    if spec.normalize:
+        chain += ", then normalisation to unit length"
+    return [
+        f"The folder is a sentence-transformers model: {chain}; at most {spec.max_length} "
+        "tokens a sentence (special tokens included), as in training. `encode` gives the "
+        "embeddings `selfsup.embed` gives."
+    ]

@@ -56,15 +56,16 @@ def paths(folder: Path, encoder: Any, options: ExportOptions) -> list[Path]:
 
 
 def write(encoder: Any, folder: Path, options: ExportOptions) -> list[Path]:
-    architecture, model_args, state = _timm_model(encoder)
-    save_file(state, str(folder / WEIGHTS))
+    architecture, model_args = _timm_model(encoder)
+    prefix = "backbone.vit." if "patch_size" in model_args else "backbone."
+    save_file(backbone_state(encoder, prefix), str(folder / WEIGHTS))
     config = timm_config(encoder, architecture, model_args)
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return [folder / WEIGHTS, folder / CONFIG]
 
 
-def _timm_model(encoder: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(timm architecture name, the create_model arguments that give our shape, state dict)."""
+def _timm_model(encoder: Any) -> tuple[str, dict[str, Any]]:
+    """(timm architecture name, the create_model arguments that give our shape)."""
     from selfsup.models.vit import VIT_SIZES, ViTBackbone
 
     spec = encoder.spec
@@ -83,13 +84,9 @@ def _timm_model(encoder: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
             "global_pool": "token",
             "dynamic_img_size": True,  # as ours: any image size, position embeddings resampled
         }
-        return (
-            _vit_name(spec.backbone, patch, image[0]),
-            args,
-            backbone_state(encoder, "backbone.vit."),
-        )
+        return _vit_name(spec.backbone, patch, image[0]), args
     args = {"in_chans": spec.in_channels} if spec.in_channels != 3 else {}
-    return spec.backbone, args, backbone_state(encoder)
+    return spec.backbone, args
 
 
 def _vit_size(backbone: str) -> str:
@@ -148,3 +145,18 @@ def load_snippet(folder: str, encoder: Any) -> str:
         "transform = timm.data.create_transform(**config)  # PIL image -> normalised tensor\n"
         "features = model(transform(image).unsqueeze(0))  # (1, num_features): no classifier"
     )
+
+
+def card_notes(encoder: Any) -> list[str]:
+    """What the model card says before the snippet: the classifier and the input."""
+    spec = encoder.spec
+    architecture, model_args = _timm_model(encoder)
+    return [
+        f"`model.safetensors` holds timm's `{architecture}` built with `config.json`'s "
+        f"model_args {json.dumps(model_args)}, without a classifier (`num_classes=0`): the "
+        f"model gives the {encoder.out_dim} pooled features our encoder gives.",
+        "Input: images in [0, 1] normalised by config.json's mean and std, "
+        f"{spec.in_channels} channel(s), trained at {spec.height_width[0]}x"
+        f"{spec.height_width[1]}; timm's `resolve_data_config` and `create_transform` read "
+        "them (resize the shorter side, centre crop, normalise).",
+    ]

@@ -81,3 +81,26 @@ def load_snippet(folder: str, encoder: Any) -> str:
             "features = model((images - mean) / std)  # images: float (N, C, H, W) in [0, 1]",
         ]
     )
+
+
+def card_notes(encoder: Any) -> list[str]:
+    """What the model card says before the snippet: the classifier, the stem, the input."""
+    spec = encoder.spec
+    notes = [
+        f"`model.pth` is the state dict of torchvision's `{spec.backbone}` without its "
+        "classifier: set `model.fc = torch.nn.Identity()` and the model gives the "
+        f"{encoder.out_dim} pooled features our encoder gives."
+    ]
+    difference = stem_difference(spec)
+    if difference:
+        notes.append(
+            f"**Architecture difference**: this {spec.backbone} has {difference}. Build "
+            "torchvision's model with the line(s) below before loading; the weights are those "
+            "of exactly that model (torchvision's own stem would not fit them)."
+        )
+    notes.append(
+        "Input: images in [0, 1], normalised by the mean and std below (our encoder did this "
+        f"inside its forward), {spec.in_channels} channel(s), trained at "
+        f"{spec.height_width[0]}x{spec.height_width[1]}."
+    )
+    return notes

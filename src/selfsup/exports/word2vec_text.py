@@ -55,3 +55,14 @@ def load_snippet(folder: str, encoder: Any) -> str:
         f'vectors = KeyedVectors.load_word2vec_format("{folder}/{VECTORS}")\n'
         'vectors.most_similar("king")'
     )
+
+
+def card_notes(encoder: Any) -> list[str]:
+    """What the model card says before the snippet: the file holds words, not sentences."""
+    sif = encoder.spec.sif
+    pooled = f"the SIF-weighted average (a = {sif:g})" if sif else "the plain average"
+    return [
+        f"`{VECTORS}` holds {len(encoder.vocabulary):,} word vectors of {encoder.out_dim} "
+        "dimensions in word2vec's text format, most frequent word first. selfsup embeds a "
+        f"sentence as {pooled} of its known words' vectors; that is not in the file."
+    ]
