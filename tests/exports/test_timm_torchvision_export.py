@@ -63,6 +63,8 @@ def assert_same_features(model, encoder):
         ("resnet18", 64, False, "resnet18"),
         ("vit-tiny", 224, False, "vit_tiny_patch16_224"),  # a name timm registers as it is
         ("vit-mini", 32, True, "vit_tiny_patch16_224"),  # width 128, depth 6, patch 4: args
+        # trained at 16 px on a ViT built for 32: position embeddings resampled, as timm's
+        ("vit-mini-p2", 16, True, "vit_tiny_patch16_224"),
     ],
 )
 def test_timm_loads_the_export_strictly_with_our_features(
