@@ -66,6 +66,15 @@ def test_each_pooling_and_no_normalisation_match(text_encoder_dir, tmp_path, poo
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
 
 
+def test_a_causal_encoder_stays_causal_in_sentence_transformers(text_encoder_dir, tmp_path):
+    run = _variant(text_encoder_dir, tmp_path / "run", causal=True)
+    folder = export(run, "sentence-transformers", tmp_path / "st")
+    _, got = _st_embeddings(folder)
+    want = selfsup.embed(run, SENTENCES)
+    assert not np.allclose(want, selfsup.embed(text_encoder_dir, SENTENCES), atol=1e-3)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
 def test_a_pooling_sentence_transformers_lacks_is_refused(text_encoder_dir, tmp_path):
     run = _variant(text_encoder_dir, tmp_path / "run", pooling="first-last-avg")
     with pytest.raises(SelfsupError, match=r"first-last-avg.*--format onnx"):
