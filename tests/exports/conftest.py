@@ -21,3 +21,19 @@ def digits_run(tmp_path_factory):
     path = tmp_path_factory.getbasetemp() / "export-digits-run"
     selfsup.pretrain(selfsup.make_config(**FAST), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def text_encoder_dir(tmp_path_factory):
+    """A folder holding an exported text encoder (tiny BERT, mean pooling, unit-length
+    embeddings) and nothing else of a run: what an export reads, built in about a second."""
+    from text.text_fixtures import make_tiny_bert
+
+    from selfsup.export import save_encoder
+    from selfsup.models.text import TextEncoder, TextEncoderSpec
+
+    bert = make_tiny_bert(tmp_path_factory.mktemp("export-tiny-bert"), dropout=0.0)
+    spec = TextEncoderSpec(model=str(bert), pooling="mean", max_length=12, normalize=True)
+    path = tmp_path_factory.getbasetemp() / "export-text-encoder"
+    save_encoder(TextEncoder(spec), path)
+    return path

@@ -11,6 +11,7 @@ from typing import Any
 from selfsup.errors import SelfsupError
 from selfsup.export import SPEC, WEIGHTS, load
 from selfsup.exports.formats import ExportOptions, get_format
+from selfsup.exports.model_card import CARD, write_model_card
 
 EXPORTS_DIR = "exports"  # RUN/exports/FORMAT is where an export goes unless --out says
 MARKER = "selfsup_export.json"  # what an export wrote and from which run: --overwrite reads it
@@ -41,10 +42,12 @@ def export(
     options = ExportOptions(opset=opset, fp16=fp16, filename=filename)
     module = fmt.load()
     module.check(encoder, options)
-    planned = [*module.paths(folder, encoder, options), folder / MARKER]
+    planned = [*module.paths(folder, encoder, options), folder / CARD, folder / MARKER]
+    _keep_foreign_card(folder)
     _make_room(planned, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     module.write(encoder, folder, options)
+    write_model_card(run, folder, format, encoder, module)
     written = sorted(
         str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER
     )
@@ -83,6 +86,23 @@ def _target(run: Path, format: str, out: str | Path | None) -> tuple[Path, str |
     if out.exists() and not out.is_dir():
         raise SelfsupError(f"--out {out} is a file; --format {format} writes a folder")
     return out, None
+
+
+def _keep_foreign_card(folder: Path) -> None:
+    """Refuse, even with --overwrite, a README.md that no export wrote (a project's own, beside
+    an --out X.onnx): the model card would replace it."""
+    card = folder / CARD
+    if not card.is_file():
+        return
+    try:
+        written = json.loads((folder / MARKER).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        written = []
+    if CARD not in written:
+        raise SelfsupError(
+            f"{card} exists and no selfsup export wrote it; the export writes its model card "
+            "there. Choose another --out (an empty folder)"
+        )
 
 
 def _make_room(paths: list[Path], overwrite: bool) -> None:

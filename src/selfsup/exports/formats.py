@@ -54,6 +54,28 @@ FORMATS: dict[str, ExportFormat] = {
             "selfsup.exports.native",
             "selfsup's own folder (encoder.safetensors + encoder.json): selfsup.load reads it",
         ),
+        ExportFormat(
+            "sentence-transformers",
+            "selfsup.exports.sentence_transformers_folder",
+            "text encoders: a folder SentenceTransformer(path) loads (transformer, pooling, "
+            "normalisation)",
+        ),
+        ExportFormat(
+            "timm",
+            "selfsup.exports.timm_weights",
+            "ResNet and ViT image encoders: timm's model.safetensors + config.json "
+            "(timm.create_model('local-dir:PATH', pretrained=True))",
+        ),
+        ExportFormat(
+            "torchvision",
+            "selfsup.exports.torchvision_weights",
+            "ResNet image encoders: a state dict torchvision.models.resnetN loads (fc = Identity)",
+        ),
+        ExportFormat(
+            "word2vec",
+            "selfsup.exports.word2vec_text",
+            "word-vector tables: word2vec's text format (gensim KeyedVectors.load_word2vec_format)",
+        ),
     )
 }
 
