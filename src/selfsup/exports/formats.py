@@ -54,6 +54,14 @@ FORMATS: dict[str, ExportFormat] = {
             "selfsup.exports.native",
             "selfsup's own folder (encoder.safetensors + encoder.json): selfsup.load reads it",
         ),
+        ExportFormat(
+            "onnx",
+            "selfsup.exports.onnx_graph",
+            "ONNX graphs (model.onnx; CLIP: image.onnx + text.onnx; text: tokenizer/ beside) "
+            "with the preprocessing in their metadata, for onnxruntime",
+            package="onnx",
+            install="pip install 'selfsup[export]'",
+        ),
     )
 }
 
