@@ -110,13 +110,13 @@ def _check_options(
         raise SelfsupError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size < 1:
         raise SelfsupError(f"batch_size must be a positive integer, got {batch_size}")
-    if normalize not in (None, True, False):
+    if normalize is not None and not isinstance(normalize, (bool, np.bool_)):
         raise SelfsupError(f"normalize must be True, False or None, got {normalize!r}")
-    if show_progress_bar not in (None, True, False):
+    if show_progress_bar is not None and not isinstance(show_progress_bar, (bool, np.bool_)):
         raise SelfsupError(
             f"show_progress_bar must be True, False or None, got {show_progress_bar!r}"
         )
-    if convert_to not in CONVERSIONS:
+    if not isinstance(convert_to, str) or convert_to not in CONVERSIONS:
         raise SelfsupError(
             f"convert_to must be one of {', '.join(map(repr, CONVERSIONS))}, got {convert_to!r}"
         )
