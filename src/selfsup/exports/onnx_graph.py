@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ from selfsup.errors import SelfsupError
 from selfsup.exports.formats import ExportOptions
 
 GRAPH = "model.onnx"
+OUTPUT = "embedding"
+_PENDING = "selfsup_embedding"  # the dynamo exporter's output until renamed to OUTPUT
 CLIP_GRAPHS = ("image.onnx", "text.onnx")
 TOKENIZER = "tokenizer"
 FORMAT_TAG = "selfsup-onnx/1"
@@ -63,7 +66,8 @@ class Graph:
 
     filename: str
     module: nn.Module
-    inputs: dict[str, torch.Tensor]
+    inputs: dict[str, torch.Tensor]  # traced
+    probe: dict[str, torch.Tensor]  # checked: another batch size (and length) than `inputs`
     dynamic: dict[str, dict[int, str]]
     modality: str
     preprocess: dict[str, Any]
@@ -201,11 +205,13 @@ def _image_graph(encoder: Any, filename: str, project: nn.Module | None = None) 
     }
     generator = torch.Generator().manual_seed(0)
     example = torch.rand(2, channels, height, width, generator=generator)
+    probe = torch.rand(3, channels, height, width, generator=generator)
     out_dim = project.out_features if project is not None else int(encoder.out_dim)
     return Graph(
         filename,
         _Embed(encoder, project),
         {"pixels": example},
+        {"pixels": probe},
         {"pixels": {0: "batch"}},
         "image",
         preprocess,
@@ -217,12 +223,15 @@ def _series_graph(encoder: Any, filename: str) -> Graph:
     channels = int(encoder.spec.in_channels)
     min_steps = int(getattr(encoder.spec, "receptive_field", 1))
     generator = torch.Generator().manual_seed(0)
-    example = torch.randn(2, channels, max(64, 2 * min_steps), generator=generator)
+    steps = max(64, 2 * min_steps)
+    example = torch.randn(2, channels, steps, generator=generator)
+    probe = torch.randn(3, channels, steps + 7, generator=generator) * 2 + 1
     preprocess = {"input": "series", "channels": channels, "min_steps": min_steps}
     return Graph(
         filename,
         _Embed(encoder),
         {"series": example},
+        {"series": probe},
         {"series": {0: "batch", 2: "steps"}},
         "series",
         preprocess,
@@ -234,17 +243,12 @@ def _text_graph(
     encoder: Any, filename: str, project: nn.Module | None = None, owner: Any = None
 ) -> Graph:
     """The graph of a text encoder (or of CLIP's text tower, `owner` the CLIP encoder)."""
+    from selfsup.exports.onnx_tokenizers import export_tokenizer
+
     owner = owner if owner is not None else encoder
-    which = "" if owner is encoder else f" (its text tower is {encoder.kind!r})"
-    if encoder.kind != "text":
-        raise _refused(
-            owner.kind,
-            f"its tokenizer{which} is selfsup's own byte or word tokenizer, which has no "
-            "tokenizer.json for an ONNX runtime to read beside the graph",
-            owner,
-        )
-    tokenizer = encoder.tokenizer
+    tokenizer = export_tokenizer(encoder)
     if not getattr(tokenizer, "is_fast", False):
+        which = "" if owner is encoder else " (its text tower's)"
         raise _refused(
             owner.kind,
             f"its tokenizer{which} ({type(tokenizer).__name__}) is not a fast tokenizer, so no "
@@ -252,13 +256,15 @@ def _text_graph(
             owner,
         )
     # Rows of unequal length: with every mask entry 1 a trace may drop the mask altogether.
-    batch = encoder.preprocess(["an example sentence to trace the graph with", "a"])
+    batch = encoder.preprocess(["a b c", "a"])
+    probe = encoder.preprocess(["a longer sentence than the two of the trace", "two words", "x"])
     if bool(batch["attention_mask"].all()):
         raise SelfsupError("the tokenizer padded no row of the trace's example; cannot export")
+    scratch = encoder.kind != "text"  # the byte or word tower: its context is its length limit
     preprocess = {
         "tokenizer": TOKENIZER,
-        "max_length": int(encoder.spec.max_length),
-        "pooling": encoder.spec.pooling,
+        "max_length": int(encoder.spec.context if scratch else encoder.spec.max_length),
+        "pooling": "last" if scratch else encoder.spec.pooling,
         "padding_side": str(getattr(tokenizer, "padding_side", "right")),
     }
     axes = {0: "batch", 1: "tokens"}
@@ -267,6 +273,7 @@ def _text_graph(
         filename,
         _EmbedTokens(encoder, project),
         {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]},
+        {"input_ids": probe["input_ids"], "attention_mask": probe["attention_mask"]},
         {"input_ids": axes, "attention_mask": axes},
         "text",
         preprocess,
@@ -342,85 +349,104 @@ def write(encoder: Any, folder: Path, options: ExportOptions) -> list[Path]:
     """Write every graph (checked against torch with onnxruntime) and the tokenizer, if any."""
     encoder.eval()
     written: list[Path] = []
-    for graph in plan(encoder, options):
-        model = _export(graph, options)
-        model = _with_metadata(model, encoder, graph, options)
-        target = folder / graph.filename
-        import onnx
-
-        onnx.save(model, str(target))
-        written.append(target)
-        try:
-            _verify(target, graph, options.fp16)
-        except SelfsupError:
-            for path in written:
+    try:
+        for graph in plan(encoder, options):
+            target = folder / graph.filename
+            written.append(target)
+            _write_graph(encoder, graph, target, options)
+            if graph.tokenizer is not None and not (folder / TOKENIZER).exists():
+                graph.tokenizer.save_pretrained(str(folder / TOKENIZER))
+                written.append(folder / TOKENIZER)
+    except BaseException:
+        for path in written:  # no half export: the graphs written so far go too
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
                 path.unlink(missing_ok=True)
-            raise
-        if graph.tokenizer is not None and not (folder / TOKENIZER).exists():
-            graph.tokenizer.save_pretrained(str(folder / TOKENIZER))
-            written.append(folder / TOKENIZER)
+        raise
     return written
 
 
-def _export(graph: Graph, options: ExportOptions) -> Any:
-    """The ONNX model of one graph (float16 when asked): traced, or by torch.export where the
-    trace cannot express an op (see the module's docstring)."""
+def _write_graph(encoder: Any, graph: Graph, target: Path, options: ExportOptions) -> None:
+    """The graph by the first exporter whose result onnxruntime runs as torch does on inputs
+    of another batch size (and length) than the traced ones: the tracer, else torch.export."""
     import onnx
 
-    try:
-        model = _traced(graph, options)
-    except Exception as traced_error:  # the tracer's own errors: an op it has no ONNX form for
+    failures = []
+    for name, exporter in (("traced", _traced), ("dynamo", _dynamo)):
         try:
-            model = _dynamo(graph, options)
-        except Exception:
-            reason = str(traced_error).split("\n")[0][:300]
-            raise SelfsupError(
-                f"torch could not export {graph.filename} to ONNX"
-                + (f" at opset {options.opset}" if options.opset else "")
-                + f": {reason}"
-            ) from None
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load_from_string(model)
-    if options.fp16:
-        from onnxruntime.transformers.float16 import convert_float_to_float16
+            model = exporter(graph, options)
+        except Exception as err:  # the exporter's own errors: an op it has no ONNX form for
+            failures.append(f"{name}: {str(err).splitlines()[0][:300] if str(err) else err!r}")
+            continue
+        if options.fp16:
+            from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        # float32 inputs and output stay as they are: callers feed and read float32
-        model = convert_float_to_float16(model, keep_io_types=True)
-    return model
+            # float32 inputs and output stay as they are: callers feed and read float32
+            model = convert_float_to_float16(model, keep_io_types=True)
+        onnx.save(_with_metadata(model, encoder, graph, options), str(target))
+        problem = _verify(target, graph, options.fp16)
+        if problem is None:
+            return
+        failures.append(f"{name}: {problem}")
+    target.unlink(missing_ok=True)
+    raise SelfsupError(
+        f"torch could not export {graph.filename} to ONNX"
+        + (f" at opset {options.opset}" if options.opset else "")
+        + " that runs as the encoder does ("
+        + "; ".join(failures)
+        + "); nothing was kept. Please report it with the run's encoder.json"
+    )
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the exporters' notices: the TorchScript exporter's deprecation, the tracer's
-    notes on Python branches frozen in the trace (the shapes that matter are checked in
-    `_verify`)."""
-    with warnings.catch_warnings():
-        for category in (DeprecationWarning, FutureWarning, torch.jit.TracerWarning, UserWarning):
-            warnings.simplefilter("ignore", category=category)
-        yield
+def _exporting() -> Iterator[None]:
+    """Export settings: no fused attention kernel; the exporters' notices silenced (the
+    TorchScript exporter's deprecation, the tracer's notes on Python branches frozen in the
+    trace: `_verify` runs the graph on other shapes)."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # nn.TransformerEncoderLayer's fused inference kernel (the scratch text towers) has no
+    # ONNX form; the layer's plain ops compute the same
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with warnings.catch_warnings():
+            for category in (
+                DeprecationWarning,
+                FutureWarning,
+                torch.jit.TracerWarning,
+                UserWarning,
+            ):
+                warnings.simplefilter("ignore", category=category)
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def _traced(graph: Graph, options: ExportOptions) -> bytes:
+def _traced(graph: Graph, options: ExportOptions) -> Any:
+    """The TorchScript exporter's graph (see the module's docstring)."""
+    import onnx
+
     buffer = io.BytesIO()
-    with _quiet(), torch.no_grad():
+    with _exporting(), torch.no_grad():
         torch.onnx.export(
             graph.module.eval(),
             tuple(graph.inputs.values()),
             buffer,
             input_names=list(graph.inputs),
-            output_names=["embedding"],
-            dynamic_axes={**graph.dynamic, "embedding": {0: "batch"}},
+            output_names=[OUTPUT],
+            dynamic_axes={**graph.dynamic, OUTPUT: {0: "batch"}},
             opset_version=options.opset,
             do_constant_folding=True,
             dynamo=False,
         )
-    return buffer.getvalue()
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def _dynamo(graph: Graph, options: ExportOptions) -> Any:
-    """torch.export's ONNX program of the graph: it writes adaptive average pooling to sizes
-    that do not divide the input's (the VAE encoder, AdaIN's content grid), which the tracer
-    cannot."""
+    """torch.export's ONNX graph: it writes adaptive average pooling to sizes that do not
+    divide the input's (the VAE encoder, AdaIN's content grid), which the tracer cannot, and
+    keeps nn.MultiheadAttention's shapes dynamic (the scratch text towers), which the trace
+    freezes."""
     dims = {
         name: torch.export.Dim(name) for axes in graph.dynamic.values() for name in axes.values()
     }
@@ -428,18 +454,33 @@ def _dynamo(graph: Graph, options: ExportOptions) -> Any:
         {axis: dims[name] for axis, name in graph.dynamic.get(key, {}).items()}
         for key in graph.inputs
     )
-    with _quiet():
+    with _exporting():
         program = torch.onnx.export(
             graph.module.eval(),
             tuple(graph.inputs.values()),
             input_names=list(graph.inputs),
-            output_names=["embedding"],
+            output_names=[_PENDING],
             dynamic_shapes=shapes,
             opset_version=options.opset,
             dynamo=True,
             verbose=False,
         )
-    return program.model_proto
+    model = program.model_proto
+    # torch.export names an embedding lookup's value "embedding": rename it, then the output
+    _rename(model.graph, OUTPUT, OUTPUT + "_lookup")
+    _rename(model.graph, _PENDING, OUTPUT)
+    return model
+
+
+def _rename(graph: Any, old: str, new: str) -> None:
+    """Rename the value `old` of an ONNX graph (where nodes make and read it, the graph's
+    inputs, outputs, value infos and initializers) to `new`."""
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+        node.output[:] = [new if name == old else name for name in node.output]
+    for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        if value.name == old:
+            value.name = new
 
 
 def _with_metadata(model: Any, encoder: Any, graph: Graph, options: ExportOptions) -> Any:
@@ -461,21 +502,23 @@ def _with_metadata(model: Any, encoder: Any, graph: Graph, options: ExportOption
     return model
 
 
-def _verify(path: Path, graph: Graph, fp16: bool) -> None:
-    """Run the written graph on its example inputs with onnxruntime and compare with torch."""
+def _verify(path: Path, graph: Graph, fp16: bool) -> str | None:
+    """What is wrong with the written graph on the probe inputs (another batch size and
+    length than the traced ones) compared with torch; None when it agrees."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {name: value.numpy() for name, value in graph.inputs.items()}
-    got = session.run(["embedding"], feeds)[0]
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run([OUTPUT], {k: v.numpy() for k, v in graph.probe.items()})[0]
+    except Exception as err:  # onnxruntime's own errors: an invalid graph, a frozen shape
+        return f"onnxruntime failed: {str(err).splitlines()[0][:300]}"
     with torch.no_grad():
-        want = graph.module(*graph.inputs.values()).numpy()
-    diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+        want = graph.module(*graph.probe.values()).numpy()
+    if got.shape != want.shape:
+        return f"embeddings of shape {got.shape}, torch's {want.shape}"
+    diff = float(np.abs(got - want).max())
     limit = FP16_RELATIVE_TOLERANCE * max(1.0, float(np.abs(want).max())) if fp16 else None
     limit = limit if limit is not None else FP32_TOLERANCE
     if not diff <= limit:
-        raise SelfsupError(
-            f"the exported {path.name} gives embeddings that differ from torch's by {diff:.3g} "
-            f"(more than {limit:.3g}) on its check inputs; nothing was kept. Please report it "
-            "with the run's encoder.json"
-        )
+        return f"embeddings differ from torch's by {diff:.3g} (more than {limit:.3g})"
+    return None
