@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -45,8 +46,9 @@ CLIP_GRAPHS = ("image.onnx", "text.onnx")
 TOKENIZER = "tokenizer"
 FORMAT_TAG = "selfsup-onnx/1"
 RESIZE_RULE = "shorter side, centre crop"
-# The opsets the TorchScript exporter writes and every kind here was checked at (its default
-# is 17 in torch 2.14); LayerNorm is one op from 17 on, a decomposition below.
+# The opsets --opset accepts: those the TorchScript exporter writes (its default is 20 in torch
+# 2.14). The graphs that need torch.export (see above) come at 18 or later, or 17 where onnx's
+# version converter manages; a graph that cannot be written at the opset asked is refused.
 MIN_OPSET, MAX_OPSET = 14, 20
 # Largest |onnxruntime - torch| the check in `write` accepts: fp32 graphs agree to about 1e-6
 # (tests assert 1e-4); fp16 graphs (float16 weights and activations, float32 inputs and
@@ -379,6 +381,10 @@ def _write_graph(encoder: Any, graph: Graph, target: Path, options: ExportOption
         except Exception as err:  # the exporter's own errors: an op it has no ONNX form for
             failures.append(f"{name}: {str(err).splitlines()[0][:300] if str(err) else err!r}")
             continue
+        opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+        if options.opset is not None and opset != options.opset:  # torch.export: 18 or later
+            failures.append(f"{name}: it wrote opset {opset}, not {options.opset}")
+            continue
         if options.fp16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -408,6 +414,10 @@ def _exporting() -> Iterator[None]:
     # nn.TransformerEncoderLayer's fused inference kernel (the scratch text towers) has no
     # ONNX form; the layer's plain ops compute the same
     torch.backends.mha.set_fastpath_enabled(False)
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:  # torch.export's notes on opset conversion (checked after)
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             for category in (
@@ -420,6 +430,8 @@ def _exporting() -> Iterator[None]:
             yield
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _traced(graph: Graph, options: ExportOptions) -> Any:
@@ -508,7 +520,9 @@ def _verify(path: Path, graph: Graph, fp16: bool) -> str | None:
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # its failures are reported here, not logged
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         got = session.run([OUTPUT], {k: v.numpy() for k, v in graph.probe.items()})[0]
     except Exception as err:  # onnxruntime's own errors: an invalid graph, a frozen shape
         return f"onnxruntime failed: {str(err).splitlines()[0][:300]}"
