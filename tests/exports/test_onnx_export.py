@@ -154,6 +154,15 @@ def test_mahalanobis_on_pixels(tmp_path):
     _check_images(_run(build_encoder(spec), tmp_path / "r"), tmp_path / "o", "mahalanobis")
 
 
+def test_mahalanobis_on_a_frozen_image_encoder(tmp_path):
+    from selfsup.models.mahalanobis import MahalanobisSpec
+
+    base = _run(build_encoder(_image_spec("convnet", 3, 16)), tmp_path / "base")
+    spec = MahalanobisSpec(3, (16, 16), (0.4,) * 3, (0.25,) * 3, 6, features=str(base))
+    props = _check_images(_run(build_encoder(spec), tmp_path / "r"), tmp_path / "o", "mahalanobis")
+    assert json.loads(props["selfsup.preprocess"])["mean"] == [0.4] * 3
+
+
 def test_cswm_world_model_states(tmp_path):
     from selfsup.models.cswm import CswmSpec
 
