@@ -146,12 +146,14 @@ def _resample(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _resample_axis(images: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     """One pass of `_resample` along `axis` (-1 horizontal, -2 vertical), in int32 as torch."""
     index, weights, precision = _int16_weights(images.shape[axis], out_size)
-    moved = np.moveaxis(images, axis, -1)
-    sums = np.full((*moved.shape[:-1], out_size), 1 << (precision - 1), dtype=np.int32)
+    pixels = images.astype(np.int32)
+    shape = list(images.shape)
+    shape[axis] = out_size
+    sums = np.full(shape, 1 << (precision - 1), dtype=np.int32)
+    along = (-1, 1) if axis == -2 else (-1,)  # weights broadcast along the resized axis
     for k in range(index.shape[1]):  # a few taps per output pixel: one gather each
-        sums += moved[..., index[:, k]].astype(np.int32) * weights[:, k]
-    out = np.clip(sums >> precision, 0, 255).astype(np.uint8)
-    return np.moveaxis(out, -1, axis)
+        sums += np.take(pixels, index[:, k], axis=axis) * weights[:, k].reshape(along)
+    return np.clip(sums >> precision, 0, 255).astype(np.uint8)
 
 
 def _int16_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -16,11 +16,11 @@ from selfsup.errors import SelfsupError
 from selfsup.onnx_encoder import OnnxClipEncoder, OnnxEncoder, load_onnx, onnx_target
 
 CONVERSIONS = ("numpy", "torch")
-# The rows one forward pass embeds by default. sentence-transformers uses 32, sized for
-# transformers on long sentences; selfsup keeps the 512 its CLI, search and evaluation use
-# (`encode_rows`' default): its encoders are mostly small convnets on small images, where a
-# batch of 32 leaves the CPU idle between calls (benchmarks/ figures in docs/export.md).
-BATCH_SIZE = 512
+# Samples per forward pass by default: sentence-transformers' 32. The 512 `selfsup.embed` used
+# before was faster only for the smallest encoders: on one CPU thread a CIFAR ResNet-18 and
+# all-MiniLM-L6-v2 embedded faster at 32 (benchmarks/embed_batch_size.py, docs/export.md), and
+# 32 keeps a large model's activations within a small GPU's memory.
+BATCH_SIZE = 32
 logger = logging.getLogger("selfsup")
 
 
@@ -61,9 +61,8 @@ def embed(
     (sentence-transformers gives one 1-D vector for one string).
 
     - `batch_size`: samples per forward pass; the result does not depend on it (rows of tokens
-      go longest first, as in sentence-transformers). Default 512, not sentence-transformers'
-      32: selfsup's CLI, search and evaluation use 512, and on its small image encoders larger
-      batches embed faster.
+      go longest first, as in sentence-transformers), up to float rounding. Default 32, as
+      sentence-transformers.
     - `normalize`: rows scaled to unit length (sentence-transformers' `normalize_embeddings`).
       None (the default) does what the encoder's model says: an encoder from a
       sentence-transformers folder with a Normalize module (or trained from one, or its ONNX
