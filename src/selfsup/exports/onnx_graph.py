@@ -50,11 +50,12 @@ RESIZE_RULE = "shorter side, centre crop"
 # 2.14). The graphs that need torch.export (see above) come at 18 or later, or 17 where onnx's
 # version converter manages; a graph that cannot be written at the opset asked is refused.
 MIN_OPSET, MAX_OPSET = 14, 20
-# Largest |onnxruntime - torch| the check in `write` accepts: fp32 graphs agree to about 1e-6
-# (tests assert 1e-4); fp16 graphs (float16 weights and activations, float32 inputs and
-# outputs) by up to about 1e-2 of the embeddings' largest magnitude (docs/export.md).
+# Largest |onnxruntime - torch| the check in `write` accepts, times max(1, max |embedding|):
+# fp32 graphs agree to about 1e-6 of that (tests assert 1e-4 absolute on small encoders);
+# fp16 graphs (float16 weights and activations, float32 inputs and output) to about 1e-3
+# (docs/export.md). Relative, as a deep network's embeddings reach 100 or more.
 FP32_TOLERANCE = 1e-4
-FP16_RELATIVE_TOLERANCE = 2e-2
+FP16_TOLERANCE = 2e-2
 
 IMAGE_KINDS = ("image", "multiview", "cyclegan", "rbm", "nade", "mahalanobis", "cswm")
 SERIES_KINDS = ("series", "ts2vec", "tstcc")
@@ -531,8 +532,7 @@ def _verify(path: Path, graph: Graph, fp16: bool) -> str | None:
     if got.shape != want.shape:
         return f"embeddings of shape {got.shape}, torch's {want.shape}"
     diff = float(np.abs(got - want).max())
-    limit = FP16_RELATIVE_TOLERANCE * max(1.0, float(np.abs(want).max())) if fp16 else None
-    limit = limit if limit is not None else FP32_TOLERANCE
+    limit = (FP16_TOLERANCE if fp16 else FP32_TOLERANCE) * max(1.0, float(np.abs(want).max()))
     if not diff <= limit:
         return f"embeddings differ from torch's by {diff:.3g} (more than {limit:.3g})"
     return None
