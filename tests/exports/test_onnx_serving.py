@@ -129,6 +129,32 @@ def test_text_export_tokenizes_and_embeds_as_the_torch_encoder(text_export):
     )
 
 
+def test_a_scratch_text_tower_tokenizes_and_embeds_as_torch(tmp_path):
+    """selfsup's own word tokenizer as the export rebuilds it (tokenizer.json, its pad token
+    named in tokenizer_config.json): the same ids (truncation, unknown and empty text) and
+    embeddings through `selfsup.embed`. The byte tower takes the same path (one case here: its
+    export goes through torch.export, several seconds)."""
+    from selfsup.models.captioner import WordTextSpec, build_vocabulary
+    from selfsup.models.registry import build_encoder
+
+    torch.manual_seed(0)
+    vocab = build_vocabulary(["a red circle", "two blue squares", "it's one three"])
+    spec = WordTextSpec(width=16, layers=2, heads=2, context=8, vocab=vocab)
+    encoder = build_encoder(spec).eval()
+    save_encoder(encoder, tmp_path / "encoder")
+    served = selfsup.load(onnx_export(tmp_path / "encoder", tmp_path / "onnx"))
+    probes = ["a red circle", "Zwei Würfel, ünïcödé ✓", "", SENTENCES[-1], "a"]
+    tokens, expected = served.preprocess(probes), encoder.preprocess(probes)
+    for name, value in tokens.items():
+        np.testing.assert_array_equal(value, expected[name].numpy())
+    np.testing.assert_allclose(
+        selfsup.embed(served, probes, batch_size=2),
+        selfsup.embed(encoder, probes),
+        atol=1e-4,
+        rtol=0,
+    )
+
+
 def test_series_export_embeds_as_the_torch_encoder(series_export):
     folder, export = series_export
     encoder, served = selfsup.load(folder), selfsup.load(export)
