@@ -306,6 +306,16 @@ def test_fp16_graphs_stay_float32_outside_and_close_inside(tmp_path, bert):
     _check_text(session, folder / "tokenizer", lambda b: _torch(encoder, b), fp16=True)
 
 
+def test_fp16_scratch_text_tower(tmp_path):
+    """A float16 Gelu after an Add crashed onnxruntime's session (a segfault): Gelu stays fp32."""
+    folder = export(
+        _run(_scratch("text-scratch"), tmp_path / "r"), "onnx", tmp_path / "o", fp16=True
+    )
+    encoder = load(tmp_path / "r")
+    batch = encoder.preprocess(PROBES)
+    _assert_close(_embed(_session(folder / "model.onnx"), batch), _torch(encoder, batch), True)
+
+
 def test_opset_is_written_and_one_outside_the_range_refused(tmp_path):
     run = _run(build_encoder(_image_spec("convnet", 1, 8)), tmp_path / "r")
     folder = export(run, "onnx", tmp_path / "o", opset=14)

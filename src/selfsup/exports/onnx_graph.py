@@ -24,7 +24,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -387,10 +389,18 @@ def _write_graph(encoder: Any, graph: Graph, target: Path, options: ExportOption
             failures.append(f"{name}: it wrote opset {opset}, not {options.opset}")
             continue
         if options.fp16:
-            from onnxruntime.transformers.float16 import convert_float_to_float16
+            from onnxruntime.transformers.float16 import (
+                DEFAULT_OP_BLOCK_LIST,
+                convert_float_to_float16,
+            )
 
-            # float32 inputs and output stay as they are: callers feed and read float32
-            model = convert_float_to_float16(model, keep_io_types=True)
+            # float32 inputs and output stay as they are: callers feed and read float32. Gelu
+            # stays float32: onnxruntime 1.32 crashes (a segfault, not an error) building a
+            # session at its default optimisation level for a float16 Gelu after an Add (the
+            # scratch text towers' blocks).
+            model = convert_float_to_float16(
+                model, keep_io_types=True, op_block_list=[*DEFAULT_OP_BLOCK_LIST, "Gelu"]
+            )
         onnx.save(_with_metadata(model, encoder, graph, options), str(target))
         problem = _verify(target, graph, options.fp16)
         if problem is None:
@@ -435,12 +445,28 @@ def _exporting() -> Iterator[None]:
             logger.setLevel(level)
 
 
+@contextmanager
+def _no_stdout() -> Iterator[None]:
+    """Standard output closed at the file descriptor: torch's TorchScript exporter prints the
+    whole IR graph from C++ when it fails (its log switch is always on), which would bury the
+    one error the export reports."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _traced(graph: Graph, options: ExportOptions) -> Any:
     """The TorchScript exporter's graph (see the module's docstring)."""
     import onnx
 
     buffer = io.BytesIO()
-    with _exporting(), torch.no_grad():
+    with _exporting(), _no_stdout(), torch.no_grad():
         torch.onnx.export(
             graph.module.eval(),
             tuple(graph.inputs.values()),
