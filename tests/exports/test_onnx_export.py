@@ -248,11 +248,14 @@ def _check_text(session, tokenizer_dir: Path, reference, fp16: bool = False) -> 
     assert len(widths) == 2  # two lengths, as two batch sizes
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls", "first-last-avg"])
-def test_text_encoder_with_its_tokenizer(tmp_path, bert, pooling):
+@pytest.mark.parametrize(
+    "pooling,causal", [("mean", False), ("cls", False), ("first-last-avg", False), ("mean", True)]
+)
+def test_text_encoder_with_its_tokenizer(tmp_path, bert, pooling, causal):
     from selfsup.models.text import TextEncoderSpec
 
-    encoder = build_encoder(TextEncoderSpec(str(bert), pooling=pooling, max_length=24))
+    spec = TextEncoderSpec(str(bert), pooling=pooling, max_length=24, causal=causal)
+    encoder = build_encoder(spec)
     folder = export(_run(encoder, tmp_path / "r"), "onnx", tmp_path / "o")
     encoder = load(tmp_path / "r")
     props = _props(folder / "model.onnx")
