@@ -10,13 +10,15 @@ the export counts as written.
 
 Exporter: torch's TorchScript-based exporter (`dynamo=False`) first. The dynamo exporter
 (torch.export) writes a BERT graph that onnxruntime refuses to load (its embedding lookup's value
-is named `embedding`, as the contract's output) and takes 3-5x longer per graph; the traced graphs
-of every kind here match torch within 1e-5 at other batch sizes and lengths
+is named `embedding`, as the contract's output) and took 2-7x longer per graph; the traced
+graphs match torch within 1e-5 at other batch sizes and lengths for every kind but those below
 (tests/exports/test_onnx_export.py). Where the tracer has no ONNX form for an op (adaptive
 average pooling to a size that does not divide the input's: the VAE encoder, AdaIN's content
-grid) the graph comes from the dynamo exporter instead. Either way the check in `write` runs the
-graph with onnxruntime against torch. torch marks the TorchScript exporter deprecated; that
-notice is silenced here.
+grid), or its graph does not run as torch does at other shapes (nn.MultiheadAttention's traced
+shapes are frozen: the scratch text towers), the graph comes from torch.export instead, its
+value `embedding` renamed. Either way `write` runs the graph with onnxruntime against torch on
+other shapes than the traced ones and keeps it only when they agree. torch marks the
+TorchScript exporter deprecated; that notice is silenced here.
 """
 
 from __future__ import annotations
