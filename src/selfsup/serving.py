@@ -17,9 +17,10 @@ from selfsup.onnx_encoder import OnnxClipEncoder, OnnxEncoder, load_onnx, onnx_t
 
 CONVERSIONS = ("numpy", "torch")
 # Samples per forward pass by default: sentence-transformers' 32. The 512 `selfsup.embed` used
-# before was faster only for the smallest encoders: on one CPU thread a CIFAR ResNet-18 and
-# all-MiniLM-L6-v2 embedded faster at 32 (benchmarks/embed_batch_size.py, docs/export.md), and
-# 32 keeps a large model's activations within a small GPU's memory.
+# before was no faster in general: on one CPU thread a CIFAR ResNet-18 embedded 1.8-2.2x
+# faster at 32, the digits convnet 1.7x faster at 512, MiniLM either way by run
+# (benchmarks/embed_batch_size.py, docs/export.md); and 32 keeps a large model's activations
+# within a small GPU's memory.
 BATCH_SIZE = 32
 logger = logging.getLogger("selfsup")
 
