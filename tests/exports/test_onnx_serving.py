@@ -281,6 +281,15 @@ def test_a_missing_or_corrupt_onnx_file_is_one_clear_error(tmp_path):
         selfsup.embed(tmp_path, np.zeros((1, 8, 8), np.uint8))  # the folder holding it
 
 
+def test_what_needs_the_torch_encoder_says_an_onnx_export_is_not_one(image_export):
+    from selfsup.export import load
+
+    with pytest.raises(SelfsupError, match=r"is an ONNX export, which `selfsup\.load`"):
+        load(image_export)
+    with pytest.raises(SelfsupError, match="is an ONNX export"):
+        load(image_export.parent)
+
+
 def test_an_onnx_graph_that_selfsup_did_not_write_is_refused(tmp_path):
     import onnx
     from onnx import TensorProto, helper
