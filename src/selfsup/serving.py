@@ -36,9 +36,10 @@ def load(path: str | Path, device: Any = None) -> Any:
     path = Path(path)
     if onnx_target(path):
         return load_onnx(path, None if device is None else str(device))
+    from selfsup.devices import resolve_device
     from selfsup.export import load as load_encoder
 
-    return load_encoder(path, device="cpu" if device is None else device)
+    return load_encoder(path, device="cpu" if device is None else resolve_device(str(device)))
 
 
 def embed(

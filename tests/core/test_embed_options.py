@@ -11,6 +11,7 @@ from text.text_fixtures import CORPUS, make_tiny_bert
 import selfsup
 from selfsup.data.words import Vocabulary
 from selfsup.errors import SelfsupError
+from selfsup.export import save_encoder
 from selfsup.models.clip import ClipEncoder, ClipEncoderSpec
 from selfsup.models.encoder import ImageEncoder, ImageEncoderSpec
 from selfsup.models.series import SeriesEncoder, series_spec
@@ -24,10 +25,6 @@ SENTENCES = [*CORPUS, "a dog", "the cat sits on the mat and the dog runs in the 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), dropout=0.0)
-
-
-def seeded(module):
-    return module.eval()
 
 
 @pytest.fixture(scope="module")
@@ -138,13 +135,15 @@ def test_device_none_keeps_the_encoder_where_it_is_and_a_device_moves_it(encoder
     assert tensor.device.type == "cpu"
 
 
-def test_a_device_that_is_not_there_is_one_clear_error(encoders):
+def test_a_device_that_is_not_there_is_one_clear_error(encoders, tmp_path):
     encoder, raw = encoders["image"]
-    with pytest.raises(SelfsupError, match="unknown device 'gpu0'"):
-        selfsup.embed(encoder, raw, device="gpu0")
-    if not torch.cuda.is_available():
-        with pytest.raises(SelfsupError, match="no CUDA GPU"):
-            selfsup.embed(encoder, raw, device="cuda")
+    save_encoder(encoder, tmp_path / "encoder")
+    for given in (encoder, tmp_path / "encoder"):  # an encoder, or a path loaded there
+        with pytest.raises(SelfsupError, match="unknown device 'gpu0'"):
+            selfsup.embed(given, raw, device="gpu0")
+        if not torch.cuda.is_available():
+            with pytest.raises(SelfsupError, match="no CUDA GPU"):
+                selfsup.embed(given, raw, device="cuda")
 
 
 @pytest.mark.parametrize(

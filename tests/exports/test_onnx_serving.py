@@ -33,6 +33,7 @@ RAW_IMAGES = {
     "RGB channels first, small": RNG.integers(0, 256, (3, 3, 6, 5), dtype=np.uint8),
     "float in [0, 1], one image": RNG.random((37, 23, 3)),
     "the encoder's own size": RNG.integers(0, 256, (6, 1, 8, 8), dtype=np.uint8),
+    "a torch tensor": torch.randint(0, 256, (3, 3, 30, 11), dtype=torch.uint8),
 }
 SENTENCES = [
     *CORPUS,
