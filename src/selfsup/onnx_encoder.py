@@ -139,6 +139,8 @@ class OnnxEncoder:
                     f"receptive field ({shortest} steps)"
                 )
             return {self.prep.get("input", "series"): series}
+        if isinstance(raw, (list, tuple)) and not raw:
+            raise SelfsupError("no sentences to embed")
         if not is_text(raw):
             raise SelfsupError(
                 f"this is a text encoder; pass a list of strings, not {type(raw).__name__}"
@@ -160,6 +162,8 @@ class OnnxEncoder:
         session = self._session(providers(device)[1] if device is not None else self.device)
         rows = self.preprocess(raw)
         n = len(next(iter(rows.values())))
+        if n == 0:
+            raise SelfsupError("no samples to embed")
         order = _longest_first(rows.get("attention_mask"))
         out = np.empty((n, self.out_dim), dtype=np.float32)
         starts = range(0, n, batch_size)

@@ -318,3 +318,7 @@ def test_text_given_to_an_image_graph_and_images_to_a_text_graph_are_refused(
         selfsup.embed(image_export, np.zeros((2, 8, 8), np.int64))
     with pytest.raises(SelfsupError, match=r"float images must hold values in \[0, 1\]"):
         selfsup.embed(image_export, np.full((2, 8, 8), 2.0))
+    with pytest.raises(SelfsupError, match="no samples to embed"):
+        selfsup.embed(image_export, np.zeros((0, 8, 8), np.uint8))
+    with pytest.raises(SelfsupError, match="no sentences to embed"):
+        selfsup.embed(text_export[1], [])
