@@ -55,6 +55,14 @@ FORMATS: dict[str, ExportFormat] = {
             "selfsup's own folder (encoder.safetensors + encoder.json): selfsup.load reads it",
         ),
         ExportFormat(
+            "onnx",
+            "selfsup.exports.onnx_graph",
+            "ONNX graphs (model.onnx; CLIP: image.onnx + text.onnx; text: tokenizer/ beside) "
+            "with the preprocessing in their metadata, for onnxruntime",
+            package="onnx",
+            install="pip install 'selfsup[export]'",
+        ),
+        ExportFormat(
             "sentence-transformers",
             "selfsup.exports.sentence_transformers_folder",
             "text encoders: a folder SentenceTransformer(path) loads (transformer, pooling, "
