@@ -564,3 +564,20 @@ def _verify(path: Path, graph: Graph, fp16: bool) -> str | None:
     if not diff <= limit:
         return f"embeddings differ from torch's by {diff:.3g} (more than {limit:.3g})"
     return None
+
+
+def load_snippet(folder: str, encoder: Any) -> str:
+    """How to load this export, for the model card: selfsup's torch-free serving, then plain
+    onnxruntime with the graph's own input names."""
+    graphs = sorted(p.name for p in Path(folder).glob("*.onnx"))
+    target = folder if len(graphs) > 1 else f"{folder}/{graphs[0]}"
+    inputs = {"image": "pixels", "series": "series"}.get(_modality(encoder), "input_ids")
+    return (
+        "import selfsup  # needs onnxruntime, not torch\n\n"
+        f'encoder = selfsup.load("{target}")\n'
+        "embeddings = selfsup.embed(encoder, inputs)  # preprocessing as in training\n\n"
+        "# or onnxruntime alone, on inputs prepared as the graph's metadata says:\n"
+        "import onnxruntime\n"
+        f'session = onnxruntime.InferenceSession("{folder}/{graphs[0]}")\n'
+        f'(embeddings,) = session.run(["embedding"], {{"{inputs}": ...}})'
+    )
