@@ -110,3 +110,14 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     for section in SECTIONS:
         assert f'<section id="{section}">' in dom.stdout, section
     assert console_lines(dom) == []
+
+
+def test_a_umap_map_leaves_numba_on_its_own_threads_not_openmp():
+    """numba's OpenMP threads outlived a UMAP map and slowed the next torch steps 20-70x."""
+    pytest.importorskip("umap")
+    import numba
+
+    from selfsup.report import project_2d
+
+    project_2d(np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32))
+    assert numba.threading_layer() == "workqueue"
