@@ -6,6 +6,7 @@ Each works on unit-length rows (cosine similarity = inner product) and is tested
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,9 @@ def layout_2d(vectors: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
         reducer = umap.UMAP(
             n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine", random_state=seed
         )
-        xy = reducer.fit_transform(vectors)
+        with warnings.catch_warnings():  # "n_jobs overridden by random_state": seeded, as meant
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            xy = reducer.fit_transform(vectors)
         name = f"UMAP (umap-learn {umap.__version__}, cosine, 15 neighbours)"
     else:
         from sklearn.manifold import TSNE

@@ -16,11 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from selfsup.data.registry import source_modality
 from selfsup.errors import SelfsupError
 from selfsup.explore import analysis
 from selfsup.export import load
+from selfsup.modalities import get_modality
 from selfsup.run_data import run_config
 from selfsup.search import (
+    RunSamples,
     SearchIndex,
     embed_samples,
     make_index,
@@ -76,32 +79,73 @@ class RunExplorer:
 
     def __init__(self, run: str | Path, data: str | None = None, *, device: str = "cpu"):
         self.run = check_run(run)
-        self.name = self.run.resolve().name
-        self.data = data
-        self.cfg = run_config(self.run)
-        self.encoder = load(self.run, device=device)
-        kind = self.encoder.kind
-        encoder_modality = getattr(self.encoder, "modality", kind)
-        samples = run_samples(self.run, data)
-        modality = samples.modality
-        if (modality.encoder_kind or modality.name) != encoder_modality:
+        cfg = run_config(self.run)
+        encoder = load(self.run, device=device)
+        kind = encoder.kind
+        encoder_modality = getattr(encoder, "modality", kind)
+        modality = get_modality(source_modality(data or cfg.data.source))
+        if (modality.encoder_kind or modality.name) != encoder_modality:  # before reading it
             raise SelfsupError(
-                f"{data} holds {modality.name} samples but the run's encoder is a {kind} "
-                f"encoder; pass --data with {encoder_modality} data"
+                f"{data} holds {modality.name} samples but the run's encoder reads "
+                f"{encoder_modality} samples (kind {kind}); pass --data with {encoder_modality} data"
             )
-        self.samples = samples
-        self.modality = modality.name
+        samples = run_samples(self.run, data)
+        self.data = data
+        self._setup(
+            self.run.resolve().name,
+            samples,
+            encoder,
+            data or cfg.data.source,
+            held_out=data is None and len(samples.parts) == 2,
+            knn=(cfg.eval.knn_k, cfg.eval.knn_t),
+        )
+        self._load_or_compute(device)
+        rate = cfg.data.sample_rate if encoder_modality == "series" else None
+        self._search_index(device, rate)
+
+    @classmethod
+    def from_vectors(
+        cls,
+        name: str,
+        samples: RunSamples,
+        vectors: np.ndarray,
+        *,
+        encoder: Any = None,
+        knn: tuple[int, float] = (200, 0.1),
+    ) -> RunExplorer:
+        """An explorer of given embeddings (one row per sample of `samples`), computed now and
+        not cached: what benchmarks/explore_scale.py times without a run."""
+        self = cls.__new__(cls)
+        self.run, self.data = None, None
+        self._setup(name, samples, encoder, name, held_out=len(samples.parts) == 2, knn=knn)
+        self._compute_from(np.asarray(vectors, np.float32))
+        self._search_index("cpu", None)
+        return self
+
+    def _setup(
+        self,
+        name: str,
+        samples: RunSamples,
+        encoder: Any,
+        data_name: str,
+        *,
+        held_out: bool,
+        knn: tuple[int, float],
+    ) -> None:
+        self.name, self.samples, self.encoder, self.data_name = name, samples, encoder, data_name
+        self.kind = encoder.kind if encoder is not None else "none"
+        self.knn_k, self.knn_t = knn
+        self.modality = samples.modality.name
         self.ids = samples.ids
         self.labels = None if samples.labels is None else np.asarray(samples.labels, np.int64)
         self.classes = samples.classes
         self.texts = samples.texts
         self._offsets = np.cumsum([0] + [len(d) for _, d in samples.parts])
-        held_out = data is None and len(samples.parts) == 2
         self.start, self.stop = (int(self._offsets[1]) if held_out else 0), int(self._offsets[-1])
         self.shown_what = "held-out samples" if held_out else "samples"
         self._row_of = {sample_id: row for row, sample_id in enumerate(self.ids)}
-        self._load_or_compute(device)
-        rate = self.cfg.data.sample_rate if encoder_modality == "series" else None
+
+    def _search_index(self, device: str, rate: int | None) -> None:
         self.index = SearchIndex(
             self._faiss_index,
             self.ids,
@@ -141,10 +185,15 @@ class RunExplorer:
         self._save(folder, key)
 
     def _compute(self, device: str) -> None:
-        n, m = len(self.ids), self.stop - self.start
+        _log(f"embedding {len(self.ids)} samples of {self.run} ...")
+        self._compute_from(embed_samples(self.samples, self.encoder, device))
+        _log(f"cached in {self.run / CACHE_DIR}")
+
+    def _compute_from(self, vectors: np.ndarray) -> None:
+        """The index, map, clusters, neighbour table and per-class accuracy of `vectors`."""
+        m = self.stop - self.start
         started = time.perf_counter()
-        _log(f"embedding {n} samples of {self.run} ...")
-        self.vectors = normalize(embed_samples(self.samples, self.encoder, device))
+        self.vectors = normalize(vectors)
         self._faiss_index, self.index_params = make_index(self.vectors)
         mapped = self.vectors[self.start : self.stop]
         _log(f"2-D map of {m} {self.shown_what} ...")
@@ -155,7 +204,7 @@ class RunExplorer:
         found_ids, found_sims = self._search_rows(rows, TABLE_K)
         self.knn_ids, self.knn_sims = found_ids, found_sims
         self.accuracy = self._class_accuracy()
-        _log(f"ready in {time.perf_counter() - started:.1f} s (cached in {self.run / CACHE_DIR})")
+        _log(f"map and panels computed in {time.perf_counter() - started:.1f} s")
 
     def _search_rows(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """k neighbours of each row in the index, the row itself left out."""
@@ -182,8 +231,8 @@ class RunExplorer:
             self.vectors[self.start : self.stop],
             self.labels[self.start : self.stop],
             self.classes,
-            k=self.cfg.eval.knn_k,
-            temperature=self.cfg.eval.knn_t,
+            k=self.knn_k,
+            temperature=self.knn_t,
         )
 
     def _save(self, folder: Path, key: dict[str, Any]) -> None:
@@ -230,7 +279,7 @@ class RunExplorer:
                 arrays["acc_confusion"],
                 arrays["acc_predicted"],
                 int(arrays["acc_k"][0]),
-                self.cfg.eval.knn_t,
+                self.knn_t,
             )
         _log(f"read the map and neighbours cached in {folder}")
 
@@ -239,7 +288,7 @@ class RunExplorer:
     def summary(self) -> dict[str, Any]:
         """The run's description for the page: what is mapped, how it is coloured, what it can
         be queried with."""
-        kind = self.encoder.kind
+        kind = self.kind
         colours = self._colours()
         names = (
             self.label_names()
@@ -250,7 +299,7 @@ class RunExplorer:
         return {
             "name": self.name,
             "run": str(self.run),
-            "data": self.data or self.cfg.data.source,
+            "data": self.data_name,
             "modality": self.modality,
             "encoder": kind,
             "count": len(self.ids),
@@ -391,7 +440,9 @@ class RunExplorer:
     ) -> dict[str, Any]:
         """Neighbours and map place of a typed sentence or an uploaded file (image; .npy or
         .wav series), through `SearchIndex.query_vector`, as `selfsup search` embeds queries."""
-        kind = self.encoder.kind
+        kind = self.kind
+        if self.encoder is None:
+            raise SelfsupError(f"{self.name} has no encoder to embed a query with")
         k = max(1, min(int(k), 100))
         if text is not None:
             if kind not in ("text", "clip"):

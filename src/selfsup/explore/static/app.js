@@ -572,9 +572,10 @@ async function start() {
     state.runs.forEach((r, i) => runSelect.append(el("option", { value: i, text: runTitle(i) })));
     runSelect.addEventListener("change", () => { state.panelRun = +runSelect.value; setTab(state.tab); });
   }
-  const canQuery = state.runs.some((r) => r.query.text);
-  document.getElementById("query-text").disabled = !canQuery;
-  if (!canQuery) document.getElementById("query-text").placeholder = "sentences: text and CLIP runs only";
+  // the sentence box stays open on image runs: a sentence there gets the server's message
+  if (!state.runs.some((r) => r.query.text)) {
+    document.getElementById("query-text").placeholder = "sentences: text and CLIP runs only";
+  }
   const parent = document.getElementById("maps");
   state.maps = state.runs.map((info, r) => new MapView(r, info, parent));
   try {

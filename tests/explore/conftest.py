@@ -1,0 +1,112 @@
+"""Session fixtures of the explorer's tests: a one-epoch digits run (two, for side by side), a
+tiny text run, their explorers, a server in a thread, and headless Chromium through Playwright."""
+
+import itertools
+import shutil
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+import selfsup
+from selfsup.explore.data import RunExplorer
+from selfsup.explore.server import bind
+
+DIGITS = {
+    "train.epochs": 1,
+    "train.batch_size": 128,
+    "train.progress": False,
+    "train.eval_every": 0,
+    "train.report": False,
+    "eval.protocols": "knn",
+    "method.proj_hidden_dim": 64,
+    "method.proj_dim": 32,
+}
+
+SUBJECTS = ["a man", "a woman", "the cat", "a dog", "two children", "the president"]
+VERBS = [
+    "is playing a guitar",
+    "sits on the mat",
+    "runs in the park",
+    "is cutting an onion",
+    "gave a speech",
+    "is reading a book",
+    "sleeps on the sofa",
+]
+SENTENCES = [f"{s} {v}" for s, v in itertools.product(SUBJECTS, VERBS)]  # 42, all different
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    path = tmp_path_factory.getbasetemp() / "explore-digits"
+    selfsup.pretrain(selfsup.make_config(**DIGITS), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_run_b(tmp_path_factory) -> Path:
+    """A second digits run (another seed): the same samples, another encoder."""
+    path = tmp_path_factory.getbasetemp() / "explore-digits-b"
+    selfsup.pretrain(selfsup.make_config(**DIGITS, **{"train.seed": 1}), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory) -> Path:
+    from text.text_fixtures import TEXT_RUN, make_tiny_bert
+
+    base = tmp_path_factory.getbasetemp()
+    bert = make_tiny_bert(tmp_path_factory.mktemp("explore-bert"))
+    corpus = base / "explore-corpus.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n")
+    config = {
+        **TEXT_RUN,
+        "data.source": f"text:{corpus}",
+        "method.name": "simcse",
+        "model.path": str(bert),
+        "train.epochs": 1,
+        "train.batch_size": 8,
+        "eval.protocols": "geometry",
+    }
+    path = base / "explore-text"
+    selfsup.pretrain(selfsup.make_config(**config), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_explorer(digits_run) -> RunExplorer:
+    return RunExplorer(digits_run)
+
+
+@pytest.fixture(scope="session")
+def text_explorer(text_run) -> RunExplorer:
+    return RunExplorer(text_run)
+
+
+@contextmanager
+def serving(explorers):
+    """A server of `explorers` on a free port of 127.0.0.1, in a thread; yields its URL."""
+    server = bind("127.0.0.1", 0)
+    server.explorers = list(explorers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (no `playwright install`: CI has no
+    access to its download site); skipped where either is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run does)")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
