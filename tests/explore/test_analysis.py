@@ -49,9 +49,7 @@ def test_outliers_put_the_lonely_point_first():
     x = np.concatenate([x, normalize(np.eye(8)[5:6])])  # far from both blobs
     sims = x @ x.T
     order = np.argsort(-sims, axis=1)[:, :4]
-    ids, values = analysis.drop_self(
-        order, np.take_along_axis(sims, order, 1), np.arange(len(x)), 3
-    )
+    _, values = analysis.drop_self(order, np.take_along_axis(sims, order, 1), np.arange(len(x)), 3)
     order, distance = analysis.outliers(values)
     assert order[0] == 100 and distance[0] == pytest.approx(1 - values[100, -1])
     assert np.all(np.diff(distance) <= 0)

@@ -90,7 +90,8 @@ def test_text_neighbours_are_what_search_finds_for_the_sentence(text_explorer, t
     for row in (0, 20, 41):
         sentence = ex.ids[row]
         mine = ex.neighbours(row, 5)
-        assert [n["id"] for n in mine] == [i for i, _ in search_without(index, sentence, sentence, 5)]
+        theirs = search_without(index, sentence, sentence, 5)
+        assert [n["id"] for n in mine] == [i for i, _ in theirs]
     reply = ex.query(text="a cat sleeps on the sofa", k=5)
     assert [n["id"] for n in reply["neighbours"]] == [
         i for i, _ in index.search("a cat sleeps on the sofa", 5)
@@ -143,5 +144,5 @@ def test_runs_that_cannot_be_explored_are_refused_before_any_data(digits_run, tm
 
 
 def test_data_of_another_modality_is_refused(digits_run):
-    with pytest.raises(SelfsupError, match="holds text samples but the run's encoder reads image samples"):
+    with pytest.raises(SelfsupError, match="holds text samples but the run's encoder reads image"):
         RunExplorer(digits_run, data="text:" + __file__)

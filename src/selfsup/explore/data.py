@@ -87,7 +87,8 @@ class RunExplorer:
         if (modality.encoder_kind or modality.name) != encoder_modality:  # before reading it
             raise SelfsupError(
                 f"{data} holds {modality.name} samples but the run's encoder reads "
-                f"{encoder_modality} samples (kind {kind}); pass --data with {encoder_modality} data"
+                f"{encoder_modality} samples (kind {kind}); pass --data with "
+                f"{encoder_modality} data"
             )
         samples = run_samples(self.run, data)
         self.data = data
