@@ -3,15 +3,12 @@ tiny text run, their explorers, a server in a thread, and headless Chromium thro
 
 import itertools
 import shutil
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 import selfsup
 from selfsup.explore.data import RunExplorer
-from selfsup.explore.server import bind
 
 DIGITS = {
     "train.epochs": 1,
@@ -82,20 +79,6 @@ def digits_explorer(digits_run) -> RunExplorer:
 @pytest.fixture(scope="session")
 def text_explorer(text_run) -> RunExplorer:
     return RunExplorer(text_run)
-
-
-@contextmanager
-def serving(explorers):
-    """A server of `explorers` on a free port of 127.0.0.1, in a thread; yields its URL."""
-    server = bind("127.0.0.1", 0)
-    server.explorers = list(explorers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.url
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,20 @@
+"""What the explorer's test files share: a server of given explorers in a thread."""
+
+import threading
+from contextlib import contextmanager
+
+from selfsup.explore.server import bind
+
+
+@contextmanager
+def serving(explorers):
+    """A server of `explorers` on a free port of 127.0.0.1, in a thread; yields its URL."""
+    server = bind("127.0.0.1", 0)
+    server.explorers = list(explorers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.url
+    finally:
+        server.shutdown()
+        server.server_close()
