@@ -59,6 +59,45 @@ def timed(url: str, repeats: int) -> tuple[float, int]:
     return statistics.median(times), size
 
 
+PAGE_TIMES = """() => {
+  const m = window.selfsupExplore.state.maps[0];
+  const median = (f) => {
+    const t = [];
+    for (let i = 0; i < 5; i++) { const s = performance.now(); f(); t.push(performance.now() - s); }
+    return t.sort((a, b) => a - b)[2] / 1000;
+  };
+  return [median(() => m.drawNow()), median(() => m.nearest(m.width / 2, m.height / 2))];
+}"""
+
+
+def browser_rows(url: str) -> list[tuple[str, float, int | None]]:
+    """The page in headless Chromium (software canvas): load to the first map drawn, one full
+    redraw (a zoom or pan step), the hover hit-test; none where Playwright or chromium is absent."""
+    import shutil
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return []
+    if shutil.which("chromium") is None:
+        return []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        start = time.perf_counter()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']", timeout=600_000)
+        page.evaluate("() => new Promise(requestAnimationFrame)")  # the first frame is drawn
+        loaded = time.perf_counter() - start
+        draw, hover = page.evaluate(PAGE_TIMES)
+        browser.close()
+    return [
+        ("page: open to the map drawn (Chromium)", loaded, None),
+        ("page: redraw every point, a zoom/pan step (median)", draw, None),
+        ("page: hover hit-test over every point (median)", hover, None),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -76,7 +115,8 @@ def main() -> None:
     start = time.perf_counter()
     ex = RunExplorer.from_vectors("random", samples, vectors)
     built = time.perf_counter() - start
-    rows = [("build: index, 2-D map, neighbour table, kNN per class", built, None)]
+    rows = [("build: all of it (once; cached in a run)", built, None)]
+    rows += [(f"  {name}", seconds, None) for name, seconds in ex.timings.items()]
 
     server = bind("127.0.0.1", 0)
     server.explorers = [ex]
@@ -103,6 +143,7 @@ def main() -> None:
             json.loads(reply.read())
         clicks.append(time.perf_counter() - start)
     rows.append(("neighbours of different rows, k=10 (median)", statistics.median(clicks), None))
+    rows += browser_rows(server.url)
     server.shutdown()
 
     print(
@@ -110,9 +151,9 @@ def main() -> None:
         f"{args.classes} classes; index {ex.index_params}; layout: {ex.layout}"
     )
     width = max(len(r[0]) for r in rows)
-    print(f"{'what':<{width}}  {'seconds':>9}  {'bytes':>10}")
+    print(f"{'what':<{width}}  {'ms':>10}  {'bytes':>10}")
     for what, seconds, size in rows:
-        print(f"{what:<{width}}  {seconds:9.3f}  {'' if size is None else f'{size:,}':>10}")
+        print(f"{what:<{width}}  {1000 * seconds:10.1f}  {'' if size is None else f'{size:,}':>10}")
 
 
 if __name__ == "__main__":

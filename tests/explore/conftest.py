@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from explore_fixtures import LAYOUT
 
 import selfsup
 from selfsup.explore.data import RunExplorer
@@ -72,13 +73,22 @@ def text_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def series_run(tmp_path_factory) -> Path:
+    """A one-epoch run on the generated waves (2,000 series of 128 steps)."""
+    path = tmp_path_factory.getbasetemp() / "explore-waves"
+    waves = {"data.source": "styled-waves", "eval.baselines": False}  # no DTW baseline: slow
+    selfsup.pretrain(selfsup.make_config(**DIGITS, **waves), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def digits_explorer(digits_run) -> RunExplorer:
-    return RunExplorer(digits_run)
+    return RunExplorer(digits_run, layout=LAYOUT)
 
 
 @pytest.fixture(scope="session")
 def text_explorer(text_run) -> RunExplorer:
-    return RunExplorer(text_run)
+    return RunExplorer(text_run, layout=LAYOUT)
 
 
 @pytest.fixture(scope="session")

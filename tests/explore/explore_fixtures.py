@@ -5,6 +5,10 @@ from contextlib import contextmanager
 
 from selfsup.explore.server import bind
 
+# t-SNE maps the fixtures: seconds, where UMAP's first call compiles (numba) for tens of them;
+# UMAP has its own test (test_analysis.py)
+LAYOUT = "tsne"
+
 
 @contextmanager
 def serving(explorers):

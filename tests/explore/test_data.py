@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from explore_fixtures import LAYOUT
 from PIL import Image
 
 from selfsup.data import load_data
@@ -61,14 +62,15 @@ def test_the_map_payload_and_summary(digits_explorer):
     colour = np.frombuffer(payload[8 * m :], "<u2")
     assert np.array_equal(x, ex.xy[:, 0]) and np.array_equal(colour, ex.labels[ex.start :])
     summary = ex.summary()
-    assert summary["colour_by"] == "label" and summary["layout"].startswith("UMAP")
+    assert summary["colour_by"] == "label"
+    assert summary["layout"] == "t-SNE (scikit-learn, cosine, perplexity 30)"
     assert summary["query"] == {"image": True, "text": False, "series": False}
     png = Image.open(__import__("io").BytesIO(ex.thumbnail(ex.start)))
     assert png.size == (8, 8)
 
 
 def test_the_cache_is_read_back_and_redone_for_another_encoder(digits_run, digits_explorer, capsys):
-    again = RunExplorer(digits_run)
+    again = RunExplorer(digits_run, layout=LAYOUT)
     assert "read the map and neighbours cached" in capsys.readouterr().err
     assert np.array_equal(again.xy, digits_explorer.xy)
     assert np.array_equal(again.knn_ids, digits_explorer.knn_ids)
@@ -77,7 +79,7 @@ def test_the_cache_is_read_back_and_redone_for_another_encoder(digits_run, digit
     saved = json.loads(meta.read_text())
     stale = {**saved, "key": {**saved["key"], "encoder": [0, 0]}}
     meta.write_text(json.dumps(stale))
-    RunExplorer(digits_run)
+    RunExplorer(digits_run, layout=LAYOUT)
     assert "made for another encoder or data" in capsys.readouterr().err
     assert json.loads(meta.read_text())["key"] == saved["key"]
 
@@ -146,3 +148,23 @@ def test_runs_that_cannot_be_explored_are_refused_before_any_data(digits_run, tm
 def test_data_of_another_modality_is_refused(digits_run):
     with pytest.raises(SelfsupError, match="holds text samples but the run's encoder reads image"):
         RunExplorer(digits_run, data="text:" + __file__)
+
+
+def test_a_series_run_shows_sparklines_and_takes_npy_queries(series_run, tmp_path):
+    ex = RunExplorer(series_run, layout=LAYOUT)
+    build_index(series_run, out=tmp_path)
+    index = load_index(series_run, index_dir=tmp_path)
+    sample = ex.sample(ex.start)
+    test = load_data("styled-waves").test
+    assert sample["series"][0] == pytest.approx(test.series[0, 0].tolist(), abs=1e-4)
+    assert ex.summary()["query"] == {"image": False, "text": False, "series": True}
+    np.save(tmp_path / "wave.npy", test.series[3].numpy())
+    reply = ex.query(upload=(tmp_path / "wave.npy").read_bytes(), name="wave.npy", k=5)
+    assert [n["id"] for n in reply["neighbours"]] == [
+        i for i, _ in index.search(tmp_path / "wave.npy", 5)
+    ]
+    assert reply["neighbours"][0]["id"] == "test/3"
+    with pytest.raises(SelfsupError, match=r"wave\.png is neither a \.npy nor a \.wav file"):
+        ex.query(upload=b"xx", name="wave.png")
+    theirs = search_without(index, test.series[3:4].numpy(), "test/3", 5)
+    assert [n["id"] for n in ex.neighbours(ex.start + 3, 5)] == [i for i, _ in theirs]

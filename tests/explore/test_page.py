@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from explore_fixtures import serving
+from explore_fixtures import LAYOUT, serving
 from PIL import Image
 
 from selfsup.data import load_data
@@ -142,7 +142,7 @@ def test_a_sentence_query_and_hover_on_a_text_run(page, text_explorer, text_run,
 
 
 def test_two_runs_side_by_side(page, digits_explorer, digits_run_b, tmp_path):
-    other = RunExplorer(digits_run_b)
+    other = RunExplorer(digits_run_b, layout=LAYOUT)
     with serving([digits_explorer, other]) as url:
         open_page(page, url)
         assert page.locator("#map-1 canvas").is_visible()

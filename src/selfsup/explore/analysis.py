@@ -20,16 +20,28 @@ from selfsup.evaluate.ties import label_hits
 CLUSTERS = 10  # k-means clusters that colour a map without labels
 
 
-def layout_2d(vectors: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+LAYOUTS = ("auto", "umap", "tsne")
+
+
+def layout_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
     """2-D positions (N, 2) float32 of unit `vectors`, and the method's name: UMAP (cosine,
-    15 neighbours, umap-learn) when installed, else scikit-learn's t-SNE (cosine, PCA start)."""
+    15 neighbours, umap-learn) or scikit-learn's t-SNE (cosine, PCA start); `auto` is UMAP
+    when umap-learn is installed, else t-SNE."""
+    if method not in LAYOUTS:
+        raise SelfsupError(f"unknown layout {method!r}; choose from {', '.join(LAYOUTS)}")
     n = len(vectors)
     if n < 3:  # neither method places fewer points; a line says as much as a map would
         return np.stack([np.arange(n), np.zeros(n)], 1).astype(np.float32), "index order"
-    try:
-        import umap  # lazily: optional, and its import alone takes seconds
-    except ImportError:
-        umap = None
+    umap = None
+    if method != "tsne":
+        try:
+            import umap  # lazily: optional, and its import alone takes seconds
+        except ImportError:
+            if method == "umap":
+                raise SelfsupError(
+                    "the UMAP layout needs umap-learn: pip install 'selfsup[explore]' (or "
+                    "umap-learn), or choose --layout tsne"
+                ) from None
     if umap is not None:
         reducer = umap.UMAP(
             n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine", random_state=seed
@@ -44,7 +56,8 @@ def layout_2d(vectors: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
         perplexity = float(min(30, max(1, (n - 1) / 3)))
         tsne = TSNE(2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed)
         xy = tsne.fit_transform(vectors)
-        name = f"t-SNE (scikit-learn, cosine, perplexity {perplexity:g}; umap-learn not installed)"
+        why = "" if method == "tsne" else "; umap-learn not installed"
+        name = f"t-SNE (scikit-learn, cosine, perplexity {perplexity:g}{why})"
     return np.asarray(xy, dtype=np.float32), name
 
 

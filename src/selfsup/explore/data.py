@@ -77,8 +77,17 @@ class RunExplorer:
     rows `start .. stop-1`; a map position `pos` is row `start + pos`.
     """
 
-    def __init__(self, run: str | Path, data: str | None = None, *, device: str = "cpu"):
+    def __init__(
+        self,
+        run: str | Path,
+        data: str | None = None,
+        *,
+        device: str = "cpu",
+        layout: str = "auto",
+    ):
         self.run = check_run(run)
+        if layout not in analysis.LAYOUTS:
+            raise SelfsupError(f"unknown layout {layout!r}; choose from {analysis.LAYOUTS}")
         cfg = run_config(self.run)
         encoder = load(self.run, device=device)
         kind = encoder.kind
@@ -91,7 +100,7 @@ class RunExplorer:
                 f"{encoder_modality} data"
             )
         samples = run_samples(self.run, data)
-        self.data = data
+        self.data, self.layout_method = data, layout
         self._setup(
             self.run.resolve().name,
             samples,
@@ -113,11 +122,12 @@ class RunExplorer:
         *,
         encoder: Any = None,
         knn: tuple[int, float] = (200, 0.1),
+        layout: str = "auto",
     ) -> RunExplorer:
         """An explorer of given embeddings (one row per sample of `samples`), computed now and
         not cached: what benchmarks/explore_scale.py times without a run."""
         self = cls.__new__(cls)
-        self.run, self.data = None, None
+        self.run, self.data, self.layout_method = None, None, layout
         self._setup(name, samples, encoder, name, held_out=len(samples.parts) == 2, knn=knn)
         self._compute_from(np.asarray(vectors, np.float32))
         self._search_index("cpu", None)
@@ -169,6 +179,7 @@ class RunExplorer:
             "count": len(self.ids),
             "encoder": [stat.st_size, stat.st_mtime_ns],
             "map_rows": [self.start, self.stop],
+            "layout": self.layout_method,
         }
 
     def _load_or_compute(self, device: str) -> None:
@@ -191,21 +202,39 @@ class RunExplorer:
         _log(f"cached in {self.run / CACHE_DIR}")
 
     def _compute_from(self, vectors: np.ndarray) -> None:
-        """The index, map, clusters, neighbour table and per-class accuracy of `vectors`."""
-        m = self.stop - self.start
-        started = time.perf_counter()
+        """The index, map, clusters, neighbour table and per-class accuracy of `vectors`; each
+        step's seconds in `self.timings` (and on the terminal: the first start of a large run
+        takes minutes)."""
+        m, n = self.stop - self.start, len(vectors)
+        self.timings: dict[str, float] = {}
+
+        def step(name: str, work):
+            _log(f"{name} ...")
+            started = time.perf_counter()
+            out = work()
+            self.timings[name] = time.perf_counter() - started
+            return out
+
         self.vectors = normalize(vectors)
-        self._faiss_index, self.index_params = make_index(self.vectors)
+        self._faiss_index, self.index_params = step(
+            f"FAISS index of {n} samples", lambda: make_index(self.vectors)
+        )
         mapped = self.vectors[self.start : self.stop]
-        _log(f"2-D map of {m} {self.shown_what} ...")
-        self.xy, self.layout = analysis.layout_2d(mapped)
-        self.clusters = analysis.kmeans_clusters(mapped) if self.labels is None else None
-        _log(f"{TABLE_K} nearest neighbours of each of the {m} {self.shown_what} ...")
+        method = self.layout_method
+        self.xy, self.layout = step(
+            f"2-D map of {m} {self.shown_what}", lambda: analysis.layout_2d(mapped, method)
+        )
+        self.clusters = None
+        if self.labels is None:
+            cluster = analysis.kmeans_clusters
+            self.clusters = step(f"k-means of {m} samples", lambda: cluster(mapped))
         rows = np.arange(self.start, self.stop)
-        found_ids, found_sims = self._search_rows(rows, TABLE_K)
-        self.knn_ids, self.knn_sims = found_ids, found_sims
-        self.accuracy = self._class_accuracy()
-        _log(f"map and panels computed in {time.perf_counter() - started:.1f} s")
+        self.knn_ids, self.knn_sims = step(
+            f"{TABLE_K} nearest neighbours of each of the {m} {self.shown_what}",
+            lambda: self._search_rows(rows, TABLE_K),
+        )
+        self.accuracy = step("kNN per class", self._class_accuracy)
+        _log(f"map and panels computed in {sum(self.timings.values()):.1f} s")
 
     def _search_rows(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """k neighbours of each row in the index, the row itself left out."""

@@ -77,11 +77,13 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ replies
 
-    def _send(self, body: bytes, content_type: str, status: int = 200, cache: bool = False):
+    def _send(self, body: bytes, content_type: str, status: int = 200):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "max-age=3600" if cache else "no-store")
+        # nothing is kept across page loads: the same URL is another run after a restart (a
+        # page reuses its own images of one URL all the same)
+        self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)
 
@@ -156,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
         elif route == "sample":
             self._json(ex.sample(self._row(ex, query)))
         elif route == "thumb":
-            self._send(ex.thumbnail(self._row(ex, query)), "image/png", cache=True)
+            self._send(ex.thumbnail(self._row(ex, query)), "image/png")
         elif route == "neighbours":
             row = self._row(ex, query)
             k = self._number(query, "k", 10)
@@ -207,7 +209,9 @@ def serve(args: argparse.Namespace) -> int:
         check_run(run)  # a run without an encoder is refused before the port or the data
     server = bind(args.host, args.port)
     try:
-        server.explorers = [RunExplorer(run, args.data, device=args.device) for run in args.runs]
+        server.explorers = [
+            RunExplorer(run, args.data, device=args.device, layout=args.layout) for run in args.runs
+        ]
         if len(server.explorers) == 2:
             a, b = server.explorers
             if not set(a.ids[a.start : a.stop]) & set(b.ids):
@@ -217,6 +221,12 @@ def serve(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
         print(f"selfsup explore: serving {', '.join(args.runs)} at {server.url} (Ctrl-C stops)")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(
+                f"selfsup explore: listening on {args.host}: whoever reaches this machine on port "
+                f"{server.server_address[1]} sees the runs' samples and can query their encoders",
+                file=sys.stderr,
+            )
         sys.stdout.flush()
         if not args.no_browser:
             webbrowser.open(server.url)
