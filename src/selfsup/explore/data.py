@@ -25,6 +25,7 @@ from selfsup.run_data import run_config
 from selfsup.search import (
     RunSamples,
     SearchIndex,
+    apply_params,
     embed_samples,
     make_index,
     normalize,
@@ -266,7 +267,7 @@ class RunExplorer:
         )
 
     def _save(self, folder: Path, key: dict[str, Any]) -> None:
-        from selfsup.search import _faiss
+        import faiss  # lazily, as search.py does: only a computed map is saved
 
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -284,21 +285,21 @@ class RunExplorer:
                     acc_k=np.array([acc.k]),
                 )
             np.savez(folder / "map.npz", **arrays)
-            _faiss().write_index(self._faiss_index, str(folder / "index.faiss"))
+            faiss.write_index(self._faiss_index, str(folder / "index.faiss"))
             meta = {"key": key, "layout": self.layout, "params": self.index_params}
             (folder / "meta.json").write_text(json.dumps(meta) + "\n")  # last: marks it complete
         except OSError as err:
             _log(f"cannot cache in {folder} ({err}); it will be computed again next time")
 
     def _load(self, folder: Path, meta: dict[str, Any]) -> None:
-        from selfsup.search import _faiss, apply_params
+        import faiss  # lazily, as search.py does
 
         self.vectors = np.load(folder / "vectors.npy")
         arrays = np.load(folder / "map.npz")
         self.xy, self.knn_ids, self.knn_sims = arrays["xy"], arrays["knn_ids"], arrays["knn_sims"]
         self.clusters = arrays["clusters"] if "clusters" in arrays else None
         self.layout, self.index_params = meta["layout"], meta["params"]
-        self._faiss_index = _faiss().read_index(str(folder / "index.faiss"))
+        self._faiss_index = faiss.read_index(str(folder / "index.faiss"))
         apply_params(self._faiss_index, self.index_params)
         self.accuracy = None
         if "acc_count" in arrays:

@@ -76,7 +76,6 @@ class MapView {
     this.info = info;
     this.highlight = { selected: -1, neighbours: [], query: null };
     const head = el("div", { class: "map-head" });
-    head.innerHTML = "";
     head.append(
       el("b", { text: info.name }),
       ` · ${info.map_count.toLocaleString()} ${info.map_what} of ${info.data} · ` +
