@@ -82,6 +82,26 @@ def series_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def clip_run(tmp_path_factory) -> Path:
+    """A tiny CLIP run (scratch text tower) on 24 + 12 captioned colour squares, 1 epoch."""
+    from crossmodal.pair_fixtures import TINY_CLIP, write_class_folders
+
+    base = tmp_path_factory.mktemp("explore-clip")
+    root = write_class_folders(base / "squares", 6, 3)
+    config = TINY_CLIP | {
+        "data.source": f"cifar-captions:{root}",
+        "train.batch_size": 8,
+        "train.epochs": 1,
+        "train.progress": False,
+        "train.eval_every": 0,
+        "train.report": False,
+        "eval.knn_k": 3,
+    }
+    selfsup.pretrain(selfsup.make_config(**config), base / "run")
+    return base / "run"
+
+
+@pytest.fixture(scope="session")
 def digits_explorer(digits_run) -> RunExplorer:
     return RunExplorer(digits_run, layout=LAYOUT)
 

@@ -168,3 +168,20 @@ def test_a_series_run_shows_sparklines_and_takes_npy_queries(series_run, tmp_pat
         ex.query(upload=b"xx", name="wave.png")
     theirs = search_without(index, test.series[3:4].numpy(), "test/3", 5)
     assert [n["id"] for n in ex.neighbours(ex.start + 3, 5)] == [i for i, _ in theirs]
+
+
+def test_a_clip_run_takes_sentences_and_images_and_shows_captions(clip_run, tmp_path):
+    ex = RunExplorer(clip_run, layout=LAYOUT)
+    build_index(clip_run, out=tmp_path)
+    index = load_index(clip_run, index_dir=tmp_path)
+    assert ex.summary()["query"] == {"image": True, "text": True, "series": False}
+    card = ex.sample(ex.start)
+    assert card["image"] and card["text"] == index.text_of(ex.ids[ex.start])
+    reply = ex.query(text="a photo of a red.", k=5)
+    assert [n["id"] for n in reply["neighbours"]] == [
+        i for i, _ in index.search("a photo of a red.", 5)
+    ]
+    picture = tmp_path / "square.png"
+    picture.write_bytes(ex.thumbnail(ex.start))
+    reply = ex.query(upload=picture.read_bytes(), name="square.png", k=5)
+    assert [n["id"] for n in reply["neighbours"]] == [i for i, _ in index.search(picture, 5)]
