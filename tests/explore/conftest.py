@@ -5,6 +5,7 @@ import itertools
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from explore_fixtures import LAYOUT
 
@@ -74,11 +75,25 @@ def text_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def series_run(tmp_path_factory) -> Path:
-    """A one-epoch run on the generated waves (2,000 series of 128 steps)."""
-    path = tmp_path_factory.getbasetemp() / "explore-waves"
-    waves = {"data.source": "styled-waves", "eval.baselines": False}  # no DTW baseline: slow
-    selfsup.pretrain(selfsup.make_config(**DIGITS, **waves), path)
-    return path
+    """A one-epoch run on 200 small labelled waves (sine, square, saw; 64 steps), 40 held out."""
+    base = tmp_path_factory.mktemp("explore-waves")
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 4 * np.pi, 64)
+    shapes = [np.sin, lambda x: np.sign(np.sin(x)), lambda x: (x % (2 * np.pi)) / np.pi - 1]
+    labels = rng.integers(3, size=200)
+    phase = rng.uniform(0, 2 * np.pi, 200)
+    waves = np.stack([shapes[y](t + p) for y, p in zip(labels, phase, strict=True)])
+    waves = (waves + 0.1 * rng.standard_normal(waves.shape))[:, None].astype(np.float32)
+    np.savez(
+        base / "waves.npz",
+        series=waves[:160],
+        labels=labels[:160],
+        test_series=waves[160:],
+        test_labels=labels[160:],
+    )
+    waves_run = {"data.source": f"series:{base / 'waves.npz'}", "eval.baselines": False}
+    selfsup.pretrain(selfsup.make_config(**DIGITS, **waves_run), base / "run")
+    return base / "run", base / "waves.npz"
 
 
 @pytest.fixture(scope="session")

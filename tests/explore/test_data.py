@@ -151,11 +151,12 @@ def test_data_of_another_modality_is_refused(digits_run):
 
 
 def test_a_series_run_shows_sparklines_and_takes_npy_queries(series_run, tmp_path):
+    series_run, waves = series_run
     ex = RunExplorer(series_run, layout=LAYOUT)
     build_index(series_run, out=tmp_path)
     index = load_index(series_run, index_dir=tmp_path)
     sample = ex.sample(ex.start)
-    test = load_data("styled-waves").test
+    test = load_data(f"series:{waves}").test
     assert sample["series"][0] == pytest.approx(test.series[0, 0].tolist(), abs=1e-4)
     assert ex.summary()["query"] == {"image": False, "text": False, "series": True}
     np.save(tmp_path / "wave.npy", test.series[3].numpy())

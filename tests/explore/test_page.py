@@ -161,3 +161,15 @@ def test_two_runs_side_by_side(page, digits_explorer, digits_run_b, tmp_path):
         page.screenshot(path=tmp_path / "side-by-side.png")
         png = Image.open(io.BytesIO(page.locator("#map-1 canvas").screenshot()))
         assert np.asarray(png.convert("L")).min() < 128  # the second map is drawn too
+
+
+def test_hover_on_a_series_run_draws_its_sparkline(page, series_run, tmp_path):
+    run, _ = series_run
+    ex = RunExplorer(run, layout=LAYOUT)
+    with serving([ex]) as url:
+        open_page(page, url)
+        page.mouse.move(*point(page, 0, 2))
+        page.wait_for_selector("#hover:not([hidden]) svg polyline", timeout=10_000)
+        points = page.get_attribute("#hover svg polyline", "points").split()
+        assert len(points) == len(ex.sample(ex.start + 2)["series"][0]) == 64
+        page.screenshot(path=tmp_path / "series-hover.png")
