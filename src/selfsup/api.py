@@ -1,4 +1,5 @@
-"""The Python API in four calls: pretrain, load, embed, evaluate."""
+"""The Python API in four calls: pretrain, load, embed, evaluate (load and embed live in
+`selfsup.serving`, which imports no torch for an ONNX export)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from selfsup.config import Config, apply_overrides
 from selfsup.data.registry import source_modality
 from selfsup.devices import resolve_device
-from selfsup.embedding import encode_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.classical import check_classical_input
 from selfsup.evaluate.registry import check_needs, parse_protocols
 from selfsup.evaluate.store import evaluation_path, write_evaluation
 from selfsup.evaluate.suite import evaluate_with_baselines, evaluation_data
-from selfsup.export import SPEC, load
+from selfsup.export import SPEC
 from selfsup.methods import get_method
 from selfsup.modalities import get_modality
 from selfsup.run import pretrain as _pretrain
 from selfsup.run_data import load_run_splits, requested_protocols, run_config, run_evaluation_data
+from selfsup.serving import embed as embed  # re-exported: search.py imports it from here
+from selfsup.serving import load
 
 
 def make_config(**overrides: Any) -> Config:
@@ -57,39 +56,6 @@ def pretrain(
     return _pretrain(cfg, out, resume=resume, overwrite=overwrite, overrides=_dotted(overrides))
 
 
-@torch.no_grad()
-def embed(
-    encoder: Any,
-    raw: Any,
-    *,
-    batch_size: int = 512,
-    device: str | torch.device = "cpu",
-    normalize: bool | None = None,
-) -> np.ndarray:
-    """Embeddings (N, D) float32 of what a user holds: images for an image encoder (uint8, or
-    float in [0, 1]; (N, C, H, W), (N, H, W, C) or (N, H, W); resized to the encoder's size),
-    a list of strings for a text encoder. `encoder` may be a run directory.
-
-    `normalize`: rows scaled to unit length; None (the default) does what the encoder's model
-    says: a text encoder from a sentence-transformers folder with a Normalize module (or
-    trained from one) gives unit vectors, as sentence-transformers' `encode` does."""
-    device = resolve_device(str(device))
-    if isinstance(encoder, (str, Path)):
-        encoder = load(encoder, device=device)
-    model_input = encoder.preprocess(raw)
-    if isinstance(model_input, dict):
-        rows, to_input = model_input, _identity
-    else:
-        rows, to_input = {"input": model_input}, _the_input
-    encoder.to(device)
-    out = encode_rows(encoder, rows, to_input, batch_size=batch_size, device=device).numpy()
-    if normalize is None:
-        normalize = bool(getattr(encoder.spec, "normalize", False))
-    if normalize:
-        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out
-
-
 def analogy(run: str | Path | Any, a: str, b: str, c: str, k: int = 1) -> str | list:
     """a : b :: c : ? by 3CosAdd on a word-vector run (or loaded table): the word nearest to
     b - a + c, the three question words excluded; with k > 1 the k best (word, cosine)."""
@@ -98,14 +64,6 @@ def analogy(run: str | Path | Any, a: str, b: str, c: str, k: int = 1) -> str | 
         raise SelfsupError("analogy needs a word-vector run (method word2vec)")
     answers = table.analogy(a, b, c, k=k)
     return answers[0][0] if k == 1 else answers
-
-
-def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return batch
-
-
-def _the_input(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return batch["input"]
 
 
 def evaluate(

@@ -1,4 +1,5 @@
-"""The `selfsup` command line: pretrain, evaluate, embed, report, index, search, compare."""
+"""The `selfsup` command line: pretrain, evaluate, embed, report, index, search, compare,
+export."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from selfsup.evaluate.registry import PROTOCOLS
 from selfsup.evaluate.store import evaluation_path
 from selfsup.evaluate.suite import format_table
 from selfsup.export import load
+from selfsup.exports import cli as export_cli
 from selfsup.methods import available_methods, get_method
 from selfsup.modalities import get_modality
 from selfsup.models import available_backbones
@@ -347,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="file.npy (+ file_labels.npy) or file.npz")
     m.add_argument("--device", default="cpu")
     m.add_argument("--overwrite", action="store_true")
-    for module in (report, search, compare):
+    for module in (report, search, compare, export_cli):
         module.add_cli(sub)
     _explore_parser(sub)
     for name, text in [

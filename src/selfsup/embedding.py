@@ -48,6 +48,7 @@ def encode_rows(
     *,
     batch_size: int = 512,
     device: torch.device | str | None = None,
+    progress: Callable[[range], Any] | None = None,
 ) -> Tensor:
     """Features (N, D) float32 on CPU of every row of `rows` (field -> (N, ...) tensors).
 
@@ -55,7 +56,7 @@ def encode_rows(
     so images, token ids and series go through one function. Eval mode, modes restored after.
     Token rows go through in order of length (returned in their own order): a batch then holds
     little padding. Inside `reuse_features()`, rows already embedded by the same weights are
-    not run again.
+    not run again. `progress` wraps the batch starts (`selfsup.embed`'s tqdm bar).
     """
     n = len(next(iter(rows.values())))
     if n == 0:
@@ -70,8 +71,9 @@ def encode_rows(
     order = _by_length(rows)
     out: Tensor | None = None  # (N, D), filled batch by batch: no list of chunks to concatenate
     try:
+        starts = range(0, n, batch_size)
         with torch.no_grad():
-            for start in range(0, n, batch_size):
+            for start in progress(starts) if progress is not None else starts:
                 end = start + batch_size
                 picked = slice(start, end) if order is None else order[start:end]
                 batch = {k: v[picked].to(device) for k, v in rows.items()}

@@ -12,6 +12,7 @@ from safetensors.torch import load_model, save_model
 
 from selfsup.errors import SelfsupError
 from selfsup.models.registry import encoder_class, spec_class
+from selfsup.onnx_encoder import onnx_target
 
 WEIGHTS = "encoder.safetensors"
 SPEC = "encoder.json"
@@ -45,7 +46,8 @@ def save_encoder(
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Any:
-    """Load an encoder from a run directory (or a folder holding encoder.json + weights).
+    """Load the torch encoder from a run directory (or a folder holding encoder.json + weights);
+    `selfsup.load` (`selfsup.serving`) also reads ONNX exports.
 
     The encoder is returned in eval mode; `encoder.preprocess(raw)` turns images or sentences
     into its input, `encoder(x)` gives pooled features. Encoders exported before kinds existed
@@ -55,6 +57,11 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Any:
     if not path.exists():
         raise SelfsupError(
             f"{path} does not exist; pass a run directory made by `selfsup pretrain`"
+        )
+    if onnx_target(path):
+        raise SelfsupError(
+            f"{path} is an ONNX export, which `selfsup.load` and `selfsup.embed` serve; "
+            "this needs the run (or its encoder folder) with the torch encoder"
         )
     folder = path if path.is_dir() else path.parent
     if not (folder / SPEC).is_file() or not (folder / WEIGHTS).is_file():

@@ -12,6 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shlex
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,7 +281,11 @@ def pretrain(
     loop = Loop(cfg, model, method, optimizers, data, run, device, dist, log, progress)
     loop.evaluate = evaluate_now
     try:
+        started = time.perf_counter()
         _train(loop)
+        if dist.is_main:
+            counts = {"train_samples": len(train_data), "eval_queries": len(eval_data.queries)}
+            _record_training(run, progress, time.perf_counter() - started, counts)
         per_epoch = max(data.steps_per_epoch, 1)
         result = RunResult(run.root, method.exported(), epochs=progress.step / per_epoch)
         if data.skipped and dist.is_main:
@@ -564,7 +571,48 @@ def _environment() -> dict[str, Any]:
         else platform.processor() or "cpu",
         "cpu_threads": torch.get_num_threads(),
         "world_size": distributed.world_size(),
+        "cpu": _cpu_model(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "command": _command(),
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _command() -> str:
+    """The command line that started this run (the model card shows it), or where it came from
+    when it was not `selfsup` (or `python -m selfsup`) on the command line."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if script.name == "selfsup" or (
+        script.name == "__main__.py" and script.parent.name == "selfsup"
+    ):
+        return shlex.join(["selfsup", *sys.argv[1:]])
+    return "the Python API (selfsup.pretrain); config.json holds its settings"
+
+
+def _record_training(
+    run: RunDir, progress: Progress, wall_seconds: float, counts: dict[str, int]
+) -> None:
+    """Add to environment.json what the model card reports: the training time (the steps' time
+    the loop measured, over every session of a resumed run, and this session's wall clock of the
+    loop, evaluations included) and how many samples it trained on and scored."""
+    try:
+        environment = json.loads(run.environment.read_text())
+    except (OSError, ValueError):
+        environment = {}
+    environment["train_seconds"] = round(progress.train_seconds, 3)
+    environment["train_wall_seconds"] = round(wall_seconds, 3)
+    environment.update(counts)
+    run.environment.write_text(json.dumps(environment, indent=2) + "\n")
 
 
 def finish(

@@ -1,6 +1,7 @@
 """The HTML report of a real digits run: its sections, its degradation, and Chromium's view."""
 
 import argparse
+import importlib.util
 import json
 import re
 import shutil
@@ -12,6 +13,8 @@ from browser import chromium, chromium_or_skip, console_lines
 from selfsup.errors import SelfsupError
 from selfsup.report import add_cli, write_report
 
+# The map is UMAP where umap-learn is installed, else t-SNE (report._map_2d).
+MAP = "UMAP" if importlib.util.find_spec("umap") else "t-SNE"
 SECTIONS = ("curves", "map", "neighbours", "evaluation", "config", "environment")
 
 
@@ -33,7 +36,7 @@ def test_report_has_every_section_and_is_self_contained(run, report):
     assert page.count("data:image/png;base64,") >= 2 + 3 * 6  # curves, map, 6 grid rows
     assert _external_references(page) == []
     assert "<script" not in page
-    assert "t-SNE of 300 test embeddings" in page
+    assert f"{MAP} of 300 test embeddings" in page
     assert "Same-label neighbours" in page
     assert "knn_top1" in page and "random encoder" in page and "raw pixels" in page
     assert "train.batch_size" in page and "world_size" in page
@@ -71,7 +74,7 @@ def test_unlabelled_data_gives_an_uncoloured_map(run, tmp_path):
     tree["config"]["data"]["source"] = f"npy:{tmp_path / 'pictures.npy'}"
     (part / "config.json").write_text(json.dumps(tree))
     page = write_report(part).read_text()
-    assert "t-SNE of 80 test embeddings" in page
+    assert f"{MAP} of 80 test embeddings" in page
     assert "the data has no labels: points are not coloured" in page
     assert "neighbours are not marked right or wrong" in page
     assert "no metrics.jsonl records" in page
