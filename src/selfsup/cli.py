@@ -133,12 +133,6 @@ def _explore_parser(sub) -> None:
         "--host", default="127.0.0.1", help="default 127.0.0.1: nothing is exposed beyond it"
     )
     p.add_argument("--no-browser", action="store_true", help="print the URL, open no browser")
-    p.add_argument(
-        "--layout",
-        choices=["auto", "umap", "tsne"],
-        default="auto",
-        help="the 2-D map: UMAP (umap-learn) or t-SNE (scikit-learn); auto: UMAP when installed",
-    )
     p.add_argument("--device", default="cpu")
 
 

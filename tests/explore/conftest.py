@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from explore_fixtures import LAYOUT
+from explore_fixtures import explorer
 
 import selfsup
-from selfsup.explore.data import RunExplorer
 
 DIGITS = {
     "train.epochs": 1,
@@ -117,13 +116,13 @@ def clip_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def digits_explorer(digits_run) -> RunExplorer:
-    return RunExplorer(digits_run, layout=LAYOUT)
+def digits_explorer(digits_run):
+    return explorer(digits_run)
 
 
 @pytest.fixture(scope="session")
-def text_explorer(text_run) -> RunExplorer:
-    return RunExplorer(text_run, layout=LAYOUT)
+def text_explorer(text_run):
+    return explorer(text_run)
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,21 @@
 """What the explorer's test files share: a server of given explorers in a thread."""
 
+import sys
 import threading
 from contextlib import contextmanager
 
+import pytest
+
+from selfsup.explore.data import RunExplorer
 from selfsup.explore.server import bind
 
-# t-SNE maps the fixtures: seconds, where UMAP's first call compiles (numba) for tens of them;
-# UMAP has its own test (test_analysis.py)
-LAYOUT = "tsne"
+
+def explorer(run, **options) -> RunExplorer:
+    """A run's explorer mapped by t-SNE, umap-learn hidden as where it is not installed: UMAP's
+    first call in a process compiles numba code for tens of seconds (test_analysis.py runs it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "umap", None)
+        return RunExplorer(run, **options)
 
 
 @contextmanager

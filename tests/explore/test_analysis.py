@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from selfsup.errors import SelfsupError
 from selfsup.evaluate.knn import knn_accuracy
 from selfsup.explore import analysis
 from selfsup.search import normalize
@@ -115,14 +114,3 @@ def test_a_query_lands_beside_its_nearest_mapped_samples():
     assert analysis.place_query(x[7], x, xy, k=1) == pytest.approx(xy[7])
     near = np.argsort(-(x @ x[7]))[:3]
     assert analysis.place_query(x[7], x, xy, k=3) == pytest.approx(xy[near].mean(0))
-
-
-def test_a_layout_is_chosen_by_name(monkeypatch):
-    x = normalize(np.random.default_rng(6).standard_normal((40, 8)))
-    with pytest.raises(SelfsupError, match="unknown layout 'pca'"):
-        analysis.layout_2d(x, "pca")
-    _, name = analysis.layout_2d(x, "tsne")
-    assert name == "t-SNE (scikit-learn, cosine, perplexity 13)"
-    monkeypatch.setitem(sys.modules, "umap", None)
-    with pytest.raises(SelfsupError, match=r"needs umap-learn.*--layout tsne"):
-        analysis.layout_2d(x, "umap")

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from explore_fixtures import LAYOUT
+from explore_fixtures import explorer
 from PIL import Image
 
 from selfsup.data import load_data
@@ -63,14 +63,14 @@ def test_the_map_payload_and_summary(digits_explorer):
     assert np.array_equal(x, ex.xy[:, 0]) and np.array_equal(colour, ex.labels[ex.start :])
     summary = ex.summary()
     assert summary["colour_by"] == "label"
-    assert summary["layout"] == "t-SNE (scikit-learn, cosine, perplexity 30)"
+    assert summary["layout"] == "t-SNE (scikit-learn; umap-learn is not installed)"
     assert summary["query"] == {"image": True, "text": False, "series": False}
     png = Image.open(__import__("io").BytesIO(ex.thumbnail(ex.start)))
     assert png.size == (8, 8)
 
 
 def test_the_cache_is_read_back_and_redone_for_another_encoder(digits_run, digits_explorer, capsys):
-    again = RunExplorer(digits_run, layout=LAYOUT)
+    again = explorer(digits_run)
     assert "read the map and neighbours cached" in capsys.readouterr().err
     assert np.array_equal(again.xy, digits_explorer.xy)
     assert np.array_equal(again.knn_ids, digits_explorer.knn_ids)
@@ -79,7 +79,7 @@ def test_the_cache_is_read_back_and_redone_for_another_encoder(digits_run, digit
     saved = json.loads(meta.read_text())
     stale = {**saved, "key": {**saved["key"], "encoder": [0, 0]}}
     meta.write_text(json.dumps(stale))
-    RunExplorer(digits_run, layout=LAYOUT)
+    explorer(digits_run)
     assert "made for another encoder or data" in capsys.readouterr().err
     assert json.loads(meta.read_text())["key"] == saved["key"]
 
@@ -152,7 +152,7 @@ def test_data_of_another_modality_is_refused(digits_run):
 
 def test_a_series_run_shows_sparklines_and_takes_npy_queries(series_run, tmp_path):
     series_run, waves = series_run
-    ex = RunExplorer(series_run, layout=LAYOUT)
+    ex = explorer(series_run)
     build_index(series_run, out=tmp_path)
     index = load_index(series_run, index_dir=tmp_path)
     sample = ex.sample(ex.start)
@@ -172,7 +172,7 @@ def test_a_series_run_shows_sparklines_and_takes_npy_queries(series_run, tmp_pat
 
 
 def test_a_clip_run_takes_sentences_and_images_and_shows_captions(clip_run, tmp_path):
-    ex = RunExplorer(clip_run, layout=LAYOUT)
+    ex = explorer(clip_run)
     build_index(clip_run, out=tmp_path)
     index = load_index(clip_run, index_dir=tmp_path)
     assert ex.summary()["query"] == {"image": True, "text": True, "series": False}

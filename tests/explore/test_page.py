@@ -7,11 +7,10 @@ import io
 
 import numpy as np
 import pytest
-from explore_fixtures import LAYOUT, serving
+from explore_fixtures import explorer, serving
 from PIL import Image
 
 from selfsup.data import load_data
-from selfsup.explore.data import RunExplorer
 from selfsup.search import build_index, load_index
 
 
@@ -142,7 +141,7 @@ def test_a_sentence_query_and_hover_on_a_text_run(page, text_explorer, text_run,
 
 
 def test_two_runs_side_by_side(page, digits_explorer, digits_run_b, tmp_path):
-    other = RunExplorer(digits_run_b, layout=LAYOUT)
+    other = explorer(digits_run_b)
     with serving([digits_explorer, other]) as url:
         open_page(page, url)
         assert page.locator("#map-1 canvas").is_visible()
@@ -165,7 +164,7 @@ def test_two_runs_side_by_side(page, digits_explorer, digits_run_b, tmp_path):
 
 def test_hover_on_a_series_run_draws_its_sparkline(page, series_run, tmp_path):
     run, _ = series_run
-    ex = RunExplorer(run, layout=LAYOUT)
+    ex = explorer(run)
     with serving([ex]) as url:
         open_page(page, url)
         page.mouse.move(*point(page, 0, 2))

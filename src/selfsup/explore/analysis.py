@@ -16,48 +16,24 @@ import torch
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.knn import knn_scores
 from selfsup.evaluate.ties import label_hits
+from selfsup.report import project_2d
 
 CLUSTERS = 10  # k-means clusters that colour a map without labels
 
 
-LAYOUTS = ("auto", "umap", "tsne")
-
-
-def layout_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
-    """2-D positions (N, 2) float32 of unit `vectors`, and the method's name: UMAP (cosine,
-    15 neighbours, umap-learn) or scikit-learn's t-SNE (cosine, PCA start); `auto` is UMAP
-    when umap-learn is installed, else t-SNE."""
-    if method not in LAYOUTS:
-        raise SelfsupError(f"unknown layout {method!r}; choose from {', '.join(LAYOUTS)}")
+def layout_2d(vectors: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D positions (N, 2) float32 of `vectors` and the method's name: the report's map
+    (`report.project_2d`: UMAP when umap-learn is installed, else scikit-learn's t-SNE)."""
     n = len(vectors)
     if n < 3:  # neither method places fewer points; a line says as much as a map would
         return np.stack([np.arange(n), np.zeros(n)], 1).astype(np.float32), "index order"
-    umap = None
-    if method != "tsne":
-        try:
-            import umap  # lazily: optional, and its import alone takes seconds
-        except ImportError:
-            if method == "umap":
-                raise SelfsupError(
-                    "the UMAP layout needs umap-learn: pip install 'selfsup[explore]' (or "
-                    "umap-learn), or choose --layout tsne"
-                ) from None
-    if umap is not None:
-        reducer = umap.UMAP(
-            n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine", random_state=seed
-        )
-        with warnings.catch_warnings():  # "n_jobs overridden by random_state": seeded, as meant
-            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-            xy = reducer.fit_transform(vectors)
-        name = f"UMAP (umap-learn {umap.__version__}, cosine, 15 neighbours)"
+    with warnings.catch_warnings():  # UMAP's "n_jobs overridden by random_state": seeded, as meant
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        xy, method = project_2d(vectors, seed)
+    if method == "UMAP":
+        name = "UMAP (umap-learn, 15 neighbours)"
     else:
-        from sklearn.manifold import TSNE
-
-        perplexity = float(min(30, max(1, (n - 1) / 3)))
-        tsne = TSNE(2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed)
-        xy = tsne.fit_transform(vectors)
-        why = "" if method == "tsne" else "; umap-learn not installed"
-        name = f"t-SNE (scikit-learn, cosine, perplexity {perplexity:g}{why})"
+        name = "t-SNE (scikit-learn; umap-learn is not installed)"
     return np.asarray(xy, dtype=np.float32), name
 
 

@@ -5,6 +5,7 @@ under RUN/explore/, and what the page asks of them (a sample, its neighbours, a 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import re
@@ -78,17 +79,8 @@ class RunExplorer:
     rows `start .. stop-1`; a map position `pos` is row `start + pos`.
     """
 
-    def __init__(
-        self,
-        run: str | Path,
-        data: str | None = None,
-        *,
-        device: str = "cpu",
-        layout: str = "auto",
-    ):
+    def __init__(self, run: str | Path, data: str | None = None, *, device: str = "cpu"):
         self.run = check_run(run)
-        if layout not in analysis.LAYOUTS:
-            raise SelfsupError(f"unknown layout {layout!r}; choose from {analysis.LAYOUTS}")
         cfg = run_config(self.run)
         encoder = load(self.run, device=device)
         kind = encoder.kind
@@ -101,7 +93,7 @@ class RunExplorer:
                 f"{encoder_modality} data"
             )
         samples = run_samples(self.run, data)
-        self.data, self.layout_method = data, layout
+        self.data = data
         self._setup(
             self.run.resolve().name,
             samples,
@@ -123,12 +115,11 @@ class RunExplorer:
         *,
         encoder: Any = None,
         knn: tuple[int, float] = (200, 0.1),
-        layout: str = "auto",
     ) -> RunExplorer:
         """An explorer of given embeddings (one row per sample of `samples`), computed now and
         not cached: what benchmarks/explore_scale.py times without a run."""
         self = cls.__new__(cls)
-        self.run, self.data, self.layout_method = None, None, layout
+        self.run, self.data = None, None
         self._setup(name, samples, encoder, name, held_out=len(samples.parts) == 2, knn=knn)
         self._compute_from(np.asarray(vectors, np.float32))
         self._search_index("cpu", None)
@@ -180,7 +171,7 @@ class RunExplorer:
             "count": len(self.ids),
             "encoder": [stat.st_size, stat.st_mtime_ns],
             "map_rows": [self.start, self.stop],
-            "layout": self.layout_method,
+            "umap": importlib.util.find_spec("umap") is not None,  # installed since: a UMAP map
         }
 
     def _load_or_compute(self, device: str) -> None:
@@ -221,9 +212,8 @@ class RunExplorer:
             f"FAISS index of {n} samples", lambda: make_index(self.vectors)
         )
         mapped = self.vectors[self.start : self.stop]
-        method = self.layout_method
         self.xy, self.layout = step(
-            f"2-D map of {m} {self.shown_what}", lambda: analysis.layout_2d(mapped, method)
+            f"2-D map of {m} {self.shown_what}", lambda: analysis.layout_2d(mapped)
         )
         self.clusters = None
         if self.labels is None:

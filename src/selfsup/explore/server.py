@@ -209,9 +209,7 @@ def serve(args: argparse.Namespace) -> int:
         check_run(run)  # a run without an encoder is refused before the port or the data
     server = bind(args.host, args.port)
     try:
-        server.explorers = [
-            RunExplorer(run, args.data, device=args.device, layout=args.layout) for run in args.runs
-        ]
+        server.explorers = [RunExplorer(run, args.data, device=args.device) for run in args.runs]
         if len(server.explorers) == 2:
             a, b = server.explorers
             if not set(a.ids[a.start : a.stop]) & set(b.ids):
