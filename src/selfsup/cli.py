@@ -118,6 +118,30 @@ def _pretrain_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _explore_parser(sub) -> None:
+    p = sub.add_parser(
+        "explore",
+        help="a local web page to look at what a run's encoder learned",
+        description="Serve a page on this machine: a 2-D map of the held-out samples, their "
+        "nearest neighbours, queries, near-duplicates, outliers and per-class kNN accuracy; "
+        "two runs side by side. See docs/explore.md.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="one run directory, or two to compare")
+    p.add_argument("--data", metavar="SOURCE", help="map this NAME[:PATH] instead of the run's")
+    p.add_argument("--port", type=int, default=8765, help="default 8765; 0 picks a free one")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="default 127.0.0.1: nothing is exposed beyond it"
+    )
+    p.add_argument("--no-browser", action="store_true", help="print the URL, open no browser")
+    p.add_argument("--device", default="cpu")
+
+
+def _run_explore(args: argparse.Namespace) -> int:
+    from selfsup.explore.server import serve  # lazily: only this command needs the server
+
+    return serve(args)
+
+
 def pretrain_config(args: argparse.Namespace) -> tuple[Config, dict]:
     """The run's Config from `selfsup pretrain` arguments, and the dotted keys the user gave."""
     overrides = load_config_file(args.config) if args.config else {}
@@ -321,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--overwrite", action="store_true")
     for module in (report, search, compare, export_cli):
         module.add_cli(sub)
+    _explore_parser(sub)
     for name, text in [
         ("methods", "list the methods"),
         ("backbones", "list the backbones"),
@@ -334,6 +359,7 @@ COMMANDS = {
     "pretrain": _run_pretrain,
     "evaluate": _run_evaluate,
     "embed": _run_embed,
+    "explore": _run_explore,
     "methods": _run_listing,
     "backbones": _run_listing,
     "datasets": _run_listing,

@@ -257,6 +257,57 @@ def apply_params(index: Any, params: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- run-level API
 
 
+@dataclass
+class RunSamples:
+    """The samples `selfsup index` embeds of a run: every sample of its data (train, then
+    test), one id, label and caption each; `selfsup explore` reads the same ones."""
+
+    modality: Any
+    parts: list[tuple[str, Any]]  # ("train" | "test", split) in row order
+
+    @property
+    def ids(self) -> list[str]:
+        return [i for split, d in self.parts for i in sample_ids(d, split)]
+
+    @property
+    def labels(self) -> list[int] | None:
+        if not all(d.labels is not None for _, d in self.parts):
+            return None
+        return [int(y) for _, d in self.parts for y in d.labels.tolist()]
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.parts[0][1].classes
+
+    @property
+    def texts(self) -> list[str] | None:
+        texts = [sample_texts(d) for _, d in self.parts]
+        return [t for part in texts for t in part] if all(texts) else None
+
+
+def run_samples(run: str | Path, data_spec: str | None = None) -> RunSamples:
+    """The run's data (or `data_spec`) with its recorded held-out split applied, train then test."""
+    cfg = run_config(run)
+    modality = get_modality(source_modality(data_spec or cfg.data.source))
+    splits = load_run_splits(cfg, Path(run) if data_spec is None else None, source=data_spec)
+    return RunSamples(
+        modality, [("train", splits.train)] + ([("test", splits.test)] if splits.test else [])
+    )
+
+
+def embed_samples(samples: RunSamples, encoder: Any, device: str = "cpu") -> np.ndarray:
+    """(N, D) float32 embeddings of every sample, in the order of `samples.ids`."""
+    modality = samples.modality
+    return np.concatenate(
+        [
+            encode_rows(
+                encoder, modality.tensors(d, encoder), modality.encoder_input, device=device
+            ).numpy()
+            for _, d in samples.parts
+        ]
+    )
+
+
 def build_index(
     run: str | Path,
     data_spec: str | None = None,
@@ -276,22 +327,8 @@ def build_index(
     if kind not in KINDS:
         raise SelfsupError(f"unknown index kind {kind!r}; choose from {', '.join(KINDS)}")
     encoder = load(run, device=device)
-    cfg = run_config(run)
-    modality = get_modality(source_modality(data_spec or cfg.data.source))
-    splits = load_run_splits(cfg, Path(run) if data_spec is None else None, source=data_spec)
-    parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test else [])
-    vectors = np.concatenate(
-        [
-            encode_rows(
-                encoder, modality.tensors(d, encoder), modality.encoder_input, device=device
-            ).numpy()
-            for _, d in parts
-        ]
-    )
-    ids = [i for split, d in parts for i in sample_ids(d, split)]
-    texts = [sample_texts(d) for _, d in parts]
-    labelled = all(d.labels is not None for _, d in parts)
-    labels = [int(y) for _, d in parts for y in d.labels.tolist()] if labelled else None
+    samples = run_samples(run, data_spec)
+    vectors = embed_samples(samples, encoder, device)
     index, params = make_index(vectors, kind)
     folder.mkdir(parents=True, exist_ok=True)
     _faiss().write_index(index, str(index_path))
@@ -299,13 +336,13 @@ def build_index(
         "format": INDEX_FORMAT,
         "metric": "cosine",
         "dim": int(vectors.shape[1]),
-        "count": len(ids),
+        "count": len(vectors),
         "data": data_spec,
         "params": params,
-        "ids": ids,
-        "texts": [t for part in texts for t in part] if all(texts) else None,
-        "labels": labels,
-        "classes": splits.train.classes,
+        "ids": samples.ids,
+        "texts": samples.texts,
+        "labels": samples.labels,
+        "classes": samples.classes,
     }
     ids_path.write_text(json.dumps(meta) + "\n")
     return index_path
@@ -340,6 +377,10 @@ class SearchIndex:
         uint8 image array or tensor, for an image encoder; either for a clip encoder (a sentence
         finds images by their text embedding); a .npy / .wav file or an array of one series for
         a series encoder."""
+        return self.search_vectors(self.query_vector(query), k)[0]
+
+    def query_vector(self, query: Any) -> np.ndarray:
+        """The (1, D) embedding of one query as `search` reads it (see there)."""
         if self.encoder.kind == "clip" and isinstance(query, str) and not Path(query).is_file():
             x: Any = [query]  # text-to-image search in CLIP's shared space
         elif getattr(self.encoder, "modality", self.encoder.kind) == "series":
@@ -352,7 +393,7 @@ class SearchIndex:
             x = [query]
         else:
             x = query_image(query, getattr(self.encoder.spec, "image", self.encoder.spec))
-        return self.search_vectors(embed(self.encoder, x, device=self.device), k)[0]
+        return embed(self.encoder, x, device=self.device)
 
     def label_of(self, sample_id: str) -> str | None:
         """The class name (or number) of an indexed sample, if the data had labels."""
