@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from selfsup.devices import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR_JPG = ROOT / "data" / "cifar10-jpg"
 
@@ -249,7 +251,7 @@ def main() -> None:
         threads=args.threads,
         limit=limit,
     )
-    print(f"cpu: {cpu_name()}, {os.cpu_count()} cores; {args.threads} torch threads")
+    print(f"cpu: {cpu_model()}, {os.cpu_count()} cores; {args.threads} torch threads")
     rows = [
         ("store (MiB)", mib(store_bytes)),
         ("RLIMIT_DATA of the run (MiB)", mib(limit)),
@@ -276,18 +278,6 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(tmp)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

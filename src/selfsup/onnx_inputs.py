@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from selfsup.errors import SelfsupError
+from selfsup.image_layout import channels_first
 
 # ITU-R 601 luma, as `selfsup.models.encoder.match_channels` turns RGB grey (float32 there too)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32).reshape(1, 3, 1, 1)
@@ -65,23 +66,7 @@ def image_uint8(raw: Any, prep: dict[str, Any]) -> np.ndarray:
         x = np.round(x * x.dtype.type(255)).astype(np.uint8)
     elif x.dtype != np.uint8:
         raise SelfsupError(f"images must be uint8 or float in [0, 1], got {_dtype_name(x)}")
-    ok = {1, 3, channels}  # grey, RGB, or the encoder's own channels (RGB-D: 4)
-    if x.ndim == 2:  # one grey image (H, W)
-        x = x[None, None]
-    elif x.ndim == 3:  # a stack of grey images (N, H, W), or one image (C, H, W) / (H, W, C)
-        if x.shape[0] in ok and x.shape[-1] not in ok:
-            x = x[None]
-        elif x.shape[-1] in ok and x.shape[0] not in ok:
-            x = x.transpose(2, 0, 1)[None]
-        else:
-            x = x[:, None]
-    elif x.ndim == 4 and x.shape[1] not in ok and x.shape[-1] in ok:
-        x = x.transpose(0, 3, 1, 2)
-    if x.ndim != 4 or x.shape[1] not in ok:
-        raise SelfsupError(
-            f"images must be shaped (N, C, H, W), (N, H, W, C) or (N, H, W) with C in "
-            f"{sorted(ok)}; got {tuple(x.shape)}"
-        )
+    x = channels_first(x, channels)
     if x.shape[1] != channels and {int(x.shape[1]), channels} - {1, 3}:
         raise SelfsupError(
             f"this encoder takes images of {channels} channels {_group_text(prep)}; "

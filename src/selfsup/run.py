@@ -29,7 +29,7 @@ from selfsup.config import Config, ModelConfig, config_from_dict, resume_config,
 from selfsup.data.heldout import carve_heldout, save_heldout
 from selfsup.data.registry import check_compatible, source_modality
 from selfsup.data.split import StreamedSplit
-from selfsup.devices import bf16_is_fast, resolve_device
+from selfsup.devices import bf16_is_fast, cpu_model, resolve_device
 from selfsup.embedding import mean_over_rows, reuse_features
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.classical import check_classical_input
@@ -571,21 +571,10 @@ def _environment() -> dict[str, Any]:
         else platform.processor() or "cpu",
         "cpu_threads": torch.get_num_threads(),
         "world_size": distributed.world_size(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "command": _command(),
     }
-
-
-def _cpu_model() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def _command() -> str:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from selfsup.errors import SelfsupError
+from selfsup.image_layout import channels_first
 from selfsup.models.backbones import build_backbone
 
 
@@ -174,23 +175,7 @@ def preprocess_images(raw: Any, spec: ImageEncoderSpec) -> torch.Tensor:
         x = x.mul(255).round_().to(torch.uint8)
     elif x.dtype != torch.uint8:
         raise SelfsupError(f"images must be uint8 or float in [0, 1], got {x.dtype}")
-    ok = {1, 3, spec.in_channels}  # grey, RGB, or the encoder's own channels (RGB-D: 4)
-    if x.dim() == 2:  # one grey image (H, W)
-        x = x[None, None]
-    elif x.dim() == 3:  # a stack of grey images (N, H, W), or one image (C, H, W) / (H, W, C)
-        if x.shape[0] in ok and x.shape[-1] not in ok:
-            x = x[None]
-        elif x.shape[-1] in ok and x.shape[0] not in ok:
-            x = x.permute(2, 0, 1)[None]
-        else:
-            x = x[:, None]
-    elif x.dim() == 4 and x.shape[1] not in ok and x.shape[-1] in ok:
-        x = x.permute(0, 3, 1, 2)
-    if x.dim() != 4 or x.shape[1] not in ok:
-        raise SelfsupError(
-            f"images must be shaped (N, C, H, W), (N, H, W, C) or (N, H, W) with C in "
-            f"{sorted(ok)}; got {tuple(x.shape)}"
-        )
+    x = channels_first(x, spec.in_channels)
     if x.shape[1] != spec.in_channels and {int(x.shape[1]), spec.in_channels} - {1, 3}:
         raise SelfsupError(
             f"this encoder takes images of {spec.in_channels} channels "
