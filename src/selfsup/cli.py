@@ -15,7 +15,7 @@ from selfsup.config import Config, apply_overrides, load_config_file, parse_scal
 from selfsup.data import describe_sources
 from selfsup.data.registry import SOURCES, source_modality
 from selfsup.devices import resolve_device
-from selfsup.embedding import encode_rows, unit_rows
+from selfsup.embedding import unit_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.registry import PROTOCOLS
 from selfsup.evaluate.store import evaluation_path
@@ -244,25 +244,18 @@ def _run_embed(args: argparse.Namespace) -> int:
             f"encoder; pass --data with {encoder.kind} data"
         )
     splits = load_run_splits(cfg, Path(args.run) if args.data is None else None, source=args.data)
+    train, test = ("train", splits.train), ("test", splits.test)
     parts = (
-        [splits.train]
+        [train]
         if args.split == "train" or splits.test is None
-        else ([splits.test] if args.split == "test" else [splits.train, splits.test])
+        else ([test] if args.split == "test" else [train, test])
     )
-    features = np.concatenate(
-        [
-            encode_rows(
-                encoder, modality.tensors(d, encoder), modality.encoder_input, device=device
-            ).numpy()
-            for d in parts
-        ]
-    )
+    samples = search.RunSamples(modality, parts)
+    features = search.embed_samples(samples, encoder, device)
     unit = bool(getattr(encoder.spec, "normalize", False))  # as selfsup.embed does by default
     if unit:
         features = unit_rows(features)
-    labels = None
-    if all(d.labels is not None for d in parts):
-        labels = np.concatenate([d.labels.numpy() for d in parts])
+    labels = None if samples.labels is None else np.asarray(samples.labels, dtype=np.int64)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
         np.savez(out, embeddings=features, **({"labels": labels} if labels is not None else {}))

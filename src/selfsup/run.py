@@ -561,18 +561,17 @@ def _open_run_dir(
 def _environment() -> dict[str, Any]:
     import selfsup
 
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {
         "selfsup": getattr(selfsup, "__version__", "unknown"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
-        "device": torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else platform.processor() or "cpu",
+        "device": gpu or platform.processor() or "cpu",
         "cpu_threads": torch.get_num_threads(),
         "world_size": distributed.world_size(),
         "cpu": cpu_model(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "gpu": gpu,
         "command": _command(),
     }
 
