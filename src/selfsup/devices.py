@@ -67,3 +67,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def numba_without_openmp() -> None:
+    """Run numba's parallel code (UMAP's maps, aeon's DTW) on numba's own thread pool, not on
+    an OpenMP one: numba's OpenMP threads outlive the call and starve torch's, so every torch
+    step after a map ran 20 to 70 times slower on 2 cores (the suite's autoregressive resume
+    test: 3.4 s alone, 239 s after a report). Call before numba first runs in parallel; a
+    layer already running is kept."""
+    import numba
+
+    if numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"

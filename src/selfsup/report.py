@@ -23,6 +23,7 @@ import torch
 
 from selfsup.config import flatten
 from selfsup.data.registry import source_modality
+from selfsup.devices import numba_without_openmp
 from selfsup.embedding import encode_rows, unit_rows
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.classical import TITLES
@@ -498,7 +499,7 @@ def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     except ImportError:
         umap = None
     if umap is not None:
-        _numba_without_openmp()
+        numba_without_openmp()
         reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1))
         return reducer.fit_transform(x), "UMAP"
     from sklearn.decomposition import PCA  # lazily (and the next two): only a map needs them
@@ -520,17 +521,6 @@ def project_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
         if x.shape[1] > 50 and len(x) > 50:
             x = PCA(50, random_state=seed).fit_transform(x)
         return tsne.fit_transform(x), "t-SNE"
-
-
-def _numba_without_openmp() -> None:
-    """Run UMAP's numba code on numba's own thread pool, not on an OpenMP one: numba's OpenMP
-    threads outlive the map and starve torch's, so a training step after a map ran 20 to 70
-    times slower on 2 cores (the suite's autoregressive resume test: 3.4 s alone, 239 s after a
-    report). Set before numba first runs in parallel; a layer already running is kept."""
-    import numba
-
-    if numba.config.THREADING_LAYER == "default":
-        numba.config.THREADING_LAYER = "workqueue"
 
 
 def _map_html(

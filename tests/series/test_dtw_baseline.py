@@ -147,3 +147,15 @@ def test_every_modality_names_registered_baselines_with_a_title():
         for row in modality.extra_baselines:
             assert row in BASELINES and row in modality.row_titles, (name, row)
     assert get_modality("series").extra_baselines == ("dtw_1nn",)
+
+
+def test_dtw_leaves_numba_on_its_own_threads_not_openmp():
+    """aeon's parallel DTW on numba's OpenMP layer left threads that made every later torch step
+    in the process 20-70x slower (the series tests slowed every test after them)."""
+    import numba
+
+    gen = torch.Generator().manual_seed(0)
+    x, mask = torch.randn(4, 1, 10, generator=gen), torch.ones(4, 10, dtype=torch.bool)
+    bank = SeriesData(x[:2], mask[:2], torch.tensor([0, 1]), None, "bank")
+    dtw_1nn_scores(bank, SeriesData(x[2:], mask[2:], torch.tensor([0, 1]), None, "q"), 2)
+    assert numba.threading_layer() == "workqueue"

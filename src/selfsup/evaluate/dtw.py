@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from selfsup.config import Config
+from selfsup.devices import numba_without_openmp
 from selfsup.errors import SelfsupError
 from selfsup.evaluate.ties import label_hits
 from selfsup.modalities.raw import sample_rows, znormalised_series
@@ -48,6 +49,7 @@ def dtw_1nn_scores(bank: SeriesData, queries: SeriesData, num_classes: int) -> T
     distance shared with a series of another class is a tie that `label_hits` counts against."""
     from aeon.distances import dtw_pairwise_distance  # lazily: numba compiles on first use
 
+    numba_without_openmp()
     if bank.labels is None or len(bank) == 0:
         raise SelfsupError("DTW 1-NN needs a labelled bank of at least one series")
     distances = dtw_pairwise_distance(
